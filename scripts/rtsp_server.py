@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""A local RTSP server for dumpwatch's tests, demo and load benchmarks (GStreamer's RTSP server).
+
+Serves any number of paths from one process. Each H.264 path loops an Annex B elementary stream
+(made by scripts/make_media.sh) through `appsrc ! h264parse ! rtph264pay`, paced at the file's
+frame rate. Media are shared: a client that joins later starts mid-GOP, as with a real camera.
+
+    /usr/bin/python3 scripts/rtsp_server.py --port 0 \
+        --h264 cam1=target/media/a.h264 --h264 cam2=target/media/a.h264:fps=15 \
+        --mjpeg cam3 --user admin --password secret
+
+Prints `READY port=N` on stdout once it listens (port 0 picks a free port). Must run under Debian's
+/usr/bin/python3 (the one with `gi`).
+"""
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+def split_access_units(data):
+    """Splits an Annex B byte stream into access units (lists of NAL units joined back together).
+
+    A new access unit starts at an access unit delimiter (type 9), at SPS/PPS/SEI that follow a
+    slice, or at a slice whose first_mb_in_slice is 0 when the current unit already has a slice.
+    """
+    starts = []
+    i, n = 0, len(data)
+    while True:
+        j = data.find(b"\x00\x00\x01", i)
+        if j < 0:
+            break
+        begin = j - 1 if j > 0 and data[j - 1] == 0 else j
+        starts.append((begin, j + 3))
+        i = j + 3
+    nals = []
+    for k, (begin, payload) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else n
+        nals.append((data[begin:end], data[payload] & 0x1F if payload < n else 0, payload))
+    units, current, has_slice = [], [], False
+    for raw, kind, payload in nals:
+        first_mb_zero = kind in (1, 5) and payload + 1 < n and data[payload + 1] & 0x80
+        boundary = kind == 9 or (kind in (6, 7, 8) and has_slice) or (first_mb_zero and has_slice)
+        if boundary and current:
+            units.append(b"".join(current))
+            current, has_slice = [], False
+        current.append(raw)
+        has_slice = has_slice or kind in (1, 5)
+    if current:
+        units.append(b"".join(current))
+    if not units:
+        raise SystemExit("no H.264 access units found")
+    return units
+
+
+class LoopingH264Factory(GstRtspServer.RTSPMediaFactory):
+    """One path: loops the access units of a file at a fixed frame rate."""
+
+    def __init__(self, units, fps):
+        super().__init__()
+        self.units = units
+        self.fps = fps
+        self.set_shared(True)
+        self.set_launch(
+            "( appsrc name=src is-live=true format=time do-timestamp=true "
+            "caps=video/x-h264,stream-format=byte-stream,alignment=au "
+            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
+        self.connect("media-configure", self.on_media_configure)
+
+    def on_media_configure(self, _factory, media):
+        appsrc = media.get_element().get_by_name_recurse_up("src")
+        state = {"next": 0, "src": appsrc, "alive": True}
+
+        def push():
+            if not state["alive"]:
+                return False
+            unit = self.units[state["next"] % len(self.units)]
+            state["next"] += 1
+            buf = Gst.Buffer.new_wrapped(unit)
+            buf.duration = Gst.SECOND // self.fps
+            ret = state["src"].emit("push-buffer", buf)
+            if ret != Gst.FlowReturn.OK and ret != Gst.FlowReturn.FLUSHING:
+                state["alive"] = False
+            return state["alive"]
+
+        def on_unprepared(_media):
+            state["alive"] = False
+
+        media.connect("unprepared", on_unprepared)
+        GLib.timeout_add(max(1, round(1000 / self.fps)), push)
+
+
+def parse_spec(spec):
+    """`name=file[:fps=N]` -> (name, file, fps)."""
+    if "=" not in spec:
+        raise SystemExit(f"bad --h264 {spec!r}: expected NAME=FILE[:fps=N]")
+    name, rest = spec.split("=", 1)
+    fps = 25
+    if ":fps=" in rest:
+        rest, fps_text = rest.rsplit(":fps=", 1)
+        fps = int(fps_text)
+    return name.strip("/"), rest, fps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8554, help="TCP port on 127.0.0.1 (0 = any free port)")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--h264", action="append", default=[], metavar="NAME=FILE[:fps=N]")
+    parser.add_argument("--mjpeg", action="append", default=[], metavar="NAME",
+                        help="a path that sends Motion JPEG (an unsupported codec for dumpwatch)")
+    parser.add_argument("--user", help="require digest authentication with this user")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--backlog", type=int, default=1024)
+    args = parser.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.address)
+    server.set_service(str(args.port))
+    server.set_backlog(args.backlog)
+    mounts = server.get_mount_points()
+
+    files = {}
+    factories = []
+    for spec in args.h264:
+        name, path, fps = parse_spec(spec)
+        if path not in files:
+            with open(path, "rb") as f:
+                files[path] = split_access_units(f.read())
+        factory = LoopingH264Factory(files[path], fps)
+        mounts.add_factory("/" + name, factory)
+        factories.append(factory)
+    for name in args.mjpeg:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_shared(True)
+        factory.set_launch(
+            "( videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=5/1 "
+            "! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
+        )
+        mounts.add_factory("/" + name.strip("/"), factory)
+        factories.append(factory)
+
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_digest(args.user, args.password, token)
+        server.set_auth(auth)
+        for factory in factories:
+            perms = GstRtspServer.RTSPPermissions()
+            perms.add_role("viewer")
+            perms.add_permission_for_role("viewer", "media.factory.access", True)
+            perms.add_permission_for_role("viewer", "media.factory.construct", True)
+            factory.set_permissions(perms)
+
+    if server.attach(None) == 0:
+        raise SystemExit(f"could not listen on {args.address}:{args.port}")
+    print(f"READY port={server.get_bound_port()}", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+//! HTTP API (axum): Prometheus metrics, health, camera status and latest pictures. Reads shared
+//! state only; nothing in the pipeline depends on it.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+
+use crate::decode::DecodedFrame;
+use crate::ingest::{CameraState, StatusBoard};
+use crate::metrics::Metrics;
+
+/// The newest picture of every camera (indexed like the status board).
+pub struct LatestPictures {
+    pictures: Vec<Mutex<Option<Arc<DecodedFrame>>>>,
+}
+
+impl LatestPictures {
+    /// Empty slots for `n` cameras.
+    pub fn new(n: usize) -> Self {
+        LatestPictures { pictures: (0..n).map(|_| Mutex::new(None)).collect() }
+    }
+
+    /// Stores camera `i`'s newest picture.
+    pub fn set(&self, i: usize, picture: Arc<DecodedFrame>) {
+        *self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(picture);
+    }
+
+    /// Camera `i`'s newest picture.
+    pub fn get(&self, i: usize) -> Option<Arc<DecodedFrame>> {
+        self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Camera status.
+    pub status: Arc<StatusBoard>,
+    /// Latest picture per camera.
+    pub pictures: Arc<LatestPictures>,
+}
+
+/// The router with every endpoint.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/cameras", get(cameras))
+        .route("/api/v1/cameras/{id}", get(camera))
+        .route("/api/v1/cameras/{id}/latest.jpg", get(latest_jpeg))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+}
+
+/// Ready once every camera has left `starting` (connected or failed at least once).
+async fn readyz(State(s): State<ApiState>) -> Response {
+    let starting = s.status.snapshot().iter().filter(|c| c.state == CameraState::Starting).count();
+    if starting == 0 {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{starting} camera(s) still starting\n")).into_response()
+    }
+}
+
+async fn cameras(State(s): State<ApiState>) -> Response {
+    Json(s.status.snapshot()).into_response()
+}
+
+fn not_found(id: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no camera with id {id:?}") }))).into_response()
+}
+
+async fn camera(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    match s.status.index_of(&id) {
+        Some(i) => Json(s.status.get(i)).into_response(),
+        None => not_found(&id),
+    }
+}
+
+async fn latest_jpeg(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    let Some(i) = s.status.index_of(&id) else { return not_found(&id) };
+    let Some(picture) = s.pictures.get(i) else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("camera {id:?} has no picture yet") })))
+            .into_response();
+    };
+    let encoded = tokio::task::spawn_blocking(move || encode_jpeg(&picture.to_rgb(), 85)).await;
+    match encoded {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode JPEG: {e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("JPEG encoder failed: {e}\n")).into_response(),
+    }
+}
+
+/// Encodes an RGB picture as JPEG.
+pub fn encode_jpeg(rgb: &image::RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(rgb)?;
+    Ok(out.into_inner())
+}

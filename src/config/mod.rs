@@ -1,0 +1,387 @@
+//! Configuration: the service file (`dumpwatch.toml`) and the cameras file (`cameras.toml`).
+//!
+//! Both are TOML with unknown fields rejected. Every field has a default except the camera
+//! list itself, so an empty service file (or none) is a working configuration. Loading parses
+//! and then validates everything, reporting **all** problems with their paths
+//! (see [`validate`]).
+
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::Polygon;
+pub use validate::{ConfigError, Problem, validate};
+
+/// RTP transport requested from a camera.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// RTP interleaved on the RTSP TCP connection: works through NAT and firewalls, no loss
+    /// from reordering. The default.
+    #[default]
+    Tcp,
+    /// RTP over UDP: lower overhead on a clean LAN, but retina drops reordered packets.
+    Udp,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        })
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            other => Err(format!("unknown transport {other:?}: expected tcp or udp")),
+        }
+    }
+}
+
+/// Which frames of an idle camera are decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecodeMode {
+    /// Decode only keyframes (one per GOP); every other frame is skipped without decoding.
+    /// The default: it is what lets 77 cameras share two cores.
+    #[default]
+    Keyframes,
+    /// Decode every frame (for a few cameras, or a machine with cores to spare).
+    All,
+}
+
+/// The service configuration (`dumpwatch.toml`). Every field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Address of the HTTP server (metrics, API, dashboard). Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory for the database, snapshots and clips. Relative paths are resolved against the
+    /// directory of the service file. Default `var/dumpwatch`.
+    pub storage_dir: PathBuf,
+    /// The cameras file. Relative to the service file's directory. Default `cameras.toml`.
+    pub cameras_file: PathBuf,
+    /// The object detector.
+    pub model: ModelConfig,
+    /// How streams are pulled from cameras (service-wide defaults).
+    pub ingest: IngestConfig,
+    /// The decoder pool.
+    pub decode: DecodeConfig,
+    /// Where incidents are sent.
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            storage_dir: PathBuf::from("var/dumpwatch"),
+            cameras_file: PathBuf::from("cameras.toml"),
+            model: ModelConfig::default(),
+            ingest: IngestConfig::default(),
+            decode: DecodeConfig::default(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+/// The ONNX object detector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The ONNX model file. Default `models/yolov12n.onnx` (fetched by `scripts/setup.sh`).
+    pub path: PathBuf,
+    /// The ONNX Runtime shared library. Unset: `ORT_DYLIB_PATH`, then the library next to the
+    /// binary, then `models/onnxruntime/libonnxruntime.so.1.31.1`.
+    pub ort_library: Option<PathBuf>,
+    /// Number of detector sessions, each owned by one worker thread. On CPU one per core is
+    /// fastest (2 × 1 thread = 40 inferences/s on 2 cores, 1 × 2 threads = 27). Default 2.
+    pub sessions: u32,
+    /// Intra-op threads per session. Default 1.
+    pub threads_per_session: u32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            path: PathBuf::from("models/yolov12n.onnx"),
+            ort_library: None,
+            sessions: 2,
+            threads_per_session: 1,
+        }
+    }
+}
+
+/// How streams are pulled. Every timeout is in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// RTP transport unless a camera overrides it. Default `tcp`.
+    pub transport: Transport,
+    /// Limit for each RTSP step (connect + DESCRIBE, SETUP, PLAY). Default 10 s.
+    pub connect_timeout_s: f64,
+    /// A camera that sends no video frame for this long is considered stalled and reconnected.
+    /// Default 10 s (a GOP is typically 1–4 s).
+    pub frame_timeout_s: f64,
+    /// First delay before reconnecting after an error. Default 1 s.
+    pub backoff_initial_s: f64,
+    /// Longest delay between reconnects. Default 60 s.
+    pub backoff_max_s: f64,
+    /// A connection that streamed this long resets the backoff to its initial delay. Default 30 s.
+    pub stable_after_s: f64,
+    /// Wait up to this long before a camera's first connect, spread evenly over the cameras,
+    /// so that 77 cameras do not hit their servers in the same instant. Default 2 s.
+    pub startup_spread_s: f64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            transport: Transport::Tcp,
+            connect_timeout_s: 10.0,
+            frame_timeout_s: 10.0,
+            backoff_initial_s: 1.0,
+            backoff_max_s: 60.0,
+            stable_after_s: 30.0,
+            startup_spread_s: 2.0,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// `connect_timeout_s` as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout_s)
+    }
+    /// `frame_timeout_s` as a duration.
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.frame_timeout_s)
+    }
+}
+
+/// The decoder pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// Decoder threads. In keyframe mode one decoder per thread serves every camera, because
+    /// each keyframe carries its own SPS/PPS. Default 2.
+    pub threads: u32,
+    /// Which frames of an idle camera are decoded. Default `keyframes`.
+    pub mode: DecodeMode,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig { threads: 2, mode: DecodeMode::Keyframes }
+    }
+}
+
+/// Where incidents are sent (the city-management case system).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// URL incidents are POSTed to. Default `http://127.0.0.1:8090/api/incidents` (the reference
+    /// receiver started by the demo).
+    pub endpoint: String,
+    /// Name of the environment variable that holds the HMAC secret for
+    /// `X-Dumpwatch-Signature`. Unset: bodies are not signed.
+    pub secret_env: Option<String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig { endpoint: "http://127.0.0.1:8090/api/incidents".into(), secret_env: None }
+    }
+}
+
+/// The cameras file (`cameras.toml`): a list of `[[cameras]]` tables.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CamerasFile {
+    /// The watched cameras.
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// One camera.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Stable identifier: 1–64 characters of `A-Z a-z 0-9 _ - .`; used in metrics labels, the API
+    /// and incidents. Must be unique.
+    pub id: String,
+    /// Human-readable name shown in the operations center. Default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The RTSP URL, without credentials (`rtsp://host[:port]/path`).
+    pub url: String,
+    /// Name of the environment variable holding the RTSP user name.
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// Name of the environment variable holding the RTSP password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// RTP transport for this camera. Default: `ingest.transport`.
+    #[serde(default)]
+    pub transport: Option<Transport>,
+    /// The camera's national-standard (GB/T 28181) device id, passed on to the city system.
+    #[serde(default)]
+    pub gb28181_id: Option<String>,
+    /// Whether the camera is watched. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where the camera is.
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// Watched zones. None: the whole frame is one zone.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl CameraConfig {
+    /// The display name (the id if no name is set).
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// A camera's position, sent with incidents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// Latitude in degrees (WGS-84), -90..=90.
+    pub lat: f64,
+    /// Longitude in degrees (WGS-84), -180..=180.
+    pub lon: f64,
+    /// Street address, as the city system shows it.
+    #[serde(default)]
+    pub address: String,
+}
+
+/// A watched zone inside a camera's frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// Name, unique within the camera (e.g. `roadside`).
+    pub name: String,
+    /// Outline in normalised coordinates (`[[x, y], ...]`, 0..1, top-left origin), at least three
+    /// points, not self-intersecting.
+    pub polygon: Polygon,
+}
+
+/// Credentials resolved from the environment for one camera.
+#[derive(Clone)]
+pub struct Credentials {
+    /// RTSP user name.
+    pub username: String,
+    /// RTSP password. Never logged.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// Everything the service runs with, loaded and validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The service settings, with relative paths resolved.
+    pub service: ServiceConfig,
+    /// The cameras.
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl Config {
+    /// Loads the service file (if any; `None` = embedded defaults) and the cameras file it names
+    /// (or `cameras_override`), then validates both against the process environment.
+    pub fn load(service_path: Option<&Path>, cameras_override: Option<&Path>) -> Result<Config, ConfigError> {
+        let (mut service, base) = match service_path {
+            Some(p) => {
+                let text = read(p)?;
+                let svc: ServiceConfig = parse(p, &text)?;
+                (svc, p.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            None => (ServiceConfig::default(), PathBuf::from(".")),
+        };
+        service.storage_dir = base.join(&service.storage_dir);
+        service.cameras_file = match cameras_override {
+            Some(p) => p.to_path_buf(),
+            None => base.join(&service.cameras_file),
+        };
+        let cameras_text = read(&service.cameras_file)?;
+        let cameras: CamerasFile = parse(&service.cameras_file, &cameras_text)?;
+        let config = Config { service, cameras: cameras.cameras };
+        validate(&config, &|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+}
+
+/// Resolves a camera's credentials from the environment (validation has already checked that
+/// the variables are set).
+pub fn credentials_from_env(camera: &CameraConfig) -> Option<Credentials> {
+    let get = |name: &Option<String>| name.as_ref().and_then(|n| std::env::var(n).ok());
+    match (get(&camera.username_env), get(&camera.password_env)) {
+        (None, None) => None,
+        (user, pass) => Some(Credentials { username: user.unwrap_or_default(), password: pass.unwrap_or_default() }),
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_service_file_is_all_defaults() {
+        let svc: ServiceConfig = toml::from_str("").unwrap();
+        assert_eq!(svc, ServiceConfig::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_place() {
+        let err = toml::from_str::<ServiceConfig>("[ingest]\nframe_timeout = 3\n").unwrap_err().to_string();
+        assert!(err.contains("frame_timeout"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn camera_defaults() {
+        let f: CamerasFile = toml::from_str(
+            "[[cameras]]\nid = \"c1\"\nurl = \"rtsp://127.0.0.1/x\"\n",
+        )
+        .unwrap();
+        let c = &f.cameras[0];
+        assert!(c.enabled);
+        assert_eq!(c.display_name(), "c1");
+        assert!(c.zones.is_empty());
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let c = Credentials { username: "u".into(), password: "hunter2".into() };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Validation that collects every problem with its path (`cameras[12].zones[0].polygon: ...`),
+//! so an operator fixes a file in one pass instead of one error per restart.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use super::{CameraConfig, Config};
+
+/// One problem in the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// Where: `ingest.frame_timeout_s`, `cameras[3].url`, ...
+    pub path: String,
+    /// What is wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown / mistyped fields.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The files parsed, but values are wrong.
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+struct Collector(Vec<Problem>);
+
+impl Collector {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { path: path.into(), message: message.into() });
+    }
+
+    fn range(&mut self, path: &str, value: f64, min: f64, max: f64) {
+        if !value.is_finite() || value < min || value > max {
+            self.add(path, format!("{value} is out of range: must be between {min} and {max}"));
+        }
+    }
+
+    fn count(&mut self, path: &str, value: u32, min: u32, max: u32) {
+        if value < min || value > max {
+            self.add(path, format!("{value} is out of range: must be between {min} and {max}"));
+        }
+    }
+}
+
+/// Checks the loaded configuration. `env` looks up environment variables (the process
+/// environment in production, a map in tests). Returns every problem found.
+pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let mut c = Collector(Vec::new());
+    let svc = &config.service;
+
+    let ing = &svc.ingest;
+    c.range("ingest.connect_timeout_s", ing.connect_timeout_s, 0.1, 300.0);
+    c.range("ingest.frame_timeout_s", ing.frame_timeout_s, 0.5, 600.0);
+    c.range("ingest.backoff_initial_s", ing.backoff_initial_s, 0.01, 3600.0);
+    c.range("ingest.backoff_max_s", ing.backoff_max_s, 0.01, 86400.0);
+    c.range("ingest.stable_after_s", ing.stable_after_s, 0.0, 86400.0);
+    c.range("ingest.startup_spread_s", ing.startup_spread_s, 0.0, 600.0);
+    if ing.backoff_max_s < ing.backoff_initial_s {
+        c.add("ingest.backoff_max_s", format!(
+            "{} is smaller than ingest.backoff_initial_s ({})",
+            ing.backoff_max_s, ing.backoff_initial_s
+        ));
+    }
+    c.count("decode.threads", svc.decode.threads, 1, 64);
+    c.count("model.sessions", svc.model.sessions, 1, 64);
+    c.count("model.threads_per_session", svc.model.threads_per_session, 1, 64);
+    match url::Url::parse(&svc.delivery.endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        Ok(u) => c.add("delivery.endpoint", format!("scheme {:?} is not supported: use http or https", u.scheme())),
+        Err(e) => c.add("delivery.endpoint", format!("not a URL: {e}")),
+    }
+    if let Some(name) = &svc.delivery.secret_env {
+        if env(name).is_none_or(|v| v.is_empty()) {
+            c.add("delivery.secret_env", format!("environment variable {name} is not set"));
+        }
+    }
+
+    let mut ids = HashSet::new();
+    for (i, cam) in config.cameras.iter().enumerate() {
+        validate_camera(&mut c, &format!("cameras[{i}]"), cam, env);
+        if !ids.insert(cam.id.as_str()) {
+            c.add(format!("cameras[{i}].id"), format!("duplicate camera id {:?}", cam.id));
+        }
+    }
+    if c.0.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(c.0)) }
+}
+
+fn validate_camera(c: &mut Collector, at: &str, cam: &CameraConfig, env: &dyn Fn(&str) -> Option<String>) {
+    let id_ok = !cam.id.is_empty()
+        && cam.id.len() <= 64
+        && cam.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !id_ok {
+        c.add(format!("{at}.id"), format!(
+            "{:?} is not a valid id: use 1-64 characters of A-Z a-z 0-9 _ - .",
+            cam.id
+        ));
+    }
+    match url::Url::parse(&cam.url) {
+        Err(e) => c.add(format!("{at}.url"), format!("not a URL: {e}")),
+        Ok(u) => {
+            if u.scheme() != "rtsp" {
+                c.add(format!("{at}.url"), format!("scheme {:?} is not supported: use rtsp://", u.scheme()));
+            }
+            if u.host_str().is_none_or(str::is_empty) {
+                c.add(format!("{at}.url"), "the URL has no host");
+            }
+            if !u.username().is_empty() || u.password().is_some() {
+                c.add(format!("{at}.url"),
+                    "the URL contains credentials: remove them and set username_env / password_env instead");
+            }
+        }
+    }
+    for (field, name) in [("username_env", &cam.username_env), ("password_env", &cam.password_env)] {
+        if let Some(name) = name {
+            if env(name).is_none() {
+                c.add(format!("{at}.{field}"), format!("environment variable {name} is not set"));
+            }
+        }
+    }
+    if cam.password_env.is_some() && cam.username_env.is_none() {
+        c.add(format!("{at}.username_env"), "password_env is set but username_env is not");
+    }
+    if let Some(loc) = &cam.location {
+        c.range(&format!("{at}.location.lat"), loc.lat, -90.0, 90.0);
+        c.range(&format!("{at}.location.lon"), loc.lon, -180.0, 180.0);
+    }
+    let mut names = HashSet::new();
+    for (z, zone) in cam.zones.iter().enumerate() {
+        if zone.name.trim().is_empty() {
+            c.add(format!("{at}.zones[{z}].name"), "a zone needs a name");
+        } else if !names.insert(zone.name.as_str()) {
+            c.add(format!("{at}.zones[{z}].name"), format!("duplicate zone name {:?}", zone.name));
+        }
+        if let Err(e) = zone.polygon.validate() {
+            c.add(format!("{at}.zones[{z}].polygon"), e.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CamerasFile, ServiceConfig};
+
+    fn config(service: &str, cameras: &str) -> Config {
+        let service: ServiceConfig = toml::from_str(service).unwrap();
+        let cameras: CamerasFile = toml::from_str(cameras).unwrap();
+        Config { service, cameras: cameras.cameras }
+    }
+
+    fn problems(service: &str, cameras: &str) -> Vec<String> {
+        let env = |name: &str| (name == "SET").then(|| "x".to_string());
+        match validate(&config(service, cameras), &env) {
+            Ok(()) => vec![],
+            Err(ConfigError::Invalid(p)) => p.iter().map(ToString::to_string).collect(),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    const GOOD: &str = r#"
+[[cameras]]
+id = "cam-1"
+url = "rtsp://127.0.0.1:8554/a"
+username_env = "SET"
+password_env = "SET"
+location = { lat = 30.5, lon = 114.3, address = "Lane 3" }
+[[cameras.zones]]
+name = "roadside"
+polygon = [[0.1, 0.5], [0.9, 0.5], [0.9, 0.95], [0.1, 0.95]]
+"#;
+
+    #[test]
+    fn good_config_passes() {
+        assert_eq!(problems("", GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let cams = r#"
+[[cameras]]
+id = "cam-1"
+url = "http://127.0.0.1/a"
+[[cameras.zones]]
+name = "a"
+polygon = [[0.1, 0.1], [0.2, 0.2]]
+[[cameras]]
+id = "cam-1"
+url = "rtsp://admin:pw@127.0.0.1/a"
+username_env = "UNSET_VAR"
+location = { lat = 91.0, lon = 0.0 }
+[[cameras.zones]]
+name = "bow"
+polygon = [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]
+[[cameras.zones]]
+name = "out"
+polygon = [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]
+[[cameras]]
+id = "bad id!"
+url = "not a url"
+"#;
+        let p = problems("[ingest]\nframe_timeout_s = 0\nbackoff_max_s = 0.5\n[decode]\nthreads = 0\n", cams);
+        let expect = [
+            "ingest.frame_timeout_s: 0 is out of range",
+            "ingest.backoff_max_s: 0.5 is smaller than ingest.backoff_initial_s",
+            "decode.threads: 0 is out of range",
+            "cameras[0].url: scheme \"http\" is not supported",
+            "cameras[0].zones[0].polygon: a polygon needs at least 3 points",
+            "cameras[1].url: the URL contains credentials",
+            "cameras[1].username_env: environment variable UNSET_VAR is not set",
+            "cameras[1].location.lat: 91 is out of range",
+            "cameras[1].zones[0].polygon: the polygon intersects itself",
+            "cameras[1].zones[1].polygon: point 1 (1.5, 0.1) is outside the frame",
+            "cameras[1].id: duplicate camera id \"cam-1\"",
+            "cameras[2].id: \"bad id!\" is not a valid id",
+            "cameras[2].url: not a URL",
+        ];
+        for e in expect {
+            assert!(p.iter().any(|line| line.starts_with(e)), "missing {e:?} in\n{}", p.join("\n"));
+        }
+        assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
+    fn unset_delivery_secret_is_an_error() {
+        let p = problems("[delivery]\nsecret_env = \"NOPE\"\n", GOOD);
+        assert_eq!(p, vec!["delivery.secret_env: environment variable NOPE is not set"]);
+    }
+}

@@ -1,0 +1,166 @@
+//! Decode: a small pool of blocking threads turns encoded frames into pictures.
+//!
+//! Threads take cameras from the ingest slots round-robin ([`LatestSlots`]) and put pictures into
+//! the next stage's slots, counting every picture that a newer one replaces there.
+//!
+//! - Keyframe mode (default): each thread owns one decoder that serves every camera, since each
+//!   keyframe carries its own SPS/PPS and references nothing.
+//! - All-frames mode: P-frames reference earlier pictures, so each camera gets its own decoder
+//!   (used by one thread at a time: the slots never give a camera to two workers). When frames were
+//!   dropped upstream (a gap in the sequence), P-frames are skipped until the next keyframe instead
+//!   of decoding garbage.
+
+pub mod frame;
+pub mod h264;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tracing::{debug, warn};
+
+pub use frame::DecodedFrame;
+pub use h264::{DecodeError, H264Decoder};
+
+use crate::config::DecodeMode;
+use crate::ingest::EncodedFrame;
+use crate::metrics::{CameraMetrics, DropReason};
+use crate::slots::LatestSlots;
+
+/// Per-camera decoding state for all-frames mode.
+#[derive(Default)]
+struct CameraDecoder {
+    decoder: Option<H264Decoder>,
+    /// Sequence number of the last frame given to the decoder.
+    last_seq: Option<u64>,
+}
+
+/// What the decode threads share.
+struct Shared {
+    mode: DecodeMode,
+    input: Arc<LatestSlots<EncodedFrame>>,
+    output: Arc<LatestSlots<DecodedFrame>>,
+    cameras: Arc<[CameraMetrics]>,
+    decode_seconds: prometheus::Histogram,
+    per_camera: Vec<Mutex<CameraDecoder>>,
+}
+
+/// The running decode threads.
+pub struct DecodePool {
+    threads: Vec<JoinHandle<()>>,
+    input: Arc<LatestSlots<EncodedFrame>>,
+}
+
+impl DecodePool {
+    /// Starts `threads` decode threads reading `input` and writing `output`. `cameras` holds the
+    /// metric handles of each camera index.
+    pub fn start(
+        threads: usize,
+        mode: DecodeMode,
+        input: Arc<LatestSlots<EncodedFrame>>,
+        output: Arc<LatestSlots<DecodedFrame>>,
+        cameras: Arc<[CameraMetrics]>,
+        decode_seconds: prometheus::Histogram,
+    ) -> Result<DecodePool, DecodeError> {
+        // Fail at start-up, not in a thread, if the decoder cannot be created at all.
+        H264Decoder::new()?;
+        let shared = Arc::new(Shared {
+            mode,
+            input: input.clone(),
+            output,
+            per_camera: (0..cameras.len()).map(|_| Mutex::default()).collect(),
+            cameras,
+            decode_seconds,
+        });
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("decode-{i}"))
+                    .spawn(move || decode_loop(&shared))
+                    .expect("spawning a decode thread")
+            })
+            .collect();
+        Ok(DecodePool { threads, input })
+    }
+
+    /// Stops taking new frames once the queued ones are decoded, and waits for the threads.
+    pub fn shutdown(self) {
+        self.input.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn decode_loop(shared: &Shared) {
+    let mut shared_decoder = None::<H264Decoder>;
+    while let Some((lease, frame)) = shared.input.take(None) {
+        let camera = lease.camera();
+        let metrics = &shared.cameras[camera];
+        let started = Instant::now();
+        let result = match shared.mode {
+            DecodeMode::Keyframes => {
+                let decoder = match &mut shared_decoder {
+                    Some(d) => d,
+                    None => match H264Decoder::new() {
+                        Ok(d) => shared_decoder.insert(d),
+                        Err(e) => {
+                            warn!(error = %e, "cannot create a decoder");
+                            continue;
+                        }
+                    },
+                };
+                Some(decoder.decode(camera, &frame))
+            }
+            DecodeMode::All => decode_in_order(&shared.per_camera[camera], camera, &frame, metrics),
+        };
+        drop(lease);
+        match result {
+            None => {}
+            Some(Ok(picture)) => {
+                shared.decode_seconds.observe(started.elapsed().as_secs_f64());
+                metrics.decoded.inc();
+                if shared.output.put(camera, picture).is_some() {
+                    metrics.dropped(DropReason::Superseded).inc();
+                }
+            }
+            // Parameter sets alone, or a frame the decoder buffers: not a loss.
+            Some(Err(DecodeError::NoPicture { .. })) => {}
+            Some(Err(e)) => {
+                metrics.dropped(DropReason::DecodeError).inc();
+                debug!(camera, error = %e, "access unit skipped");
+            }
+        }
+    }
+}
+
+/// All-frames mode: decodes with the camera's own decoder, skipping P-frames after a gap.
+fn decode_in_order(
+    state: &Mutex<CameraDecoder>,
+    camera: usize,
+    frame: &EncodedFrame,
+    metrics: &CameraMetrics,
+) -> Option<Result<DecodedFrame, DecodeError>> {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let in_order = st.last_seq.is_some_and(|s| frame.seq == s + 1);
+    if !frame.keyframe && !in_order {
+        // A reference picture is missing: wait for the next keyframe.
+        st.last_seq = None;
+        metrics.dropped(DropReason::DecodeBusy).inc();
+        return None;
+    }
+    st.last_seq = Some(frame.seq);
+    let decoder = match &mut st.decoder {
+        Some(d) => d,
+        None => match H264Decoder::new() {
+            Ok(d) => st.decoder.insert(d),
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let result = decoder.decode(camera, frame);
+    if result.is_err() && !matches!(result, Err(DecodeError::NoPicture { .. })) {
+        st.last_seq = None;
+    }
+    Some(result)
+}

@@ -1,0 +1,160 @@
+//! One camera's ingest task: connect, stream, and on any failure back off and reconnect, for as
+//! long as the service runs. The RTSP reader is always polled: frames go to the camera's
+//! latest-value slot, which never blocks, so back-pressure never reaches the socket.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::rtsp::{ConnectOptions, EncodedFrame, RtspStream};
+use super::status::{CameraState, StatusBoard};
+use super::IngestError;
+use crate::config::{DecodeMode, IngestConfig};
+use crate::metrics::{CameraMetrics, DropReason};
+use crate::slots::LatestSlots;
+
+/// Everything one camera task needs.
+pub struct CameraTask {
+    /// Index of the camera in the status board and slots.
+    pub index: usize,
+    /// Camera id (for logs).
+    pub id: String,
+    /// Where and how to connect.
+    pub connect: ConnectOptions,
+    /// Timeouts and backoff.
+    pub ingest: IngestConfig,
+    /// Which frames go on to the decoder.
+    pub mode: DecodeMode,
+    /// Shared camera status.
+    pub status: Arc<StatusBoard>,
+    /// This camera's metric handles.
+    pub metrics: CameraMetrics,
+    /// The decoder's input slots.
+    pub output: Arc<LatestSlots<EncodedFrame>>,
+    /// Delay before the first connect (start-up spreading).
+    pub start_delay: Duration,
+}
+
+impl CameraTask {
+    /// Runs until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        let ing = &self.ingest;
+        let mut backoff = Backoff::new(
+            Duration::from_secs_f64(ing.backoff_initial_s),
+            Duration::from_secs_f64(ing.backoff_max_s),
+        );
+        let stable_after = Duration::from_secs_f64(ing.stable_after_s);
+        if !self.start_delay.is_zero() && sleep_or_cancel(self.start_delay, &cancel).await {
+            return self.stopped();
+        }
+        let mut first = true;
+        loop {
+            if !first {
+                self.metrics.reconnects.inc();
+                self.status.update(self.index, |s| s.reconnects += 1);
+            }
+            first = false;
+            self.status.set_state(self.index, CameraState::Connecting);
+            let mut streaming_since = None;
+            let result = tokio::select! {
+                r = self.run_once(&mut streaming_since) => r,
+                _ = cancel.cancelled() => break,
+            };
+            self.metrics.up.set(0);
+            let err = result.err().unwrap_or(IngestError::Ended);
+            if streaming_since.is_some_and(|t: Instant| t.elapsed() >= stable_after) {
+                backoff.reset();
+            }
+            let delay = if err.is_config_problem() {
+                // An operator must act (codec, credentials, path): retry slowly, not at 1 s.
+                Duration::from_secs_f64(ing.backoff_max_s)
+            } else {
+                backoff.next_delay(&mut rand::rng())
+            };
+            let state = match err {
+                IngestError::UnsupportedCodec { .. } => CameraState::UnsupportedCodec,
+                _ => CameraState::BackingOff,
+            };
+            warn!(camera = %self.id, url = %super::rtsp::show(&self.connect.url), error = %err,
+                  retry_in_s = delay.as_secs_f64(), "camera stream failed");
+            self.status.update(self.index, |s| {
+                s.last_error = Some(err.to_string());
+                s.last_error_at = Some(SystemTime::now());
+            });
+            self.status.set_state(self.index, state);
+            if sleep_or_cancel(delay, &cancel).await {
+                break;
+            }
+        }
+        self.stopped();
+    }
+
+    fn stopped(&self) {
+        self.metrics.up.set(0);
+        self.status.set_state(self.index, CameraState::Stopped);
+    }
+
+    /// One connection: returns when it fails or ends. Sets `streaming_since` at the first frame.
+    async fn run_once(&self, streaming_since: &mut Option<Instant>) -> Result<(), IngestError> {
+        let mut stream = RtspStream::connect(&self.connect, Some(&self.metrics)).await?;
+        let info = stream.info().clone();
+        info!(camera = %self.id, codec = %info.codec, transport = %info.transport,
+              resolution = ?info.resolution, "camera connected");
+        self.status.update(self.index, |s| {
+            s.codec = Some(info.codec.clone());
+            s.codec_string = info.rfc6381.clone();
+            s.resolution = info.resolution;
+            s.transport = Some(info.transport.to_string());
+        });
+        self.status.set_state(self.index, CameraState::Streaming);
+        self.metrics.up.set(1);
+
+        let frame_timeout = self.ingest.frame_timeout();
+        // After every (re)connect the decoder needs a keyframe: a client that joins mid-GOP gets
+        // P-frames first, which reference pictures it never saw.
+        let mut synced = false;
+        loop {
+            let frame = match tokio::time::timeout(frame_timeout, stream.next_frame()).await {
+                Err(_) => return Err(IngestError::Stalled { after: frame_timeout }),
+                Ok(r) => r?.ok_or(IngestError::Ended)?,
+            };
+            streaming_since.get_or_insert_with(Instant::now);
+            self.metrics.received.inc();
+            let keyframe = frame.keyframe;
+            self.status.update(self.index, |s| {
+                s.frames_received += 1;
+                s.keyframes_received += u64::from(keyframe);
+                s.last_frame_at = Some(frame.captured_at);
+                if keyframe && s.resolution.is_none() {
+                    s.resolution = stream.info().resolution;
+                }
+            });
+            if !synced {
+                if !keyframe {
+                    self.metrics.dropped(DropReason::BeforeKeyframe).inc();
+                    continue;
+                }
+                debug!(camera = %self.id, "first keyframe");
+                synced = true;
+            }
+            if !keyframe && self.mode == DecodeMode::Keyframes {
+                self.metrics.skipped.inc();
+                continue;
+            }
+            if self.output.put(self.index, frame).is_some() {
+                self.metrics.dropped(DropReason::DecodeBusy).inc();
+            }
+        }
+    }
+}
+
+/// Sleeps; returns true if cancelled first.
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
+    }
+}

@@ -1,0 +1,12 @@
+//! Ingest: one task per camera pulls its RTSP stream (retina) and hands encoded frames to the
+//! decoder. See [`camera::CameraTask`] for the loop and [`rtsp`] for the protocol side.
+
+pub mod backoff;
+pub mod camera;
+mod error;
+pub mod rtsp;
+pub mod status;
+
+pub use error::IngestError;
+pub use rtsp::{ConnectOptions, EncodedFrame, RtspStream, StreamInfo};
+pub use status::{CameraState, CameraStatus, StatusBoard};

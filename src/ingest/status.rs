@@ -1,0 +1,159 @@
+//! Camera state shared with the rest of the service (API, readiness, the operations center).
+//! Written by the camera's ingest task, read by anyone; one small mutex per camera.
+
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// What a camera's ingest task is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// Waiting for its first connect (start-up spreading).
+    Starting,
+    /// Running DESCRIBE / SETUP / PLAY.
+    Connecting,
+    /// Connected and waiting for the first keyframe, or receiving frames.
+    Streaming,
+    /// The last attempt failed; waiting before the next one.
+    BackingOff,
+    /// The camera sends a codec other than H.264. Retried slowly in case it is reconfigured.
+    UnsupportedCodec,
+    /// The task has ended (shutdown or camera removed).
+    Stopped,
+}
+
+/// A snapshot of one camera's status.
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraStatus {
+    /// Camera id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Current state.
+    pub state: CameraState,
+    /// When the state last changed.
+    #[serde(with = "rfc3339")]
+    pub since: SystemTime,
+    /// The last error, credentials redacted (kept while streaming again, for the record).
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    #[serde(with = "rfc3339_opt")]
+    pub last_error_at: Option<SystemTime>,
+    /// Connection attempts after the first.
+    pub reconnects: u64,
+    /// Codec of the current stream.
+    pub codec: Option<String>,
+    /// RFC 6381 codec string (profile and level).
+    pub codec_string: Option<String>,
+    /// Width and height of the current stream.
+    pub resolution: Option<(u32, u32)>,
+    /// Transport in use (`tcp` / `udp`).
+    pub transport: Option<String>,
+    /// Arrival time of the last video frame.
+    #[serde(with = "rfc3339_opt")]
+    pub last_frame_at: Option<SystemTime>,
+    /// Video frames received since start.
+    pub frames_received: u64,
+    /// Keyframes received since start.
+    pub keyframes_received: u64,
+}
+
+/// The status of every camera, indexed like the camera list.
+pub struct StatusBoard {
+    cameras: Vec<Mutex<CameraStatus>>,
+}
+
+impl StatusBoard {
+    /// One `Starting` entry per `(id, name)`.
+    pub fn new(cameras: impl IntoIterator<Item = (String, String)>) -> Self {
+        let now = SystemTime::now();
+        StatusBoard {
+            cameras: cameras
+                .into_iter()
+                .map(|(id, name)| {
+                    Mutex::new(CameraStatus {
+                        id,
+                        name,
+                        state: CameraState::Starting,
+                        since: now,
+                        last_error: None,
+                        last_error_at: None,
+                        reconnects: 0,
+                        codec: None,
+                        codec_string: None,
+                        resolution: None,
+                        transport: None,
+                        last_frame_at: None,
+                        frames_received: 0,
+                        keyframes_received: 0,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Number of cameras.
+    pub fn len(&self) -> usize {
+        self.cameras.len()
+    }
+
+    /// Whether there are no cameras.
+    pub fn is_empty(&self) -> bool {
+        self.cameras.is_empty()
+    }
+
+    /// Changes camera `i`'s status under its lock.
+    pub fn update<R>(&self, i: usize, f: impl FnOnce(&mut CameraStatus) -> R) -> R {
+        let mut s = self.cameras[i].lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut s)
+    }
+
+    /// Sets camera `i`'s state (and `since` if it changed).
+    pub fn set_state(&self, i: usize, state: CameraState) {
+        self.update(i, |s| {
+            if s.state != state {
+                s.state = state;
+                s.since = SystemTime::now();
+            }
+        });
+    }
+
+    /// A copy of camera `i`'s status.
+    pub fn get(&self, i: usize) -> CameraStatus {
+        self.update(i, |s| s.clone())
+    }
+
+    /// Copies of every camera's status.
+    pub fn snapshot(&self) -> Vec<CameraStatus> {
+        (0..self.cameras.len()).map(|i| self.get(i)).collect()
+    }
+
+    /// Index of the camera with this id.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        (0..self.cameras.len()).find(|&i| self.update(i, |s| s.id == id))
+    }
+}
+
+/// Formats a time as RFC 3339 with milliseconds, UTC.
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+mod rfc3339 {
+    use std::time::SystemTime;
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(*t))
+    }
+}
+
+mod rfc3339_opt {
+    use std::time::SystemTime;
+    pub fn serialize<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::format_time(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}

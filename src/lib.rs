@@ -1,0 +1,18 @@
+//! dumpwatch watches city cameras for illegal dumping.
+//!
+//! The pipeline, left to right (one module each):
+//! [`ingest`] (RTSP, one task per camera) → [`decode`] (H.264 → pictures, blocking threads) →
+//! detect → analyze → store → deliver; [`api`] serves metrics, status and the dashboard, and
+//! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
+//! [`redact`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod decode;
+pub mod geometry;
+pub mod ingest;
+pub mod metrics;
+pub mod probe;
+pub mod redact;
+pub mod slots;

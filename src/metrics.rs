@@ -1,0 +1,240 @@
+//! Prometheus metrics (prefix `dumpwatch_`). Names and labels are part of the contract in
+//! `docs/architecture.md`; the camera label is bounded by the config.
+//!
+//! Hot paths never look a label up: each camera gets a [`CameraMetrics`] with its children
+//! resolved once.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Where a frame is in the pipeline (`stage` label of `dumpwatch_frames_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// A video frame arrived from the camera.
+    Received,
+    /// A frame was not decoded because the sampling policy did not need it (e.g. a P-frame in
+    /// keyframe mode). Planned, not a loss.
+    Skipped,
+    /// A frame was decoded into a picture.
+    Decoded,
+}
+
+/// Why a frame was dropped (`reason` label of `dumpwatch_frames_dropped_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Frames before the first keyframe after a (re)connect cannot be decoded. Planned.
+    BeforeKeyframe,
+    /// A newer frame of the camera replaced this one before a decoder took it: decoding is
+    /// behind. Unplanned.
+    DecodeBusy,
+    /// The decoder rejected the access unit (corrupt or truncated). Unplanned.
+    DecodeError,
+    /// A newer decoded picture replaced this one before the next stage took it. Unplanned.
+    Superseded,
+}
+
+impl DropReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::BeforeKeyframe => "before_keyframe",
+            DropReason::DecodeBusy => "decode_busy",
+            DropReason::DecodeError => "decode_error",
+            DropReason::Superseded => "superseded",
+        }
+    }
+}
+
+/// The service's metrics, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `dumpwatch_decode_seconds`: time to decode one access unit into a picture.
+    pub decode_seconds: Histogram,
+    frames_total: IntCounterVec,
+    frames_dropped_total: IntCounterVec,
+    camera_up: IntGaugeVec,
+    camera_reconnects_total: IntCounterVec,
+    rtsp_step_seconds: HistogramVec,
+}
+
+/// Latency buckets from 0.5 ms to 2 s.
+fn latency_buckets() -> Vec<f64> {
+    vec![0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, 0.016, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0]
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let decode_seconds = Histogram::with_opts(
+            HistogramOpts::new("dumpwatch_decode_seconds", "Time to decode one H.264 access unit into a picture.")
+                .buckets(latency_buckets()),
+        )
+        .expect("valid histogram");
+        let frames_total = IntCounterVec::new(
+            Opts::new("dumpwatch_frames_total", "Video frames by pipeline stage (received, skipped, decoded)."),
+            &["camera", "stage"],
+        )
+        .expect("valid counter");
+        let frames_dropped_total = IntCounterVec::new(
+            Opts::new(
+                "dumpwatch_frames_dropped_total",
+                "Frames dropped, by reason. before_keyframe is planned; decode_busy, decode_error and superseded are not.",
+            ),
+            &["camera", "reason"],
+        )
+        .expect("valid counter");
+        let camera_up = IntGaugeVec::new(
+            Opts::new("dumpwatch_camera_up", "1 while the camera is streaming, 0 otherwise."),
+            &["camera"],
+        )
+        .expect("valid gauge");
+        let camera_reconnects_total = IntCounterVec::new(
+            Opts::new("dumpwatch_camera_reconnects_total", "Connection attempts after the first, per camera."),
+            &["camera"],
+        )
+        .expect("valid counter");
+        let rtsp_step_seconds = HistogramVec::new(
+            HistogramOpts::new("dumpwatch_rtsp_step_seconds", "Duration of RTSP session steps (describe, setup, play).")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["step"],
+        )
+        .expect("valid histogram");
+        for c in [&frames_total, &frames_dropped_total, &camera_reconnects_total] {
+            registry.register(Box::new(c.clone())).expect("unique metric");
+        }
+        registry.register(Box::new(decode_seconds.clone())).expect("unique metric");
+        registry.register(Box::new(camera_up.clone())).expect("unique metric");
+        registry.register(Box::new(rtsp_step_seconds.clone())).expect("unique metric");
+        Metrics {
+            registry,
+            decode_seconds,
+            frames_total,
+            frames_dropped_total,
+            camera_up,
+            camera_reconnects_total,
+            rtsp_step_seconds,
+        }
+    }
+
+    /// The registry, for components that register metrics of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Per-camera handles with their label values resolved.
+    pub fn camera(&self, id: &str) -> CameraMetrics {
+        let stage = |s: &str| self.frames_total.with_label_values(&[id, s]);
+        let dropped = |r: DropReason| self.frames_dropped_total.with_label_values(&[id, r.as_str()]);
+        CameraMetrics {
+            received: stage("received"),
+            skipped: stage("skipped"),
+            decoded: stage("decoded"),
+            before_keyframe: dropped(DropReason::BeforeKeyframe),
+            decode_busy: dropped(DropReason::DecodeBusy),
+            decode_error: dropped(DropReason::DecodeError),
+            superseded: dropped(DropReason::Superseded),
+            up: self.camera_up.with_label_values(&[id]),
+            reconnects: self.camera_reconnects_total.with_label_values(&[id]),
+            describe_seconds: self.rtsp_step_seconds.with_label_values(&["describe"]),
+            setup_seconds: self.rtsp_step_seconds.with_label_values(&["setup"]),
+            play_seconds: self.rtsp_step_seconds.with_label_values(&["play"]),
+        }
+    }
+
+    /// Removes the series of a camera that is no longer configured.
+    pub fn forget_camera(&self, id: &str) {
+        for s in ["received", "skipped", "decoded"] {
+            let _ = self.frames_total.remove_label_values(&[id, s]);
+        }
+        for r in [DropReason::BeforeKeyframe, DropReason::DecodeBusy, DropReason::DecodeError, DropReason::Superseded] {
+            let _ = self.frames_dropped_total.remove_label_values(&[id, r.as_str()]);
+        }
+        let _ = self.camera_up.remove_label_values(&[id]);
+        let _ = self.camera_reconnects_total.remove_label_values(&[id]);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// One camera's metric handles.
+#[derive(Clone)]
+pub struct CameraMetrics {
+    /// `frames_total{stage="received"}`.
+    pub received: IntCounter,
+    /// `frames_total{stage="skipped"}`.
+    pub skipped: IntCounter,
+    /// `frames_total{stage="decoded"}`.
+    pub decoded: IntCounter,
+    /// `frames_dropped_total{reason="before_keyframe"}`.
+    pub before_keyframe: IntCounter,
+    /// `frames_dropped_total{reason="decode_busy"}`.
+    pub decode_busy: IntCounter,
+    /// `frames_dropped_total{reason="decode_error"}`.
+    pub decode_error: IntCounter,
+    /// `frames_dropped_total{reason="superseded"}`.
+    pub superseded: IntCounter,
+    /// `camera_up`.
+    pub up: IntGauge,
+    /// `camera_reconnects_total`.
+    pub reconnects: IntCounter,
+    /// `rtsp_step_seconds{step="describe"}`.
+    pub describe_seconds: Histogram,
+    /// `rtsp_step_seconds{step="setup"}`.
+    pub setup_seconds: Histogram,
+    /// `rtsp_step_seconds{step="play"}`.
+    pub play_seconds: Histogram,
+}
+
+impl CameraMetrics {
+    /// The counter for a drop reason.
+    pub fn dropped(&self, reason: DropReason) -> &IntCounter {
+        match reason {
+            DropReason::BeforeKeyframe => &self.before_keyframe,
+            DropReason::DecodeBusy => &self.decode_busy,
+            DropReason::DecodeError => &self.decode_error,
+            DropReason::Superseded => &self.superseded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_series_render_with_contract_names() {
+        let m = Metrics::new();
+        let c = m.camera("cam-1");
+        c.received.inc();
+        c.dropped(DropReason::DecodeBusy).inc();
+        c.up.set(1);
+        m.decode_seconds.observe(0.01);
+        let text = m.render();
+        for needle in [
+            "dumpwatch_frames_total{camera=\"cam-1\",stage=\"received\"} 1",
+            "dumpwatch_frames_dropped_total{camera=\"cam-1\",reason=\"decode_busy\"} 1",
+            "dumpwatch_camera_up{camera=\"cam-1\"} 1",
+            "dumpwatch_camera_reconnects_total{camera=\"cam-1\"} 0",
+            "dumpwatch_decode_seconds_count 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle}");
+        }
+        m.forget_camera("cam-1");
+        assert!(!m.render().contains("cam-1"));
+    }
+}

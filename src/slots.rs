@@ -1,0 +1,200 @@
+//! Latest-value-wins slots, one per camera, with a fair scheduler for the worker threads that
+//! empty them.
+//!
+//! This is the edge between an async producer that must never wait (ingest, decode) and a pool of
+//! blocking workers (decoders, detectors):
+//! - [`LatestSlots::put`] never blocks: a value replaces the one still waiting in the camera's
+//!   slot, and the replaced value is returned so the caller can count the drop with its reason;
+//! - workers take cameras in the order they became ready (round-robin), so a camera that produces
+//!   fast cannot starve the others;
+//! - a camera is held by at most one worker at a time (between [`LatestSlots::take`] and
+//!   [`Lease`] drop), which keeps a camera's frames in order and lets per-camera state (a
+//!   decoder, a tracker) be used without locks.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+struct Inner<T> {
+    slots: Vec<Option<T>>,
+    /// Camera is held by a worker.
+    busy: Vec<bool>,
+    /// Cameras with a value, not busy, in the order they became ready. Each at most once.
+    ready: VecDeque<usize>,
+    closed: bool,
+}
+
+/// Per-camera latest-value slots; see the module documentation.
+pub struct LatestSlots<T> {
+    inner: Mutex<Inner<T>>,
+    available: Condvar,
+}
+
+/// A worker's hold on one camera; releasing it (drop) makes the camera schedulable again.
+pub struct Lease<'a, T> {
+    slots: &'a LatestSlots<T>,
+    camera: usize,
+}
+
+impl<T> Lease<'_, T> {
+    /// The camera this lease holds.
+    pub fn camera(&self) -> usize {
+        self.camera
+    }
+}
+
+impl<T> Drop for Lease<'_, T> {
+    fn drop(&mut self) {
+        let mut inner = self.slots.lock();
+        inner.busy[self.camera] = false;
+        if inner.slots[self.camera].is_some() {
+            inner.ready.push_back(self.camera);
+            drop(inner);
+            self.slots.available.notify_one();
+        }
+    }
+}
+
+impl<T> LatestSlots<T> {
+    /// Slots for cameras `0..cameras`.
+    pub fn new(cameras: usize) -> Self {
+        LatestSlots {
+            inner: Mutex::new(Inner {
+                slots: (0..cameras).map(|_| None).collect(),
+                busy: vec![false; cameras],
+                ready: VecDeque::with_capacity(cameras),
+                closed: false,
+            }),
+            available: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        // A worker that panicked while holding the lock left consistent data (every critical
+        // section is a few assignments), so keep going rather than poison the pipeline.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores `value` as the camera's newest; returns the value it replaced, if any.
+    ///
+    /// Panics if `camera` is out of range (a wiring bug, not an input error).
+    pub fn put(&self, camera: usize, value: T) -> Option<T> {
+        let mut inner = self.lock();
+        let replaced = inner.slots[camera].replace(value);
+        if replaced.is_none() && !inner.busy[camera] {
+            inner.ready.push_back(camera);
+            drop(inner);
+            self.available.notify_one();
+        }
+        replaced
+    }
+
+    /// Waits for the next ready camera (oldest ready first) and takes its value. Returns `None`
+    /// once the slots are closed and `timeout` (if any) passes without a value.
+    pub fn take(&self, timeout: Option<Duration>) -> Option<(Lease<'_, T>, T)> {
+        let mut inner = self.lock();
+        loop {
+            if let Some(camera) = inner.ready.pop_front() {
+                let value = inner.slots[camera].take().expect("a ready camera has a value");
+                inner.busy[camera] = true;
+                return Some((Lease { slots: self, camera }, value));
+            }
+            if inner.closed {
+                return None;
+            }
+            inner = match timeout {
+                None => self.available.wait(inner).unwrap_or_else(|e| e.into_inner()),
+                Some(t) => {
+                    let (guard, result) = self.available.wait_timeout(inner, t).unwrap_or_else(|e| e.into_inner());
+                    if result.timed_out() && guard.ready.is_empty() {
+                        return None;
+                    }
+                    guard
+                }
+            };
+        }
+    }
+
+    /// Wakes every waiting worker; after the remaining values are taken, [`take`](Self::take)
+    /// returns `None`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.available.notify_all();
+    }
+
+    /// Number of cameras with a value waiting.
+    pub fn pending(&self) -> usize {
+        self.lock().slots.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn newest_value_wins_and_replaced_is_returned() {
+        let s = LatestSlots::new(2);
+        assert_eq!(s.put(0, 1), None);
+        assert_eq!(s.put(0, 2), Some(1));
+        let (lease, v) = s.take(None).unwrap();
+        assert_eq!((lease.camera(), v), (0, 2));
+    }
+
+    #[test]
+    fn round_robin_across_cameras() {
+        let s = LatestSlots::new(3);
+        s.put(2, "c");
+        s.put(0, "a");
+        s.put(1, "b");
+        let order: Vec<_> = (0..3).map(|_| s.take(None).map(|(l, v)| (l.camera(), v)).unwrap()).collect();
+        assert_eq!(order, vec![(2, "c"), (0, "a"), (1, "b")]);
+    }
+
+    #[test]
+    fn a_busy_camera_is_not_handed_to_a_second_worker() {
+        let s = LatestSlots::new(2);
+        s.put(0, 1);
+        let (lease, _) = s.take(None).unwrap();
+        s.put(0, 2);
+        s.put(1, 10);
+        // Camera 0 is held: the next worker gets camera 1 even though 0 has a value.
+        let (other, v) = s.take(Some(Duration::from_millis(10))).unwrap();
+        assert_eq!((other.camera(), v), (1, 10));
+        drop(other);
+        assert!(s.take(Some(Duration::from_millis(10))).is_none());
+        drop(lease);
+        let (again, v) = s.take(Some(Duration::from_millis(10))).unwrap();
+        assert_eq!((again.camera(), v), (0, 2));
+    }
+
+    #[test]
+    fn close_wakes_waiting_workers() {
+        let s = Arc::new(LatestSlots::<u32>::new(1));
+        let worker = {
+            let s = s.clone();
+            std::thread::spawn(move || s.take(None).is_none())
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        s.close();
+        assert!(worker.join().unwrap());
+    }
+
+    #[test]
+    fn busy_producer_cannot_starve_others() {
+        let s = LatestSlots::new(2);
+        let mut served = [0; 2];
+        s.put(1, 0);
+        for i in 0..100 {
+            s.put(0, i);
+            let (lease, _) = s.take(None).unwrap();
+            served[lease.camera()] += 1;
+            if lease.camera() == 1 {
+                drop(lease);
+                s.put(1, i);
+            }
+        }
+        assert!(served[1] >= 49, "{served:?}");
+    }
+}
