@@ -16,7 +16,7 @@ make() {
   local name="$1" dest="$out/$1.h264"; shift
   [ -s "$dest" ] && return 0
   ffmpeg -loglevel error -nostdin -y "$@" -an -c:v libx264 -preset veryfast -x264-params "$x264" \
-    -pix_fmt yuv420p -f h264 "$dest.tmp" && mv "$dest.tmp" "$dest"
+    -pix_fmt yuv420p -f h264 "$dest.$$.tmp" && mv "$dest.$$.tmp" "$dest"
 }
 
 for n in "${names[@]}"; do

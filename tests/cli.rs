@@ -1,0 +1,79 @@
+//! The `dumpwatch` binary's configuration checks, as an operator runs them.
+
+use std::process::Command;
+
+fn dumpwatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dumpwatch"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let out = dumpwatch()
+        .args(["check-config", "--config", "config/dumpwatch.example.toml"])
+        .envs([("DW_HIK_USER", "u"), ("DW_HIK_PASSWORD", "p"), ("DW_DAHUA_USER", "u"), ("DW_DAHUA_PASSWORD", "p")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("77 camera(s)"), "{stdout}");
+}
+
+#[test]
+fn every_problem_is_printed_with_its_path_and_the_exit_code_is_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cameras = dir.path().join("cameras.toml");
+    std::fs::write(
+        &cameras,
+        r#"
+[[cameras]]
+id = "a"
+url = "rtsp://cam-a.example/live"
+[[cameras.zones]]
+name = "z"
+polygon = [[0.1, 0.1], [0.5, 0.5]]
+
+[[cameras]]
+id = "a"
+url = "rtsp://user:pw@cam-b.example/live"
+password_env = "DW_CLI_TEST_SURELY_UNSET"
+"#,
+    )
+    .unwrap();
+    let out = dumpwatch().args(["check-config", "--cameras"]).arg(&cameras).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "cameras[0].zones[0].polygon: a polygon needs at least 3 points",
+        "cameras[1].id: duplicate camera id \"a\"",
+        "cameras[1].url: the URL contains credentials",
+        "cameras[1].password_env: environment variable DW_CLI_TEST_SURELY_UNSET is not set",
+        "cameras[1].username_env: password_env is set but username_env is not",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("pw@"), "the password was echoed: {stderr}");
+}
+
+#[test]
+fn a_typo_is_reported_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = dir.path().join("dumpwatch.toml");
+    std::fs::write(&service, "listen = \"127.0.0.1:9000\"\n[ingest]\nframe_timeout = 5\n").unwrap();
+    std::fs::write(dir.path().join("cameras.toml"), "").unwrap();
+    let out = dumpwatch().args(["check-config", "--config"]).arg(&service).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dumpwatch.toml"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(stderr.contains("unknown field `frame_timeout`"), "{stderr}");
+}
+
+#[test]
+fn a_missing_cameras_file_is_named() {
+    let out = dumpwatch().args(["check-config", "--cameras", "/nonexistent/cams.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read config file /nonexistent/cams.toml"), "{stderr}");
+}
