@@ -115,6 +115,7 @@ pub async fn run(
             },
             ingest: ing.clone(),
             mode: config.service.decode.mode,
+            min_keyframe_interval_s: config.service.decode.min_keyframe_interval_s,
             status: status.clone(),
             metrics: camera_metrics[slot].clone(),
             output: encoded.clone(),

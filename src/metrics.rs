@@ -60,9 +60,13 @@ pub struct Metrics {
     rtsp_step_seconds: HistogramVec,
 }
 
-/// Latency buckets from 0.5 ms to 2 s.
+/// Latency buckets from 0.5 ms to 2 s, fine where decode and inference times fall (1–50 ms) so
+/// that p50/p95 read from the histogram are accurate to about a millisecond.
 fn latency_buckets() -> Vec<f64> {
-    vec![0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, 0.016, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0]
+    vec![
+        0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.012, 0.014, 0.016, 0.018, 0.020,
+        0.023, 0.026, 0.030, 0.035, 0.040, 0.050, 0.065, 0.080, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0,
+    ]
 }
 
 impl Metrics {

@@ -251,3 +251,23 @@ async fn udp_transport_can_be_selected() {
     assert_eq!(svc.handles.status.get(0).transport.as_deref(), Some("udp"));
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
+    let file = media("test360");
+    let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
+    let mut service = fast_service();
+    service.decode.min_keyframe_interval_s = 4.0;
+    let svc = Service::start(Config { service, cameras: vec![camera("sparse", &server.url("a"))] }).await;
+    svc.wait_for("5 keyframes received", Duration::from_secs(30), |s| {
+        s.handles.status.get(0).keyframes_received >= 5
+    })
+    .await;
+    // Let the decoder finish the last one handed on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keyframes = svc.handles.status.get(0).keyframes_received;
+    let decoded = svc.frames("sparse", "decoded");
+    assert!(decoded.abs_diff(keyframes.div_ceil(2)) <= 1, "{decoded} decoded of {keyframes} keyframes");
+    assert_eq!(svc.dropped("sparse", "decode_busy"), 0);
+    svc.stop().await;
+}

@@ -86,6 +86,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         ));
     }
     c.count("decode.threads", svc.decode.threads, 1, 64);
+    c.range("decode.min_keyframe_interval_s", svc.decode.min_keyframe_interval_s, 0.0, 3600.0);
     c.count("model.sessions", svc.model.sessions, 1, 64);
     c.count("model.threads_per_session", svc.model.threads_per_session, 1, 64);
     match url::Url::parse(&svc.delivery.endpoint) {

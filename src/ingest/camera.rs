@@ -28,6 +28,8 @@ pub struct CameraTask {
     pub ingest: IngestConfig,
     /// Which frames go on to the decoder.
     pub mode: DecodeMode,
+    /// Keyframe mode: least stream time between keyframes handed to the decoder (0 = all).
+    pub min_keyframe_interval_s: f64,
     /// Shared camera status.
     pub status: Arc<StatusBoard>,
     /// This camera's metric handles.
@@ -116,6 +118,8 @@ impl CameraTask {
         // After every (re)connect the decoder needs a keyframe: a client that joins mid-GOP gets
         // P-frames first, which reference pictures it never saw.
         let mut synced = false;
+        // Stream time of the last keyframe handed on (timestamps restart with each connection).
+        let mut last_keyframe_pts: Option<f64> = None;
         loop {
             let frame = match tokio::time::timeout(frame_timeout, stream.next_frame()).await {
                 Err(_) => return Err(IngestError::Stalled { after: frame_timeout }),
@@ -140,9 +144,16 @@ impl CameraTask {
                 debug!(camera = %self.id, "first keyframe");
                 synced = true;
             }
-            if !keyframe && self.mode == DecodeMode::Keyframes {
-                self.metrics.skipped.inc();
-                continue;
+            if self.mode == DecodeMode::Keyframes {
+                // Half a frame of tolerance, so a 2 s GOP with a 4 s interval decodes every other
+                // keyframe rather than every third.
+                let too_soon = last_keyframe_pts
+                    .is_some_and(|last| frame.pts_s - last < self.min_keyframe_interval_s - 0.02);
+                if !keyframe || too_soon {
+                    self.metrics.skipped.inc();
+                    continue;
+                }
+                last_keyframe_pts = Some(frame.pts_s);
             }
             if self.output.put(self.index, frame).is_some() {
                 self.metrics.dropped(DropReason::DecodeBusy).inc();
