@@ -6,10 +6,12 @@
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
 //! [`redact`].
 
+pub mod annotate;
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod geometry;
 pub mod ingest;
 pub mod metrics;

@@ -41,6 +41,24 @@ enum Command {
         #[arg(long)]
         cameras: Option<PathBuf>,
     },
+    /// Run the detector on image files: print each detection and write annotated JPEGs.
+    Detect {
+        /// Image files (JPEG, PNG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Write annotated copies here (created if missing).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Minimum score for every class (overrides model.confidence and model.class_confidence).
+        #[arg(long)]
+        conf: Option<f32>,
+        /// Service file whose [model] section to use. Without it, embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print the detections as JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Connect to one camera: print codec, resolution, frame rate, GOP and transport; save the first keyframe.
     Probe {
         /// RTSP URL; `user:password@` in it is used for authentication and never printed.
@@ -113,6 +131,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             dumpwatch::app::run(cfg, listener, shutdown_signal(), |_| {}).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Detect { images, out, conf, config, json } => detect_images(&images, out.as_deref(), conf, config.as_deref(), json),
         Command::Probe { url, out, transport, timeout, watch } => {
             let mut url = url::Url::parse(&url).with_context(|| "the URL is not valid (expected rtsp://host[:port]/path)")?;
             if url.scheme() != "rtsp" {
@@ -156,6 +175,84 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn detect_images(
+    images: &[PathBuf],
+    out: Option<&std::path::Path>,
+    conf: Option<f32>,
+    config: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use dumpwatch::annotate::{class_colour, draw_box_with_label};
+    use dumpwatch::detect::{Detector, PostprocessConfig, postprocess_config};
+    let mut svc = dumpwatch::config::ServiceConfig::load(config)?;
+    if let Some(c) = conf {
+        if !(0.0..=1.0).contains(&c) {
+            bail!("--conf {c} is out of range: must be between 0 and 1");
+        }
+        svc.model.confidence = c;
+        svc.model.class_confidence.clear();
+    }
+    svc.model.sessions = 1;
+    let mut detector = Detector::load(&svc.model)?;
+    let post: PostprocessConfig = postprocess_config(&svc.model, detector.info())?;
+    detector.set_postprocess(post);
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create --out directory {}", dir.display()))?;
+    }
+    let mut failed = 0;
+    for path in images {
+        let picture = match image::open(path) {
+            Ok(p) => p.to_rgb8(),
+            Err(e) => {
+                eprintln!("{}: cannot read the image: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let detected = match detector.detect_rgb(&picture, &[]) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let info = detector.info().clone();
+        if json {
+            for d in &detected.detections {
+                println!(
+                    "{}",
+                    serde_json::json!({ "image": path.display().to_string(), "class": info.class_name(d.class_id),
+                        "class_id": d.class_id, "score": d.score, "bbox": [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2] })
+                );
+            }
+        } else {
+            let t = &detected.timings;
+            println!(
+                "{}: {}x{}, {} detection(s) (preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms)",
+                path.display(), picture.width(), picture.height(), detected.detections.len(),
+                t.preprocess.as_secs_f64() * 1e3, t.inference.as_secs_f64() * 1e3, t.postprocess.as_secs_f64() * 1e3
+            );
+            for d in &detected.detections {
+                let b = &d.bbox;
+                println!("  {:<14} {:.3}  [{:.0}, {:.0}, {:.0}, {:.0}]", info.class_name(d.class_id), d.score, b.x1, b.y1, b.x2, b.y2);
+            }
+        }
+        if let Some(dir) = out {
+            let mut annotated = picture;
+            for d in &detected.detections {
+                let label = format!("{} {:.2}", info.class_name(d.class_id), d.score);
+                draw_box_with_label(&mut annotated, (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2), &label, class_colour(d.class_id));
+            }
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+            let dest = dir.join(format!("{name}.jpg"));
+            let bytes = dumpwatch::api::encode_jpeg(&annotated, 90)?;
+            std::fs::write(&dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
+        }
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn print_config_error(e: &ConfigError) {

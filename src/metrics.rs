@@ -58,6 +58,24 @@ pub struct Metrics {
     camera_up: IntGaugeVec,
     camera_reconnects_total: IntCounterVec,
     rtsp_step_seconds: HistogramVec,
+    detect: DetectMetrics,
+}
+
+/// The detector's metrics (shared by every detect worker).
+#[derive(Clone)]
+pub struct DetectMetrics {
+    /// `dumpwatch_preprocess_seconds`: letterbox + tensor fill.
+    pub preprocess: Histogram,
+    /// `dumpwatch_inference_seconds`: `session.run`, the hot path.
+    pub inference: Histogram,
+    /// `dumpwatch_postprocess_seconds`: output decoding and NMS.
+    pub postprocess: Histogram,
+    /// `dumpwatch_frame_age_seconds`: from a frame's arrival to its detections being ready.
+    pub frame_age: Histogram,
+    /// `dumpwatch_detections_total{class}`.
+    pub detections: IntCounterVec,
+    /// `dumpwatch_detect_errors_total`: pictures the detector failed on.
+    pub errors: IntCounter,
 }
 
 /// Latency buckets from 0.5 ms to 2 s, fine where decode and inference times fall (1–50 ms) so
@@ -107,6 +125,31 @@ impl Metrics {
             &["step"],
         )
         .expect("valid histogram");
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid histogram");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let detections = IntCounterVec::new(
+            Opts::new("dumpwatch_detections_total", "Detections by class (after thresholds and NMS)."),
+            &["class"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(detections.clone())).expect("unique metric");
+        let errors = IntCounter::new("dumpwatch_detect_errors_total", "Pictures the detector failed on.").expect("valid counter");
+        registry.register(Box::new(errors.clone())).expect("unique metric");
+        let detect = DetectMetrics {
+            preprocess: hist("dumpwatch_preprocess_seconds", "Letterbox and input tensor fill per picture.", latency_buckets()),
+            inference: hist("dumpwatch_inference_seconds", "Detector session run per picture (the hot path).", latency_buckets()),
+            postprocess: hist("dumpwatch_postprocess_seconds", "Output decoding and NMS per picture.", latency_buckets()),
+            frame_age: hist(
+                "dumpwatch_frame_age_seconds",
+                "From a frame's arrival to its detections being ready.",
+                vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0],
+            ),
+            detections,
+            errors,
+        };
         for c in [&frames_total, &frames_dropped_total, &camera_reconnects_total] {
             registry.register(Box::new(c.clone())).expect("unique metric");
         }
@@ -121,7 +164,13 @@ impl Metrics {
             camera_up,
             camera_reconnects_total,
             rtsp_step_seconds,
+            detect,
         }
+    }
+
+    /// The detector's metrics.
+    pub fn detect(&self) -> &DetectMetrics {
+        &self.detect
     }
 
     /// The registry, for components that register metrics of their own.

@@ -7,6 +7,7 @@
 
 mod validate;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,6 +82,22 @@ pub struct ServiceConfig {
     pub delivery: DeliveryConfig,
 }
 
+impl ServiceConfig {
+    /// Reads a service file (`None`: the embedded defaults) and resolves its relative paths
+    /// (storage, cameras file, model, runtime library) against the file's directory.
+    /// Values are not validated here; [`Config::load`] does that.
+    pub fn load(path: Option<&Path>) -> Result<ServiceConfig, ConfigError> {
+        let Some(path) = path else { return Ok(ServiceConfig::default()) };
+        let mut svc: ServiceConfig = parse(path, &read(path)?)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        svc.storage_dir = base.join(&svc.storage_dir);
+        svc.cameras_file = base.join(&svc.cameras_file);
+        svc.model.path = base.join(&svc.model.path);
+        svc.model.ort_library = svc.model.ort_library.map(|p| base.join(p));
+        Ok(svc)
+    }
+}
+
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
@@ -109,6 +126,21 @@ pub struct ModelConfig {
     pub sessions: u32,
     /// Intra-op threads per session. Default 1.
     pub threads_per_session: u32,
+    /// Minimum score of a detection, for every class without its own threshold. Default 0.25.
+    pub confidence: f32,
+    /// Minimum score per class name, overriding `confidence` (e.g. `{ suitcase = 0.4 }`).
+    /// Names are those after `rename`; a name the model lacks is an error at start-up.
+    pub class_confidence: BTreeMap<String, f32>,
+    /// Boxes of the same class that overlap more than this (IoU) are merged into the best one.
+    /// Boxes of different classes never suppress each other. Default 0.45.
+    pub iou_threshold: f32,
+    /// Detections smaller than this many source pixels (width × height) are dropped. Default 0.
+    pub min_box_area_px: f32,
+    /// At most this many detections per picture, best first. Default 300.
+    pub max_detections: usize,
+    /// Renames the model's classes (`{ handbag = "bag", backpack = "bag" }`): the configuration
+    /// and incidents then use the new names.
+    pub rename: BTreeMap<String, String>,
 }
 
 impl Default for ModelConfig {
@@ -118,6 +150,12 @@ impl Default for ModelConfig {
             ort_library: None,
             sessions: 2,
             threads_per_session: 1,
+            confidence: 0.25,
+            class_confidence: BTreeMap::new(),
+            iou_threshold: 0.45,
+            min_box_area_px: 0.0,
+            max_detections: 300,
+            rename: BTreeMap::new(),
         }
     }
 }
@@ -316,19 +354,10 @@ impl Config {
     /// Loads the service file (if any; `None` = embedded defaults) and the cameras file it names
     /// (or `cameras_override`), then validates both against the process environment.
     pub fn load(service_path: Option<&Path>, cameras_override: Option<&Path>) -> Result<Config, ConfigError> {
-        let (mut service, base) = match service_path {
-            Some(p) => {
-                let text = read(p)?;
-                let svc: ServiceConfig = parse(p, &text)?;
-                (svc, p.parent().map(Path::to_path_buf).unwrap_or_default())
-            }
-            None => (ServiceConfig::default(), PathBuf::from(".")),
-        };
-        service.storage_dir = base.join(&service.storage_dir);
-        service.cameras_file = match cameras_override {
-            Some(p) => p.to_path_buf(),
-            None => base.join(&service.cameras_file),
-        };
+        let mut service = ServiceConfig::load(service_path)?;
+        if let Some(p) = cameras_override {
+            service.cameras_file = p.to_path_buf();
+        }
         let cameras_text = read(&service.cameras_file)?;
         let cameras: CamerasFile = parse(&service.cameras_file, &cameras_text)?;
         let config = Config { service, cameras: cameras.cameras };

@@ -89,6 +89,15 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     c.range("decode.min_keyframe_interval_s", svc.decode.min_keyframe_interval_s, 0.0, 3600.0);
     c.count("model.sessions", svc.model.sessions, 1, 64);
     c.count("model.threads_per_session", svc.model.threads_per_session, 1, 64);
+    c.range("model.confidence", f64::from(svc.model.confidence), 0.0, 1.0);
+    for (name, t) in &svc.model.class_confidence {
+        c.range(&format!("model.class_confidence.{name}"), f64::from(*t), 0.0, 1.0);
+    }
+    c.range("model.iou_threshold", f64::from(svc.model.iou_threshold), 0.0, 1.0);
+    c.range("model.min_box_area_px", f64::from(svc.model.min_box_area_px), 0.0, 1e8);
+    if svc.model.max_detections == 0 || svc.model.max_detections > 10_000 {
+        c.add("model.max_detections", format!("{} is out of range: must be between 1 and 10000", svc.model.max_detections));
+    }
     match url::Url::parse(&svc.delivery.endpoint) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         Ok(u) => c.add("delivery.endpoint", format!("scheme {:?} is not supported: use http or https", u.scheme())),

@@ -1,0 +1,165 @@
+//! Detect: an ONNX object detector over decoded pictures.
+//!
+//! [`engine`] owns the ONNX Runtime session (the only file that names `ort`), [`preprocess`]
+//! letterboxes a picture into the input tensor, [`postprocess`] turns raw output into
+//! [`Detection`]s, and [`worker`] runs a pool of single-session threads that serve every camera
+//! fairly. [`Detector`] ties one engine to its buffers, for the workers and the `detect` command.
+
+pub mod engine;
+pub mod model;
+pub mod postprocess;
+pub mod preprocess;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use engine::Engine;
+pub use model::{ModelInfo, OutputLayout};
+pub use postprocess::{BBox, Detection, PostprocessConfig, Postprocessor};
+pub use preprocess::{Letterbox, Preprocessor};
+
+use crate::config::ModelConfig;
+use crate::decode::DecodedFrame;
+use crate::geometry::Polygon;
+
+/// What can go wrong loading or running the detector.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The ONNX Runtime library is missing or unusable.
+    #[error("{0}")]
+    Runtime(String),
+    /// The model file is missing, unreadable, or not a usable detector.
+    #[error("model {}: {message}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The model's metadata cannot be understood.
+    #[error("model metadata: {0}")]
+    Metadata(String),
+    /// A detector setting refers to something the model does not have.
+    #[error("{field}: {message}")]
+    Config {
+        /// The config path (`model.class_confidence.bag`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The picture cannot be used (empty, too small a buffer).
+    #[error("bad picture: {0}")]
+    BadImage(String),
+    /// ONNX Runtime failed on a run.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// Time spent in each step of one detection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Letterbox and tensor fill.
+    pub preprocess: Duration,
+    /// `session.run`.
+    pub inference: Duration,
+    /// Decoding the output.
+    pub postprocess: Duration,
+}
+
+/// Detections of one picture.
+#[derive(Clone, Debug)]
+pub struct Detected {
+    /// The detections, best first.
+    pub detections: Vec<Detection>,
+    /// Where the picture sat in the model input.
+    pub letterbox: Letterbox,
+    /// Step timings.
+    pub timings: Timings,
+}
+
+/// Builds the postprocessing thresholds from the config, checking class names against the model.
+pub fn postprocess_config(cfg: &ModelConfig, info: &ModelInfo) -> Result<PostprocessConfig, DetectError> {
+    let mut thresholds = vec![cfg.confidence; info.class_names.len()];
+    for (name, &t) in &cfg.class_confidence {
+        let id = info.class_id(name).ok_or_else(|| DetectError::Config {
+            field: format!("model.class_confidence.{name}"),
+            message: format!(
+                "the model has no class {name:?} (its classes: {})",
+                info.class_names.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+                    + if info.class_names.len() > 12 { ", ..." } else { "" }
+            ),
+        })?;
+        thresholds[id] = t;
+    }
+    Ok(PostprocessConfig {
+        class_threshold: thresholds,
+        iou_threshold: cfg.iou_threshold,
+        min_area: cfg.min_box_area_px,
+        max_detections: cfg.max_detections,
+    })
+}
+
+/// One engine with its reusable buffers.
+pub struct Detector {
+    engine: Engine,
+    pre: Preprocessor,
+    post: Postprocessor,
+    cfg: PostprocessConfig,
+}
+
+impl Detector {
+    /// Loads the model of `cfg` and prepares its buffers.
+    pub fn load(cfg: &ModelConfig) -> Result<Detector, DetectError> {
+        let engine = Engine::load(cfg)?;
+        let post_cfg = postprocess_config(cfg, engine.info())?;
+        Ok(Detector::new(engine, post_cfg))
+    }
+
+    /// Wraps a loaded engine.
+    pub fn new(engine: Engine, cfg: PostprocessConfig) -> Detector {
+        let pre = Preprocessor::new(engine.info().input_size);
+        Detector { engine, pre, post: Postprocessor::default(), cfg }
+    }
+
+    /// The model's description.
+    pub fn info(&self) -> &std::sync::Arc<ModelInfo> {
+        self.engine.info()
+    }
+
+    /// Replaces the thresholds (e.g. `--conf` on the command line).
+    pub fn set_postprocess(&mut self, cfg: PostprocessConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Detects objects in a packed RGB picture.
+    pub fn detect_rgb(&mut self, rgb: &image::RgbImage, zones: &[Polygon]) -> Result<Detected, DetectError> {
+        let t0 = Instant::now();
+        let lb = self.pre.fill_rgb(rgb.as_raw(), rgb.width(), rgb.height())?;
+        self.finish(lb, t0, zones)
+    }
+
+    /// Detects objects in a decoded I420 picture.
+    pub fn detect_frame(&mut self, frame: &DecodedFrame, zones: &[Polygon]) -> Result<Detected, DetectError> {
+        let t0 = Instant::now();
+        let lb = self.pre.fill_i420(frame)?;
+        self.finish(lb, t0, zones)
+    }
+
+    fn finish(&mut self, lb: Letterbox, t0: Instant, zones: &[Polygon]) -> Result<Detected, DetectError> {
+        let t1 = Instant::now();
+        let layout = self.engine.info().layout;
+        let (post, cfg) = (&mut self.post, &self.cfg);
+        let mut t2 = t1;
+        let detections = self.engine.run(self.pre.tensor(), 1, |out| {
+            t2 = Instant::now();
+            post.run(out, layout, &lb, cfg, zones)
+        })?;
+        let t3 = Instant::now();
+        Ok(Detected {
+            detections,
+            letterbox: lb,
+            timings: Timings { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },
+        })
+    }
+}

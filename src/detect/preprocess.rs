@@ -1,0 +1,258 @@
+//! Letterboxing a picture into the detector's input tensor: resize keeping the aspect ratio,
+//! centre it on a grey (114) canvas, NCHW f32 in 0..1, RGB order.
+//!
+//! Everything is written into one reused buffer: no per-frame tensor allocation. The resize uses
+//! `fast_image_resize` (SIMD convolution, bilinear like Pillow's). Pictures from the pipeline are
+//! I420: their planes are resized first and converted to RGB at the model's size, so a 720p frame
+//! costs a 640×360 colour conversion, not a 1280×720 one.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use super::DetectError;
+use crate::decode::DecodedFrame;
+
+/// The padding value of YOLO letterboxing.
+pub const PAD: u8 = 114;
+
+/// Where the picture sits in the model input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Letterbox {
+    /// Source picture size.
+    pub src: (u32, u32),
+    /// Model input size.
+    pub dst: (u32, u32),
+    /// Size of the resized picture inside the input.
+    pub inner: (u32, u32),
+    /// Left and top padding in input pixels.
+    pub pad: (u32, u32),
+    /// Scale from source to input pixels.
+    pub scale: f32,
+}
+
+impl Letterbox {
+    /// The geometry for a `src` picture in a `dst` input. Errors on an empty picture.
+    pub fn new(src: (u32, u32), dst: (u32, u32)) -> Result<Letterbox, DetectError> {
+        if src.0 == 0 || src.1 == 0 {
+            return Err(DetectError::BadImage(format!("the picture is empty ({}x{})", src.0, src.1)));
+        }
+        let scale = (dst.0 as f32 / src.0 as f32).min(dst.1 as f32 / src.1 as f32);
+        let inner = (
+            ((src.0 as f32 * scale).round() as u32).clamp(1, dst.0),
+            ((src.1 as f32 * scale).round() as u32).clamp(1, dst.1),
+        );
+        let pad = ((dst.0 - inner.0) / 2, (dst.1 - inner.1) / 2);
+        Ok(Letterbox { src, dst, inner, pad, scale })
+    }
+
+    /// Maps a point in input pixels back to source pixels (not clamped).
+    pub fn to_source(&self, x: f32, y: f32) -> (f32, f32) {
+        ((x - self.pad.0 as f32) / self.scale, (y - self.pad.1 as f32) / self.scale)
+    }
+
+    /// Maps a point in source pixels to input pixels.
+    pub fn to_input(&self, x: f32, y: f32) -> (f32, f32) {
+        (x * self.scale + self.pad.0 as f32, y * self.scale + self.pad.1 as f32)
+    }
+}
+
+/// Reusable buffers for filling the input tensor.
+pub struct Preprocessor {
+    input: (u32, u32),
+    tensor: Vec<f32>,
+    /// Geometry the padding of `tensor` was last painted for.
+    painted: Option<Letterbox>,
+    resizer: Resizer,
+    rgb: Vec<u8>,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+}
+
+/// `u8 / 255` for every byte value.
+fn unit_lut() -> [f32; 256] {
+    std::array::from_fn(|i| i as f32 / 255.0)
+}
+
+/// Precomputed BT.601 limited-range terms, already divided by 255.
+struct YuvLut {
+    y: [f32; 256],
+    rv: [f32; 256],
+    gu: [f32; 256],
+    gv: [f32; 256],
+    bu: [f32; 256],
+}
+
+fn yuv_lut() -> &'static YuvLut {
+    static LUT: std::sync::OnceLock<YuvLut> = std::sync::OnceLock::new();
+    LUT.get_or_init(|| {
+        let c = |k: f32, off: f32| -> [f32; 256] { std::array::from_fn(|i| k * (i as f32 - off) / 255.0) };
+        YuvLut { y: c(1.164, 16.0), rv: c(1.596, 128.0), gu: c(-0.392, 128.0), gv: c(-0.813, 128.0), bu: c(2.017, 128.0) }
+    })
+}
+
+impl Preprocessor {
+    /// Buffers for a model input of `width × height`.
+    pub fn new((width, height): (u32, u32)) -> Self {
+        Preprocessor {
+            input: (width, height),
+            tensor: vec![0.0; 3 * width as usize * height as usize],
+            painted: None,
+            resizer: Resizer::new(),
+            rgb: Vec::new(),
+            y: Vec::new(),
+            u: Vec::new(),
+            v: Vec::new(),
+        }
+    }
+
+    /// The filled tensor (`[1, 3, height, width]`, row-major).
+    pub fn tensor(&self) -> &[f32] {
+        &self.tensor
+    }
+
+    fn options() -> ResizeOptions {
+        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+    }
+
+    /// Paints the padding once per geometry; the picture area is overwritten every frame.
+    fn paint_padding(&mut self, lb: &Letterbox) {
+        if self.painted.as_ref() != Some(lb) {
+            self.tensor.fill(f32::from(PAD) / 255.0);
+            self.painted = Some(*lb);
+        }
+    }
+
+    /// Fills the tensor from packed RGB (`width × height × 3` bytes).
+    pub fn fill_rgb(&mut self, rgb: &[u8], width: u32, height: u32) -> Result<Letterbox, DetectError> {
+        let lb = Letterbox::new((width, height), self.input)?;
+        if rgb.len() < width as usize * height as usize * 3 {
+            return Err(DetectError::BadImage(format!(
+                "RGB buffer of {} bytes is too small for {width}x{height}",
+                rgb.len()
+            )));
+        }
+        let src = ImageRef::new(width, height, rgb, PixelType::U8x3).map_err(|e| DetectError::BadImage(e.to_string()))?;
+        let (iw, ih) = lb.inner;
+        self.rgb.resize(iw as usize * ih as usize * 3, 0);
+        let mut dst = Image::from_slice_u8(iw, ih, &mut self.rgb, PixelType::U8x3).map_err(|e| DetectError::BadImage(e.to_string()))?;
+        self.resizer.resize(&src, &mut dst, &Self::options()).map_err(|e| DetectError::BadImage(e.to_string()))?;
+        self.paint_padding(&lb);
+        let lut = unit_lut();
+        let plane = self.input.0 as usize * self.input.1 as usize;
+        let (r, rest) = self.tensor.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        let stride = self.input.0 as usize;
+        for (row, src_row) in self.rgb.chunks_exact(iw as usize * 3).enumerate() {
+            let at = (lb.pad.1 as usize + row) * stride + lb.pad.0 as usize;
+            let end = at + iw as usize;
+            let dst = r[at..end].iter_mut().zip(g[at..end].iter_mut()).zip(b[at..end].iter_mut());
+            for (px, ((r, g), b)) in src_row.chunks_exact(3).zip(dst) {
+                *r = lut[px[0] as usize];
+                *g = lut[px[1] as usize];
+                *b = lut[px[2] as usize];
+            }
+        }
+        Ok(lb)
+    }
+
+    /// Fills the tensor from a decoded I420 picture: planes resized first, then converted.
+    pub fn fill_i420(&mut self, frame: &DecodedFrame) -> Result<Letterbox, DetectError> {
+        let (w, h) = (frame.width(), frame.height());
+        let lb = Letterbox::new((w, h), self.input)?;
+        let (iw, ih) = lb.inner;
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (icw, ich) = (iw.div_ceil(2), ih.div_ceil(2));
+        let (u_src, v_src) = frame.chroma();
+        let opts = Self::options();
+        let mut resize = |src: &[u8], sw: u32, sh: u32, dst: &mut Vec<u8>, dw: u32, dh: u32| -> Result<(), DetectError> {
+            let s = ImageRef::new(sw, sh, src, PixelType::U8).map_err(|e| DetectError::BadImage(e.to_string()))?;
+            dst.resize(dw as usize * dh as usize, 0);
+            let mut d = Image::from_slice_u8(dw, dh, dst, PixelType::U8).map_err(|e| DetectError::BadImage(e.to_string()))?;
+            self.resizer.resize(&s, &mut d, &opts).map_err(|e| DetectError::BadImage(e.to_string()))
+        };
+        resize(frame.luma(), w, h, &mut self.y, iw, ih)?;
+        resize(u_src, cw, ch, &mut self.u, icw, ich)?;
+        resize(v_src, cw, ch, &mut self.v, icw, ich)?;
+        self.paint_padding(&lb);
+        let lut = yuv_lut();
+        let plane = self.input.0 as usize * self.input.1 as usize;
+        let (r, rest) = self.tensor.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        let stride = self.input.0 as usize;
+        for (row, y_row) in self.y.chunks_exact(iw as usize).enumerate() {
+            let c_off = (row / 2) * icw as usize;
+            let u_row = &self.u[c_off..c_off + icw as usize];
+            let v_row = &self.v[c_off..c_off + icw as usize];
+            let at = (lb.pad.1 as usize + row) * stride + lb.pad.0 as usize;
+            let end = at + iw as usize;
+            let dst = r[at..end].iter_mut().zip(g[at..end].iter_mut()).zip(b[at..end].iter_mut());
+            for (x, (&yy, ((r, g), b))) in y_row.iter().zip(dst).enumerate() {
+                let (uu, vv) = (u_row[x / 2] as usize, v_row[x / 2] as usize);
+                let l = lut.y[yy as usize];
+                *r = (l + lut.rv[vv]).clamp(0.0, 1.0);
+                *g = (l + lut.gu[uu] + lut.gv[vv]).clamp(0.0, 1.0);
+                *b = (l + lut.bu[uu]).clamp(0.0, 1.0);
+            }
+        }
+        Ok(lb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letterbox_geometry_and_round_trip() {
+        let lb = Letterbox::new((1280, 720), (640, 640)).unwrap();
+        assert_eq!(lb.inner, (640, 360));
+        assert_eq!(lb.pad, (0, 140));
+        assert!((lb.scale - 0.5).abs() < 1e-6);
+        for (x, y) in [(0.0, 0.0), (1279.0, 719.0), (333.3, 41.7)] {
+            let (ix, iy) = lb.to_input(x, y);
+            let (sx, sy) = lb.to_source(ix, iy);
+            assert!((sx - x).abs() < 1e-3 && (sy - y).abs() < 1e-3, "{x},{y} -> {sx},{sy}");
+        }
+        let tall = Letterbox::new((480, 640), (640, 640)).unwrap();
+        assert_eq!(tall.inner, (480, 640));
+        assert_eq!(tall.pad, (80, 0));
+        let tiny = Letterbox::new((1, 8000), (640, 640)).unwrap();
+        assert_eq!(tiny.inner.0, 1);
+        assert!(Letterbox::new((0, 10), (640, 640)).is_err());
+    }
+
+    #[test]
+    fn rgb_fill_paints_padding_and_picture() {
+        let mut p = Preprocessor::new((64, 64));
+        // 64x32 red picture: rows 16..48 are red, the rest is padding.
+        let rgb: Vec<u8> = std::iter::repeat_n([255u8, 0, 0], 64 * 32).flatten().collect();
+        let lb = p.fill_rgb(&rgb, 64, 32).unwrap();
+        assert_eq!(lb.pad, (0, 16));
+        let t = p.tensor();
+        let at = |c: usize, x: usize, y: usize| t[c * 64 * 64 + y * 64 + x];
+        assert!((at(0, 10, 5) - 114.0 / 255.0).abs() < 1e-6);
+        assert!((at(0, 10, 20) - 1.0).abs() < 1e-6);
+        assert!(at(1, 10, 20).abs() < 1e-6);
+    }
+
+    #[test]
+    fn i420_and_rgb_paths_agree() {
+        use std::time::{Instant, SystemTime};
+        // A smooth colour gradient, 96x54, as I420.
+        let (w, h) = (96u32, 54u32);
+        let y: Vec<u8> = (0..w * h).map(|i| (40 + (i % w) * 2) as u8).collect();
+        let (cw, ch) = (w / 2, h / 2);
+        let u: Vec<u8> = (0..cw * ch).map(|i| (100 + (i / cw)) as u8).collect();
+        let v: Vec<u8> = (0..cw * ch).map(|i| (150 - (i % cw)) as u8).collect();
+        let frame =
+            DecodedFrame::from_planes(0, SystemTime::now(), Instant::now(), 0.0, true, (w, h), (&y, &u, &v), (w as usize, cw as usize, cw as usize))
+                .unwrap();
+        let rgb = frame.to_rgb();
+        let mut a = Preprocessor::new((64, 64));
+        let mut b = Preprocessor::new((64, 64));
+        assert_eq!(a.fill_i420(&frame).unwrap(), b.fill_rgb(rgb.as_raw(), w, h).unwrap());
+        let diff = a.tensor().iter().zip(b.tensor()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(diff < 0.05, "max difference {diff}");
+    }
+}

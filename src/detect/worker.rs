@@ -1,0 +1,116 @@
+//! Detect workers: each thread owns one [`Detector`] (one ONNX Runtime session, whose `run`
+//! needs `&mut self`). Together they serve every camera from its latest-picture slot through the
+//! slots' fair scheduler: round-robin over ready cameras, a camera is never in two workers at
+//! once, and a camera that produces pictures faster than it is served only replaces its own
+//! waiting picture (counted as `superseded` by the decoder) — it cannot starve the others.
+//!
+//! Results are handed to the [`DetectionSink`] while the camera is still held, so each camera's
+//! results arrive in frame order.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::{Detected, Detector};
+use crate::decode::DecodedFrame;
+use crate::geometry::Polygon;
+use crate::metrics::DetectMetrics;
+use crate::slots::LatestSlots;
+
+/// The detections of one picture.
+#[derive(Clone, Debug)]
+pub struct FrameDetections {
+    /// Camera index.
+    pub camera: usize,
+    /// The picture.
+    pub frame: Arc<DecodedFrame>,
+    /// What was found.
+    pub detected: Detected,
+}
+
+/// Where detections go (the camera's analyzer; the API's latest picture).
+pub trait DetectionSink: Send + Sync + 'static {
+    /// Takes the detections of one picture. Called from a worker thread, in frame order per
+    /// camera; must not block for long.
+    fn deliver(&self, result: FrameDetections);
+}
+
+impl<F: Fn(FrameDetections) + Send + Sync + 'static> DetectionSink for F {
+    fn deliver(&self, result: FrameDetections) {
+        self(result)
+    }
+}
+
+/// The running detect workers.
+pub struct DetectPool {
+    threads: Vec<JoinHandle<()>>,
+    input: Arc<LatestSlots<DecodedFrame>>,
+}
+
+impl DetectPool {
+    /// Starts one worker thread per detector. `zones[camera]` are that camera's zones.
+    pub fn start(
+        detectors: Vec<Detector>,
+        input: Arc<LatestSlots<DecodedFrame>>,
+        zones: Arc<Vec<Vec<Polygon>>>,
+        sink: Arc<dyn DetectionSink>,
+        metrics: DetectMetrics,
+    ) -> DetectPool {
+        let threads = detectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, detector)| {
+                let (input, zones, sink, metrics) = (input.clone(), zones.clone(), sink.clone(), metrics.clone());
+                std::thread::Builder::new()
+                    .name(format!("detect-{i}"))
+                    .spawn(move || work(detector, &input, &zones, &*sink, &metrics))
+                    .expect("spawning a detect thread")
+            })
+            .collect();
+        DetectPool { threads, input }
+    }
+
+    /// Lets the workers finish the pictures already waiting, then joins them.
+    pub fn shutdown(self) {
+        self.input.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn work(
+    mut detector: Detector,
+    input: &LatestSlots<DecodedFrame>,
+    zones: &[Vec<Polygon>],
+    sink: &dyn DetectionSink,
+    metrics: &DetectMetrics,
+) {
+    let class_counters: Vec<_> = detector.info().class_names.iter().map(|n| metrics.detections.with_label_values(&[n])).collect();
+    while let Some((lease, frame)) = input.take(None) {
+        let camera = lease.camera();
+        let camera_zones = zones.get(camera).map(Vec::as_slice).unwrap_or(&[]);
+        match detector.detect_frame(&frame, camera_zones) {
+            Ok(detected) => {
+                let t = &detected.timings;
+                metrics.preprocess.observe(t.preprocess.as_secs_f64());
+                metrics.inference.observe(t.inference.as_secs_f64());
+                metrics.postprocess.observe(t.postprocess.as_secs_f64());
+                metrics.frame_age.observe(Instant::now().saturating_duration_since(frame.received).as_secs_f64());
+                for d in &detected.detections {
+                    if let Some(c) = class_counters.get(d.class_id) {
+                        c.inc();
+                    }
+                }
+                sink.deliver(FrameDetections { camera, frame: Arc::new(frame), detected });
+            }
+            Err(e) => {
+                metrics.errors.inc();
+                warn!(camera, error = %e, "detection failed; picture skipped");
+            }
+        }
+        drop(lease);
+    }
+}
