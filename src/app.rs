@@ -16,6 +16,9 @@ use tracing::{Instrument, info, info_span};
 use crate::api::{ApiState, LatestPictures};
 use crate::config::{Config, credentials_from_env};
 use crate::decode::{DecodePool, DecodeError, DecodedFrame};
+use crate::detect::worker::{DetectPool, FrameDetections};
+use crate::detect::{DetectError, Detector, ModelInfo};
+use crate::geometry::Polygon;
 use crate::ingest::camera::CameraTask;
 use crate::ingest::{ConnectOptions, EncodedFrame, StatusBoard};
 use crate::metrics::{CameraMetrics, Metrics};
@@ -27,6 +30,9 @@ pub enum AppError {
     /// The decoder could not be created.
     #[error(transparent)]
     Decoder(#[from] DecodeError),
+    /// The detector could not be loaded.
+    #[error(transparent)]
+    Detector(#[from] DetectError),
     /// A camera URL that validation accepted failed to parse (a bug).
     #[error("cameras[{index}].url: {message}")]
     CameraUrl {
@@ -54,6 +60,8 @@ pub struct Handles {
     pub status: Arc<StatusBoard>,
     /// Latest picture per camera.
     pub pictures: Arc<LatestPictures>,
+    /// The detector's model.
+    pub model: Arc<ModelInfo>,
 }
 
 /// Runs the service on `listener` until `shutdown` completes. `on_start` receives the shared
@@ -84,19 +92,35 @@ pub async fn run(
         metrics.decode_seconds.clone(),
     )?;
 
-    // Until the detector stage takes pictures from `decoded`, the newest one of each camera is
-    // kept for the API (`/api/v1/cameras/{id}/latest.jpg`).
-    let consumer = {
-        let (decoded, pictures) = (decoded.clone(), pictures.clone());
-        std::thread::Builder::new()
-            .name("pictures".into())
-            .spawn(move || {
-                while let Some((lease, picture)) = decoded.take(None) {
-                    pictures.set(lease.camera(), Arc::new(picture));
+    // One detector session per worker thread, loaded (and warmed up) before any camera starts,
+    // so a missing model or runtime stops the service at once with a clear error.
+    let detectors = {
+        let model = config.service.model.clone();
+        tokio::task::spawn_blocking(move || (0..model.sessions).map(|_| Detector::load(&model)).collect::<Result<Vec<_>, _>>())
+            .await
+            .expect("detector loading does not panic")?
+    };
+    let model = detectors[0].info().clone();
+    info!(model = %model.name, sha256 = %model.sha256, sessions = detectors.len(),
+          classes = model.class_names.len(), input = ?model.input_size, "detector loaded");
+    // A camera without zones watches its whole frame as one zone.
+    let zones: Arc<Vec<Vec<Polygon>>> = Arc::new(
+        cameras
+            .iter()
+            .map(|(_, c)| {
+                if c.zones.is_empty() {
+                    vec![Polygon::full_frame()]
+                } else {
+                    c.zones.iter().map(|z| z.polygon.clone()).collect()
                 }
             })
-            .expect("spawning the picture thread")
+            .collect(),
+    );
+    let sink = {
+        let pictures = pictures.clone();
+        Arc::new(move |result: FrameDetections| pictures.set(result.camera, Arc::new(result)))
     };
+    let detect = DetectPool::start(detectors, decoded.clone(), zones, sink, metrics.detect().clone(), camera_metrics.clone());
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -126,10 +150,11 @@ pub async fn run(
     tracker.close();
     info!(cameras = n, listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dumpwatch started");
 
-    let handles = Handles { metrics: metrics.clone(), status: status.clone(), pictures: pictures.clone() };
+    let handles = Handles { metrics: metrics.clone(), status: status.clone(), pictures: pictures.clone(), model: model.clone() };
     on_start(handles);
 
-    let app = crate::api::router(ApiState { metrics, status, pictures });
+    let zone_configs = Arc::new(cameras.iter().map(|(_, c)| c.zones.clone()).collect());
+    let app = crate::api::router(ApiState { metrics, status, pictures, zones: zone_configs, model });
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let http_cancel = CancellationToken::new();
     let server = {
@@ -145,8 +170,7 @@ pub async fn run(
     tracker.wait().await;
     tokio::task::spawn_blocking(move || {
         decode.shutdown();
-        decoded.close();
-        let _ = consumer.join();
+        detect.shutdown();
     })
     .await
     .expect("decode shutdown does not panic");

@@ -19,6 +19,8 @@ pub enum Stage {
     Skipped,
     /// A frame was decoded into a picture.
     Decoded,
+    /// A picture went through the detector.
+    Detected,
 }
 
 /// Why a frame was dropped (`reason` label of `dumpwatch_frames_dropped_total`).
@@ -97,7 +99,7 @@ impl Metrics {
         )
         .expect("valid histogram");
         let frames_total = IntCounterVec::new(
-            Opts::new("dumpwatch_frames_total", "Video frames by pipeline stage (received, skipped, decoded)."),
+            Opts::new("dumpwatch_frames_total", "Video frames by pipeline stage (received, skipped, decoded, detected)."),
             &["camera", "stage"],
         )
         .expect("valid counter");
@@ -186,6 +188,7 @@ impl Metrics {
             received: stage("received"),
             skipped: stage("skipped"),
             decoded: stage("decoded"),
+            detected: stage("detected"),
             before_keyframe: dropped(DropReason::BeforeKeyframe),
             decode_busy: dropped(DropReason::DecodeBusy),
             decode_error: dropped(DropReason::DecodeError),
@@ -200,7 +203,7 @@ impl Metrics {
 
     /// Removes the series of a camera that is no longer configured.
     pub fn forget_camera(&self, id: &str) {
-        for s in ["received", "skipped", "decoded"] {
+        for s in ["received", "skipped", "decoded", "detected"] {
             let _ = self.frames_total.remove_label_values(&[id, s]);
         }
         for r in [DropReason::BeforeKeyframe, DropReason::DecodeBusy, DropReason::DecodeError, DropReason::Superseded] {
@@ -233,6 +236,8 @@ pub struct CameraMetrics {
     pub skipped: IntCounter,
     /// `frames_total{stage="decoded"}`.
     pub decoded: IntCounter,
+    /// `frames_total{stage="detected"}`.
+    pub detected: IntCounter,
     /// `frames_dropped_total{reason="before_keyframe"}`.
     pub before_keyframe: IntCounter,
     /// `frames_dropped_total{reason="decode_busy"}`.

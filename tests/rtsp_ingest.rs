@@ -26,9 +26,11 @@ async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
 
     svc.wait_for("3 decoded keyframes", Duration::from_secs(20), |s| s.frames("cam-a", "decoded") >= 3).await;
     let i = svc.index("cam-a");
+    svc.wait_for("a detected picture", Duration::from_secs(20), |s| s.handles.pictures.get(i).is_some()).await;
     let picture = svc.handles.pictures.get(i).expect("a picture");
-    assert_eq!((picture.width(), picture.height()), (640, 360));
-    assert!(picture.keyframe);
+    assert_eq!((picture.frame.width(), picture.frame.height()), (640, 360));
+    assert!(picture.frame.keyframe);
+    assert_eq!(picture.detected.letterbox.inner, (640, 360));
     let status = svc.handles.status.get(i);
     assert_eq!(status.state, CameraState::Streaming);
     assert_eq!(status.resolution, Some((640, 360)));
@@ -46,6 +48,10 @@ async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
         "dumpwatch_frames_dropped_total{camera=\"cam-a\",reason=\"before_keyframe\"}",
         "dumpwatch_camera_up{camera=\"cam-a\"} 1",
         "dumpwatch_camera_reconnects_total{camera=\"cam-a\"} 0",
+        "dumpwatch_inference_seconds_bucket",
+        "dumpwatch_preprocess_seconds_bucket",
+        "dumpwatch_postprocess_seconds_bucket",
+        "dumpwatch_frame_age_seconds_bucket",
     ] {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
@@ -155,8 +161,9 @@ async fn a_client_joining_mid_gop_decodes_cleanly_from_the_first_keyframe() {
     svc.wait_for("2 decoded keyframes", Duration::from_secs(15), |s| s.frames("late", "decoded") >= 2).await;
     assert!(svc.dropped("late", "before_keyframe") > 0, "the client should have joined mid-GOP");
     assert_eq!(svc.dropped("late", "decode_error"), 0, "P-frames before the keyframe reached the decoder");
+    svc.wait_for("a detected picture", Duration::from_secs(20), |s| s.handles.pictures.get(s.index("late")).is_some()).await;
     let picture = svc.handles.pictures.get(svc.index("late")).unwrap();
-    assert_eq!((picture.width(), picture.height()), (640, 360));
+    assert_eq!((picture.frame.width(), picture.frame.height()), (640, 360));
     first.await.unwrap().unwrap();
     svc.stop().await;
 }

@@ -10,13 +10,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 
-use crate::decode::DecodedFrame;
+use crate::annotate::{class_colour, draw_box_with_label, draw_zone};
+use crate::config::ZoneConfig;
+use crate::detect::worker::FrameDetections;
+use crate::detect::ModelInfo;
 use crate::ingest::{CameraState, StatusBoard};
 use crate::metrics::Metrics;
 
-/// The newest picture of every camera (indexed like the status board).
+/// The newest analysed picture of every camera, with its detections (indexed like the status
+/// board).
 pub struct LatestPictures {
-    pictures: Vec<Mutex<Option<Arc<DecodedFrame>>>>,
+    pictures: Vec<Mutex<Option<Arc<FrameDetections>>>>,
 }
 
 impl LatestPictures {
@@ -26,12 +30,12 @@ impl LatestPictures {
     }
 
     /// Stores camera `i`'s newest picture.
-    pub fn set(&self, i: usize, picture: Arc<DecodedFrame>) {
+    pub fn set(&self, i: usize, picture: Arc<FrameDetections>) {
         *self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(picture);
     }
 
     /// Camera `i`'s newest picture.
-    pub fn get(&self, i: usize) -> Option<Arc<DecodedFrame>> {
+    pub fn get(&self, i: usize) -> Option<Arc<FrameDetections>> {
         self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -45,6 +49,10 @@ pub struct ApiState {
     pub status: Arc<StatusBoard>,
     /// Latest picture per camera.
     pub pictures: Arc<LatestPictures>,
+    /// Zones per camera (indexed like the status board), for drawing.
+    pub zones: Arc<Vec<Vec<ZoneConfig>>>,
+    /// The detector's model (class names for labels).
+    pub model: Arc<ModelInfo>,
 }
 
 /// The router with every endpoint.
@@ -94,7 +102,19 @@ async fn latest_jpeg(State(s): State<ApiState>, Path(id): Path<String>) -> Respo
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("camera {id:?} has no picture yet") })))
             .into_response();
     };
-    let encoded = tokio::task::spawn_blocking(move || encode_jpeg(&picture.to_rgb(), 85)).await;
+    let (zones, model) = (s.zones.clone(), s.model.clone());
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut rgb = picture.frame.to_rgb();
+        for zone in zones.get(i).into_iter().flatten() {
+            draw_zone(&mut rgb, &zone.polygon, &zone.name, image::Rgb([255, 255, 0]));
+        }
+        for d in &picture.detected.detections {
+            let label = format!("{} {:.2}", model.class_name(d.class_id), d.score);
+            draw_box_with_label(&mut rgb, (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2), &label, class_colour(d.class_id));
+        }
+        encode_jpeg(&rgb, 85)
+    })
+    .await;
     match encoded {
         Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes).into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode JPEG: {e}\n")).into_response(),

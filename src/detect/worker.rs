@@ -16,7 +16,7 @@ use tracing::warn;
 use super::{Detected, Detector};
 use crate::decode::DecodedFrame;
 use crate::geometry::Polygon;
-use crate::metrics::DetectMetrics;
+use crate::metrics::{CameraMetrics, DetectMetrics};
 use crate::slots::LatestSlots;
 
 /// The detections of one picture.
@@ -57,15 +57,17 @@ impl DetectPool {
         zones: Arc<Vec<Vec<Polygon>>>,
         sink: Arc<dyn DetectionSink>,
         metrics: DetectMetrics,
+        cameras: Arc<[CameraMetrics]>,
     ) -> DetectPool {
         let threads = detectors
             .into_iter()
             .enumerate()
             .map(|(i, detector)| {
-                let (input, zones, sink, metrics) = (input.clone(), zones.clone(), sink.clone(), metrics.clone());
+                let (input, zones, sink) = (input.clone(), zones.clone(), sink.clone());
+                let (metrics, cameras) = (metrics.clone(), cameras.clone());
                 std::thread::Builder::new()
                     .name(format!("detect-{i}"))
-                    .spawn(move || work(detector, &input, &zones, &*sink, &metrics))
+                    .spawn(move || work(detector, &input, &zones, &*sink, &metrics, &cameras))
                     .expect("spawning a detect thread")
             })
             .collect();
@@ -87,6 +89,7 @@ fn work(
     zones: &[Vec<Polygon>],
     sink: &dyn DetectionSink,
     metrics: &DetectMetrics,
+    cameras: &[CameraMetrics],
 ) {
     let class_counters: Vec<_> = detector.info().class_names.iter().map(|n| metrics.detections.with_label_values(&[n])).collect();
     while let Some((lease, frame)) = input.take(None) {
@@ -99,6 +102,9 @@ fn work(
                 metrics.inference.observe(t.inference.as_secs_f64());
                 metrics.postprocess.observe(t.postprocess.as_secs_f64());
                 metrics.frame_age.observe(Instant::now().saturating_duration_since(frame.received).as_secs_f64());
+                if let Some(c) = cameras.get(camera) {
+                    c.detected.inc();
+                }
                 for d in &detected.detections {
                     if let Some(c) = class_counters.get(d.class_id) {
                         c.inc();

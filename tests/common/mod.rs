@@ -227,7 +227,7 @@ impl Service {
 /// Reads one sample from Prometheus text (0 if absent).
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
         .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
