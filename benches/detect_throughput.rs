@@ -82,7 +82,7 @@ fn pipeline(sessions: u32, threads: u32, cameras: usize, frame: &DecodedFrame, s
         f.camera = c;
         slots.put(c, f);
     }
-    let pool = DetectPool::start(detectors, slots.clone(), zones, sink, metrics.detect().clone(), camera_metrics);
+    let pool = DetectPool::start(detectors, slots.clone(), zones, sink, metrics.detect().clone(), camera_metrics, 8);
     std::thread::sleep(Duration::from_millis(500));
     let (n0, t0) = (done.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(seconds));

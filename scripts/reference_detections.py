@@ -23,6 +23,7 @@ PHOTO_DIR = "/usr/share/darknet/data"
 MODEL = os.path.join(ROOT, "models", "yolov12n.onnx")
 OUT = os.path.join(ROOT, "tests", "fixtures", "reference_detections.json")
 WRONG_SHAPE = os.path.join(ROOT, "tests", "fixtures", "wrong_output_shape.onnx")
+DYNAMIC_BATCH = os.path.join(ROOT, "tests", "fixtures", "tiny_dynamic_batch_detector.onnx")
 CONF, IOU, SIZE, PAD = 0.25, 0.45, 640, 114
 
 
@@ -105,9 +106,38 @@ def write_wrong_shape_model():
     onnx.save(model, WRONG_SHAPE)
 
 
+def write_dynamic_batch_model():
+    """A tiny detector with a dynamic batch dimension: input [N, 3, 32, 32], output [N, 6, 16]
+    in the YOLO v8 layout with 2 classes. Each of the 16 anchors is an 8x8 cell; its box and
+    scores are the cell's mean R, G, B values, so detections depend on each picture's content and
+    batched runs can be compared with single ones."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [0, 3, 16])
+    graph = helper.make_graph(
+        [
+            helper.make_node("AveragePool", ["images"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
+            helper.make_node("Reshape", ["pooled", "shape"], ["flat"]),
+            helper.make_node("Concat", ["flat", "flat"], ["output0"], axis=1),
+        ],
+        "tiny_dynamic_batch_detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 6, 16])],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "names", "{0: 'green', 1: 'blue'}"
+    onnx.checker.check_model(model)
+    onnx.save(model, DYNAMIC_BATCH)
+
+
 def main():
     ensure_venv()
     write_wrong_shape_model()
+    write_dynamic_batch_model()
     import ast
 
     import onnxruntime as ort

@@ -120,7 +120,7 @@ pub async fn run(
         let pictures = pictures.clone();
         Arc::new(move |result: FrameDetections| pictures.set(result.camera, Arc::new(result)))
     };
-    let detect = DetectPool::start(detectors, decoded.clone(), zones, sink, metrics.detect().clone(), camera_metrics.clone());
+    let detect = DetectPool::start(detectors, decoded.clone(), zones, sink, metrics.detect().clone(), camera_metrics.clone(), config.service.model.max_batch as usize);
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -115,6 +115,11 @@ impl<T> LatestSlots<T> {
         }
     }
 
+    /// Takes the next ready camera without waiting (for gathering a batch).
+    pub fn try_take(&self) -> Option<(Lease<'_, T>, T)> {
+        self.take(Some(Duration::ZERO))
+    }
+
     /// Wakes every waiting worker; after the remaining values are taken, [`take`](Self::take)
     /// returns `None`.
     pub fn close(&self) {

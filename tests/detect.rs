@@ -185,3 +185,88 @@ fn empty_grey_rgba_and_huge_pictures_are_handled() {
     let thin = image::RgbImage::from_pixel(1, 900, image::Rgb([10, 200, 10]));
     detector.detect_rgb(&thin, &[]).unwrap();
 }
+
+fn solid_frame(camera: usize, (w, h): (u32, u32), yuv: (u8, u8, u8), gradient: bool) -> dumpwatch::decode::DecodedFrame {
+    use std::time::{Instant, SystemTime};
+    let y: Vec<u8> = (0..w * h).map(|i| if gradient { yuv.0.saturating_add(((i % w) * 100 / w) as u8) } else { yuv.0 }).collect();
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let u = vec![yuv.1; (cw * ch) as usize];
+    let v = vec![yuv.2; (cw * ch) as usize];
+    dumpwatch::decode::DecodedFrame::from_planes(
+        camera, SystemTime::now(), Instant::now(), 0.0, true, (w, h), (&y, &u, &v), (w as usize, cw as usize, cw as usize),
+    )
+    .unwrap()
+}
+
+fn tiny_model() -> ModelConfig {
+    ModelConfig { path: root().join("tests/fixtures/tiny_dynamic_batch_detector.onnx"), confidence: 0.05, ..ModelConfig::default() }
+}
+
+#[test]
+fn a_dynamic_batch_model_gives_the_same_detections_batched_as_one_by_one() {
+    let mut detector = Detector::load(&tiny_model()).unwrap();
+    let info = detector.info().clone();
+    assert!(info.dynamic_batch);
+    assert_eq!(info.class_names, vec!["green", "blue"]);
+    assert_eq!(info.input_size, (32, 32));
+    let frames = [
+        // Square pictures (the fixture's boxes sit near the origin, which padding would cover), in
+    // colours whose R, G and B are all well above 0 (R is the fixture's box height).
+        solid_frame(0, (64, 64), (120, 90, 200), true),
+        solid_frame(1, (32, 32), (140, 130, 120), false),
+        solid_frame(2, (96, 96), (100, 150, 140), true),
+    ];
+    let zones: Vec<&[dumpwatch::geometry::Polygon]> = vec![&[]; 3];
+    let refs: Vec<_> = frames.iter().collect();
+    let batched = detector.detect_batch(&refs, &zones).unwrap();
+    assert_eq!(batched.len(), 3);
+    for (frame, b) in frames.iter().zip(&batched) {
+        let single = detector.detect_frame(frame, &[]).unwrap();
+        assert!(!single.detections.is_empty(), "the fixture should detect something");
+        assert_eq!(single.letterbox, b.letterbox);
+        assert_eq!(single.detections.len(), b.detections.len());
+        for (s, b) in single.detections.iter().zip(&b.detections) {
+            assert_eq!(s.class_id, b.class_id);
+            assert!((s.score - b.score).abs() < 1e-5 && s.bbox.iou(&b.bbox) > 0.999, "{s:?} vs {b:?}");
+        }
+    }
+    // Different pictures give different detections: the batch really carries three images.
+    assert_ne!(batched[0].detections, batched[1].detections);
+}
+
+/// Runs a detect pool over `cameras` cameras with one picture each, returns (runs, pictures).
+fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64) {
+    use std::sync::{Arc, Mutex};
+    use dumpwatch::detect::worker::{DetectPool, FrameDetections};
+    use dumpwatch::slots::LatestSlots;
+    let metrics = dumpwatch::metrics::Metrics::new();
+    let cams: Arc<[_]> = (0..cameras).map(|i| metrics.camera(&format!("c{i}"))).collect();
+    let slots = Arc::new(LatestSlots::new(cameras));
+    for c in 0..cameras {
+        slots.put(c, solid_frame(c, (64, 48), (100 + c as u8 * 10, 120, 140), true));
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let seen = seen.clone();
+        Arc::new(move |r: FrameDetections| seen.lock().unwrap().push(r.camera))
+    };
+    let detector = Detector::load(&model).unwrap();
+    let zones = Arc::new(vec![vec![]; cameras]);
+    let pool = DetectPool::start(vec![detector], slots.clone(), zones, sink, metrics.detect().clone(), cams, max_batch);
+    pool.shutdown();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, (0..cameras).collect::<Vec<_>>(), "every camera served once");
+    (metrics.detect().inference.get_sample_count(), cameras as u64)
+}
+
+#[test]
+fn the_pool_batches_dynamic_models_and_never_fixed_batch_ones() {
+    let (runs, pictures) = pool_runs(tiny_model(), 6, 4);
+    assert!(runs < pictures, "{runs} runs for {pictures} pictures: no batching happened");
+    assert!(runs >= 2, "at most 4 pictures per run");
+    // YOLOv12n has a fixed batch of 1: one run per picture whatever max_batch says.
+    let (runs, pictures) = pool_runs(model_config(), 3, 8);
+    assert_eq!(runs, pictures);
+}
+

@@ -126,6 +126,9 @@ pub struct ModelConfig {
     pub sessions: u32,
     /// Intra-op threads per session. Default 1.
     pub threads_per_session: u32,
+    /// Largest batch per run for models whose batch dimension is dynamic: a worker takes up to
+    /// this many ready cameras at once. Ignored for batch-1 models such as YOLOv12n. Default 8.
+    pub max_batch: u32,
     /// Minimum score of a detection, for every class without its own threshold. Default 0.25.
     pub confidence: f32,
     /// Minimum score per class name, overriding `confidence` (e.g. `{ suitcase = 0.4 }`).
@@ -150,6 +153,7 @@ impl Default for ModelConfig {
             ort_library: None,
             sessions: 2,
             threads_per_session: 1,
+            max_batch: 8,
             confidence: 0.25,
             class_confidence: BTreeMap::new(),
             iou_threshold: 0.45,

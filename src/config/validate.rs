@@ -89,6 +89,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     c.range("decode.min_keyframe_interval_s", svc.decode.min_keyframe_interval_s, 0.0, 3600.0);
     c.count("model.sessions", svc.model.sessions, 1, 64);
     c.count("model.threads_per_session", svc.model.threads_per_session, 1, 64);
+    c.count("model.max_batch", svc.model.max_batch, 1, 64);
     c.range("model.confidence", f64::from(svc.model.confidence), 0.0, 1.0);
     for (name, t) in &svc.model.class_confidence {
         c.range(&format!("model.class_confidence.{name}"), f64::from(*t), 0.0, 1.0);

@@ -106,6 +106,9 @@ pub struct Detector {
     pre: Preprocessor,
     post: Postprocessor,
     cfg: PostprocessConfig,
+    /// Extra buffers for batched runs (one per picture after the first).
+    batch_pre: Vec<Preprocessor>,
+    batch_input: Vec<f32>,
 }
 
 impl Detector {
@@ -119,7 +122,7 @@ impl Detector {
     /// Wraps a loaded engine.
     pub fn new(engine: Engine, cfg: PostprocessConfig) -> Detector {
         let pre = Preprocessor::new(engine.info().input_size);
-        Detector { engine, pre, post: Postprocessor::default(), cfg }
+        Detector { engine, pre, post: Postprocessor::default(), cfg, batch_pre: Vec::new(), batch_input: Vec::new() }
     }
 
     /// The model's description.
@@ -144,6 +147,40 @@ impl Detector {
         let t0 = Instant::now();
         let lb = self.pre.fill_i420(frame)?;
         self.finish(lb, t0, zones)
+    }
+
+    /// Detects objects in several pictures with one run of a dynamic-batch model (`frames[i]` with
+    /// `zones[i]`). For a batch-1 model, or a single picture, runs them one by one.
+    pub fn detect_batch(&mut self, frames: &[&DecodedFrame], zones: &[&[Polygon]]) -> Result<Vec<Detected>, DetectError> {
+        assert_eq!(frames.len(), zones.len(), "one zone list per picture");
+        if frames.len() <= 1 || !self.engine.info().dynamic_batch {
+            return frames.iter().zip(zones).map(|(f, z)| self.detect_frame(f, z)).collect();
+        }
+        let t0 = Instant::now();
+        let size = self.engine.info().input_size;
+        while self.batch_pre.len() < frames.len() {
+            self.batch_pre.push(Preprocessor::new(size));
+        }
+        self.batch_input.clear();
+        let mut letterboxes = Vec::with_capacity(frames.len());
+        for (frame, pre) in frames.iter().zip(&mut self.batch_pre) {
+            letterboxes.push(pre.fill_i420(frame)?);
+            self.batch_input.extend_from_slice(pre.tensor());
+        }
+        let t1 = Instant::now();
+        let layout = self.engine.info().layout;
+        let (post, cfg) = (&mut self.post, &self.cfg);
+        let mut t2 = t1;
+        let all = self.engine.run(&self.batch_input, frames.len(), |out| {
+            t2 = Instant::now();
+            out.chunks_exact(layout.len())
+                .zip(&letterboxes)
+                .zip(zones)
+                .map(|((o, lb), z)| post.run(o, layout, lb, cfg, z))
+                .collect::<Vec<_>>()
+        })?;
+        let timings = Timings { preprocess: t1 - t0, inference: t2 - t1, postprocess: t2.elapsed() };
+        Ok(all.into_iter().zip(letterboxes).map(|(detections, letterbox)| Detected { detections, letterbox, timings }).collect())
     }
 
     fn finish(&mut self, lb: Letterbox, t0: Instant, zones: &[Polygon]) -> Result<Detected, DetectError> {

@@ -58,6 +58,7 @@ impl DetectPool {
         sink: Arc<dyn DetectionSink>,
         metrics: DetectMetrics,
         cameras: Arc<[CameraMetrics]>,
+        max_batch: usize,
     ) -> DetectPool {
         let threads = detectors
             .into_iter()
@@ -67,7 +68,7 @@ impl DetectPool {
                 let (metrics, cameras) = (metrics.clone(), cameras.clone());
                 std::thread::Builder::new()
                     .name(format!("detect-{i}"))
-                    .spawn(move || work(detector, &input, &zones, &*sink, &metrics, &cameras))
+                    .spawn(move || work(detector, &input, &zones, &*sink, &metrics, &cameras, max_batch))
                     .expect("spawning a detect thread")
             })
             .collect();
@@ -90,33 +91,58 @@ fn work(
     sink: &dyn DetectionSink,
     metrics: &DetectMetrics,
     cameras: &[CameraMetrics],
+    max_batch: usize,
 ) {
     let class_counters: Vec<_> = detector.info().class_names.iter().map(|n| metrics.detections.with_label_values(&[n])).collect();
-    while let Some((lease, frame)) = input.take(None) {
-        let camera = lease.camera();
-        let camera_zones = zones.get(camera).map(Vec::as_slice).unwrap_or(&[]);
-        match detector.detect_frame(&frame, camera_zones) {
-            Ok(detected) => {
-                let t = &detected.timings;
-                metrics.preprocess.observe(t.preprocess.as_secs_f64());
-                metrics.inference.observe(t.inference.as_secs_f64());
-                metrics.postprocess.observe(t.postprocess.as_secs_f64());
-                metrics.frame_age.observe(Instant::now().saturating_duration_since(frame.received).as_secs_f64());
-                if let Some(c) = cameras.get(camera) {
-                    c.detected.inc();
+    // Batch 1 unless the model takes more: never pretend to batch a fixed-batch model.
+    let max_batch = if detector.info().dynamic_batch { max_batch.max(1) } else { 1 };
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = input.take(None) {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match input.try_take() {
+                Some(next) => batch.push(next),
+                None => break,
+            }
+        }
+        let frames: Vec<&DecodedFrame> = batch.iter().map(|(_, f)| f).collect();
+        let frame_zones: Vec<&[Polygon]> =
+            batch.iter().map(|(l, _)| zones.get(l.camera()).map(Vec::as_slice).unwrap_or(&[])).collect();
+        let result = if frames.len() == 1 {
+            detector.detect_frame(frames[0], frame_zones[0]).map(|d| vec![d])
+        } else {
+            detector.detect_batch(&frames, &frame_zones)
+        };
+        match result {
+            Ok(all) => {
+                if let Some(t) = all.first().map(|d| d.timings) {
+                    // One observation per run: a batched run is one inference.
+                    metrics.preprocess.observe(t.preprocess.as_secs_f64());
+                    metrics.inference.observe(t.inference.as_secs_f64());
+                    metrics.postprocess.observe(t.postprocess.as_secs_f64());
                 }
-                for d in &detected.detections {
-                    if let Some(c) = class_counters.get(d.class_id) {
-                        c.inc();
+                for ((lease, frame), detected) in batch.drain(..).zip(all) {
+                    let camera = lease.camera();
+                    metrics.frame_age.observe(Instant::now().saturating_duration_since(frame.received).as_secs_f64());
+                    if let Some(c) = cameras.get(camera) {
+                        c.detected.inc();
                     }
+                    for d in &detected.detections {
+                        if let Some(c) = class_counters.get(d.class_id) {
+                            c.inc();
+                        }
+                    }
+                    // Delivered while the camera is still held: frame order per camera.
+                    sink.deliver(FrameDetections { camera, frame: Arc::new(frame), detected });
+                    drop(lease);
                 }
-                sink.deliver(FrameDetections { camera, frame: Arc::new(frame), detected });
             }
             Err(e) => {
                 metrics.errors.inc();
-                warn!(camera, error = %e, "detection failed; picture skipped");
+                warn!(cameras = ?batch.iter().map(|(l, _)| l.camera()).collect::<Vec<_>>(), error = %e,
+                      "detection failed; picture(s) skipped");
+                batch.clear();
             }
         }
-        drop(lease);
     }
 }
