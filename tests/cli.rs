@@ -77,3 +77,34 @@ fn a_missing_cameras_file_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read config file /nonexistent/cams.toml"), "{stderr}");
 }
+
+#[test]
+fn detect_prints_detections_writes_annotated_jpegs_and_names_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("not-an-image.jpg");
+    std::fs::write(&bogus, b"definitely not a JPEG").unwrap();
+    let grey = dir.path().join("grey.png");
+    image::DynamicImage::ImageRgb8(image::open("/usr/share/darknet/data/dog.jpg").unwrap().to_rgb8())
+        .to_luma8()
+        .save(&grey)
+        .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = dumpwatch()
+        .args(["detect", "/usr/share/darknet/data/dog.jpg"])
+        .arg(&grey)
+        .arg(&bogus)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a bad file makes the run fail: {stdout}{stderr}");
+    assert!(stderr.contains("not-an-image.jpg: cannot read the image"), "{stderr}");
+    assert!(stdout.contains("dog.jpg: 768x576"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.trim_start().starts_with("dog ")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.trim_start().starts_with("bicycle ")), "{stdout}");
+    let annotated = image::open(out_dir.join("dog.jpg")).unwrap();
+    assert_eq!((annotated.width(), annotated.height()), (768, 576));
+    assert!(out_dir.join("grey.jpg").exists());
+}
