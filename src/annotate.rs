@@ -154,7 +154,10 @@ pub fn draw_box_with_label(img: &mut RgbImage, b: (f32, f32, f32, f32), label: &
     draw_rect(img, b.0, b.1, b.2, b.3, scale.max(2), c);
     let h = 9 * scale as i64;
     let y = if b.1 as i64 >= h { b.1 as i64 - h } else { b.1 as i64 };
-    draw_label(img, b.0 as i64, y, label, scale, Rgb([0, 0, 0]), c);
+    // Shift the label left when it would run off the right edge.
+    let width = label.chars().count() as i64 * 6 * scale as i64 + scale as i64;
+    let x = (b.0 as i64).min(img.width() as i64 - width).max(0);
+    draw_label(img, x, y, label, scale, Rgb([0, 0, 0]), c);
 }
 
 /// Outlines a zone (normalised polygon) with its name.

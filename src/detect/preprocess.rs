@@ -69,6 +69,14 @@ pub struct Preprocessor {
     v: Vec<u8>,
 }
 
+/// The R, G and B planes of an NCHW tensor holding one image.
+fn planes_mut(tensor: &mut [f32]) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let plane = tensor.len() / 3;
+    let (r, rest) = tensor.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    (r, g, b)
+}
+
 /// `u8 / 255` for every byte value.
 fn unit_lut() -> [f32; 256] {
     std::array::from_fn(|i| i as f32 / 255.0)
@@ -139,10 +147,8 @@ impl Preprocessor {
         self.resizer.resize(&src, &mut dst, &Self::options()).map_err(|e| DetectError::BadImage(e.to_string()))?;
         self.paint_padding(&lb);
         let lut = unit_lut();
-        let plane = self.input.0 as usize * self.input.1 as usize;
-        let (r, rest) = self.tensor.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
         let stride = self.input.0 as usize;
+        let (r, g, b) = planes_mut(&mut self.tensor);
         for (row, src_row) in self.rgb.chunks_exact(iw as usize * 3).enumerate() {
             let at = (lb.pad.1 as usize + row) * stride + lb.pad.0 as usize;
             let end = at + iw as usize;
@@ -176,10 +182,8 @@ impl Preprocessor {
         resize(v_src, cw, ch, &mut self.v, icw, ich)?;
         self.paint_padding(&lb);
         let lut = yuv_lut();
-        let plane = self.input.0 as usize * self.input.1 as usize;
-        let (r, rest) = self.tensor.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
         let stride = self.input.0 as usize;
+        let (r, g, b) = planes_mut(&mut self.tensor);
         for (row, y_row) in self.y.chunks_exact(iw as usize).enumerate() {
             let c_off = (row / 2) * icw as usize;
             let u_row = &self.u[c_off..c_off + icw as usize];
