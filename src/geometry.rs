@@ -149,6 +149,40 @@ fn segments_intersect(p1: Point, p2: Point, q1: Point, q2: Point) -> bool {
         || (d4 == 0.0 && on_segment(p1, p2, q2))
 }
 
+/// An axis-aligned box in source pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    /// Left edge.
+    pub x1: f32,
+    /// Top edge.
+    pub y1: f32,
+    /// Right edge.
+    pub x2: f32,
+    /// Bottom edge.
+    pub y2: f32,
+}
+
+impl BBox {
+    /// Width × height (0 for an inverted box).
+    pub fn area(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
+    }
+
+    /// Intersection over union.
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
+        let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
+        let inter = iw * ih;
+        let union = self.area() + o.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+
+    /// The middle of the bottom edge.
+    pub fn bottom_centre(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, self.y2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,16 +2,18 @@
 //!
 //! The pipeline, left to right (one module each):
 //! [`ingest`] (RTSP, one task per camera) → [`decode`] (H.264 → pictures, blocking threads) →
-//! detect → analyze → store → deliver; [`api`] serves metrics, status and the dashboard, and
+//! [`detect`] (ONNX detector, one session per worker) → [`analyze`] → store → deliver; [`api`] serves metrics, status and the dashboard, and
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
-//! [`redact`].
+//! [`detection`], [`annotate`], [`redact`].
 
+pub mod analyze;
 pub mod annotate;
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod decode;
 pub mod detect;
+pub mod detection;
 pub mod geometry;
 pub mod ingest;
 pub mod metrics;

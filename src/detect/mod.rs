@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 pub use engine::Engine;
 pub use model::{ModelInfo, OutputLayout};
-pub use postprocess::{BBox, Detection, PostprocessConfig, Postprocessor};
+pub use crate::detection::Detection;
+pub use crate::geometry::BBox;
+pub use postprocess::{PostprocessConfig, Postprocessor};
 pub use preprocess::{Letterbox, Preprocessor};
 
 use crate::config::ModelConfig;

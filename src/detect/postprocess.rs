@@ -3,58 +3,10 @@
 //! carry), undoing the letterbox, clamping, a minimum area, and zone membership by the box's
 //! bottom-centre point (where an object touches the ground).
 
-use serde::Serialize;
-
 use super::model::OutputLayout;
 use super::preprocess::Letterbox;
-use crate::geometry::{Point, Polygon};
-
-/// An axis-aligned box in source pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct BBox {
-    /// Left edge.
-    pub x1: f32,
-    /// Top edge.
-    pub y1: f32,
-    /// Right edge.
-    pub x2: f32,
-    /// Bottom edge.
-    pub y2: f32,
-}
-
-impl BBox {
-    /// Width × height (0 for an inverted box).
-    pub fn area(&self) -> f32 {
-        (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
-    }
-
-    /// Intersection over union.
-    pub fn iou(&self, o: &BBox) -> f32 {
-        let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
-        let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
-        let inter = iw * ih;
-        let union = self.area() + o.area() - inter;
-        if union <= 0.0 { 0.0 } else { inter / union }
-    }
-
-    /// The middle of the bottom edge.
-    pub fn bottom_centre(&self) -> (f32, f32) {
-        ((self.x1 + self.x2) / 2.0, self.y2)
-    }
-}
-
-/// One detected object.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Detection {
-    /// Class id (index into the model's class names).
-    pub class_id: usize,
-    /// Confidence, 0..1.
-    pub score: f32,
-    /// Box in source pixels, clamped to the picture.
-    pub bbox: BBox,
-    /// Indices of the camera's zones that hold the box's bottom-centre point.
-    pub zones: Vec<usize>,
-}
+use crate::detection::Detection;
+use crate::geometry::{BBox, Point, Polygon};
 
 /// Thresholds for turning raw output into detections.
 #[derive(Clone, Debug)]
