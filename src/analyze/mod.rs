@@ -2,7 +2,9 @@
 //! synchronous Rust — no tokio, no I/O, no ort or retina: detections and a time go in, events
 //! come out, so every rule is tested with scripted sequences and simulated time.
 //!
-//! Built so far: [`track`] (object tracking with time-based ageing). The background model, the
-//! dumping state machine and adaptive sampling follow (issue 4).
+//! Built so far: [`track`] (object tracking with time-based ageing) and [`background`]
+//! (class-agnostic static foreground with global-change re-learning). The dumping state machine,
+//! adaptive sampling, replay and eval follow (issue 4).
 
+pub mod background;
 pub mod track;

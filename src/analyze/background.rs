@@ -1,0 +1,356 @@
+//! Class-agnostic static foreground: finds things that were put down and stayed, whatever they
+//! are. COCO has no class for a garbage bag or a rubble pile, so the detector alone cannot see
+//! most dumped waste.
+//!
+//! Two running averages of a downscaled grey picture, with time constants in seconds (so they
+//! behave the same at one picture every 2 s and at 2 per second):
+//! - the **short-term** background follows the scene within seconds;
+//! - the **long-term** background remembers how the spot looked minutes ago.
+//!
+//! A cell that differs from the long-term background, but matches the current picture and the
+//! short-term background, is **static foreground**: something new that stopped moving. People
+//! walking by differ from the short-term background as well, so they are not static.
+//!
+//! A global change (a cloud, street lights, the day/night IR switch) changes most cells at once;
+//! instead of reporting it, the model re-learns both backgrounds from the current picture.
+//! Compression noise is absorbed by a difference threshold and by removing isolated cells.
+
+use crate::geometry::BBox;
+
+/// Background model settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackgroundConfig {
+    /// Width of the downscaled grid in cells (height follows the aspect ratio).
+    pub grid_width: u32,
+    /// Time constant of the short-term background, seconds.
+    pub short_tau_s: f64,
+    /// Time constant of the long-term background, seconds.
+    pub long_tau_s: f64,
+    /// Grey-level difference (0..255) that counts as a change.
+    pub threshold: f32,
+    /// Share of cells that must change at once for a global change (re-learn).
+    pub global_change_share: f32,
+    /// Smallest static blob, in cells.
+    pub min_cells: usize,
+    /// Largest static blob, as a share of the grid. Static cells covering more than this share in
+    /// total are a scene change (re-learned), not an object.
+    pub max_share: f32,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        BackgroundConfig {
+            grid_width: 160,
+            short_tau_s: 4.0,
+            long_tau_s: 300.0,
+            threshold: 22.0,
+            global_change_share: 0.35,
+            min_cells: 6,
+            max_share: 0.25,
+        }
+    }
+}
+
+/// A static foreground region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StaticBlob {
+    /// Bounding box in source pixels.
+    pub bbox: BBox,
+    /// Number of grid cells.
+    pub cells: usize,
+    /// Mean absolute difference from the long-term background (grey levels).
+    pub contrast: f32,
+}
+
+/// What one update found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackgroundUpdate {
+    /// The first picture (or a new size): the model learned it.
+    Learned,
+    /// Most of the scene changed at once, or too much of it settled into something new: both
+    /// backgrounds were re-learned.
+    GlobalChange {
+        /// Share of cells that changed.
+        share: f32,
+    },
+    /// A normal update, with the static blobs found.
+    Blobs(Vec<StaticBlob>),
+}
+
+/// One camera's background model.
+#[derive(Clone, Debug)]
+pub struct BackgroundModel {
+    cfg: BackgroundConfig,
+    src: (u32, u32),
+    grid: (usize, usize),
+    short: Vec<f32>,
+    long: Vec<f32>,
+    current: Vec<f32>,
+    last: Option<f64>,
+}
+
+impl BackgroundModel {
+    /// An empty model.
+    pub fn new(cfg: BackgroundConfig) -> Self {
+        BackgroundModel { cfg, src: (0, 0), grid: (0, 0), short: vec![], long: vec![], current: vec![], last: None }
+    }
+
+    /// Grid size (width, height) in cells.
+    pub fn grid(&self) -> (usize, usize) {
+        self.grid
+    }
+
+    /// Averages `luma` (`width × height`, row-major) into the grid.
+    fn downscale(&mut self, luma: &[u8], width: u32, height: u32) {
+        let (gw, gh) = self.grid;
+        let (w, h) = (width as usize, height as usize);
+        self.current.clear();
+        self.current.resize(gw * gh, 0.0);
+        let mut counts = vec![0u32; gw * gh];
+        for (y, row) in luma.chunks_exact(w).take(h).enumerate() {
+            let gy = y * gh / h;
+            for (x, &v) in row.iter().enumerate() {
+                let i = gy * gw + x * gw / w;
+                self.current[i] += f32::from(v);
+                counts[i] += 1;
+            }
+        }
+        for (c, n) in self.current.iter_mut().zip(counts) {
+            *c /= n.max(1) as f32;
+        }
+    }
+
+    /// Feeds the grey picture taken at `now` (seconds). Returns what changed.
+    pub fn update(&mut self, now: f64, luma: &[u8], width: u32, height: u32) -> BackgroundUpdate {
+        if width == 0 || height == 0 || luma.len() < width as usize * height as usize {
+            return BackgroundUpdate::Blobs(vec![]);
+        }
+        if self.src != (width, height) || self.last.is_none() {
+            let gw = (self.cfg.grid_width as usize).min(width as usize).max(1);
+            let gh = ((height as usize * gw) / width as usize).max(1);
+            self.src = (width, height);
+            self.grid = (gw, gh);
+            self.downscale(luma, width, height);
+            self.short = self.current.clone();
+            self.long = self.current.clone();
+            self.last = Some(now);
+            return BackgroundUpdate::Learned;
+        }
+        let dt = (now - self.last.unwrap_or(now)).max(0.0);
+        self.last = Some(now);
+        self.downscale(luma, width, height);
+
+        let t = self.cfg.threshold;
+        let changed = self.current.iter().zip(&self.short).filter(|(c, s)| (*c - *s).abs() > t).count();
+        let share = changed as f32 / self.current.len() as f32;
+        if share >= self.cfg.global_change_share {
+            self.short.copy_from_slice(&self.current);
+            self.long.copy_from_slice(&self.current);
+            return BackgroundUpdate::GlobalChange { share };
+        }
+
+        let a_short = (1.0 - (-dt / self.cfg.short_tau_s).exp()) as f32;
+        let a_long = (1.0 - (-dt / self.cfg.long_tau_s).exp()) as f32;
+        let mut mask = vec![false; self.current.len()];
+        for (i, m) in mask.iter_mut().enumerate() {
+            let (c, s, l) = (self.current[i], self.short[i], self.long[i]);
+            // New relative to minutes ago, settled relative to seconds ago.
+            *m = (c - l).abs() > t && (s - l).abs() > t && (c - s).abs() <= t;
+        }
+        for i in 0..self.current.len() {
+            self.short[i] += a_short * (self.current[i] - self.short[i]);
+            self.long[i] += a_long * (self.current[i] - self.long[i]);
+        }
+        let mask = remove_isolated(&mask, self.grid);
+        // Too much of the scene settled into something new at once (half the scene relit, the
+        // camera knocked): a scene change, not an object. Re-learn.
+        let static_share = mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
+        if static_share > self.cfg.max_share {
+            self.short.copy_from_slice(&self.current);
+            self.long.copy_from_slice(&self.current);
+            return BackgroundUpdate::GlobalChange { share: static_share };
+        }
+        BackgroundUpdate::Blobs(self.blobs(&mask))
+    }
+
+    /// Connected components (4-neighbour) of the mask with the area limits, in source pixels.
+    fn blobs(&self, mask: &[bool]) -> Vec<StaticBlob> {
+        let (gw, gh) = self.grid;
+        let max_cells = (self.cfg.max_share * (gw * gh) as f32) as usize;
+        let (sx, sy) = (self.src.0 as f32 / gw as f32, self.src.1 as f32 / gh as f32);
+        let mut seen = vec![false; mask.len()];
+        let mut out = Vec::new();
+        let mut stack = Vec::new();
+        for start in 0..mask.len() {
+            if !mask[start] || seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            stack.push(start);
+            let (mut x0, mut y0, mut x1, mut y1) = (gw, gh, 0, 0);
+            let (mut cells, mut contrast) = (0usize, 0.0f32);
+            while let Some(i) = stack.pop() {
+                let (x, y) = (i % gw, i / gw);
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x);
+                y1 = y1.max(y);
+                cells += 1;
+                contrast += (self.current[i] - self.long[i]).abs();
+                let neighbours = [
+                    (x > 0).then(|| i - 1),
+                    (x + 1 < gw).then(|| i + 1),
+                    (y > 0).then(|| i - gw),
+                    (y + 1 < gh).then(|| i + gw),
+                ];
+                for n in neighbours.into_iter().flatten() {
+                    if mask[n] && !seen[n] {
+                        seen[n] = true;
+                        stack.push(n);
+                    }
+                }
+            }
+            if cells >= self.cfg.min_cells && cells <= max_cells {
+                out.push(StaticBlob {
+                    bbox: BBox { x1: x0 as f32 * sx, y1: y0 as f32 * sy, x2: (x1 + 1) as f32 * sx, y2: (y1 + 1) as f32 * sy },
+                    cells,
+                    contrast: contrast / cells as f32,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Drops mask cells with fewer than two set 4-neighbours (compression speckle).
+fn remove_isolated(mask: &[bool], (gw, gh): (usize, usize)) -> Vec<bool> {
+    (0..mask.len())
+        .map(|i| {
+            if !mask[i] {
+                return false;
+            }
+            let (x, y) = (i % gw, i / gw);
+            let n = [(x > 0, i.wrapping_sub(1)), (x + 1 < gw, i + 1), (y > 0, i.wrapping_sub(gw)), (y + 1 < gh, i + gw)]
+                .iter()
+                .filter(|(ok, j)| *ok && mask[*j])
+                .count();
+            n >= 2
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u32 = 320;
+    const H: u32 = 180;
+
+    /// A grey scene with mild texture and seeded noise (like compression noise).
+    fn scene(level: u8, seed: u32) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..W * H)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let texture = ((i % W) / 40 + (i / W) / 30) as i32 % 3 * 6;
+                (i32::from(level) + texture + (s % 9) as i32 - 4).clamp(0, 255) as u8
+            })
+            .collect()
+    }
+
+    fn paint(img: &mut [u8], x: u32, y: u32, w: u32, h: u32, v: u8) {
+        for yy in y..y + h {
+            for xx in x..x + w {
+                img[(yy * W + xx) as usize] = v;
+            }
+        }
+    }
+
+    fn blobs(u: BackgroundUpdate) -> Vec<StaticBlob> {
+        match u {
+            BackgroundUpdate::Blobs(b) => b,
+            other => panic!("expected blobs, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_object_that_stays_becomes_static_foreground_where_it_lies() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        assert_eq!(m.update(0.0, &scene(100, 0), W, H), BackgroundUpdate::Learned);
+        for i in 1..=30 {
+            assert!(blobs(m.update(i as f64, &scene(100, i), W, H)).is_empty(), "noise alone at {i}");
+        }
+        // A dark bag (40 x 30 px) is put down at t = 31 and stays.
+        let mut found = None;
+        for i in 31..=60 {
+            let mut img = scene(100, i);
+            paint(&mut img, 200, 120, 40, 30, 20);
+            let b = blobs(m.update(i as f64, &img, W, H));
+            if found.is_none() && !b.is_empty() {
+                found = Some((i, b));
+            }
+        }
+        let (at, b) = found.expect("the bag became static foreground");
+        // Settling takes a few short-term time constants, not minutes.
+        assert!(at - 31 <= 12, "found only at {at}");
+        assert_eq!(b.len(), 1);
+        let bb = b[0].bbox;
+        assert!(bb.x1 <= 202.0 && bb.x2 >= 238.0 && bb.y1 <= 122.0 && bb.y2 >= 148.0, "{bb:?}");
+        assert!(bb.x1 >= 190.0 && bb.x2 <= 250.0, "{bb:?}");
+    }
+
+    #[test]
+    fn something_moving_through_is_never_static() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        m.update(0.0, &scene(100, 0), W, H);
+        for i in 1..=40u32 {
+            let mut img = scene(100, i);
+            // A person-sized dark box crossing the frame at 8 px per picture.
+            paint(&mut img, 8 * i % (W - 30), 60, 30, 80, 30);
+            assert!(blobs(m.update(f64::from(i) * 0.5, &img, W, H)).is_empty(), "at {i}");
+        }
+    }
+
+    #[test]
+    fn a_global_brightness_change_is_re_learned_not_reported() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        m.update(0.0, &scene(100, 0), W, H);
+        for i in 1..=5 {
+            m.update(f64::from(i), &scene(100, i), W, H);
+        }
+        // A cloud: everything 40 levels darker at once.
+        assert!(matches!(m.update(6.0, &scene(60, 6), W, H), BackgroundUpdate::GlobalChange { share } if share > 0.9));
+        for i in 7..=40 {
+            assert!(blobs(m.update(f64::from(i), &scene(60, i), W, H)).is_empty(), "at {i}");
+        }
+    }
+
+    #[test]
+    fn tiny_and_huge_regions_are_not_objects() {
+        let cfg = BackgroundConfig { global_change_share: 0.95, ..BackgroundConfig::default() };
+        let mut m = BackgroundModel::new(cfg);
+        m.update(0.0, &scene(100, 0), W, H);
+        for i in 1..=20 {
+            let mut img = scene(100, i);
+            paint(&mut img, 10, 10, 3, 3, 250); // a speck: below min_cells
+            paint(&mut img, 0, 90, W, 90, 200); // half the frame: above max_share
+            match m.update(f64::from(i), &img, W, H) {
+                BackgroundUpdate::Blobs(b) => assert!(b.is_empty(), "at {i}: {b:?}"),
+                BackgroundUpdate::GlobalChange { .. } => {}
+                BackgroundUpdate::Learned => panic!("at {i}: unexpected re-learn"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_size_or_bad_input_does_not_panic() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        m.update(0.0, &scene(100, 0), W, H);
+        assert_eq!(m.update(1.0, &vec![7u8; 64 * 48], 64, 48), BackgroundUpdate::Learned);
+        assert_eq!(m.update(2.0, &[1, 2, 3], 64, 48), BackgroundUpdate::Blobs(vec![]));
+        assert_eq!(m.update(3.0, &[], 0, 0), BackgroundUpdate::Blobs(vec![]));
+        assert_eq!(m.grid(), (64, 48));
+    }
+}
