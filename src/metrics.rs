@@ -9,20 +9,6 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// Where a frame is in the pipeline (`stage` label of `dumpwatch_frames_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// A video frame arrived from the camera.
-    Received,
-    /// A frame was not decoded because the sampling policy did not need it (e.g. a P-frame in
-    /// keyframe mode). Planned, not a loss.
-    Skipped,
-    /// A frame was decoded into a picture.
-    Decoded,
-    /// A picture went through the detector.
-    Detected,
-}
-
 /// Why a frame was dropped (`reason` label of `dumpwatch_frames_dropped_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
@@ -230,13 +216,14 @@ impl Default for Metrics {
 /// One camera's metric handles.
 #[derive(Clone)]
 pub struct CameraMetrics {
-    /// `frames_total{stage="received"}`.
+    /// `frames_total{stage="received"}`: a video frame arrived from the camera.
     pub received: IntCounter,
-    /// `frames_total{stage="skipped"}`.
+    /// `frames_total{stage="skipped"}`: not decoded because sampling did not need it (a P-frame
+    /// in keyframe mode, a keyframe within `min_keyframe_interval_s`). Planned, not a loss.
     pub skipped: IntCounter,
-    /// `frames_total{stage="decoded"}`.
+    /// `frames_total{stage="decoded"}`: decoded into a picture.
     pub decoded: IntCounter,
-    /// `frames_total{stage="detected"}`.
+    /// `frames_total{stage="detected"}`: went through the detector.
     pub detected: IntCounter,
     /// `frames_dropped_total{reason="before_keyframe"}`.
     pub before_keyframe: IntCounter,

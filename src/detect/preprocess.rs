@@ -78,8 +78,9 @@ fn planes_mut(tensor: &mut [f32]) -> (&mut [f32], &mut [f32], &mut [f32]) {
 }
 
 /// `u8 / 255` for every byte value.
-fn unit_lut() -> [f32; 256] {
-    std::array::from_fn(|i| i as f32 / 255.0)
+fn unit_lut() -> &'static [f32; 256] {
+    static LUT: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    LUT.get_or_init(|| std::array::from_fn(|i| i as f32 / 255.0))
 }
 
 /// Precomputed BT.601 limited-range terms, already divided by 255.
