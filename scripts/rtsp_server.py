@@ -7,7 +7,7 @@ frame rate. Media are shared: a client that joins later starts mid-GOP, as with 
 
     /usr/bin/python3 scripts/rtsp_server.py --port 0 \
         --h264 cam1=target/media/a.h264 --h264 cam2=target/media/a.h264:fps=15 \
-        --mjpeg cam3 --user admin --password secret
+        --mjpeg cam3 --user admin --password secret [--auth basic]
 
 Prints `READY port=N` on stdout once it listens (port 0 picks a free port). Must run under Debian's
 /usr/bin/python3 (the one with `gi`).
@@ -116,8 +116,9 @@ def main():
     parser.add_argument("--h264", action="append", default=[], metavar="NAME=FILE[:fps=N]")
     parser.add_argument("--mjpeg", action="append", default=[], metavar="NAME",
                         help="a path that sends Motion JPEG (an unsupported codec for dumpwatch)")
-    parser.add_argument("--user", help="require digest authentication with this user")
+    parser.add_argument("--user", help="require authentication with this user")
     parser.add_argument("--password", default="")
+    parser.add_argument("--auth", choices=["digest", "basic"], default="digest", help="authentication method")
     parser.add_argument("--backlog", type=int, default=1024)
     args = parser.parse_args()
 
@@ -150,10 +151,14 @@ def main():
 
     if args.user:
         auth = GstRtspServer.RTSPAuth()
-        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         token = GstRtspServer.RTSPToken()
         token.set_string("media.factory.role", "viewer")
-        auth.add_digest(args.user, args.password, token)
+        if args.auth == "basic":
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        else:
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password, token)
         server.set_auth(auth)
         for factory in factories:
             perms = GstRtspServer.RTSPPermissions()

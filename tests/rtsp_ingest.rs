@@ -278,3 +278,19 @@ async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
     assert_eq!(svc.dropped("sparse", "decode_busy"), 0);
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_is_supported_too() {
+    let file = media("test360");
+    let server = RtspServer::start(&[
+        "--h264", &format!("a={}", file.display()), "--user", "viewer", "--password", "b4sic-pw", "--auth", "basic",
+    ]);
+    let right = Some(Credentials { username: "viewer".into(), password: "b4sic-pw".into() });
+    let report = probe(&connect_opts(&server.url("a"), right), Duration::from_secs(5), None).await.unwrap();
+    assert_eq!(report.decoded_size, (640, 360));
+    let wrong = Some(Credentials { username: "viewer".into(), password: "nope".into() });
+    let err = probe(&connect_opts(&server.url("a"), wrong), Duration::from_secs(5), None).await.unwrap_err();
+    assert!(matches!(err, ProbeError::Ingest(IngestError::Unauthorized)), "{err}");
+    let err = probe(&connect_opts(&server.url("a"), None), Duration::from_secs(5), None).await.unwrap_err();
+    assert!(matches!(err, ProbeError::Ingest(IngestError::Unauthorized)), "no credentials: {err}");
+}
