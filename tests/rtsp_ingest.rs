@@ -190,7 +190,7 @@ async fn a_killed_server_is_reconnected_while_another_camera_keeps_streaming() {
     .await;
     let two_before = svc.frames("two", "decoded");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(svc.frames("two", "decoded") >= two_before + 1, "camera two stopped while camera one was down");
+    assert!(svc.frames("two", "decoded") > two_before, "camera two stopped while camera one was down");
 
     one.restart();
     let one_before = svc.frames("one", "decoded");

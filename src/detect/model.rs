@@ -155,7 +155,7 @@ pub fn parse_class_names(text: &str) -> Result<Vec<String>, DetectError> {
 }
 
 fn truncate(s: &str) -> String {
-    if s.len() <= 80 { s.to_owned() } else { format!("{}...", &s[..s.floor_char_boundary(80)]) }
+    if s.chars().count() <= 80 { s.to_owned() } else { format!("{}...", s.chars().take(80).collect::<String>()) }
 }
 
 #[cfg(test)]

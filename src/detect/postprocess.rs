@@ -107,7 +107,9 @@ impl Postprocessor {
             let (x1, y1) = lb.to_source(cx - w / 2.0, cy - h / 2.0);
             let (x2, y2) = lb.to_source(cx + w / 2.0, cy + h / 2.0);
             let bbox = BBox { x1: x1.clamp(0.0, sw), y1: y1.clamp(0.0, sh), x2: x2.clamp(0.0, sw), y2: y2.clamp(0.0, sh) };
-            if !(bbox.area() > 0.0) || bbox.area() < cfg.min_area {
+            let area = bbox.area();
+            // NaN coordinates (a broken model) give a NaN area: drop those too.
+            if area.is_nan() || area <= 0.0 || area < cfg.min_area {
                 continue;
             }
             // Class-aware: only boxes of the same class suppress each other.
