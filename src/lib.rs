@@ -14,6 +14,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod detection;
+pub mod eval;
 pub mod geometry;
 pub mod ingest;
 pub mod metrics;
