@@ -31,13 +31,15 @@ pub enum DecodeError {
     },
 }
 
-/// A decoder that recovers from bad input by starting afresh.
+/// A decoder that recovers from bad input by starting afresh. The openh264 decoder inside is
+/// created on first use and again after a corrupt unit; if it cannot be created, `decode` says so.
+#[derive(Default)]
 pub struct H264Decoder {
     inner: Option<Decoder>,
 }
 
 impl H264Decoder {
-    /// A new decoder.
+    /// A decoder created now (fails at once if openh264 cannot start).
     pub fn new() -> Result<Self, DecodeError> {
         Ok(H264Decoder { inner: Some(Self::fresh()?) })
     }

@@ -30,7 +30,7 @@ use crate::slots::LatestSlots;
 /// Per-camera decoding state for all-frames mode.
 #[derive(Default)]
 struct CameraDecoder {
-    decoder: Option<H264Decoder>,
+    decoder: H264Decoder,
     /// Sequence number of the last frame given to the decoder.
     last_seq: Option<u64>,
 }
@@ -94,25 +94,14 @@ impl DecodePool {
 }
 
 fn decode_loop(shared: &Shared) {
-    let mut shared_decoder = None::<H264Decoder>;
+    // Keyframe mode: one decoder serves every camera (each keyframe carries its SPS/PPS).
+    let mut shared_decoder = H264Decoder::default();
     while let Some((lease, frame)) = shared.input.take(None) {
         let camera = lease.camera();
         let metrics = &shared.cameras[camera];
         let started = Instant::now();
         let result = match shared.mode {
-            DecodeMode::Keyframes => {
-                let decoder = match &mut shared_decoder {
-                    Some(d) => d,
-                    None => match H264Decoder::new() {
-                        Ok(d) => shared_decoder.insert(d),
-                        Err(e) => {
-                            warn!(error = %e, "cannot create a decoder");
-                            continue;
-                        }
-                    },
-                };
-                Some(decoder.decode(camera, &frame))
-            }
+            DecodeMode::Keyframes => Some(shared_decoder.decode(camera, &frame)),
             DecodeMode::All => decode_in_order(&shared.per_camera[camera], camera, &frame, metrics),
         };
         drop(lease);
@@ -127,6 +116,10 @@ fn decode_loop(shared: &Shared) {
             }
             // Parameter sets alone, or a frame the decoder buffers: not a loss.
             Some(Err(DecodeError::NoPicture { .. })) => {}
+            Some(Err(e @ DecodeError::Init(_))) => {
+                metrics.dropped(DropReason::DecodeError).inc();
+                warn!(camera, error = %e, "frame lost: the decoder cannot start");
+            }
             Some(Err(e)) => {
                 metrics.dropped(DropReason::DecodeError).inc();
                 debug!(camera, error = %e, "access unit skipped");
@@ -151,14 +144,7 @@ fn decode_in_order(
         return None;
     }
     st.last_seq = Some(frame.seq);
-    let decoder = match &mut st.decoder {
-        Some(d) => d,
-        None => match H264Decoder::new() {
-            Ok(d) => st.decoder.insert(d),
-            Err(e) => return Some(Err(e)),
-        },
-    };
-    let result = decoder.decode(camera, frame);
+    let result = st.decoder.decode(camera, frame);
     if result.is_err() && !matches!(result, Err(DecodeError::NoPicture { .. })) {
         st.last_seq = None;
     }
