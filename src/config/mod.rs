@@ -88,7 +88,7 @@ impl ServiceConfig {
     /// Values are not validated here; [`Config::load`] does that.
     pub fn load(path: Option<&Path>) -> Result<ServiceConfig, ConfigError> {
         let Some(path) = path else { return Ok(ServiceConfig::default()) };
-        let mut svc: ServiceConfig = parse(path, &read(path)?)?;
+        let mut svc: ServiceConfig = read_toml(path)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         svc.storage_dir = base.join(&svc.storage_dir);
         svc.cameras_file = base.join(&svc.cameras_file);
@@ -362,8 +362,7 @@ impl Config {
         if let Some(p) = cameras_override {
             service.cameras_file = p.to_path_buf();
         }
-        let cameras_text = read(&service.cameras_file)?;
-        let cameras: CamerasFile = parse(&service.cameras_file, &cameras_text)?;
+        let cameras: CamerasFile = read_toml(&service.cameras_file)?;
         let config = Config { service, cameras: cameras.cameras };
         validate(&config, &|name| std::env::var(name).ok())?;
         Ok(config)
@@ -380,12 +379,11 @@ pub fn credentials_from_env(camera: &CameraConfig) -> Option<Credentials> {
     }
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })
-}
-
-fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+/// Reads and parses a TOML file; errors name the file (and line and column for syntax or field
+/// errors). Shared by every file dumpwatch reads: service, cameras, evaluation labels.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
 }
 
 #[cfg(test)]

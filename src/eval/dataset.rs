@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::Problem;
+use crate::config::{ConfigError, Problem, read_toml};
 use crate::geometry::Polygon;
 
 /// What a labelled event is.
@@ -75,22 +75,10 @@ struct LabelsFile {
 /// Why a dataset cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    /// labels.toml is missing or unreadable.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The labels file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// labels.toml is not valid TOML for this format.
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// The labels file.
-        path: PathBuf,
-        /// The parser's message with line and column.
-        message: String,
-    },
+    /// labels.toml is missing, unreadable, or not valid TOML for this format (with line and
+    /// column).
+    #[error(transparent)]
+    File(#[from] ConfigError),
     /// Values are wrong.
     #[error("{}: {} problem(s):\n{}", path.display(), .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
@@ -105,9 +93,7 @@ impl Dataset {
     /// Loads and checks `dir/labels.toml` (clip files must exist).
     pub fn load(dir: &Path) -> Result<Dataset, DatasetError> {
         let path = dir.join("labels.toml");
-        let text = std::fs::read_to_string(&path).map_err(|source| DatasetError::Read { path: path.clone(), source })?;
-        let file: LabelsFile =
-            toml::from_str(&text).map_err(|e| DatasetError::Parse { path: path.clone(), message: e.to_string() })?;
+        let file: LabelsFile = read_toml(&path)?;
         let problems = check(dir, &file.clip);
         if !problems.is_empty() {
             return Err(DatasetError::Invalid { path, problems });
