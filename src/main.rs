@@ -138,8 +138,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 bail!("scheme {:?} is not supported: use rtsp://", url.scheme());
             }
             let credentials = (!url.username().is_empty()).then(|| Credentials {
-                username: percent_decode(url.username()),
-                password: percent_decode(url.password().unwrap_or("")),
+                username: percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned(),
+                password: percent_encoding::percent_decode_str(url.password().unwrap_or("")).decode_utf8_lossy().into_owned(),
             });
             let _ = url.set_username("");
             let _ = url.set_password(None);
@@ -187,6 +187,12 @@ fn detect_images(
     use dumpwatch::annotate::{class_colour, draw_box_with_label};
     use dumpwatch::detect::{Detector, PostprocessConfig, postprocess_config};
     let mut svc = dumpwatch::config::ServiceConfig::load(config)?;
+    // The same checks as `run`, for the settings this command uses.
+    let only_service = dumpwatch::config::Config { service: svc.clone(), cameras: vec![] };
+    if let Err(e) = dumpwatch::config::validate(&only_service, &|n| std::env::var(n).ok()) {
+        print_config_error(&e);
+        return Ok(ExitCode::from(2));
+    }
     if let Some(c) = conf {
         if !(0.0..=1.0).contains(&c) {
             bail!("--conf {c} is out of range: must be between 0 and 1");
@@ -257,24 +263,6 @@ fn detect_images(
 
 fn print_config_error(e: &ConfigError) {
     eprintln!("{e}");
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Completes at the first SIGINT or SIGTERM; a second one exits at once.

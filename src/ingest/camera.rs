@@ -14,6 +14,7 @@ use super::status::{CameraState, StatusBoard};
 use super::IngestError;
 use crate::config::{DecodeMode, IngestConfig};
 use crate::metrics::{CameraMetrics, DropReason};
+use crate::redact::Redacted;
 use crate::slots::LatestSlots;
 
 /// Everything one camera task needs.
@@ -80,7 +81,7 @@ impl CameraTask {
                 IngestError::UnsupportedCodec { .. } => CameraState::UnsupportedCodec,
                 _ => CameraState::BackingOff,
             };
-            warn!(camera = %self.id, url = %super::rtsp::show(&self.connect.url), error = %err,
+            warn!(camera = %self.id, url = %Redacted(&self.connect.url), error = %err,
                   retry_in_s = delay.as_secs_f64(), "camera stream failed");
             self.status.update(self.index, |s| {
                 s.last_error = Some(err.to_string());

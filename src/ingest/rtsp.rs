@@ -13,7 +13,7 @@ use url::Url;
 use super::IngestError;
 use crate::config::{Credentials, Transport};
 use crate::metrics::CameraMetrics;
-use crate::redact::{Redacted, scrub};
+use crate::redact::scrub;
 
 /// One encoded video frame (an H.264 access unit) as it left the camera.
 #[derive(Debug)]
@@ -221,9 +221,4 @@ impl std::fmt::Debug for RtspStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtspStream").field("info", &self.info).finish_non_exhaustive()
     }
-}
-
-/// Display helper so callers log URLs the same way everywhere.
-pub fn show(url: &Url) -> Redacted<'_> {
-    Redacted(url)
 }
