@@ -181,6 +181,45 @@ impl BBox {
     pub fn bottom_centre(&self) -> (f32, f32) {
         ((self.x1 + self.x2) / 2.0, self.y2)
     }
+
+    /// The centre point.
+    pub fn centre(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+    }
+
+    /// Width.
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    /// Height.
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    /// Area of the overlap with `o` (0 if they do not overlap).
+    pub fn intersection_area(&self, o: &BBox) -> f32 {
+        let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
+        let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
+        iw * ih
+    }
+
+    /// The share (0..1) of this box covered by `o`.
+    pub fn covered_by(&self, o: &BBox) -> f32 {
+        let a = self.area();
+        if a <= 0.0 { 0.0 } else { self.intersection_area(o) / a }
+    }
+
+    /// The smallest box holding both.
+    pub fn union(&self, o: &BBox) -> BBox {
+        BBox { x1: self.x1.min(o.x1), y1: self.y1.min(o.y1), x2: self.x2.max(o.x2), y2: self.y2.max(o.y2) }
+    }
+
+    /// The box grown by `share` of its width and height on every side.
+    pub fn grown(&self, share: f32) -> BBox {
+        let (mx, my) = (self.width() * share, self.height() * share);
+        BBox { x1: self.x1 - mx, y1: self.y1 - my, x2: self.x2 + mx, y2: self.y2 + my }
+    }
 }
 
 #[cfg(test)]

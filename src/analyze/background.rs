@@ -15,12 +15,14 @@
 //! instead of reporting it, the model re-learns both backgrounds from the current picture.
 //! Compression noise is absorbed by a difference threshold and by removing isolated cells.
 
+use super::grey::GreyFrame;
 use crate::geometry::BBox;
 
 /// Background model settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackgroundConfig {
-    /// Width of the downscaled grid in cells (height follows the aspect ratio).
+    /// Width of the grid in cells (height follows the aspect ratio); a wider grey picture is
+    /// averaged down to it.
     pub grid_width: u32,
     /// Time constant of the short-term background, seconds.
     pub short_tau_s: f64,
@@ -77,11 +79,21 @@ pub enum BackgroundUpdate {
     Blobs(Vec<StaticBlob>),
 }
 
+/// Which picture [`BackgroundModel::patch`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The latest picture.
+    Current,
+    /// The long-term background (the scene as it was minutes ago).
+    LongTerm,
+}
+
 /// One camera's background model.
 #[derive(Clone, Debug)]
 pub struct BackgroundModel {
     cfg: BackgroundConfig,
     src: (u32, u32),
+    input: (u32, u32),
     grid: (usize, usize),
     short: Vec<f32>,
     long: Vec<f32>,
@@ -92,7 +104,7 @@ pub struct BackgroundModel {
 impl BackgroundModel {
     /// An empty model.
     pub fn new(cfg: BackgroundConfig) -> Self {
-        BackgroundModel { cfg, src: (0, 0), grid: (0, 0), short: vec![], long: vec![], current: vec![], last: None }
+        BackgroundModel { cfg, src: (0, 0), input: (0, 0), grid: (0, 0), short: vec![], long: vec![], current: vec![], last: None }
     }
 
     /// Grid size (width, height) in cells.
@@ -120,32 +132,38 @@ impl BackgroundModel {
         }
     }
 
-    /// Feeds the grey picture taken at `now` (seconds). Returns what changed.
-    pub fn update(&mut self, now: f64, luma: &[u8], width: u32, height: u32) -> BackgroundUpdate {
-        if width == 0 || height == 0 || luma.len() < width as usize * height as usize {
+    /// Feeds the grey picture taken at `now` (seconds). Cells inside the `hold` boxes (source
+    /// pixels: objects the analyzer is following, actors) keep their long-term background, so an
+    /// object that stays for hours, or a car parked on the spot, is never learned into the scene.
+    /// Returns what changed.
+    pub fn update(&mut self, now: f64, grey: &GreyFrame, hold: &[BBox]) -> BackgroundUpdate {
+        let (width, height) = (grey.width, grey.height);
+        if width == 0 || height == 0 || grey.data.len() < width as usize * height as usize {
             return BackgroundUpdate::Blobs(vec![]);
         }
-        if self.src != (width, height) || self.last.is_none() {
+        let src = (grey.source_width.max(1), grey.source_height.max(1));
+        if self.src != src || self.input != (width, height) || self.last.is_none() {
             let gw = (self.cfg.grid_width as usize).min(width as usize).max(1);
             let gh = ((height as usize * gw) / width as usize).max(1);
-            self.src = (width, height);
+            self.src = src;
+            self.input = (width, height);
             self.grid = (gw, gh);
-            self.downscale(luma, width, height);
+            self.downscale(&grey.data, width, height);
             self.short = self.current.clone();
             self.long = self.current.clone();
             self.last = Some(now);
             return BackgroundUpdate::Learned;
         }
         let dt = (now - self.last.unwrap_or(now)).max(0.0);
-        self.last = Some(now);
-        self.downscale(luma, width, height);
+        self.last = Some(now.max(self.last.unwrap_or(now)));
+        self.downscale(&grey.data, width, height);
 
         let t = self.cfg.threshold;
         let changed = self.current.iter().zip(&self.short).filter(|(c, s)| (*c - *s).abs() > t).count();
         let share = changed as f32 / self.current.len() as f32;
+        let held = self.cells_in(hold);
         if share >= self.cfg.global_change_share {
-            self.short.copy_from_slice(&self.current);
-            self.long.copy_from_slice(&self.current);
+            self.relearn_all(&held);
             return BackgroundUpdate::GlobalChange { share };
         }
 
@@ -159,18 +177,99 @@ impl BackgroundModel {
         }
         for i in 0..self.current.len() {
             self.short[i] += a_short * (self.current[i] - self.short[i]);
-            self.long[i] += a_long * (self.current[i] - self.long[i]);
+            if !held[i] {
+                self.long[i] += a_long * (self.current[i] - self.long[i]);
+            }
         }
         let mask = remove_isolated(&mask, self.grid);
         // Too much of the scene settled into something new at once (half the scene relit, the
         // camera knocked): a scene change, not an object. Re-learn.
         let static_share = mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
         if static_share > self.cfg.max_share {
-            self.short.copy_from_slice(&self.current);
-            self.long.copy_from_slice(&self.current);
+            self.relearn_all(&held);
             return BackgroundUpdate::GlobalChange { share: static_share };
         }
         BackgroundUpdate::Blobs(self.blobs(&mask))
+    }
+
+    /// Re-learns the whole scene after a global change. Held cells (objects followed, actors)
+    /// must not be learned as background: their long-term background is shifted by the change
+    /// seen on the rest of the scene (the median difference), so a person who walks away after
+    /// a cloud passed leaves no "hole", and a followed object stays foreground.
+    fn relearn_all(&mut self, held: &[bool]) {
+        let mut diffs: Vec<f32> =
+            (0..self.current.len()).filter(|i| !held[*i]).map(|i| self.current[i] - self.long[i]).collect();
+        let shift = if diffs.is_empty() {
+            0.0
+        } else {
+            let mid = diffs.len() / 2;
+            *diffs.select_nth_unstable_by(mid, f32::total_cmp).1
+        };
+        for i in 0..self.current.len() {
+            if held[i] {
+                self.long[i] = (self.long[i] + shift).clamp(0.0, 255.0);
+            } else {
+                self.long[i] = self.current[i];
+            }
+            self.short[i] = self.current[i];
+        }
+    }
+
+    /// Makes the current picture the background inside `bbox` (source pixels): used when an
+    /// object the analyzer followed is gone, or a region is known not to be an object.
+    pub fn relearn(&mut self, bbox: &BBox) {
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else { return };
+        let gw = self.grid.0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let i = y * gw + x;
+                self.short[i] = self.current[i];
+                self.long[i] = self.current[i];
+            }
+        }
+    }
+
+    /// The cells of `bbox` (source pixels) grown by `margin` of its size on every side, as
+    /// `(x0, y0, x1, y1)` with exclusive ends; `None` before the first picture or if empty.
+    fn cell_range(&self, bbox: &BBox, margin: f32) -> Option<(usize, usize, usize, usize)> {
+        let (gw, gh) = self.grid;
+        if gw == 0 || gh == 0 {
+            return None;
+        }
+        let (sx, sy) = (gw as f32 / self.src.0 as f32, gh as f32 / self.src.1 as f32);
+        let (mx, my) = ((bbox.x2 - bbox.x1) * margin, (bbox.y2 - bbox.y1) * margin);
+        let x0 = (((bbox.x1 - mx) * sx).floor().max(0.0) as usize).min(gw);
+        let y0 = (((bbox.y1 - my) * sy).floor().max(0.0) as usize).min(gh);
+        let x1 = (((bbox.x2 + mx) * sx).ceil().max(0.0) as usize).min(gw);
+        let y1 = (((bbox.y2 + my) * sy).ceil().max(0.0) as usize).min(gh);
+        (x1 > x0 && y1 > y0).then_some((x0, y0, x1, y1))
+    }
+
+    fn cells_in(&self, boxes: &[BBox]) -> Vec<bool> {
+        let gw = self.grid.0;
+        let mut held = vec![false; self.current.len()];
+        for b in boxes {
+            if let Some((x0, y0, x1, y1)) = self.cell_range(b, 0.0) {
+                for y in y0..y1 {
+                    held[y * gw + x0..y * gw + x1].fill(true);
+                }
+            }
+        }
+        held
+    }
+
+    /// The grey levels of the current picture (`Layer::Current`) or of the long-term background
+    /// (`Layer::LongTerm`) inside `bbox` grown by `margin` of its size, row by row; empty before
+    /// the first picture. The same box always gives the same cells, so patches taken at
+    /// different times compare cell by cell.
+    pub fn patch(&self, layer: Layer, bbox: &BBox, margin: f32) -> Vec<f32> {
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else { return vec![] };
+        let source = match layer {
+            Layer::Current => &self.current,
+            Layer::LongTerm => &self.long,
+        };
+        let gw = self.grid.0;
+        (y0..y1).flat_map(|y| source[y * gw + x0..y * gw + x1].iter().copied()).collect()
     }
 
     /// Connected components (4-neighbour) of the mask with the area limits, in source pixels.
@@ -268,6 +367,12 @@ mod tests {
         }
     }
 
+    /// Feeds a full-resolution picture (the model averages it down to its grid).
+    fn up(m: &mut BackgroundModel, now: f64, luma: &[u8], w: u32, h: u32) -> BackgroundUpdate {
+        let grey = GreyFrame { width: w, height: h, data: luma.to_vec(), source_width: w, source_height: h };
+        m.update(now, &grey, &[])
+    }
+
     fn blobs(u: BackgroundUpdate) -> Vec<StaticBlob> {
         match u {
             BackgroundUpdate::Blobs(b) => b,
@@ -278,16 +383,16 @@ mod tests {
     #[test]
     fn an_object_that_stays_becomes_static_foreground_where_it_lies() {
         let mut m = BackgroundModel::new(BackgroundConfig::default());
-        assert_eq!(m.update(0.0, &scene(100, 0), W, H), BackgroundUpdate::Learned);
+        assert_eq!(up(&mut m, 0.0, &scene(100, 0), W, H), BackgroundUpdate::Learned);
         for i in 1..=30 {
-            assert!(blobs(m.update(i as f64, &scene(100, i), W, H)).is_empty(), "noise alone at {i}");
+            assert!(blobs(up(&mut m, i as f64, &scene(100, i), W, H)).is_empty(), "noise alone at {i}");
         }
         // A dark bag (40 x 30 px) is put down at t = 31 and stays.
         let mut found = None;
         for i in 31..=60 {
             let mut img = scene(100, i);
             paint(&mut img, 200, 120, 40, 30, 20);
-            let b = blobs(m.update(i as f64, &img, W, H));
+            let b = blobs(up(&mut m, i as f64, &img, W, H));
             if found.is_none() && !b.is_empty() {
                 found = Some((i, b));
             }
@@ -304,26 +409,26 @@ mod tests {
     #[test]
     fn something_moving_through_is_never_static() {
         let mut m = BackgroundModel::new(BackgroundConfig::default());
-        m.update(0.0, &scene(100, 0), W, H);
+        up(&mut m, 0.0, &scene(100, 0), W, H);
         for i in 1..=40u32 {
             let mut img = scene(100, i);
             // A person-sized dark box crossing the frame at 8 px per picture.
             paint(&mut img, 8 * i % (W - 30), 60, 30, 80, 30);
-            assert!(blobs(m.update(f64::from(i) * 0.5, &img, W, H)).is_empty(), "at {i}");
+            assert!(blobs(up(&mut m, f64::from(i) * 0.5, &img, W, H)).is_empty(), "at {i}");
         }
     }
 
     #[test]
     fn a_global_brightness_change_is_re_learned_not_reported() {
         let mut m = BackgroundModel::new(BackgroundConfig::default());
-        m.update(0.0, &scene(100, 0), W, H);
+        up(&mut m, 0.0, &scene(100, 0), W, H);
         for i in 1..=5 {
-            m.update(f64::from(i), &scene(100, i), W, H);
+            up(&mut m, f64::from(i), &scene(100, i), W, H);
         }
         // A cloud: everything 40 levels darker at once.
-        assert!(matches!(m.update(6.0, &scene(60, 6), W, H), BackgroundUpdate::GlobalChange { share } if share > 0.9));
+        assert!(matches!(up(&mut m, 6.0, &scene(60, 6), W, H), BackgroundUpdate::GlobalChange { share } if share > 0.9));
         for i in 7..=40 {
-            assert!(blobs(m.update(f64::from(i), &scene(60, i), W, H)).is_empty(), "at {i}");
+            assert!(blobs(up(&mut m, f64::from(i), &scene(60, i), W, H)).is_empty(), "at {i}");
         }
     }
 
@@ -331,12 +436,12 @@ mod tests {
     fn tiny_and_huge_regions_are_not_objects() {
         let cfg = BackgroundConfig { global_change_share: 0.95, ..BackgroundConfig::default() };
         let mut m = BackgroundModel::new(cfg);
-        m.update(0.0, &scene(100, 0), W, H);
+        up(&mut m, 0.0, &scene(100, 0), W, H);
         for i in 1..=20 {
             let mut img = scene(100, i);
             paint(&mut img, 10, 10, 3, 3, 250); // a speck: below min_cells
             paint(&mut img, 0, 90, W, 90, 200); // half the frame: above max_share
-            match m.update(f64::from(i), &img, W, H) {
+            match up(&mut m, f64::from(i), &img, W, H) {
                 BackgroundUpdate::Blobs(b) => assert!(b.is_empty(), "at {i}: {b:?}"),
                 BackgroundUpdate::GlobalChange { .. } => {}
                 BackgroundUpdate::Learned => panic!("at {i}: unexpected re-learn"),
@@ -347,10 +452,10 @@ mod tests {
     #[test]
     fn a_new_size_or_bad_input_does_not_panic() {
         let mut m = BackgroundModel::new(BackgroundConfig::default());
-        m.update(0.0, &scene(100, 0), W, H);
-        assert_eq!(m.update(1.0, &vec![7u8; 64 * 48], 64, 48), BackgroundUpdate::Learned);
-        assert_eq!(m.update(2.0, &[1, 2, 3], 64, 48), BackgroundUpdate::Blobs(vec![]));
-        assert_eq!(m.update(3.0, &[], 0, 0), BackgroundUpdate::Blobs(vec![]));
+        up(&mut m, 0.0, &scene(100, 0), W, H);
+        assert_eq!(up(&mut m, 1.0, &vec![7u8; 64 * 48], 64, 48), BackgroundUpdate::Learned);
+        assert_eq!(up(&mut m, 2.0, &[1, 2, 3], 64, 48), BackgroundUpdate::Blobs(vec![]));
+        assert_eq!(up(&mut m, 3.0, &[], 0, 0), BackgroundUpdate::Blobs(vec![]));
         assert_eq!(m.grid(), (64, 48));
     }
 }

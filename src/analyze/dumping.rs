@@ -1,0 +1,1112 @@
+//! The per-camera analyzer: turns tracks and static foreground into dumping incidents.
+//!
+//! Candidate life cycle, per watched zone:
+//! 1. **appeared** — static foreground (or a dumpable detection that stopped moving) shows up in
+//!    a zone, not under an actor, not in a mask, not where a parked vehicle stood. Its owner is the
+//!    nearest actor at that moment; its appearance time is estimated back from how long the
+//!    background model takes to settle.
+//! 2. **unattended** — the owner is gone or far (more than `owner_radius` actor heights away).
+//! 3. **abandoned** — unattended for `dwell_s`: an incident is **raised**; or, if an open incident
+//!    of the zone covers the spot, it is **updated** (the pile grew); or, if one was cleared there
+//!    less than `cooldown_s` ago, nothing (a repeat).
+//! 4. **cleared** — every object of the incident gone for `clear_after_s`: the incident is
+//!    **cleared**, with an "after" picture.
+//!
+//! A candidate gone for `reclaim_after_s` before its dwell ends was taken away (reclaimed): no
+//! incident. Things that are static during the first `startup_grace_s` are the scene.
+//!
+//! Presence of an object is decided per picture: under an actor's box it is *occluded* (no
+//! verdict); static foreground inside its box means *present*; otherwise its patch of the grey
+//! picture is compared with the patch taken when it appeared and with the background behind it
+//! (both after removing the mean, so a global brightness change does not decide anything).
+//! While an object is followed, the long-term background under it is held, so it is never learned
+//! into the scene however long it stays.
+
+use std::collections::VecDeque;
+
+use super::background::{BackgroundModel, BackgroundUpdate, Layer, StaticBlob};
+use super::grey::GreyFrame;
+use super::track::{Track, Tracker};
+use super::{ActorSighting, AnalyzerConfig, Event, EventKind, EventObject, FrameRef, FrameRole, Output};
+use crate::detection::Detection;
+use crate::geometry::{BBox, Point};
+
+/// Margin around an object's box for its patches, as a share of its size: the patch shows the
+/// object against its surroundings, so a flat-coloured object is still recognisable after the
+/// mean is removed.
+const PATCH_MARGIN: f32 = 0.5;
+/// How much better one patch must match than the other for a verdict.
+const PATCH_RATIO: f32 = 0.75;
+/// An actor box covering this share of an object's box hides it.
+const OCCLUDED_SHARE: f32 = 0.3;
+/// Actors seen within this many seconds count as present (a detection missed now and then).
+const ACTOR_RECENT_S: f64 = 2.0;
+/// A pending object needs this many sightings before it can be abandoned.
+const MIN_SIGHTINGS: u32 = 3;
+/// A vehicle track this old and still leaves a footprint: when it drives away, the background it
+/// uncovers is not a dumped object.
+const FOOTPRINT_MIN_S: f64 = 30.0;
+/// How long a footprint is remembered after its vehicle was last seen.
+const FOOTPRINT_MEMORY_S: f64 = 120.0;
+/// At most this many candidates per camera (the oldest pending one makes room).
+const MAX_CANDIDATES: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for its dwell.
+    Pending,
+    /// Part of an incident (raised, or added to one as growth).
+    InIncident(u64),
+    /// Abandoned at the spot of a recently cleared incident: followed, never reported.
+    Suppressed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presence {
+    Present,
+    Absent,
+    Occluded,
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+struct Owner {
+    track: u64,
+    class_id: usize,
+    bbox: BBox,
+    last_near: f64,
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    zone: usize,
+    bbox: BBox,
+    class: Option<(usize, f32)>,
+    contrast: f32,
+    appeared_at: f64,
+    sightings: u32,
+    absent_since: Option<f64>,
+    owner: Option<Owner>,
+    unattended_since: Option<f64>,
+    before_patch: Vec<f32>,
+    object_patch: Vec<f32>,
+    patch_box: BBox,
+    state: State,
+    /// Pictures kept for this candidate (before, actor).
+    frames: Vec<FrameRef>,
+}
+
+#[derive(Clone, Debug)]
+struct Incident {
+    id: u64,
+    zone: usize,
+    bbox: BBox,
+    appeared_at: f64,
+    unattended_since: f64,
+    confidence: f32,
+    actor: Option<ActorSighting>,
+    /// Before, actor and event pictures (kept until the incident closes).
+    frames: Vec<FrameRef>,
+    closed_at: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+struct Footprint {
+    bbox: BBox,
+    last_seen: f64,
+}
+
+/// One camera's dumping analyzer.
+#[derive(Debug)]
+pub struct Analyzer {
+    cfg: AnalyzerConfig,
+    tracker: Tracker,
+    background: BackgroundModel,
+    started_at: Option<f64>,
+    last_at: Option<f64>,
+    history: VecDeque<f64>,
+    frame: (f32, f32),
+    candidates: Vec<Candidate>,
+    incidents: Vec<Incident>,
+    footprints: Vec<Footprint>,
+    fixtures: Vec<BBox>,
+    next_incident: u64,
+}
+
+impl Analyzer {
+    /// How far back (seconds) [`Output::keep`] may refer: the caller keeps the pictures it gave
+    /// the analyzer over this long.
+    pub const HISTORY_S: f64 = 20.0;
+
+    /// A fresh analyzer.
+    pub fn new(cfg: AnalyzerConfig) -> Self {
+        Analyzer {
+            tracker: Tracker::new(cfg.tracker.clone()),
+            background: BackgroundModel::new(cfg.background.clone()),
+            cfg,
+            started_at: None,
+            last_at: None,
+            history: VecDeque::new(),
+            frame: (1.0, 1.0),
+            candidates: Vec::new(),
+            incidents: Vec::new(),
+            footprints: Vec::new(),
+            fixtures: Vec::new(),
+            next_incident: 1,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnalyzerConfig {
+        &self.cfg
+    }
+
+    /// Number of objects being followed (pending or in an incident).
+    pub fn candidates(&self) -> usize {
+        self.candidates.len()
+    }
+
+    /// Number of open incidents.
+    pub fn open_incidents(&self) -> usize {
+        self.incidents.iter().filter(|i| i.closed_at.is_none()).count()
+    }
+
+    /// Analyses the picture taken at `now` (seconds, on any clock that does not jump back; an
+    /// earlier time is taken as the last one): its detections (source pixels) and its downscaled
+    /// grey version. Handle the returned events before the releases.
+    pub fn observe(&mut self, now: f64, detections: &[Detection], grey: &GreyFrame) -> Output {
+        let now = self.last_at.map_or(now, |last| now.max(last));
+        self.last_at = Some(now);
+        let started = *self.started_at.get_or_insert(now);
+        self.history.push_back(now);
+        while self.history.front().is_some_and(|t| *t < now - Self::HISTORY_S) {
+            self.history.pop_front();
+        }
+        self.frame = (grey.source_width.max(1) as f32, grey.source_height.max(1) as f32);
+        let mut out = Output::default();
+
+        let usable: Vec<Detection> = detections
+            .iter()
+            .filter(|d| self.cfg.min_score.get(d.class_id).is_some_and(|m| d.score >= *m))
+            .cloned()
+            .collect();
+        let tracks: Vec<Track> = self.tracker.update(now, &usable).to_vec();
+        let max_predict = self.cfg.tracker.max_predict_s;
+        let actors: Vec<(Track, BBox)> = tracks
+            .iter()
+            .filter(|t| self.is_actor(t.class_id) && now - t.last_seen <= ACTOR_RECENT_S)
+            .map(|t| (t.clone(), t.predicted(now, max_predict)))
+            .collect();
+        self.update_footprints(now, &tracks);
+
+        let hold: Vec<BBox> = self
+            .candidates
+            .iter()
+            .map(|c| c.patch_box.union(&c.bbox))
+            .chain(actors.iter().map(|(_, b)| b.grown(0.1)))
+            .collect();
+        let mut blobs = match self.background.update(now, grey, &hold) {
+            BackgroundUpdate::Learned => vec![],
+            BackgroundUpdate::GlobalChange { .. } => {
+                out.scene_change = true;
+                vec![]
+            }
+            BackgroundUpdate::Blobs(b) => b,
+        };
+
+        if now - started < self.cfg.startup_grace_s {
+            // Whatever is static now was there before the camera started: it is the scene.
+            for b in blobs.drain(..) {
+                self.background.relearn(&b.bbox);
+            }
+            let seen: Vec<BBox> = tracks.iter().filter(|t| self.is_dumpable_anywhere(t.class_id)).map(|t| t.bbox).collect();
+            for b in seen {
+                if !self.fixtures.iter().any(|f| f.iou(&b) > 0.5) {
+                    self.fixtures.push(b);
+                }
+            }
+        }
+
+        self.update_presence(now, &blobs, &actors);
+        self.grow_and_discover(now, &mut blobs, &actors, &tracks, &mut out);
+        self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
+        self.update_attendance(now, &tracks);
+        self.advance(now, &mut out);
+        self.clear_incidents(now, &mut out);
+
+        out.active = self.candidates.iter().any(|c| c.state == State::Pending)
+            || actors.iter().any(|(t, b)| now - t.last_seen <= 1.0 && self.near_a_zone(b));
+        out
+    }
+
+    fn is_actor(&self, class_id: usize) -> bool {
+        self.cfg.actor.get(class_id).copied().unwrap_or(false)
+    }
+
+    fn is_vehicle(&self, class_id: usize) -> bool {
+        self.cfg.vehicle.get(class_id).copied().unwrap_or(false)
+    }
+
+    fn is_dumpable_anywhere(&self, class_id: usize) -> bool {
+        self.cfg.zones.iter().any(|z| z.dumpable.get(class_id).copied().unwrap_or(false))
+    }
+
+    fn normalised(&self, (x, y): (f32, f32)) -> Point {
+        Point { x: f64::from(x / self.frame.0), y: f64::from(y / self.frame.1) }
+    }
+
+    /// The first zone holding the box's bottom-centre.
+    fn zone_of(&self, b: &BBox) -> Option<usize> {
+        let p = self.normalised(b.bottom_centre());
+        self.cfg.zones.iter().position(|z| z.polygon.contains(p))
+    }
+
+    fn masked(&self, b: &BBox) -> bool {
+        let p = self.normalised(b.centre());
+        self.cfg.masks.iter().any(|m| m.contains(p))
+    }
+
+    /// Whether an actor's box is in a zone or within a tenth of the frame of one's outline box.
+    fn near_a_zone(&self, b: &BBox) -> bool {
+        let p = self.normalised(b.bottom_centre());
+        self.cfg.zones.iter().any(|z| {
+            if z.polygon.contains(p) {
+                return true;
+            }
+            let xs = z.polygon.0.iter().map(|q| q.x);
+            let ys = z.polygon.0.iter().map(|q| q.y);
+            let (x0, x1) = (xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
+            let (y0, y1) = (ys.clone().fold(f64::INFINITY, f64::min), ys.fold(f64::NEG_INFINITY, f64::max));
+            p.x >= x0 - 0.1 && p.x <= x1 + 0.1 && p.y >= y0 - 0.1 && p.y <= y1 + 0.1
+        })
+    }
+
+    fn update_footprints(&mut self, now: f64, tracks: &[Track]) {
+        let startup = self.started_at.unwrap_or(now) + self.cfg.startup_grace_s;
+        let vehicles: Vec<&Track> = tracks.iter().filter(|t| self.is_vehicle(t.class_id)).collect();
+        for t in vehicles {
+            let still = t.velocity.0.hypot(t.velocity.1) < 0.05 * t.bbox.width().max(t.bbox.height());
+            if still && (t.age(now) >= FOOTPRINT_MIN_S || t.first_seen <= startup) {
+                match self.footprints.iter_mut().find(|f| f.bbox.iou(&t.bbox) > 0.5) {
+                    Some(f) => {
+                        f.bbox = t.bbox;
+                        f.last_seen = t.last_seen;
+                    }
+                    None => self.footprints.push(Footprint { bbox: t.bbox, last_seen: t.last_seen }),
+                }
+            }
+        }
+        self.footprints.retain(|f| now - f.last_seen <= FOOTPRINT_MEMORY_S);
+    }
+
+    fn presence(&self, c: &Candidate, blobs: &[StaticBlob], actors: &[(Track, BBox)]) -> Presence {
+        if actors.iter().any(|(_, a)| c.bbox.covered_by(a) >= OCCLUDED_SHARE) {
+            return Presence::Occluded;
+        }
+        let area = c.bbox.grown(0.25);
+        if blobs.iter().any(|b| b.bbox.covered_by(&area) >= 0.5) {
+            return Presence::Present;
+        }
+        let current = self.background.patch(Layer::Current, &c.patch_box, PATCH_MARGIN);
+        if current.is_empty() || current.len() != c.object_patch.len() || current.len() != c.before_patch.len() {
+            return Presence::Unknown;
+        }
+        let d_object = zero_mean_distance(&current, &c.object_patch);
+        let d_before = zero_mean_distance(&current, &c.before_patch);
+        if d_object < d_before * PATCH_RATIO {
+            Presence::Present
+        } else if d_before < d_object * PATCH_RATIO {
+            Presence::Absent
+        } else {
+            Presence::Unknown
+        }
+    }
+
+    fn update_presence(&mut self, now: f64, blobs: &[StaticBlob], actors: &[(Track, BBox)]) {
+        for i in 0..self.candidates.len() {
+            let verdict = self.presence(&self.candidates[i], blobs, actors);
+            let current = (verdict == Presence::Present)
+                .then(|| self.background.patch(Layer::Current, &self.candidates[i].patch_box, PATCH_MARGIN));
+            let c = &mut self.candidates[i];
+            match verdict {
+                Presence::Present => {
+                    c.sightings += 1;
+                    c.absent_since = None;
+                    // Follow slow light changes on the object itself.
+                    if let Some(cur) = current.filter(|p| p.len() == c.object_patch.len()) {
+                        for (o, v) in c.object_patch.iter_mut().zip(cur) {
+                            *o += 0.1 * (v - *o);
+                        }
+                    }
+                }
+                Presence::Absent => {
+                    c.absent_since.get_or_insert(now);
+                }
+                Presence::Occluded | Presence::Unknown => {}
+            }
+        }
+    }
+
+    /// Static blobs either belong to a followed object, grow one, or are new candidates.
+    fn grow_and_discover(
+        &mut self,
+        now: f64,
+        blobs: &mut [StaticBlob],
+        actors: &[(Track, BBox)],
+        tracks: &[Track],
+        out: &mut Output,
+    ) {
+        let frame_area = self.frame.0 * self.frame.1;
+        for blob in blobs.iter() {
+            if self.candidates.iter().any(|c| blob.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.5) {
+                continue;
+            }
+            if actors.iter().any(|(_, a)| blob.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE) {
+                // A person standing still, or a parked car: not an object (for now).
+                continue;
+            }
+            if self.footprints.iter().any(|f| blob.bbox.covered_by(&f.bbox.grown(0.1)) >= 0.6)
+                || self.fixtures.iter().any(|f| blob.bbox.covered_by(&f.grown(0.1)) >= 0.5)
+            {
+                // Ground uncovered by a vehicle that parked for long, or a fixture detected at
+                // start: the scene, not a dumped object.
+                self.background.relearn(&blob.bbox);
+                continue;
+            }
+            if self.masked(&blob.bbox) {
+                continue;
+            }
+            // Growth: touching a followed object.
+            if let Some(k) = self.candidates.iter().position(|c| blob.bbox.intersection_area(&c.bbox.grown(0.5)) > 0.0) {
+                if self.candidates[k].state == State::Pending {
+                    let grown = self.candidates[k].bbox.union(&blob.bbox);
+                    let zone = self.candidates[k].zone;
+                    if grown.area() <= self.cfg.zones[zone].max_object_area * frame_area {
+                        self.reshape(k, grown);
+                    }
+                    continue;
+                }
+                // Next to an incident's pile: a new candidate that joins it when abandoned.
+            }
+            let Some(zone) = self.zone_of(&blob.bbox) else { continue };
+            let rules = &self.cfg.zones[zone];
+            let share = blob.bbox.area() / frame_area;
+            if share < rules.min_object_area || share > rules.max_object_area {
+                continue;
+            }
+            let settle = settle_time(blob.contrast, self.cfg.background.threshold, self.cfg.background.short_tau_s);
+            self.add_candidate(now, now - settle, zone, blob.bbox, None, blob.contrast, tracks, out);
+        }
+    }
+
+    /// Dumpable detections (a suitcase, a couch) that stopped moving are candidates too.
+    fn discover_dumpable_detections(&mut self, now: f64, tracks: &[Track], actors: &[(Track, BBox)], out: &mut Output) {
+        if now - self.started_at.unwrap_or(now) < self.cfg.startup_grace_s {
+            return;
+        }
+        for t in tracks {
+            if t.last_seen < now || t.hits < 3 || t.age(now) < 2.0 {
+                continue;
+            }
+            let Some(zone) = self.zone_of(&t.bbox) else { continue };
+            let rules = &self.cfg.zones[zone];
+            if !rules.dumpable.get(t.class_id).copied().unwrap_or(false)
+                || rules.min_score.get(t.class_id).is_none_or(|m| t.score < *m)
+            {
+                continue;
+            }
+            let diag = t.bbox.width().hypot(t.bbox.height()).max(1.0);
+            if t.velocity.0.hypot(t.velocity.1) > 0.1 * diag {
+                continue;
+            }
+            if actors.iter().any(|(_, a)| t.bbox.covered_by(a) >= OCCLUDED_SHARE)
+                || self.fixtures.iter().any(|f| f.iou(&t.bbox) > 0.3)
+                || self.masked(&t.bbox)
+            {
+                continue;
+            }
+            if let Some(c) = self.candidates.iter_mut().find(|c| t.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.3) {
+                if c.class.is_none_or(|(_, s)| s < t.score) {
+                    c.class = Some((t.class_id, t.score));
+                }
+                continue;
+            }
+            let contrast = self.cfg.background.threshold * 2.0;
+            self.add_candidate(now, t.first_seen.max(now - 10.0), zone, t.bbox, Some((t.class_id, t.score)), contrast, tracks, out);
+        }
+    }
+
+    /// Changes a pending candidate's box and retakes its patches.
+    fn reshape(&mut self, k: usize, bbox: BBox) {
+        let before = self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN);
+        let object = self.background.patch(Layer::Current, &bbox, PATCH_MARGIN);
+        let c = &mut self.candidates[k];
+        c.bbox = bbox;
+        c.patch_box = bbox;
+        c.before_patch = before;
+        c.object_patch = object;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_candidate(
+        &mut self,
+        now: f64,
+        appeared_at: f64,
+        zone: usize,
+        bbox: BBox,
+        class: Option<(usize, f32)>,
+        contrast: f32,
+        tracks: &[Track],
+        out: &mut Output,
+    ) {
+        if self.candidates.len() >= MAX_CANDIDATES {
+            let Some(oldest) = self.candidates.iter().position(|c| c.state == State::Pending) else { return };
+            let c = self.candidates.remove(oldest);
+            out.release.extend(c.frames.iter().map(|f| f.at));
+        }
+        // The owner: the nearest actor seen since shortly before the object appeared.
+        let owner = tracks
+            .iter()
+            .filter(|t| self.is_actor(t.class_id) && t.last_seen >= appeared_at - 1.0)
+            .map(|t| (box_gap_in_heights(&bbox, &t.bbox), t))
+            .filter(|(d, _)| *d <= self.cfg.owner_radius)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, t)| Owner { track: t.id, class_id: t.class_id, bbox: t.bbox, last_near: now });
+        let mut frames = Vec::new();
+        if let Some(&before) = self.history.iter().rev().find(|t| **t <= appeared_at - 2.0).or(self.history.front())
+            && before < now
+        {
+            frames.push(FrameRef { role: FrameRole::Before, at: before });
+        }
+        if owner.is_some() {
+            frames.push(FrameRef { role: FrameRole::Actor, at: now });
+        } else if let Some(&near) = self.history.iter().find(|t| **t >= appeared_at) {
+            // Nobody near now; the picture closest to the moment it appeared shows who left it.
+            frames.push(FrameRef { role: FrameRole::Actor, at: near });
+        }
+        out.keep.extend(frames.iter().map(|f| f.at));
+        let unattended_since = if owner.is_some() { None } else { Some(appeared_at) };
+        self.candidates.push(Candidate {
+            zone,
+            bbox,
+            class,
+            contrast,
+            appeared_at,
+            sightings: 1,
+            absent_since: None,
+            owner,
+            unattended_since,
+            before_patch: self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN),
+            object_patch: self.background.patch(Layer::Current, &bbox, PATCH_MARGIN),
+            patch_box: bbox,
+            state: State::Pending,
+            frames,
+        });
+    }
+
+    fn update_attendance(&mut self, now: f64, tracks: &[Track]) {
+        let radius = self.cfg.owner_radius;
+        for c in self.candidates.iter_mut().filter(|c| c.state == State::Pending) {
+            let Some(owner) = c.owner.as_mut() else { continue };
+            let near = tracks
+                .iter()
+                .find(|t| t.id == owner.track && now - t.last_seen <= ACTOR_RECENT_S)
+                .filter(|t| box_gap_in_heights(&c.bbox, &t.bbox) <= radius);
+            match near {
+                Some(t) => {
+                    owner.bbox = t.bbox;
+                    owner.last_near = t.last_seen;
+                    c.unattended_since = None;
+                }
+                None => {
+                    c.unattended_since.get_or_insert(owner.last_near);
+                }
+            }
+        }
+    }
+
+    /// Reclaims, abandons and ends candidates.
+    fn advance(&mut self, now: f64, out: &mut Output) {
+        let mut k = 0;
+        while k < self.candidates.len() {
+            let c = &self.candidates[k];
+            let rules = &self.cfg.zones[c.zone];
+            let gone_for = c.absent_since.map_or(0.0, |t| now - t);
+            match c.state {
+                State::Pending if gone_for >= self.cfg.reclaim_after_s => {
+                    // Taken away before its dwell ended: reclaimed.
+                    let c = self.candidates.remove(k);
+                    self.background.relearn(&c.bbox);
+                    out.release.extend(c.frames.iter().map(|f| f.at));
+                    continue;
+                }
+                State::Suppressed if gone_for >= self.cfg.reclaim_after_s => {
+                    let c = self.candidates.remove(k);
+                    self.background.relearn(&c.bbox);
+                    out.release.extend(c.frames.iter().map(|f| f.at));
+                    continue;
+                }
+                State::Pending
+                    if c.absent_since.is_none()
+                        && c.sightings >= MIN_SIGHTINGS
+                        && c.unattended_since.is_some_and(|t| now - t >= rules.dwell_s) =>
+                {
+                    self.abandon(k, now, out);
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+    }
+
+    /// A candidate was left for its dwell: raise, update or suppress.
+    fn abandon(&mut self, k: usize, now: f64, out: &mut Output) {
+        let c = &self.candidates[k];
+        let zone = c.zone;
+        let rules = &self.cfg.zones[zone];
+        let spot = c.bbox.grown(0.5);
+        let dwell = now - c.unattended_since.unwrap_or(now);
+        let confidence = self.confidence(c);
+        if let Some(inc) = self.incidents.iter().find(|i| i.zone == zone && i.closed_at.is_none() && i.bbox.grown(0.5).intersection_area(&spot) > 0.0) {
+            // The pile grew: same incident.
+            let id = inc.id;
+            self.candidates[k].state = State::InIncident(id);
+            let bbox = self.candidates[k].bbox;
+            let inc = self.incidents.iter_mut().find(|i| i.id == id).expect("found above");
+            inc.bbox = inc.bbox.union(&bbox);
+            inc.confidence = inc.confidence.max(confidence);
+            let event = self.event(EventKind::Updated, id, now, dwell, vec![FrameRef { role: FrameRole::Event, at: now }]);
+            out.events.push(event);
+            return;
+        }
+        if self.incidents.iter().any(|i| {
+            i.zone == zone && i.closed_at.is_some_and(|t| now - t < rules.cooldown_s) && i.bbox.grown(0.5).intersection_area(&spot) > 0.0
+        }) {
+            // Cleared here moments ago: a repeat (left-overs, a misjudged clearing), not a new case.
+            self.candidates[k].state = State::Suppressed;
+            return;
+        }
+        let c = &self.candidates[k];
+        let id = self.next_incident;
+        self.next_incident += 1;
+        let actor = c.owner.as_ref().map(|o| ActorSighting {
+            class: self.class_name(o.class_id),
+            bbox: o.bbox,
+            last_seen: o.last_near,
+        });
+        let mut frames = c.frames.clone();
+        frames.push(FrameRef { role: FrameRole::Event, at: now });
+        out.keep.push(now);
+        self.incidents.push(Incident {
+            id,
+            zone,
+            bbox: c.bbox,
+            appeared_at: c.appeared_at,
+            unattended_since: c.unattended_since.unwrap_or(now),
+            confidence,
+            actor,
+            frames: frames.clone(),
+            closed_at: None,
+        });
+        // The incident now owns the candidate's pictures.
+        self.candidates[k].frames.clear();
+        self.candidates[k].state = State::InIncident(id);
+        let event = self.event(EventKind::Raised, id, now, dwell, frames);
+        out.events.push(event);
+    }
+
+    /// Clears incidents whose objects are all gone for `clear_after_s`.
+    fn clear_incidents(&mut self, now: f64, out: &mut Output) {
+        for n in 0..self.incidents.len() {
+            let inc = &self.incidents[n];
+            if inc.closed_at.is_some() {
+                continue;
+            }
+            let clear_after = self.cfg.zones[inc.zone].clear_after_s;
+            let members: Vec<&Candidate> = self.candidates.iter().filter(|c| c.state == State::InIncident(inc.id)).collect();
+            let all_gone = members.iter().all(|c| c.absent_since.is_some_and(|t| now - t >= clear_after));
+            if !all_gone {
+                continue;
+            }
+            let id = inc.id;
+            let mut frames: Vec<FrameRef> = inc.frames.iter().filter(|f| f.role != FrameRole::Actor).copied().collect();
+            frames.push(FrameRef { role: FrameRole::After, at: now });
+            let dwell = now - inc.unattended_since;
+            let event = self.event(EventKind::Cleared, id, now, dwell, frames);
+            out.events.push(event);
+            out.release.extend(self.incidents[n].frames.iter().map(|f| f.at));
+            self.incidents[n].closed_at = Some(now);
+            let gone: Vec<Candidate> = self.candidates.iter().filter(|c| c.state == State::InIncident(id)).cloned().collect();
+            for c in gone {
+                self.background.relearn(&c.bbox);
+                out.release.extend(c.frames.iter().map(|f| f.at));
+            }
+            self.candidates.retain(|c| c.state != State::InIncident(id));
+        }
+        let zones = &self.cfg.zones;
+        self.incidents.retain(|i| i.closed_at.is_none_or(|t| now - t < zones[i.zone].cooldown_s));
+    }
+
+    fn confidence(&self, c: &Candidate) -> f32 {
+        let t = self.cfg.background.threshold;
+        let from_contrast = (0.5 + 0.5 * ((c.contrast - t) / (2.0 * t))).clamp(0.3, 0.95);
+        match c.class {
+            Some((_, score)) => score.max(from_contrast),
+            None => from_contrast,
+        }
+    }
+
+    fn class_name(&self, class_id: usize) -> String {
+        self.cfg.class_names.get(class_id).cloned().unwrap_or_else(|| format!("class{class_id}"))
+    }
+
+    fn event(&self, kind: EventKind, incident: u64, now: f64, dwell_s: f64, frames: Vec<FrameRef>) -> Event {
+        let inc = self.incidents.iter().find(|i| i.id == incident);
+        let objects = self
+            .candidates
+            .iter()
+            .filter(|c| c.state == State::InIncident(incident))
+            .map(|c| EventObject {
+                class: c.class.map_or_else(|| "object".to_owned(), |(id, _)| self.class_name(id)),
+                score: self.confidence(c),
+                bbox: c.bbox,
+            })
+            .collect();
+        let zone = inc.map_or(0, |i| i.zone);
+        Event {
+            kind,
+            incident,
+            zone_index: zone,
+            zone: self.cfg.zones.get(zone).map(|z| z.name.clone()).unwrap_or_default(),
+            at: now,
+            appeared_at: inc.map_or(now, |i| i.appeared_at),
+            dwell_s,
+            confidence: inc.map_or(0.0, |i| i.confidence),
+            objects,
+            actor: inc.and_then(|i| i.actor.clone()),
+            frames,
+        }
+    }
+}
+
+/// Seconds the short-term background needs to take in a step of `contrast` grey levels until
+/// the picture is within `threshold` of it: how long ago an object that just became static
+/// foreground was put down. Capped at three time constants.
+fn settle_time(contrast: f32, threshold: f32, short_tau_s: f64) -> f64 {
+    let ratio = f64::from(contrast / threshold.max(1.0)).max(1.0);
+    (short_tau_s * ratio.ln()).min(3.0 * short_tau_s)
+}
+
+/// Gap between two boxes (0 when they overlap) in heights of `actor`.
+fn box_gap_in_heights(object: &BBox, actor: &BBox) -> f32 {
+    let dx = (actor.x1 - object.x2).max(object.x1 - actor.x2).max(0.0);
+    let dy = (actor.y1 - object.y2).max(object.y1 - actor.y2).max(0.0);
+    dx.hypot(dy) / actor.height().max(1.0)
+}
+
+/// Mean absolute difference of two patches after removing each one's mean (so a uniform
+/// brightness change does not count).
+fn zero_mean_distance(a: &[f32], b: &[f32]) -> f32 {
+    if a.is_empty() || a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    let n = a.len() as f32;
+    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
+    a.iter().zip(b).map(|(x, y)| ((x - ma) - (y - mb)).abs()).sum::<f32>() / n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::ZoneRules;
+    use crate::geometry::Polygon;
+
+    pub(super) const W: u32 = 320;
+    pub(super) const H: u32 = 180;
+    const PERSON: usize = 0;
+    const CAR: usize = 1;
+    const SUITCASE: usize = 2;
+
+    pub(super) fn config() -> AnalyzerConfig {
+        AnalyzerConfig::whole_frame(vec!["person".into(), "car".into(), "suitcase".into()])
+    }
+
+    /// What is in the picture at one moment.
+    #[derive(Clone, Debug, Default)]
+    pub(super) struct Scene {
+        /// Grey level of the whole scene (100 = normal).
+        pub level: i32,
+        /// Painted objects that are not detected: (x, y, w, h, grey level).
+        pub objects: Vec<(u32, u32, u32, u32, u8)>,
+        /// Detected things: (class, x, y, w, h), painted dark.
+        pub detected: Vec<(usize, u32, u32, u32, u32)>,
+    }
+
+    pub(super) fn render(scene: &Scene, seed: u32) -> (Vec<Detection>, GreyFrame) {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
+        let mut img: Vec<u8> = (0..W * H)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let texture = ((i % W) / 40 + (i / W) / 30) as i32 % 3 * 6;
+                (scene.level + texture + (s % 9) as i32 - 4).clamp(0, 255) as u8
+            })
+            .collect();
+        let mut paint = |x: u32, y: u32, w: u32, h: u32, v: u8| {
+            for yy in y..(y + h).min(H) {
+                for xx in x..(x + w).min(W) {
+                    img[(yy * W + xx) as usize] = v;
+                }
+            }
+        };
+        for &(x, y, w, h, v) in &scene.objects {
+            paint(x, y, w, h, v);
+        }
+        let mut dets = Vec::new();
+        for &(class_id, x, y, w, h) in &scene.detected {
+            paint(x, y, w, h, 35);
+            let bbox = BBox { x1: x as f32, y1: y as f32, x2: (x + w) as f32, y2: (y + h) as f32 };
+            dets.push(Detection { class_id, score: 0.85, bbox, zones: vec![0] });
+        }
+        let grey = GreyFrame::from_luma(&img, W, H, W as usize, 160).unwrap();
+        (dets, grey)
+    }
+
+    /// Runs a scripted scene at `fps` from 0 to `until` seconds; returns every event.
+    pub(super) fn run(analyzer: &mut Analyzer, fps: f64, until: f64, script: impl Fn(f64) -> Scene) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut kept: Vec<f64> = Vec::new();
+        let steps = (until * fps) as u32;
+        for i in 0..=steps {
+            let t = f64::from(i) / fps;
+            let (dets, grey) = render(&script(t), i);
+            let out = analyzer.observe(t, &dets, &grey);
+            for e in &out.events {
+                for f in &e.frames {
+                    assert!(f.at <= t && f.at >= t - 1e9, "frame refs are past pictures");
+                    assert!(
+                        f.at == t || kept.contains(&f.at),
+                        "{:?} at {} refers to a picture that was not kept: {:?}",
+                        e.kind,
+                        t,
+                        f
+                    );
+                }
+            }
+            kept.extend(&out.keep);
+            for r in &out.release {
+                let pos = kept.iter().position(|k| k == r).expect("a release matches a keep");
+                kept.remove(pos);
+            }
+            events.extend(out.events);
+        }
+        events
+    }
+
+    fn kinds(events: &[Event]) -> Vec<(EventKind, u64)> {
+        events.iter().map(|e| (e.kind, e.incident)).collect()
+    }
+
+    /// A person walking from the left edge to `x` (arriving at `arrive`) and on to the right
+    /// edge, at 40 px/s.
+    fn walker(t: f64, arrive: f64, x: f64) -> Option<(usize, u32, u32, u32, u32)> {
+        let px = x + (t - arrive) * 40.0;
+        (px > -20.0 && px < f64::from(W)).then(|| (PERSON, px.max(0.0) as u32, 80, 20, 60))
+    }
+
+    const BAG: (u32, u32, u32, u32, u8) = (150, 120, 24, 18, 200);
+
+    #[test]
+    fn a_bag_left_behind_raises_one_incident_after_the_dwell() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 420.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().collect(),
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        let e = &events[0];
+        assert!(e.at >= 50.0 && e.at <= 55.0, "raised at {}", e.at);
+        assert!((e.appeared_at - 20.0).abs() <= 3.0, "appeared_at {}", e.appeared_at);
+        assert_eq!(e.objects.len(), 1);
+        assert_eq!(e.objects[0].class, "object");
+        let b = e.objects[0].bbox;
+        assert!(b.x1 <= 152.0 && b.x2 >= 172.0 && b.y1 <= 122.0 && b.y2 >= 136.0, "{b:?}");
+        let roles: Vec<FrameRole> = e.frames.iter().map(|f| f.role).collect();
+        assert!(roles.contains(&FrameRole::Before) && roles.contains(&FrameRole::Event), "{roles:?}");
+        let before = e.frames.iter().find(|f| f.role == FrameRole::Before).unwrap();
+        assert!(before.at < 20.0, "the before picture predates the bag: {}", before.at);
+        // Still there after 7 minutes: held in the background, never cleared.
+        assert_eq!(a.open_incidents(), 1);
+    }
+
+    #[test]
+    fn a_bag_taken_away_before_the_dwell_is_reclaimed() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if (20.0..40.0).contains(&t) { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().chain(walker(t, 40.0, 130.0)).collect(),
+        });
+        assert!(events.is_empty(), "{events:#?}");
+        assert_eq!(a.candidates(), 0);
+    }
+
+    #[test]
+    fn the_dwell_counts_from_when_the_owner_leaves() {
+        let mut a = Analyzer::new(config());
+        // The owner stands beside the bag from 20 s to 60 s, then walks off.
+        let events = run(&mut a, 2.0, 150.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: if (15.0..60.0).contains(&t) {
+                vec![(PERSON, 125, 80, 20, 60)]
+            } else {
+                walker(t, 60.0, 125.0).into_iter().collect()
+            },
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert!(events[0].at >= 89.0 && events[0].at <= 95.0, "raised at {}", events[0].at);
+        let actor = events[0].actor.as_ref().expect("the owner is reported");
+        assert_eq!(actor.class, "person");
+        assert!(events[0].frames.iter().any(|f| f.role == FrameRole::Actor));
+    }
+
+    #[test]
+    fn a_removed_pile_is_cleared_once_with_an_after_picture() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 200.0, |t| Scene {
+            level: 100,
+            objects: if (20.0..90.0).contains(&t) { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().chain(walker(t, 90.0, 130.0)).collect(),
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1), (EventKind::Cleared, 1)], "{events:#?}");
+        let cleared = &events[1];
+        assert!(cleared.at >= 120.0 && cleared.at <= 126.0, "cleared at {}", cleared.at);
+        let roles: Vec<FrameRole> = cleared.frames.iter().map(|f| f.role).collect();
+        assert!(roles.contains(&FrameRole::After) && roles.contains(&FrameRole::Before), "{roles:?}");
+        assert_eq!(a.open_incidents(), 0);
+        assert_eq!(a.candidates(), 0);
+    }
+
+    #[test]
+    fn things_present_at_start_and_masked_fixtures_never_alert() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 120.0, |_| Scene { level: 100, objects: vec![BAG], detected: vec![] });
+        assert!(events.is_empty(), "present from the start: {events:#?}");
+
+        let mut cfg = config();
+        // A bin at the bag's spot, masked as a fixture.
+        cfg.masks = vec![Polygon(vec![[0.4, 0.6].into(), [0.6, 0.6].into(), [0.6, 0.85].into(), [0.4, 0.85].into()])];
+        let mut a = Analyzer::new(cfg);
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: vec![],
+        });
+        assert!(events.is_empty(), "masked: {events:#?}");
+    }
+
+    #[test]
+    fn a_parked_car_is_an_actor_never_a_dumped_object() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 150.0, |t| Scene {
+            level: 100,
+            objects: vec![],
+            detected: if t >= 20.0 { vec![(CAR, 100, 90, 90, 50)] } else { vec![] },
+        });
+        assert!(events.is_empty(), "{events:#?}");
+        assert_eq!(a.candidates(), 0);
+    }
+
+    #[test]
+    fn a_person_standing_still_is_not_an_object() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 150.0, |t| Scene {
+            level: 100,
+            objects: vec![],
+            detected: if (20.0..100.0).contains(&t) { vec![(PERSON, 150, 80, 20, 60)] } else { vec![] },
+        });
+        assert!(events.is_empty(), "{events:#?}");
+    }
+
+    #[test]
+    fn a_global_light_change_neither_alerts_nor_clears() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 200.0, |t| Scene {
+            level: if t >= 100.0 { 60 } else { 100 },
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().collect(),
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert_eq!(a.open_incidents(), 1, "the bag is still there after the light changed");
+
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 200.0, |t| Scene {
+            level: if t >= 60.0 { 150 } else { 100 },
+            objects: vec![],
+            detected: walker(t, 60.0, 100.0).into_iter().collect(),
+        });
+        assert!(events.is_empty(), "{events:#?}");
+    }
+
+    #[test]
+    fn a_growing_pile_updates_its_incident() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 200.0, |t| {
+            let mut objects = vec![];
+            if t >= 20.0 {
+                objects.push(BAG);
+            }
+            if t >= 80.0 {
+                objects.push((176, 118, 22, 20, 170));
+            }
+            Scene { level: 100, objects, detected: walker(t, 20.0, 130.0).into_iter().chain(walker(t, 80.0, 150.0)).collect() }
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1), (EventKind::Updated, 1)], "{events:#?}");
+        assert!(events[1].objects.len() >= 1);
+        let pile = events[1].objects.iter().fold(events[1].objects[0].bbox, |u, o| u.union(&o.bbox));
+        assert!(pile.x2 >= 195.0, "the update covers the new part: {pile:?}");
+    }
+
+    #[test]
+    fn two_piles_apart_are_two_incidents() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 150.0, |t| {
+            let mut objects = vec![];
+            if t >= 20.0 {
+                objects.push((40, 130, 24, 18, 200));
+            }
+            if t >= 50.0 {
+                objects.push((260, 130, 24, 18, 30));
+            }
+            Scene { level: 100, objects, detected: walker(t, 20.0, 20.0).into_iter().chain(walker(t, 50.0, 240.0)).collect() }
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1), (EventKind::Raised, 2)], "{events:#?}");
+    }
+
+    #[test]
+    fn the_same_spot_within_the_cooldown_is_a_repeat() {
+        let mut a = Analyzer::new(config());
+        // Dumped at 20, removed at 70 (cleared ≈ 100), dumped again at 110 (abandoned ≈ 140,
+        // within 120 s of the clearing), removed at 170, dumped again at 260 (after the cooldown).
+        let events = run(&mut a, 2.0, 330.0, |t| Scene {
+            level: 100,
+            objects: if (20.0..70.0).contains(&t) || (110.0..170.0).contains(&t) || t >= 260.0 { vec![BAG] } else { vec![] },
+            detected: vec![],
+        });
+        assert_eq!(
+            kinds(&events),
+            vec![(EventKind::Raised, 1), (EventKind::Cleared, 1), (EventKind::Raised, 2)],
+            "{events:#?}"
+        );
+        assert!(events[2].at >= 290.0, "{events:#?}");
+    }
+
+    #[test]
+    fn outside_every_zone_nothing_happens() {
+        let mut cfg = config();
+        cfg.zones[0].polygon = Polygon(vec![[0.0, 0.0].into(), [0.4, 0.0].into(), [0.4, 1.0].into(), [0.0, 1.0].into()]);
+        let mut a = Analyzer::new(cfg);
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: vec![],
+        });
+        assert!(events.is_empty(), "{events:#?}");
+    }
+
+    #[test]
+    fn a_suitcase_detected_and_left_is_raised_with_its_class() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: vec![],
+            detected: if t >= 20.0 { vec![(SUITCASE, 60, 120, 22, 26)] } else { vec![] },
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert_eq!(events[0].objects[0].class, "suitcase");
+    }
+
+    #[test]
+    fn per_zone_dwell_applies() {
+        let mut cfg = config();
+        cfg.zones[0].dwell_s = 10.0;
+        let mut a = Analyzer::new(cfg);
+        let events = run(&mut a, 2.0, 60.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: vec![],
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)]);
+        assert!(events[0].at <= 35.0, "raised at {}", events[0].at);
+        let z: &ZoneRules = &a.config().zones[0];
+        assert_eq!(z.dwell_s, 10.0);
+    }
+
+    #[test]
+    fn activity_follows_actors_near_zones_and_pending_objects() {
+        let mut cfg = config();
+        cfg.zones[0].polygon = Polygon(vec![[0.0, 0.0].into(), [0.3, 0.0].into(), [0.3, 1.0].into(), [0.0, 1.0].into()]);
+        let mut a = Analyzer::new(cfg);
+        let (d, g) = render(&Scene { level: 100, ..Scene::default() }, 0);
+        assert!(!a.observe(0.0, &d, &g).active);
+        let (d, g) = render(&Scene { level: 100, detected: vec![(PERSON, 40, 80, 20, 60)], ..Scene::default() }, 1);
+        assert!(a.observe(1.0, &d, &g).active, "a person in the zone");
+        let (d, g) = render(&Scene { level: 100, detected: vec![(PERSON, 290, 80, 20, 60)], ..Scene::default() }, 2);
+        assert!(!a.observe(5.0, &d, &g).active, "a person far from the zone");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::tests::{Scene, config, render};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scene_strategy() -> impl Strategy<Value = Scene> {
+        (
+            prop_oneof![Just(100i32), 0i32..255],
+            proptest::collection::vec((0u32..300, 0u32..170, 1u32..80, 1u32..60, any::<u8>()), 0..3),
+            proptest::collection::vec((0usize..4, 0u32..300, 0u32..170, 1u32..80, 1u32..90), 0..3),
+        )
+            .prop_map(|(level, objects, detected)| Scene { level, objects, detected })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any sequence of scenes (each held for a random time, with random gaps): no panic, and
+        /// every incident is raised once, then at most cleared once, and nothing happens to it
+        /// after that.
+        #[test]
+        fn no_sequence_panics_or_clears_twice(
+            steps in proptest::collection::vec((scene_strategy(), 1u32..40, 0.2f64..8.0), 1..12),
+            dwell in 1.0f64..40.0,
+        ) {
+            let mut cfg = config();
+            cfg.zones[0].dwell_s = dwell;
+            cfg.zones[0].clear_after_s = dwell;
+            let mut a = Analyzer::new(cfg);
+            let mut t = 0.0;
+            let mut seed = 0;
+            let mut raised = std::collections::HashMap::new();
+            for (scene, repeats, dt) in steps {
+                for _ in 0..repeats {
+                    let (dets, grey) = render(&scene, seed);
+                    seed += 1;
+                    for e in a.observe(t, &dets, &grey).events {
+                        let state = raised.entry(e.incident).or_insert(0);
+                        match e.kind {
+                            EventKind::Raised => { prop_assert_eq!(*state, 0); *state = 1; }
+                            EventKind::Updated => prop_assert_eq!(*state, 1),
+                            EventKind::Cleared => { prop_assert_eq!(*state, 1); *state = 2; }
+                        }
+                    }
+                    t += dt;
+                }
+            }
+        }
+    }
+}

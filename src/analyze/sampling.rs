@@ -1,0 +1,180 @@
+//! Adaptive sampling: which decoded pictures of a camera go to the detector.
+//!
+//! - **Idle** (nobody near a zone, no object pending): only keyframes are decoded, and the
+//!   detector runs on one only when the scene changed since the last detected picture (a cheap
+//!   test on the downscaled grey picture), and at least every `idle_refresh_s`.
+//! - **Active** (the analyzer reports an actor near a zone or an object pending): every frame is
+//!   decoded and the detector runs at `active_fps`. After `active_hold_s` without activity the
+//!   camera goes back to idle.
+//!
+//! Plain logic with the stream's own clock, shared by the live service and `replay`.
+
+use super::grey::GreyFrame;
+
+/// Sampling settings of one camera.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingConfig {
+    /// Detector runs per second while active.
+    pub active_fps: f64,
+    /// Seconds without activity before an active camera goes back to idle.
+    pub active_hold_s: f64,
+    /// An idle camera is detected at least this often, seconds, changed or not.
+    pub idle_refresh_s: f64,
+    /// Scene-change gate: share (0..1) of the grey picture's pixels that must differ from the
+    /// last detected picture by more than `gate_pixel_threshold` grey levels.
+    pub gate_change_share: f32,
+    /// Scene-change gate: grey-level difference that counts a pixel as changed.
+    pub gate_pixel_threshold: u8,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig { active_fps: 2.0, active_hold_s: 10.0, idle_refresh_s: 30.0, gate_change_share: 0.003, gate_pixel_threshold: 12 }
+    }
+}
+
+/// A camera's sampling mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Keyframes only, detected when the scene changed or the refresh is due.
+    Idle,
+    /// Every frame decoded, detected at `active_fps`.
+    Active,
+}
+
+impl Mode {
+    /// `idle` or `active`, as the API and metrics show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Idle => "idle",
+            Mode::Active => "active",
+        }
+    }
+}
+
+/// Why a picture was or was not sent to the detector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Detect it.
+    Detect,
+    /// Active, but the last detection is more recent than `1 / active_fps`.
+    TooSoon,
+    /// Idle, and the scene did not change enough since the last detected picture.
+    Unchanged,
+}
+
+/// One camera's sampler.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    cfg: SamplingConfig,
+    mode: Mode,
+    active_until: f64,
+    last_detect: Option<f64>,
+    last_grey: Option<GreyFrame>,
+}
+
+impl Sampler {
+    /// A sampler that starts idle.
+    pub fn new(cfg: SamplingConfig) -> Self {
+        Sampler { cfg, mode: Mode::Idle, active_until: f64::NEG_INFINITY, last_detect: None, last_grey: None }
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether every frame (not only keyframes) should be decoded now.
+    pub fn wants_all_frames(&self) -> bool {
+        self.mode == Mode::Active
+    }
+
+    /// Decides whether the picture taken at `now` goes to the detector; a `Detect` decision
+    /// records it as the last detected picture.
+    pub fn decide(&mut self, now: f64, grey: &GreyFrame) -> Decision {
+        let since = self.last_detect.map(|t| now - t);
+        let decision = match self.mode {
+            // 10 % slack: at 10 fps, "every 0.5 s" must not become every 0.6 s through jitter.
+            Mode::Active => match since {
+                Some(s) if s >= 0.0 && s < 0.9 / self.cfg.active_fps => Decision::TooSoon,
+                _ => Decision::Detect,
+            },
+            Mode::Idle => {
+                let refresh_due = since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s);
+                let changed = self.last_grey.as_ref().and_then(|g| grey.changed_share(g, self.cfg.gate_pixel_threshold));
+                if refresh_due || changed.is_none_or(|c| c >= self.cfg.gate_change_share) {
+                    Decision::Detect
+                } else {
+                    Decision::Unchanged
+                }
+            }
+        };
+        if decision == Decision::Detect {
+            self.last_detect = Some(now);
+            self.last_grey = Some(grey.clone());
+        }
+        decision
+    }
+
+    /// Feeds the analyzer's verdict on the picture taken at `now`: `active` switches to (or keeps)
+    /// active mode; without activity for `active_hold_s` the camera goes back to idle.
+    pub fn report(&mut self, now: f64, active: bool) {
+        if active {
+            self.mode = Mode::Active;
+            self.active_until = now + self.cfg.active_hold_s;
+        } else if self.mode == Mode::Active && now >= self.active_until {
+            self.mode = Mode::Idle;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(level: u8) -> GreyFrame {
+        GreyFrame { width: 20, height: 10, data: vec![level; 200], source_width: 20, source_height: 10 }
+    }
+
+    #[test]
+    fn idle_detects_on_change_and_on_refresh_only() {
+        let mut s = Sampler::new(SamplingConfig::default());
+        assert_eq!(s.decide(0.0, &grey(50)), Decision::Detect, "first picture");
+        assert_eq!(s.decide(2.0, &grey(51)), Decision::Unchanged);
+        let mut moved = grey(50);
+        moved.data[..10].fill(200);
+        assert_eq!(s.decide(4.0, &moved), Decision::Detect, "5 % of pixels changed");
+        assert_eq!(s.decide(6.0, &moved), Decision::Unchanged);
+        assert_eq!(s.decide(33.9, &moved), Decision::Unchanged);
+        assert_eq!(s.decide(34.0, &moved), Decision::Detect, "refresh after 30 s");
+        assert_eq!(s.mode(), Mode::Idle);
+        assert!(!s.wants_all_frames());
+    }
+
+    #[test]
+    fn active_detects_at_the_configured_rate_then_holds_and_returns_to_idle() {
+        let mut s = Sampler::new(SamplingConfig::default());
+        s.decide(0.0, &grey(50));
+        s.report(0.0, true);
+        assert_eq!(s.mode(), Mode::Active);
+        assert!(s.wants_all_frames());
+        // 10 fps input at 2 fps: every fifth picture.
+        let detected: Vec<i32> =
+            (1..=20).filter(|i| s.decide(f64::from(*i) * 0.1, &grey(50)) == Decision::Detect).collect();
+        assert_eq!(detected, vec![5, 10, 15, 20]);
+        s.report(2.0, false);
+        s.report(9.9, false);
+        assert_eq!(s.mode(), Mode::Active, "held for 10 s after the last activity");
+        s.report(10.0, false);
+        assert_eq!(s.mode(), Mode::Idle);
+    }
+
+    #[test]
+    fn a_clock_going_backwards_detects_rather_than_stalls() {
+        let mut s = Sampler::new(SamplingConfig::default());
+        s.decide(100.0, &grey(50));
+        assert_eq!(s.decide(5.0, &grey(50)), Decision::Detect);
+        s.report(5.0, true);
+        assert_eq!(s.decide(1.0, &grey(50)), Decision::Detect);
+    }
+}
