@@ -229,3 +229,172 @@ pub struct Output {
     /// Whether a global scene change (light, IR switch) was re-learned at this picture.
     pub scene_change: bool,
 }
+
+/// Why a camera's analyzer settings cannot be used with the loaded model.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: unknown class {class:?}; the model's classes are: {known}")]
+pub struct UnknownClass {
+    /// Where the name was given (`cameras[3].zones[0].analyze.dumpable_classes`).
+    pub path: String,
+    /// The name.
+    pub class: String,
+    /// The model's class names, comma-separated.
+    pub known: String,
+}
+
+impl AnalyzerConfig {
+    /// Resolves a camera's analyzer settings: service defaults, then the camera's overrides,
+    /// then each zone's; class names become ids of `class_names`. A camera without zones watches
+    /// its whole frame as one zone named `frame`. `at` names the camera in errors
+    /// (`cameras[3]`).
+    pub fn resolve(
+        service: &crate::config::AnalyzeConfig,
+        camera: &crate::config::CameraConfig,
+        class_names: &[String],
+        at: &str,
+    ) -> Result<AnalyzerConfig, UnknownClass> {
+        let zones: Vec<(String, Polygon, &crate::config::AnalyzeOverrides)> = camera
+            .zones
+            .iter()
+            .map(|z| (z.name.clone(), z.polygon.clone(), &z.analyze))
+            .collect();
+        let masks = camera.masks.iter().map(|m| m.polygon.clone()).collect();
+        Self::resolve_parts(service, &camera.analyze, &zones, masks, class_names, at)
+    }
+
+    /// [`AnalyzerConfig::resolve`] from parts (used by `eval`, whose clips carry their own zone).
+    pub fn resolve_parts(
+        service: &crate::config::AnalyzeConfig,
+        camera: &crate::config::AnalyzeOverrides,
+        zones: &[(String, Polygon, &crate::config::AnalyzeOverrides)],
+        masks: Vec<Polygon>,
+        class_names: &[String],
+        at: &str,
+    ) -> Result<AnalyzerConfig, UnknownClass> {
+        let cam = camera.apply(service);
+        let known = || class_names.join(", ");
+        let flags = |names: &[String], path: &str| -> Result<Vec<bool>, UnknownClass> {
+            let mut out = vec![false; class_names.len()];
+            for n in names {
+                let id = class_names.iter().position(|c| c == n).ok_or_else(|| UnknownClass {
+                    path: path.to_owned(),
+                    class: n.clone(),
+                    known: known(),
+                })?;
+                out[id] = true;
+            }
+            Ok(out)
+        };
+        let scores = |conf: &std::collections::BTreeMap<String, f32>, path: &str| -> Result<Vec<f32>, UnknownClass> {
+            let mut out = vec![0.0; class_names.len()];
+            for (n, t) in conf {
+                let id = class_names.iter().position(|c| c == n).ok_or_else(|| UnknownClass {
+                    path: path.to_owned(),
+                    class: n.clone(),
+                    known: known(),
+                })?;
+                out[id] = *t;
+            }
+            Ok(out)
+        };
+        let whole = [("frame".to_owned(), Polygon::full_frame(), &crate::config::AnalyzeOverrides::default())];
+        let zone_list: Vec<(String, Polygon, &crate::config::AnalyzeOverrides)> =
+            if zones.is_empty() { whole.to_vec() } else { zones.to_vec() };
+        let mut rules = Vec::new();
+        for (z, (name, polygon, over)) in zone_list.iter().enumerate() {
+            let zat = if zones.is_empty() { format!("{at}.analyze") } else { format!("{at}.zones[{z}].analyze") };
+            let eff = over.apply(&cam);
+            rules.push(ZoneRules {
+                name: name.clone(),
+                polygon: polygon.clone(),
+                dwell_s: eff.dwell_s,
+                clear_after_s: eff.clear_after_s,
+                cooldown_s: eff.cooldown_s,
+                min_object_area: eff.min_object_area as f32,
+                max_object_area: eff.max_object_area as f32,
+                dumpable: flags(&eff.dumpable_classes, &format!("{zat}.dumpable_classes"))?,
+                min_score: scores(&eff.class_confidence, &format!("{zat}.class_confidence"))?,
+            });
+        }
+        let actor = flags(&cam.actor_classes, &format!("{at}.analyze.actor_classes"))?;
+        let vehicle = class_names.iter().zip(&actor).map(|(n, a)| *a && VEHICLES.contains(&n.as_str())).collect();
+        Ok(AnalyzerConfig {
+            zones: rules,
+            masks,
+            actor,
+            vehicle,
+            min_score: scores(&cam.class_confidence, &format!("{at}.analyze.class_confidence"))?,
+            startup_grace_s: cam.startup_grace_s,
+            reclaim_after_s: cam.reclaim_after_s,
+            owner_radius: 1.5,
+            background: BackgroundConfig::default(),
+            tracker: TrackerConfig::default(),
+            sampling: SamplingConfig {
+                active_fps: cam.active_fps,
+                active_hold_s: cam.active_hold_s,
+                idle_refresh_s: cam.idle_refresh_s,
+                gate_change_share: cam.gate_change_share as f32,
+                ..SamplingConfig::default()
+            },
+            class_names: class_names.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+    use crate::config::CamerasFile;
+
+    fn names() -> Vec<String> {
+        ["person", "car", "suitcase", "couch"].iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn zones_get_their_own_rules_and_classes_become_ids() {
+        let f: CamerasFile = toml::from_str(
+            r#"
+[[cameras]]
+id = "c"
+url = "rtsp://h/x"
+[cameras.analyze]
+dwell_s = 20
+active_fps = 3
+dumpable_classes = ["suitcase"]
+actor_classes = ["person", "car"]
+[[cameras.zones]]
+name = "road"
+polygon = [[0, 0], [1, 0], [1, 1]]
+[cameras.zones.analyze]
+dumpable_classes = ["couch"]
+class_confidence = { couch = 0.6 }
+[[cameras.zones]]
+name = "lane"
+polygon = [[0, 0], [1, 1], [0, 1]]
+"#,
+        )
+        .unwrap();
+        let service = crate::config::AnalyzeConfig { class_confidence: [("suitcase".to_owned(), 0.4)].into(), ..Default::default() };
+        let cfg = AnalyzerConfig::resolve(&service, &f.cameras[0], &names(), "cameras[0]").unwrap();
+        assert_eq!(cfg.zones.len(), 2);
+        assert_eq!(cfg.zones[0].dumpable, vec![false, false, false, true]);
+        assert_eq!(cfg.zones[0].min_score[3], 0.6);
+        assert_eq!(cfg.zones[0].min_score[2], 0.4, "service-wide score kept");
+        assert_eq!(cfg.zones[1].dumpable, vec![false, false, true, false]);
+        assert_eq!(cfg.zones[1].dwell_s, 20.0);
+        assert_eq!(cfg.actor, vec![true, true, false, false]);
+        assert_eq!(cfg.vehicle, vec![false, true, false, false]);
+        assert_eq!(cfg.sampling.active_fps, 3.0);
+    }
+
+    #[test]
+    fn an_unknown_class_names_its_place() {
+        let f: CamerasFile = toml::from_str(
+            "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n[[cameras.zones]]\nname = \"z\"\npolygon = [[0, 0], [1, 0], [1, 1]]\n[cameras.zones.analyze]\ndumpable_classes = [\"garbage\"]\n",
+        )
+        .unwrap();
+        let e = AnalyzerConfig::resolve(&Default::default(), &f.cameras[0], &names(), "cameras[0]").unwrap_err();
+        assert_eq!(e.path, "cameras[0].zones[0].analyze.dumpable_classes");
+        assert!(e.to_string().contains("unknown class \"garbage\""), "{e}");
+    }
+}

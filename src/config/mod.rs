@@ -5,6 +5,7 @@
 //! and then validates everything, reporting **all** problems with their paths
 //! (see [`validate`]).
 
+mod analyze;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::Polygon;
+pub use analyze::{AnalyzeConfig, AnalyzeOverrides, MaskConfig};
 pub use validate::{ConfigError, Problem, validate};
 
 /// RTP transport requested from a camera.
@@ -80,6 +82,8 @@ pub struct ServiceConfig {
     pub decode: DecodeConfig,
     /// Where incidents are sent.
     pub delivery: DeliveryConfig,
+    /// How dumping is decided and cameras are sampled (defaults for every camera and zone).
+    pub analyze: AnalyzeConfig,
 }
 
 impl ServiceConfig {
@@ -108,6 +112,7 @@ impl Default for ServiceConfig {
             ingest: IngestConfig::default(),
             decode: DecodeConfig::default(),
             delivery: DeliveryConfig::default(),
+            analyze: AnalyzeConfig::default(),
         }
     }
 }
@@ -293,6 +298,12 @@ pub struct CameraConfig {
     /// Watched zones. None: the whole frame is one zone.
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
+    /// Fixture masks: nothing inside them is ever a dumped object.
+    #[serde(default)]
+    pub masks: Vec<MaskConfig>,
+    /// Overrides of the service's `[analyze]` settings for this camera.
+    #[serde(default)]
+    pub analyze: AnalyzeOverrides,
 }
 
 fn yes() -> bool {
@@ -328,6 +339,10 @@ pub struct ZoneConfig {
     /// Outline in normalised coordinates (`[[x, y], ...]`, 0..1, top-left origin), at least three
     /// points, not self-intersecting.
     pub polygon: Polygon,
+    /// Overrides of the camera's analyze settings for this zone (dwell, clearing, cooldown,
+    /// object size, dumpable classes, class confidence).
+    #[serde(default)]
+    pub analyze: AnalyzeOverrides,
 }
 
 /// Credentials resolved from the environment for one camera.

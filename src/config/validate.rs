@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{CameraConfig, Config};
+use super::{AnalyzeConfig, AnalyzeOverrides, CameraConfig, Config};
 
 /// One problem in the configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,9 +110,13 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         }
     }
 
+    validate_analyze(&mut c, "analyze", &AnalyzeOverrides::from(&svc.analyze));
+    check_object_areas(&mut c, "analyze", &svc.analyze);
+
     let mut ids = HashSet::new();
     for (i, cam) in config.cameras.iter().enumerate() {
         validate_camera(&mut c, &format!("cameras[{i}]"), cam, env);
+        validate_camera_analyze(&mut c, &format!("cameras[{i}]"), cam, &svc.analyze);
         if !ids.insert(cam.id.as_str()) {
             c.add(format!("cameras[{i}].id"), format!("duplicate camera id {:?}", cam.id));
         }
@@ -172,6 +176,73 @@ fn validate_camera(c: &mut Collector, at: &str, cam: &CameraConfig, env: &dyn Fn
     }
 }
 
+/// Range checks of the fields an `[analyze]` section (or override) sets.
+fn validate_analyze(c: &mut Collector, at: &str, a: &AnalyzeOverrides) {
+    let times = [
+        ("dwell_s", a.dwell_s, 1.0, 86_400.0),
+        ("clear_after_s", a.clear_after_s, 1.0, 86_400.0),
+        ("cooldown_s", a.cooldown_s, 0.0, 86_400.0),
+        ("min_object_area", a.min_object_area, 0.0, 1.0),
+        ("max_object_area", a.max_object_area, 0.000_01, 1.0),
+        ("active_fps", a.active_fps, 0.1, 30.0),
+        ("active_hold_s", a.active_hold_s, 0.0, 3600.0),
+        ("idle_refresh_s", a.idle_refresh_s, 1.0, 86_400.0),
+        ("gate_change_share", a.gate_change_share, 0.0, 1.0),
+        ("startup_grace_s", a.startup_grace_s, 0.0, 3600.0),
+        ("reclaim_after_s", a.reclaim_after_s, 0.5, 3600.0),
+    ];
+    for (name, value, min, max) in times {
+        if let Some(v) = value {
+            c.range(&format!("{at}.{name}"), v, min, max);
+        }
+    }
+    for (name, list) in [("dumpable_classes", &a.dumpable_classes), ("actor_classes", &a.actor_classes)] {
+        for (k, class) in list.iter().flatten().enumerate() {
+            if class.trim().is_empty() {
+                c.add(format!("{at}.{name}[{k}]"), "empty class name");
+            }
+        }
+    }
+    for (name, t) in a.class_confidence.iter().flatten() {
+        c.range(&format!("{at}.class_confidence.{name}"), f64::from(*t), 0.0, 1.0);
+    }
+}
+
+fn check_object_areas(c: &mut Collector, at: &str, a: &AnalyzeConfig) {
+    if a.min_object_area >= a.max_object_area {
+        c.add(format!("{at}.min_object_area"), format!(
+            "{} is not smaller than max_object_area ({})", a.min_object_area, a.max_object_area
+        ));
+    }
+}
+
+/// A camera's and its zones' analyze overrides and masks.
+fn validate_camera_analyze(c: &mut Collector, at: &str, cam: &CameraConfig, service: &AnalyzeConfig) {
+    validate_analyze(c, &format!("{at}.analyze"), &cam.analyze);
+    let camera = cam.analyze.apply(service);
+    if cam.analyze.min_object_area.is_some() || cam.analyze.max_object_area.is_some() {
+        check_object_areas(c, &format!("{at}.analyze"), &camera);
+    }
+    for (z, zone) in cam.zones.iter().enumerate() {
+        let zat = format!("{at}.zones[{z}].analyze");
+        validate_analyze(c, &zat, &zone.analyze);
+        for field in zone.analyze.camera_only_fields() {
+            c.add(format!("{zat}.{field}"), "applies to the whole camera: set it in the camera's [cameras.analyze]");
+        }
+        if zone.analyze.min_object_area.is_some() || zone.analyze.max_object_area.is_some() {
+            check_object_areas(c, &zat, &zone.analyze.apply(&camera));
+        }
+    }
+    for (m, mask) in cam.masks.iter().enumerate() {
+        if mask.name.trim().is_empty() {
+            c.add(format!("{at}.masks[{m}].name"), "a mask needs a name");
+        }
+        if let Err(e) = mask.polygon.validate() {
+            c.add(format!("{at}.masks[{m}].polygon"), e.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +278,47 @@ polygon = [[0.1, 0.5], [0.9, 0.5], [0.9, 0.95], [0.1, 0.95]]
     #[test]
     fn good_config_passes() {
         assert_eq!(problems("", GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn analyze_settings_are_checked_at_every_level() {
+        let cams = r#"
+[[cameras]]
+id = "cam-1"
+url = "rtsp://127.0.0.1/a"
+[cameras.analyze]
+active_fps = 0
+min_object_area = 0.5
+[[cameras.masks]]
+name = ""
+polygon = [[0.1, 0.1], [0.2, 0.2]]
+[[cameras.zones]]
+name = "road"
+polygon = [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]
+[cameras.zones.analyze]
+dwell_s = -1
+idle_refresh_s = 10
+class_confidence = { suitcase = 2.0 }
+"#;
+        let p = problems("[analyze]
+clear_after_s = 0
+dumpable_classes = [\"\"]
+", cams);
+        let expect = [
+            "analyze.clear_after_s: 0 is out of range",
+            "analyze.dumpable_classes[0]: empty class name",
+            "cameras[0].analyze.active_fps: 0 is out of range",
+            "cameras[0].analyze.min_object_area: 0.5 is not smaller than max_object_area (0.15)",
+            "cameras[0].zones[0].analyze.dwell_s: -1 is out of range",
+            "cameras[0].zones[0].analyze.class_confidence.suitcase: 2 is out of range",
+            "cameras[0].zones[0].analyze.idle_refresh_s: applies to the whole camera",
+            "cameras[0].masks[0].name: a mask needs a name",
+            "cameras[0].masks[0].polygon: a polygon needs at least 3 points",
+        ];
+        for e in expect {
+            assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
     }
 
     #[test]
