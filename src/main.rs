@@ -10,6 +10,8 @@ use dumpwatch::config::{Config, ConfigError, Credentials, Transport};
 use dumpwatch::ingest::ConnectOptions;
 use dumpwatch::redact::Redacted;
 
+mod cmd;
+
 /// Watches city cameras for illegal dumping.
 #[derive(Parser)]
 #[command(version, about)]
@@ -58,6 +60,59 @@ enum Command {
         /// Print the detections as JSON lines instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the pipeline (decode, detect, analyze) over a recorded H.264 MP4 clip as fast as the CPU
+    /// allows, with the clip's timestamps as the clock; print the events and write their pictures.
+    Replay {
+        /// The clip (MP4 with an H.264 track).
+        clip: PathBuf,
+        /// Service file whose [model] and [analyze] sections to use. Without it, embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Use this camera's zones, masks and [cameras.analyze] overrides from the cameras file.
+        #[arg(long)]
+        camera: Option<String>,
+        /// A watched zone, normalised: "[[0.1, 0.5], [0.9, 0.5], [0.9, 1], [0.1, 1]]" (repeatable;
+        /// replaces the camera's zones). Without zones the whole frame is watched.
+        #[arg(long)]
+        zone: Vec<String>,
+        /// Override an [analyze] setting: --set dwell_s=20 (repeatable).
+        #[arg(long)]
+        set: Vec<String>,
+        /// Directory for the evidence pictures (a subdirectory per clip).
+        #[arg(long, default_value = "replay-out")]
+        out: PathBuf,
+        /// Print the events as JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Print, whenever it changes, what the analyzer follows and the detections of that picture.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Score the pipeline on a labelled dataset (labels.toml + H.264 MP4 clips): precision, recall,
+    /// F1, time to alert and false alarms per hour; --sweep tries a range of one setting.
+    Eval {
+        /// Dataset directory with labels.toml.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Service file whose [model] and [analyze] sections to use. Without it, embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override an [analyze] setting: --set dwell_s=20 (repeatable).
+        #[arg(long)]
+        set: Vec<String>,
+        /// Run once per value of an [analyze] setting: --sweep dwell_s=10:40:10 (start:end:step).
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Write the results (per clip and totals) as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// With --sweep: write a precision / recall / F1 plot (PNG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Clips replayed at once, one detector session each. Default: model.sessions.
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Connect to one camera: print codec, resolution, frame rate, GOP and transport; save the first keyframe.
     Probe {
@@ -129,6 +184,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen on {} (listen / --listen)", cfg.service.listen))?;
             eprintln!("dumpwatch: serving http://{}", listener.local_addr()?);
             dumpwatch::app::run(cfg, listener, shutdown_signal(), |_| {}).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { clip, config, camera, zone, set, out, json, trace } => {
+            let args = cmd::replay::ReplayArgs { clip, config, camera, zones: zone, sets: set, out, json, trace };
+            tokio::task::spawn_blocking(move || cmd::replay::run(args)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { dataset, config, set, sweep, json, plot, jobs } => {
+            let args = cmd::eval::EvalArgs { dataset, config, sets: set, sweep, json, plot, jobs };
+            tokio::task::spawn_blocking(move || cmd::eval::run(args)).await??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Detect { images, out, conf, config, json } => detect_images(&images, out.as_deref(), conf, config.as_deref(), json),

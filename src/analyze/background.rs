@@ -98,13 +98,17 @@ pub struct BackgroundModel {
     short: Vec<f32>,
     long: Vec<f32>,
     current: Vec<f32>,
+    /// Whether the long-term background of a cell has been seen free of actors.
+    trusted: Vec<bool>,
+    /// Scene-wide brightness of the current picture relative to the long-term background.
+    gain: f32,
     last: Option<f64>,
 }
 
 impl BackgroundModel {
     /// An empty model.
     pub fn new(cfg: BackgroundConfig) -> Self {
-        BackgroundModel { cfg, src: (0, 0), input: (0, 0), grid: (0, 0), short: vec![], long: vec![], current: vec![], last: None }
+        BackgroundModel { cfg, src: (0, 0), input: (0, 0), grid: (0, 0), short: vec![], long: vec![], current: vec![], trusted: vec![], gain: 1.0, last: None }
     }
 
     /// Grid size (width, height) in cells.
@@ -151,6 +155,9 @@ impl BackgroundModel {
             self.downscale(&grey.data, width, height);
             self.short = self.current.clone();
             self.long = self.current.clone();
+            // What stands in held boxes (people, vehicles) now is not the background: those cells
+            // take the first picture that shows them free.
+            self.trusted = self.cells_in(hold).iter().map(|h| !h).collect();
             self.last = Some(now);
             return BackgroundUpdate::Learned;
         }
@@ -167,13 +174,25 @@ impl BackgroundModel {
             return BackgroundUpdate::GlobalChange { share };
         }
 
+        for i in 0..self.current.len() {
+            if !self.trusted[i] && !held[i] {
+                self.long[i] = self.current[i];
+                self.short[i] = self.current[i];
+                self.trusted[i] = true;
+            }
+        }
         let a_short = (1.0 - (-dt / self.cfg.short_tau_s).exp()) as f32;
         let a_long = (1.0 - (-dt / self.cfg.long_tau_s).exp()) as f32;
+        // Light that changed too slowly for a global re-learn (dusk, a slow cloud) shifts the
+        // whole scene against the long-term background: compare with the long-term background
+        // scaled by the scene-wide gain instead (the median ratio, which objects barely move).
+        self.gain = scene_gain(&self.current, &self.long);
+        let g = self.gain;
         let mut mask = vec![false; self.current.len()];
         for (i, m) in mask.iter_mut().enumerate() {
-            let (c, s, l) = (self.current[i], self.short[i], self.long[i]);
+            let (c, s, l) = (self.current[i], self.short[i], self.long[i] * g);
             // New relative to minutes ago, settled relative to seconds ago.
-            *m = (c - l).abs() > t && (s - l).abs() > t && (c - s).abs() <= t;
+            *m = self.trusted[i] && (c - l).abs() > t && (s - l).abs() > t && (c - s).abs() <= t;
         }
         for i in 0..self.current.len() {
             self.short[i] += a_short * (self.current[i] - self.short[i]);
@@ -258,6 +277,22 @@ impl BackgroundModel {
         held
     }
 
+    /// The current picture on the grid, rounded to grey levels (for keeping a short history).
+    pub fn current_cells(&self) -> Vec<u8> {
+        self.current.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
+    }
+
+    /// Like [`BackgroundModel::patch`], from grid cells kept earlier by
+    /// [`BackgroundModel::current_cells`] (empty if the grid changed size since).
+    pub fn patch_of(&self, cells: &[u8], bbox: &BBox, margin: f32) -> Vec<f32> {
+        if cells.len() != self.current.len() {
+            return vec![];
+        }
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else { return vec![] };
+        let gw = self.grid.0;
+        (y0..y1).flat_map(|y| cells[y * gw + x0..y * gw + x1].iter().map(|v| f32::from(*v))).collect()
+    }
+
     /// The grey levels of the current picture (`Layer::Current`) or of the long-term background
     /// (`Layer::LongTerm`) inside `bbox` grown by `margin` of its size, row by row; empty before
     /// the first picture. The same box always gives the same cells, so patches taken at
@@ -295,7 +330,7 @@ impl BackgroundModel {
                 x1 = x1.max(x);
                 y1 = y1.max(y);
                 cells += 1;
-                contrast += (self.current[i] - self.long[i]).abs();
+                contrast += (self.current[i] - self.long[i] * self.gain).abs();
                 let neighbours = [
                     (x > 0).then(|| i - 1),
                     (x + 1 < gw).then(|| i + 1),
@@ -319,6 +354,17 @@ impl BackgroundModel {
         }
         out
     }
+}
+
+/// Median of `current / long` over cells bright enough for a ratio to mean something; 1 if too
+/// few are.
+fn scene_gain(current: &[f32], long: &[f32]) -> f32 {
+    let mut ratios: Vec<f32> = current.iter().zip(long).filter(|(_, l)| **l >= 16.0).map(|(c, l)| c / l).collect();
+    if ratios.len() < 16 {
+        return 1.0;
+    }
+    let mid = ratios.len() / 2;
+    *ratios.select_nth_unstable_by(mid, f32::total_cmp).1
 }
 
 /// Drops mask cells with fewer than two set 4-neighbours (compression speckle).

@@ -48,6 +48,9 @@ const MIN_SIGHTINGS: u32 = 3;
 const FOOTPRINT_MIN_S: f64 = 30.0;
 /// How long a footprint is remembered after its vehicle was last seen.
 const FOOTPRINT_MEMORY_S: f64 = 120.0;
+/// An owner moving slower than this many of their own heights per second stays with the object;
+/// faster, they are walking away from it (a walking person covers about 0.8 heights a second).
+const LINGER_SPEED: f32 = 0.4;
 /// At most this many candidates per camera (the oldest pending one makes room).
 const MAX_CANDIDATES: usize = 64;
 
@@ -110,10 +113,37 @@ struct Incident {
     closed_at: Option<f64>,
 }
 
+/// An analysed picture remembered for [`Analyzer::HISTORY_S`]: who stood where, and the grey grid.
+#[derive(Clone, Debug)]
+struct Moment {
+    at: f64,
+    actors: Vec<(u64, usize, BBox)>,
+    cells: Vec<u8>,
+}
+
 #[derive(Clone, Debug)]
 struct Footprint {
     bbox: BBox,
     last_seen: f64,
+}
+
+/// An object being followed (see [`Analyzer::followed`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Followed {
+    /// Its box, source pixels.
+    pub bbox: BBox,
+    /// When it was put down (estimated).
+    pub appeared_at: f64,
+    /// `pending`, `incident` or `repeat`.
+    pub state: &'static str,
+    /// Pictures in which it was seen.
+    pub sightings: u32,
+    /// Whether its owner is still near.
+    pub owner_near: bool,
+    /// Since when it has been missing, if it is.
+    pub absent_since: Option<f64>,
+    /// Mean grey level inside its box now, and of the long-term background there.
+    pub grey_now_vs_background: (f32, f32),
 }
 
 /// One camera's dumping analyzer.
@@ -124,7 +154,7 @@ pub struct Analyzer {
     background: BackgroundModel,
     started_at: Option<f64>,
     last_at: Option<f64>,
-    history: VecDeque<f64>,
+    history: VecDeque<Moment>,
     frame: (f32, f32),
     candidates: Vec<Candidate>,
     incidents: Vec<Incident>,
@@ -166,6 +196,29 @@ impl Analyzer {
         self.candidates.len()
     }
 
+    /// The objects being followed, for diagnostics (`replay --trace`).
+    pub fn followed(&self) -> Vec<Followed> {
+        self.candidates
+            .iter()
+            .map(|c| Followed {
+                bbox: c.bbox,
+                appeared_at: c.appeared_at,
+                state: match c.state {
+                    State::Pending => "pending",
+                    State::InIncident(_) => "incident",
+                    State::Suppressed => "repeat",
+                },
+                sightings: c.sightings,
+                owner_near: c.unattended_since.is_none(),
+                absent_since: c.absent_since,
+                grey_now_vs_background: {
+                    let mean = |v: Vec<f32>| if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 };
+                    (mean(self.background.patch(Layer::Current, &c.bbox, 0.0)), mean(self.background.patch(Layer::LongTerm, &c.bbox, 0.0)))
+                },
+            })
+            .collect()
+    }
+
     /// Number of open incidents.
     pub fn open_incidents(&self) -> usize {
         self.incidents.iter().filter(|i| i.closed_at.is_none()).count()
@@ -178,10 +231,6 @@ impl Analyzer {
         let now = self.last_at.map_or(now, |last| now.max(last));
         self.last_at = Some(now);
         let started = *self.started_at.get_or_insert(now);
-        self.history.push_back(now);
-        while self.history.front().is_some_and(|t| *t < now - Self::HISTORY_S) {
-            self.history.pop_front();
-        }
         self.frame = (grey.source_width.max(1) as f32, grey.source_height.max(1) as f32);
         let mut out = Output::default();
 
@@ -204,6 +253,8 @@ impl Analyzer {
             .iter()
             .map(|c| c.patch_box.union(&c.bbox))
             .chain(actors.iter().map(|(_, b)| b.grown(0.1)))
+            // Every actor detection, tracked or not (a low score still marks a person).
+            .chain(usable.iter().filter(|d| self.is_actor(d.class_id)).map(|d| d.bbox.grown(0.1)))
             .collect();
         let mut blobs = match self.background.update(now, grey, &hold) {
             BackgroundUpdate::Learned => vec![],
@@ -214,10 +265,28 @@ impl Analyzer {
             BackgroundUpdate::Blobs(b) => b,
         };
 
+        self.history.push_back(Moment {
+            at: now,
+            actors: tracks
+                .iter()
+                .filter(|t| self.is_actor(t.class_id) && t.last_seen >= now)
+                .map(|t| (t.id, t.class_id, t.bbox))
+                .collect(),
+            cells: self.background.current_cells(),
+        });
+        while self.history.front().is_some_and(|m| m.at < now - Self::HISTORY_S) {
+            self.history.pop_front();
+        }
+
         if now - started < self.cfg.startup_grace_s {
-            // Whatever is static now was there before the camera started: it is the scene.
+            // Whatever is static now was there before the camera started: it is the scene. Not
+            // what stands under an actor: a person waiting there is not the ground.
             for b in blobs.drain(..) {
-                self.background.relearn(&b.bbox);
+                if !actors.iter().any(|(_, a)| b.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
+                    && !usable.iter().any(|d| self.is_actor(d.class_id) && b.bbox.covered_by(&d.bbox.grown(0.1)) >= OCCLUDED_SHARE)
+                {
+                    self.background.relearn(&b.bbox);
+                }
             }
             let seen: Vec<BBox> = tracks.iter().filter(|t| self.is_dumpable_anywhere(t.class_id)).map(|t| t.bbox).collect();
             for b in seen {
@@ -228,7 +297,7 @@ impl Analyzer {
         }
 
         self.update_presence(now, &blobs, &actors);
-        self.grow_and_discover(now, &mut blobs, &actors, &tracks, &mut out);
+        self.grow_and_discover(now, &mut blobs, &actors, &mut out);
         self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
         self.update_attendance(now, &tracks);
         self.advance(now, &mut out);
@@ -353,7 +422,6 @@ impl Analyzer {
         now: f64,
         blobs: &mut [StaticBlob],
         actors: &[(Track, BBox)],
-        tracks: &[Track],
         out: &mut Output,
     ) {
         let frame_area = self.frame.0 * self.frame.1;
@@ -395,7 +463,7 @@ impl Analyzer {
                 continue;
             }
             let settle = settle_time(blob.contrast, self.cfg.background.threshold, self.cfg.background.short_tau_s);
-            self.add_candidate(now, now - settle, zone, blob.bbox, None, blob.contrast, tracks, out);
+            self.add_candidate(now, now - settle, zone, blob.bbox, None, blob.contrast, out);
         }
     }
 
@@ -432,7 +500,7 @@ impl Analyzer {
                 continue;
             }
             let contrast = self.cfg.background.threshold * 2.0;
-            self.add_candidate(now, t.first_seen.max(now - 10.0), zone, t.bbox, Some((t.class_id, t.score)), contrast, tracks, out);
+            self.add_candidate(now, t.first_seen.max(now - 10.0), zone, t.bbox, Some((t.class_id, t.score)), contrast, out);
         }
     }
 
@@ -456,7 +524,6 @@ impl Analyzer {
         bbox: BBox,
         class: Option<(usize, f32)>,
         contrast: f32,
-        tracks: &[Track],
         out: &mut Output,
     ) {
         if self.candidates.len() >= MAX_CANDIDATES {
@@ -464,28 +531,71 @@ impl Analyzer {
             let c = self.candidates.remove(oldest);
             out.release.extend(c.frames.iter().map(|f| f.at));
         }
-        // The owner: the nearest actor seen since shortly before the object appeared.
-        let owner = tracks
-            .iter()
-            .filter(|t| self.is_actor(t.class_id) && t.last_seen >= appeared_at - 1.0)
-            .map(|t| (box_gap_in_heights(&bbox, &t.bbox), t))
-            .filter(|(d, _)| *d <= self.cfg.owner_radius)
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, t)| Owner { track: t.id, class_id: t.class_id, bbox: t.bbox, last_near: now });
-        let mut frames = Vec::new();
-        if let Some(&before) = self.history.iter().rev().find(|t| **t <= appeared_at - 2.0).or(self.history.front())
-            && before < now
-        {
-            frames.push(FrameRef { role: FrameRole::Before, at: before });
+        let before_patch = self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN);
+        let object_patch = self.background.patch(Layer::Current, &bbox, PATCH_MARGIN);
+        // When it was put down: walk back through the remembered pictures while the spot
+        // already looked like the object (or was hidden by someone).
+        let mut appeared_at = appeared_at.min(now);
+        // Earliest picture that may already hold it (seen, or hidden by someone).
+        let mut maybe_there = now;
+        for m in self.history.iter().rev().skip(1) {
+            let p = self.background.patch_of(&m.cells, &bbox, PATCH_MARGIN);
+            if p.len() != object_patch.len() || p.len() != before_patch.len() {
+                break;
+            }
+            let hidden = m.actors.iter().any(|(_, _, a)| bbox.covered_by(a) >= OCCLUDED_SHARE);
+            let (d_object, d_before) = (zero_mean_distance(&p, &object_patch), zero_mean_distance(&p, &before_patch));
+            if d_object < d_before * PATCH_RATIO {
+                appeared_at = m.at;
+            } else if !hidden && d_before < d_object * PATCH_RATIO {
+                // The bare ground: it was not there yet.
+                break;
+            }
+            maybe_there = m.at;
         }
-        if owner.is_some() {
-            frames.push(FrameRef { role: FrameRole::Actor, at: now });
-        } else if let Some(&near) = self.history.iter().find(|t| **t >= appeared_at) {
-            // Nobody near now; the picture closest to the moment it appeared shows who left it.
-            frames.push(FrameRef { role: FrameRole::Actor, at: near });
+        let maybe_there = maybe_there.min(appeared_at);
+        // The owner: the nearest actor at that moment; then when they were last near it.
+        let radius = self.cfg.owner_radius;
+        let moment = self.history.iter().find(|m| m.at >= appeared_at - 0.01).or(self.history.back());
+        let owner = moment.and_then(|m| {
+            m.actors
+                .iter()
+                .map(|(id, class, b)| (box_gap_in_heights(&bbox, b), *id, *class, *b))
+                .filter(|(d, ..)| *d <= radius)
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, track, class_id, b)| Owner { track, class_id, bbox: b, last_near: m.at })
+        });
+        let owner = owner.map(|mut o| {
+            // Near and (almost) still: staying with the object. Walking on is leaving it.
+            let from = o.last_near;
+            let mut prev: Option<(f64, BBox)> = None;
+            for m in self.history.iter().filter(|m| m.at >= from) {
+                let Some((_, _, b)) = m.actors.iter().find(|(id, ..)| *id == o.track) else { continue };
+                let speed = prev.map_or(0.0, |(t, p)| {
+                    let (c0, c1) = (p.centre(), b.centre());
+                    (c1.0 - c0.0).hypot(c1.1 - c0.1) / ((m.at - t).max(1e-3) as f32)
+                });
+                if box_gap_in_heights(&bbox, b) <= radius && speed <= LINGER_SPEED * b.height() {
+                    o.last_near = m.at;
+                    o.bbox = *b;
+                }
+                prev = Some((m.at, *b));
+            }
+            o
+        });
+        let owner_near_now = owner.as_ref().is_some_and(|o| o.last_near >= now);
+        let mut frames = Vec::new();
+        if let Some(before) = self.history.iter().rev().find(|m| m.at < maybe_there).or(self.history.front())
+            && before.at < maybe_there
+        {
+            frames.push(FrameRef { role: FrameRole::Before, at: before.at });
+        }
+        if let Some(m) = moment {
+            // The picture of the moment it appeared shows who left it.
+            frames.push(FrameRef { role: FrameRole::Actor, at: m.at });
         }
         out.keep.extend(frames.iter().map(|f| f.at));
-        let unattended_since = if owner.is_some() { None } else { Some(appeared_at) };
+        let unattended_since = if owner_near_now { None } else { Some(owner.as_ref().map_or(appeared_at, |o| o.last_near)) };
         self.candidates.push(Candidate {
             zone,
             bbox,
@@ -496,8 +606,8 @@ impl Analyzer {
             absent_since: None,
             owner,
             unattended_since,
-            before_patch: self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN),
-            object_patch: self.background.patch(Layer::Current, &bbox, PATCH_MARGIN),
+            before_patch,
+            object_patch,
             patch_box: bbox,
             state: State::Pending,
             frames,
@@ -511,7 +621,10 @@ impl Analyzer {
             let near = tracks
                 .iter()
                 .find(|t| t.id == owner.track && now - t.last_seen <= ACTOR_RECENT_S)
-                .filter(|t| box_gap_in_heights(&c.bbox, &t.bbox) <= radius);
+                .filter(|t| {
+                    box_gap_in_heights(&c.bbox, &t.bbox) <= radius
+                        && t.velocity.0.hypot(t.velocity.1) <= LINGER_SPEED * t.bbox.height()
+                });
             match near {
                 Some(t) => {
                     owner.bbox = t.bbox;
@@ -949,6 +1062,19 @@ mod tests {
             detected: walker(t, 60.0, 100.0).into_iter().collect(),
         });
         assert!(events.is_empty(), "{events:#?}");
+    }
+
+    #[test]
+    fn a_slow_light_change_is_not_an_object() {
+        // Dusk over 8 s: too slow for a global re-learn, too fast for the long-term background.
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 150.0, |t| Scene {
+            level: 100 - (((t - 40.0) / 8.0).clamp(0.0, 1.0) * 45.0) as i32,
+            objects: vec![],
+            detected: walker(t, 40.0, 100.0).into_iter().collect(),
+        });
+        assert!(events.is_empty(), "{events:#?}");
+        assert_eq!(a.candidates(), 0);
     }
 
     #[test]

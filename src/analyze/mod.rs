@@ -91,7 +91,7 @@ impl AnalyzerConfig {
                 dwell_s: 30.0,
                 clear_after_s: 30.0,
                 cooldown_s: 120.0,
-                min_object_area: 0.0005,
+                min_object_area: 0.001,
                 max_object_area: 0.15,
                 dumpable: by_name(DEFAULT_DUMPABLE),
                 min_score: vec![0.25; n],

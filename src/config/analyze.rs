@@ -19,7 +19,7 @@ pub struct AnalyzeConfig {
     /// this many seconds is the same pile (an update) or a repeat (nothing), not a new incident.
     /// Default 120.
     pub cooldown_s: f64,
-    /// Smallest object, as a share of the frame area. Default 0.0005 (≈ 25 × 18 px at 720p).
+    /// Smallest object, as a share of the frame area. Default 0.001 (≈ 30 × 30 px at 720p).
     pub min_object_area: f64,
     /// Largest object, as a share of the frame area. Default 0.15.
     pub max_object_area: f64,
@@ -57,7 +57,7 @@ impl Default for AnalyzeConfig {
             dwell_s: 30.0,
             clear_after_s: 30.0,
             cooldown_s: 120.0,
-            min_object_area: 0.0005,
+            min_object_area: 0.001,
             max_object_area: 0.15,
             dumpable_classes: names(crate::analyze::DEFAULT_DUMPABLE),
             actor_classes: names(crate::analyze::DEFAULT_ACTORS),

@@ -1,6 +1,8 @@
-//! Evaluation against labelled footage (`dumpwatch eval`): the dataset format ([`dataset`]) and
-//! the scoring rules ([`score`]). Running the real pipeline over the clips comes with the
-//! analyzer (issue 4).
+//! Evaluation against labelled footage (`dumpwatch eval`): the dataset format ([`dataset`]),
+//! the scoring rules ([`score`]), running the real pipeline over the clips ([`run`]) and the
+//! sweep plot ([`plot`]).
 
 pub mod dataset;
+pub mod plot;
+pub mod run;
 pub mod score;

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Builds the dumping scenario set for `dumpwatch eval` from real footage.
+
+Usage: scripts/make_scenarios.py OUT_DIR [--set dev|small] [--source vtest.avi]
+
+The footage is `vtest.avi` from Debian's opencv-doc package (a square with pedestrians and a
+parked van; 768x576, 10 fps, 79.5 s), looped to 159 s and transcoded to H.264 MP4 (2 s GOP, no
+B-frames). Objects (a black bin bag, a cardboard box, a white sack) are drawn by ffmpeg and
+composited where a real pedestrian walks at that moment; some stay (dumping), some are taken
+away again before the dwell (negative), some are removed later (cleared). Others are untouched
+footage, a global brightness change, or an object outside the watched zone.
+
+Writes OUT_DIR/labels.toml and OUT_DIR/clips/*.mp4 in the format of docs/architecture.md. The
+event windows end 60 s after the start: the time to alert is reported separately by eval.
+Nothing here is committed: the footage is Debian's, the clips are made at test time.
+Only the Python standard library and ffmpeg (with libx264) are needed.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+SOURCE = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+LOOPED_S = 159.0
+
+# Sprites: (width, height, r, g, b expression, alpha expression). Drawn with ffmpeg's geq.
+ELLIPSE = "if(lte(pow((X-W/2)/(W/2),2)+pow((Y-H/2)/(H/2),2),1),255,0)"
+SPRITES = {
+    # A knotted black bin bag with a soft highlight.
+    "bag": (44, 34, "22+14*random(1)+70*exp(-(pow(X-W*0.35,2)+pow(Y-H*0.35,2))/40)", ELLIPSE),
+    # A cardboard box (brown, darker edges, a tape stripe).
+    "box": (46, 36,
+            "if(lt(abs(Y-H*0.3),2),200,if(lt(X,3)+gt(X,W-4)+lt(Y,3)+gt(Y,H-4),90,150))+10*random(1)",
+            "255"),
+    # A white woven sack.
+    "sack": (40, 30, "225+20*random(1)-30*lt(mod(X+Y,6),1)", ELLIPSE),
+}
+GREEN_BLUE = {"bag": ("1", "1"), "box": ("0.72", "0.45"), "sack": ("1", "0.95")}
+
+# Zone covering the paths of the square (the upper grass and the buildings excluded).
+PATHS = [[0.0, 0.22], [1.0, 0.14], [1.0, 0.85], [0.0, 0.75]]
+UPPER = [[0.0, 0.2], [1.0, 0.2], [1.0, 0.72], [0.0, 0.72]]
+
+
+def dump(sprite, x, y, start, end=None):
+    return {"sprite": sprite, "x": x, "y": y, "start": start, "end": end}
+
+
+# Each scenario: name, objects, labelled events, options. Times are seconds in the clip;
+# positions are the sprite's top-left corner in pixels, next to a pedestrian at that moment.
+DEV = [
+    ("s01_bag_left", [dump("bag", 338, 238, 9.0)], [("dumping", 9.0)], {}),
+    ("s02_box_left", [dump("box", 515, 340, 23.0)], [("dumping", 23.0)], {"zone": PATHS}),
+    ("s03_sack_left", [dump("sack", 336, 262, 33.0)], [("dumping", 33.0)], {}),
+    ("s04_bag_picked_up", [dump("bag", 490, 272, 17.0, 29.0)], [], {}),
+    ("s05_box_picked_up", [dump("box", 572, 298, 45.0, 57.0)], [], {"zone": PATHS}),
+    ("s06_untouched", [], [], {}),
+    ("s07_untouched_offset", [], [], {"offset": 20.0}),
+    ("s08_light_change", [], [], {"light": [(50.0, -0.14), (110.0, 0.0)]}),
+    ("s09_outside_zone", [dump("bag", 600, 470, 20.0)], [], {"zone": UPPER}),
+    ("s10_two_dumpings", [dump("bag", 338, 238, 9.0), dump("box", 598, 362, 61.0)],
+     [("dumping", 9.0), ("dumping", 61.0)], {}),
+    ("s11_cleared", [dump("sack", 386, 290, 25.0, 85.0)], [("dumping", 25.0), ("cleared", 85.0)], {}),
+    ("s12_bag_then_light", [dump("bag", 600, 282, 13.0)], [("dumping", 13.0)],
+     {"light": [(90.0, -0.12)]}),
+    ("s13_pile_grows", [dump("bag", 338, 238, 9.0), dump("bag", 380, 244, 70.0)], [("dumping", 9.0)], {}),
+    ("s14_late_box", [dump("box", 386, 290, 105.0)], [("dumping", 105.0)], {"zone": PATHS}),
+]
+
+# The small set used inside the test suite: short clips, for dwell_s = clear_after_s = 10.
+SMALL = [
+    ("t01_bag_left", [dump("bag", 338, 238, 9.0)], [("dumping", 9.0)], {"length": 45.0}),
+    ("t02_bag_picked_up", [dump("bag", 490, 272, 17.0, 23.0)], [], {"length": 45.0}),
+    ("t03_light_change", [], [], {"length": 45.0, "light": [(20.0, -0.14)]}),
+    ("t04_cleared", [dump("sack", 386, 290, 25.0, 45.0)], [("dumping", 25.0), ("cleared", 45.0)],
+     {"length": 75.0}),
+]
+
+
+def run(cmd):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"make_scenarios: {' '.join(cmd[:3])}... failed:\n{r.stderr[-2000:]}")
+
+
+def make_sprite(kind, path):
+    w, h, lum, alpha = SPRITES[kind]
+    g, b = GREEN_BLUE[kind]
+    geq = f"geq=r='{lum}':g='({lum})*{g}':b='({lum})*{b}':a='{alpha}'"
+    run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c=black:s={w}x{h},format=rgba",
+         "-vf", geq, "-frames:v", "1", path])
+
+
+def make_clip(source, out, objects, opts, sprites):
+    length = opts.get("length", LOOPED_S)
+    inputs = ["-stream_loop", "1"]
+    if "offset" in opts:
+        inputs += ["-ss", str(opts["offset"])]
+    inputs += ["-i", source]
+    chain = "[0:v]format=yuv420p"
+    lights = opts.get("light", [])
+    if lights:
+        # Brightness steps, each ramped over one second (a cloud, street lights).
+        expr = "0"
+        prev = 0.0
+        for (t, level) in lights:
+            expr = f"({expr})+({level}-({prev}))*clip(t-{t},0,1)"
+            prev = level
+        chain += f",eq=eval=frame:brightness='{expr}'"
+    chain += "[v0]"
+    filters = [chain]
+    for i, o in enumerate(objects):
+        inputs += ["-i", sprites[o["sprite"]]]
+        end = o["end"] if o["end"] is not None else 100000
+        filters.append(f"[v{i}][{i + 1}:v]overlay=x={o['x']}:y={o['y']}:enable='between(t,{o['start']},{end})'[v{i + 1}]")
+    last = f"[v{len(objects)}]"
+    run(["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", ";".join(filters), "-map", last,
+         "-t", str(length), "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "24",
+         "-pix_fmt", "yuv420p", "-x264-params", "keyint=20:min-keyint=20:bframes=0:scenecut=0",
+         "-movflags", "+faststart", out])
+
+
+def toml_polygon(points):
+    return "[" + ", ".join(f"[{x}, {y}]" for x, y in points) + "]"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--set", choices=["dev", "small"], default="dev")
+    ap.add_argument("--source", default=SOURCE)
+    a = ap.parse_args()
+    if not os.path.exists(a.source):
+        sys.exit(f"make_scenarios: {a.source} not found: install Debian's opencv-doc (scripts/setup.sh does)")
+    scenarios = DEV if a.set == "dev" else SMALL
+    os.makedirs(os.path.join(a.out, "clips"), exist_ok=True)
+    labels = [f"# Generated by scripts/make_scenarios.py --set {a.set}; footage: vtest.avi (opencv-doc).\n"]
+    with tempfile.TemporaryDirectory() as tmp:
+        sprites = {}
+        for kind in SPRITES:
+            sprites[kind] = os.path.join(tmp, f"{kind}.png")
+            make_sprite(kind, sprites[kind])
+        for name, objects, events, opts in scenarios:
+            rel = f"clips/{name}.mp4"
+            out = os.path.join(a.out, rel)
+            if not os.path.exists(out):
+                make_clip(a.source, out + ".tmp.mp4", objects, opts, sprites)
+                os.replace(out + ".tmp.mp4", out)
+            labels.append(f"\n[[clip]]\nfile = \"{rel}\"\n")
+            if "zone" in opts:
+                labels.append(f"zone = {toml_polygon(opts['zone'])}\n")
+            for kind, start in events:
+                labels.append(f"[[clip.event]]\nkind = \"{kind}\"\nstart_s = {start}\nend_s = {start + 60.0}\n")
+            print(f"{rel}: {len(objects)} object(s), {len(events)} labelled event(s)", flush=True)
+    with open(os.path.join(a.out, "labels.toml"), "w") as f:
+        f.write("".join(labels))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+//! `replay`: the real pipeline — decode → sampling → detect → analyze — over a recorded clip, as
+//! fast as the CPU allows, with the clip's timestamps as the clock. `eval` runs it over a
+//! labelled dataset.
+//!
+//! Sampling behaves as on a live camera: while the analyzer reports no activity only keyframes
+//! are decoded (and detected when the scene changed, or every `idle_refresh_s`); once active,
+//! every frame from the next keyframe on is decoded and detected at `active_fps`.
+
+pub mod mp4;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::analyze::sampling::{Decision, Sampler};
+use crate::analyze::{Analyzer, AnalyzerConfig, Event, GreyFrame};
+use crate::decode::DecodedFrame;
+use crate::decode::h264::H264Decoder;
+use crate::detect::{DetectError, Detector};
+use crate::detection::Detection;
+use crate::geometry::Polygon;
+use crate::ingest::EncodedFrame;
+pub use mp4::{ClipError, ClipFrame, ClipReader};
+
+/// Width of the grey picture the analyzer and the gate work on.
+pub const GREY_WIDTH: u32 = 160;
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The clip could not be read.
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+    /// The detector failed.
+    #[error("{clip}: detector: {source}")]
+    Detect {
+        /// The clip.
+        clip: String,
+        /// The error.
+        source: DetectError,
+    },
+    /// The decoder could not start.
+    #[error("{clip}: decoder: {message}")]
+    Decoder {
+        /// The clip.
+        clip: String,
+        /// The error.
+        message: String,
+    },
+}
+
+/// Figures of one replay.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ReplayStats {
+    /// Access units in the clip.
+    pub frames: u32,
+    /// Decoded pictures.
+    pub decoded: u32,
+    /// Pictures the decoder rejected.
+    pub decode_errors: u32,
+    /// Pictures sent to the detector (or found in the detection cache).
+    pub detected: u32,
+    /// Detector runs (`detected` less cache hits).
+    pub inferences: u32,
+    /// Clip duration, seconds (last timestamp).
+    pub duration_s: f64,
+    /// Wall-clock seconds the replay took.
+    pub elapsed_s: f64,
+}
+
+/// Detections by picture time, for replaying one clip again with other analyzer settings
+/// without running the detector again (valid for one model configuration).
+pub type DetectionCache = HashMap<u64, Vec<Detection>>;
+
+/// Runs one clip through the pipeline. `on_event` gets every event with its evidence pictures
+/// (role and picture for each [`crate::analyze::FrameRef`] it names).
+pub fn replay_clip(
+    path: &Path,
+    detector: &mut Detector,
+    cfg: AnalyzerConfig,
+    cache: Option<&mut DetectionCache>,
+    mut on_event: impl FnMut(&Event, &[(crate::analyze::FrameRole, Arc<DecodedFrame>)]),
+) -> Result<ReplayStats, ReplayError> {
+    replay_clip_traced(path, detector, cfg, cache, &mut on_event, &mut |_, _, _| {})
+}
+
+/// [`replay_clip`], calling `trace` after every analysed picture with its time, its detections
+/// and the analyzer (for `replay --trace`).
+pub fn replay_clip_traced(
+    path: &Path,
+    detector: &mut Detector,
+    cfg: AnalyzerConfig,
+    mut cache: Option<&mut DetectionCache>,
+    on_event: &mut dyn FnMut(&Event, &[(crate::analyze::FrameRole, Arc<DecodedFrame>)]),
+    trace: &mut dyn FnMut(f64, &[Detection], &Analyzer),
+) -> Result<ReplayStats, ReplayError> {
+    let started = Instant::now();
+    let clip = path.display().to_string();
+    let mut reader = ClipReader::open(path)?;
+    let mut decoder = H264Decoder::new().map_err(|e| ReplayError::Decoder { clip: clip.clone(), message: e.to_string() })?;
+    let zones: Vec<Polygon> = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
+    let mut sampler = Sampler::new(cfg.sampling.clone());
+    let mut analyzer = Analyzer::new(cfg);
+    let mut stats = ReplayStats::default();
+    let mut history: VecDeque<(f64, Arc<DecodedFrame>)> = VecDeque::new();
+    let mut kept: Vec<(f64, Arc<DecodedFrame>)> = Vec::new();
+    // Whether P-frames are being decoded (from a keyframe on, while active).
+    let mut all_frames = false;
+    let mut seq = 0;
+    while let Some(f) = reader.next_frame()? {
+        stats.frames += 1;
+        stats.duration_s = stats.duration_s.max(f.pts_s);
+        if f.keyframe {
+            all_frames = sampler.wants_all_frames();
+        } else if !all_frames {
+            continue;
+        }
+        seq += 1;
+        let encoded = EncodedFrame {
+            data: f.data,
+            keyframe: f.keyframe,
+            pts_s: f.pts_s,
+            captured_at: SystemTime::now(),
+            received: Instant::now(),
+            seq,
+        };
+        let frame = match decoder.decode(0, &encoded) {
+            Ok(frame) => Arc::new(frame),
+            Err(_) => {
+                stats.decode_errors += 1;
+                // References are broken until the next keyframe.
+                all_frames = false;
+                continue;
+            }
+        };
+        stats.decoded += 1;
+        let now = f.pts_s;
+        let Some(grey) = GreyFrame::from_luma(frame.luma(), frame.width(), frame.height(), frame.width() as usize, GREY_WIDTH)
+        else {
+            continue;
+        };
+        if sampler.decide(now, &grey) != Decision::Detect {
+            continue;
+        }
+        stats.detected += 1;
+        let key = now.to_bits();
+        let detections = match cache.as_deref_mut().and_then(|c| c.get(&key)) {
+            Some(d) => d.clone(),
+            None => {
+                stats.inferences += 1;
+                let d = detector
+                    .detect_frame(&frame, &zones)
+                    .map_err(|source| ReplayError::Detect { clip: clip.clone(), source })?
+                    .detections;
+                if let Some(c) = cache.as_deref_mut() {
+                    c.insert(key, d.clone());
+                }
+                d
+            }
+        };
+        let out = analyzer.observe(now, &detections, &grey);
+        sampler.report(now, out.active);
+        trace(now, &detections, &analyzer);
+        history.push_back((now, frame.clone()));
+        while history.front().is_some_and(|(t, _)| *t < now - Analyzer::HISTORY_S) {
+            history.pop_front();
+        }
+        for t in &out.keep {
+            if let Some((_, f)) = history.iter().find(|(h, _)| h == t) {
+                kept.push((*t, f.clone()));
+            }
+        }
+        for e in &out.events {
+            let pictures: Vec<_> = e
+                .frames
+                .iter()
+                .filter_map(|r| {
+                    let f = if r.at == now { Some(frame.clone()) } else { kept.iter().find(|(t, _)| *t == r.at).map(|(_, f)| f.clone()) };
+                    f.map(|f| (r.role, f))
+                })
+                .collect();
+            on_event(e, &pictures);
+        }
+        for t in &out.release {
+            if let Some(i) = kept.iter().position(|(k, _)| k == t) {
+                kept.swap_remove(i);
+            }
+        }
+    }
+    stats.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Whether a model configuration `detector` was loaded with is the one `cache` was filled with:
+/// a key for caches kept across runs.
+pub fn cache_key(model: &crate::config::ModelConfig) -> String {
+    serde_json::to_string(model).unwrap_or_default()
+}
