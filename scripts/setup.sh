@@ -15,10 +15,11 @@ die() { printf '\033[31msetup: error:\033[0m %s\n' "$*" >&2; exit 1; }
 # nasm: without it openh264 silently builds a 2-3x slower decoder.
 # python3-gi + gir1.2-gst-rtsp-server-1.0 + plugins: the local RTSP test server (scripts/rtsp_server.py).
 # ffmpeg (libx264): test media. opencv-doc: real footage (vtest.avi). darknet: real photos.
+# fonts-dejavu-core: the font of `eval --plot`.
 APT_PACKAGES=(nasm pkg-config ffmpeg curl unzip ca-certificates
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  opencv-doc darknet)
+  opencv-doc darknet fonts-dejavu-core)
 
 install_apt() {
   local missing=()
