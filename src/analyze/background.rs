@@ -277,6 +277,35 @@ impl BackgroundModel {
         held
     }
 
+    /// Edge strength (mean absolute difference between neighbouring cells) inside `bbox` grown
+    /// by `margin`, in the current picture or in the long-term background (scaled to the current
+    /// light). A real object brings its outline into the current picture; a "ghost" — ground
+    /// uncovered where the background had learned something that has left — has the outline in
+    /// the long-term background instead.
+    pub fn edge_strength(&self, layer: Layer, bbox: &BBox, margin: f32) -> f32 {
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else { return 0.0 };
+        let (source, scale) = match layer {
+            Layer::Current => (&self.current, 1.0),
+            Layer::LongTerm => (&self.long, self.gain),
+        };
+        let gw = self.grid.0;
+        let (mut sum, mut n) = (0.0f32, 0u32);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let v = source[y * gw + x];
+                if x + 1 < x1 {
+                    sum += (source[y * gw + x + 1] - v).abs();
+                    n += 1;
+                }
+                if y + 1 < y1 {
+                    sum += (source[(y + 1) * gw + x] - v).abs();
+                    n += 1;
+                }
+            }
+        }
+        if n == 0 { 0.0 } else { sum * scale / n as f32 }
+    }
+
     /// The current picture on the grid, rounded to grey levels (for keeping a short history).
     pub fn current_cells(&self) -> Vec<u8> {
         self.current.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()

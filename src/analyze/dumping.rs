@@ -444,6 +444,14 @@ impl Analyzer {
             if self.masked(&blob.bbox) {
                 continue;
             }
+            if self.background.edge_strength(Layer::LongTerm, &blob.bbox, 0.25)
+                > self.background.edge_strength(Layer::Current, &blob.bbox, 0.25)
+            {
+                // A ghost: the outline is in the old background, not in the picture. Something
+                // the background had taken in (a person who stood there undetected) has left.
+                self.background.relearn(&blob.bbox);
+                continue;
+            }
             // Growth: touching a followed object.
             if let Some(k) = self.candidates.iter().position(|c| blob.bbox.intersection_area(&c.bbox.grown(0.5)) > 0.0) {
                 if self.candidates[k].state == State::Pending {
@@ -1019,6 +1027,20 @@ mod tests {
             detected: vec![],
         });
         assert!(events.is_empty(), "masked: {events:#?}");
+    }
+
+    #[test]
+    fn ground_uncovered_when_something_present_at_start_leaves_is_not_an_object() {
+        // A crate stands there when the camera starts and is taken away at 60 s: the ground that
+        // appears differs from the learned background, but it is a ghost, not a new object.
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 150.0, |t| Scene {
+            level: 100,
+            objects: if t < 60.0 { vec![(150, 110, 30, 30, 20)] } else { vec![] },
+            detected: vec![],
+        });
+        assert!(events.is_empty(), "{events:#?}");
+        assert_eq!(a.candidates(), 0);
     }
 
     #[test]
