@@ -12,9 +12,13 @@ fn bench(c: &mut Criterion) {
     for name in ["vtest720", "vtest360", "test360"] {
         let frame = common::first_keyframe(name);
         let mut decoder = H264Decoder::new().unwrap();
-        c.bench_function(&format!("decode_keyframe/{name}"), |b| b.iter(|| decoder.decode(0, &frame).unwrap()));
+        c.bench_function(&format!("decode_keyframe/{name}"), |b| {
+            b.iter(|| decoder.decode(0, &frame).unwrap())
+        });
         let picture = decoder.decode(0, &frame).unwrap();
-        c.bench_function(&format!("i420_to_rgb/{name}"), |b| b.iter(|| picture.to_rgb()));
+        c.bench_function(&format!("i420_to_rgb/{name}"), |b| {
+            b.iter(|| picture.to_rgb())
+        });
     }
 }
 

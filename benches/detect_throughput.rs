@@ -28,12 +28,17 @@ use dumpwatch::metrics::Metrics;
 use dumpwatch::slots::LatestSlots;
 
 fn model(threads: u32) -> ModelConfig {
-    ModelConfig { threads_per_session: threads, ..ModelConfig::default() }
+    ModelConfig {
+        threads_per_session: threads,
+        ..ModelConfig::default()
+    }
 }
 
 /// Inferences per second of `sessions` sessions × `threads` threads running flat out.
 fn raw(sessions: u32, threads: u32, tensor: &[f32], seconds: f64) -> f64 {
-    let engines: Vec<Engine> = (0..sessions).map(|_| Engine::load(&model(threads)).expect("model (run scripts/setup.sh)")).collect();
+    let engines: Vec<Engine> = (0..sessions)
+        .map(|_| Engine::load(&model(threads)).expect("model (run scripts/setup.sh)"))
+        .collect();
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_secs_f64(seconds);
     let runs: u64 = std::thread::scope(|s| {
@@ -59,10 +64,20 @@ fn raw(sessions: u32, threads: u32, tensor: &[f32], seconds: f64) -> f64 {
 }
 
 /// Detections per second of the detect pool, saturated by `cameras` cameras.
-fn pipeline(sessions: u32, threads: u32, cameras: usize, frame: &DecodedFrame, seconds: f64) -> f64 {
-    let detectors: Vec<Detector> = (0..sessions).map(|_| Detector::load(&model(threads)).unwrap()).collect();
+fn pipeline(
+    sessions: u32,
+    threads: u32,
+    cameras: usize,
+    frame: &DecodedFrame,
+    seconds: f64,
+) -> f64 {
+    let detectors: Vec<Detector> = (0..sessions)
+        .map(|_| Detector::load(&model(threads)).unwrap())
+        .collect();
     let metrics = Metrics::new();
-    let camera_metrics: Arc<[_]> = (0..cameras).map(|i| metrics.camera(&format!("c{i}"))).collect();
+    let camera_metrics: Arc<[_]> = (0..cameras)
+        .map(|i| metrics.camera(&format!("c{i}")))
+        .collect();
     let slots = Arc::new(LatestSlots::<DecodedFrame>::new(cameras));
     let done = Arc::new(AtomicU64::new(0));
     let refill = Arc::new(AtomicBool::new(true));
@@ -82,7 +97,15 @@ fn pipeline(sessions: u32, threads: u32, cameras: usize, frame: &DecodedFrame, s
         f.camera = c;
         slots.put(c, f);
     }
-    let pool = DetectPool::start(detectors, slots.clone(), zones, sink, metrics.detect().clone(), camera_metrics, 8);
+    let pool = DetectPool::start(
+        detectors,
+        slots.clone(),
+        zones,
+        sink,
+        metrics.detect().clone(),
+        camera_metrics,
+        8,
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (n0, t0) = (done.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(seconds));
@@ -96,17 +119,24 @@ fn pipeline(sessions: u32, threads: u32, cameras: usize, frame: &DecodedFrame, s
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let seconds: f64 = if bench {
-        std::env::var("DW_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10.0)
+        std::env::var("DW_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10.0)
     } else {
         0.3
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(2);
     let frame = common::decoded_keyframe("vtest720");
     let mut pre = dumpwatch::detect::Preprocessor::new((640, 640));
     pre.fill_i420(&frame).unwrap();
     let tensor = pre.tensor().to_vec();
 
-    println!("detector throughput on {cores} cores, {seconds} s per measurement (YOLOv12n, 640x640, 720p pictures)");
+    println!(
+        "detector throughput on {cores} cores, {seconds} s per measurement (YOLOv12n, 640x640, 720p pictures)"
+    );
     let mut layouts = vec![(1, 1), (cores, 1), (1, cores)];
     layouts.dedup();
     let mut best = (0.0, 1, 1);
@@ -125,9 +155,14 @@ fn main() {
     for round in 1..=rounds {
         let p = pipeline(s, t, 16, &frame, seconds);
         let r = raw(s, t, &tensor, seconds);
-        println!("round {round}   pipeline {s}x{t}, 16 cameras: {p:6.1} detections/s | raw {s}x{t}: {r:6.1} inferences/s");
+        println!(
+            "round {round}   pipeline {s}x{t}, 16 cameras: {p:6.1} detections/s | raw {s}x{t}: {r:6.1} inferences/s"
+        );
         p_sum += p;
         r_sum += r;
     }
-    println!("ratio     pipeline / raw = {:.3} (sums over {rounds} alternating round(s))", p_sum / r_sum);
+    println!(
+        "ratio     pipeline / raw = {:.3} (sums over {rounds} alternating round(s))",
+        p_sum / r_sum
+    );
 }

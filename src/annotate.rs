@@ -63,8 +63,16 @@ fn glyph(c: char) -> [u8; 7] {
 /// A distinct, stable colour for a class id.
 pub fn class_colour(class_id: usize) -> Rgb<u8> {
     const PALETTE: [[u8; 3]; 10] = [
-        [255, 56, 56], [255, 157, 151], [255, 112, 31], [255, 178, 29], [207, 210, 49],
-        [72, 249, 10], [26, 147, 52], [0, 212, 187], [44, 153, 168], [0, 194, 255],
+        [255, 56, 56],
+        [255, 157, 151],
+        [255, 112, 31],
+        [255, 178, 29],
+        [207, 210, 49],
+        [72, 249, 10],
+        [26, 147, 52],
+        [0, 212, 187],
+        [44, 153, 168],
+        [0, 194, 255],
     ];
     Rgb(PALETTE[class_id % PALETTE.len()])
 }
@@ -86,8 +94,21 @@ pub fn fill_rect(img: &mut RgbImage, x1: i64, y1: i64, x2: i64, y2: i64, c: Rgb<
 }
 
 /// Draws a rectangle outline `thickness` pixels wide.
-pub fn draw_rect(img: &mut RgbImage, x1: f32, y1: f32, x2: f32, y2: f32, thickness: u32, c: Rgb<u8>) {
-    let (x1, y1, x2, y2) = (x1.round() as i64, y1.round() as i64, x2.round() as i64, y2.round() as i64);
+pub fn draw_rect(
+    img: &mut RgbImage,
+    x1: f32,
+    y1: f32,
+    x2: f32,
+    y2: f32,
+    thickness: u32,
+    c: Rgb<u8>,
+) {
+    let (x1, y1, x2, y2) = (
+        x1.round() as i64,
+        y1.round() as i64,
+        x2.round() as i64,
+        y2.round() as i64,
+    );
     let t = thickness as i64;
     fill_rect(img, x1, y1, x2 + 1, y1 + t, c);
     fill_rect(img, x1, y2 - t + 1, x2 + 1, y2 + 1, c);
@@ -96,7 +117,13 @@ pub fn draw_rect(img: &mut RgbImage, x1: f32, y1: f32, x2: f32, y2: f32, thickne
 }
 
 /// Draws a line (Bresenham) `thickness` pixels wide.
-pub fn draw_line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), thickness: u32, c: Rgb<u8>) {
+pub fn draw_line(
+    img: &mut RgbImage,
+    (x0, y0): (f32, f32),
+    (x1, y1): (f32, f32),
+    thickness: u32,
+    c: Rgb<u8>,
+) {
     let (mut x, mut y) = (x0.round() as i64, y0.round() as i64);
     let (xe, ye) = (x1.round() as i64, y1.round() as i64);
     let (dx, dy) = ((xe - x).abs(), -(ye - y).abs());
@@ -126,7 +153,15 @@ pub fn draw_line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32),
 
 /// Draws `text` with its top-left corner at (x, y), each font pixel `scale` pixels wide, on a
 /// filled background. Returns the width drawn.
-pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg: Rgb<u8>, bg: Rgb<u8>) -> i64 {
+pub fn draw_label(
+    img: &mut RgbImage,
+    x: i64,
+    y: i64,
+    text: &str,
+    scale: u32,
+    fg: Rgb<u8>,
+    bg: Rgb<u8>,
+) -> i64 {
     let s = scale.max(1) as i64;
     let width = text.chars().count() as i64 * 6 * s + s;
     fill_rect(img, x, y, x + width, y + 9 * s, bg);
@@ -135,7 +170,14 @@ pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg
         for (row, bits) in glyph(ch).iter().enumerate() {
             for col in 0..5 {
                 if bits & (0x10 >> col) != 0 {
-                    fill_rect(img, gx + col * s, y + s + row as i64 * s, gx + (col + 1) * s, y + s + (row as i64 + 1) * s, fg);
+                    fill_rect(
+                        img,
+                        gx + col * s,
+                        y + s + row as i64 * s,
+                        gx + (col + 1) * s,
+                        y + s + (row as i64 + 1) * s,
+                        fg,
+                    );
                 }
             }
         }
@@ -153,7 +195,11 @@ pub fn draw_box_with_label(img: &mut RgbImage, b: (f32, f32, f32, f32), label: &
     let scale = label_scale(img);
     draw_rect(img, b.0, b.1, b.2, b.3, scale.max(2), c);
     let h = 9 * scale as i64;
-    let y = if b.1 as i64 >= h { b.1 as i64 - h } else { b.1 as i64 };
+    let y = if b.1 as i64 >= h {
+        b.1 as i64 - h
+    } else {
+        b.1 as i64
+    };
     // Shift the label left when it would run off the right edge.
     let width = label.chars().count() as i64 * 6 * scale as i64 + scale as i64;
     let x = (b.0 as i64).min(img.width() as i64 - width).max(0);
@@ -163,13 +209,25 @@ pub fn draw_box_with_label(img: &mut RgbImage, b: (f32, f32, f32, f32), label: &
 /// Outlines a zone (normalised polygon) with its name.
 pub fn draw_zone(img: &mut RgbImage, zone: &Polygon, name: &str, c: Rgb<u8>) {
     let (w, h) = (img.width() as f32, img.height() as f32);
-    let pts: Vec<(f32, f32)> = zone.0.iter().map(|p| (p.x as f32 * (w - 1.0), p.y as f32 * (h - 1.0))).collect();
+    let pts: Vec<(f32, f32)> = zone
+        .0
+        .iter()
+        .map(|p| (p.x as f32 * (w - 1.0), p.y as f32 * (h - 1.0)))
+        .collect();
     let scale = label_scale(img);
     for i in 0..pts.len() {
         draw_line(img, pts[i], pts[(i + 1) % pts.len()], scale, c);
     }
     if let Some(&(x, y)) = pts.first() {
-        draw_label(img, x as i64 + 2, y as i64 + 2, name, scale, Rgb([0, 0, 0]), c);
+        draw_label(
+            img,
+            x as i64 + 2,
+            y as i64 + 2,
+            name,
+            scale,
+            Rgb([0, 0, 0]),
+            c,
+        );
     }
 }
 
@@ -180,7 +238,12 @@ mod tests {
     #[test]
     fn drawing_stays_inside_the_picture() {
         let mut img = RgbImage::new(50, 40);
-        draw_box_with_label(&mut img, (-10.0, -10.0, 60.0, 50.0), "person 0.91", Rgb([255, 0, 0]));
+        draw_box_with_label(
+            &mut img,
+            (-10.0, -10.0, 60.0, 50.0),
+            "person 0.91",
+            Rgb([255, 0, 0]),
+        );
         draw_zone(&mut img, &Polygon::full_frame(), "zone", Rgb([0, 255, 0]));
         draw_line(&mut img, (-100.0, 5.0), (100.0, 5.0), 3, Rgb([0, 0, 255]));
         assert_eq!(img.get_pixel(49, 39).0, [0, 255, 0]);
@@ -189,7 +252,15 @@ mod tests {
     #[test]
     fn labels_draw_glyph_pixels() {
         let mut img = RgbImage::new(40, 12);
-        let w = draw_label(&mut img, 0, 0, "I1", 1, Rgb([255, 255, 255]), Rgb([0, 0, 0]));
+        let w = draw_label(
+            &mut img,
+            0,
+            0,
+            "I1",
+            1,
+            Rgb([255, 255, 255]),
+            Rgb([0, 0, 0]),
+        );
         assert_eq!(w, 13);
         // The middle column of 'I' (x = 1 + 2) is lit on every row.
         for row in 1..8 {

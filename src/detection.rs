@@ -17,4 +17,3 @@ pub struct Detection {
     /// Indices of the camera's zones that hold the box's bottom-centre point.
     pub zones: Vec<usize>,
 }
-

@@ -73,7 +73,11 @@ impl Polygon {
         for (index, p) in pts.iter().enumerate() {
             let inside = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
             if !inside(p.x) || !inside(p.y) {
-                return Err(PolygonError::OutOfFrame { index, x: p.x, y: p.y });
+                return Err(PolygonError::OutOfFrame {
+                    index,
+                    x: p.x,
+                    y: p.y,
+                });
             }
         }
         let n = pts.len();
@@ -207,18 +211,32 @@ impl BBox {
     /// The share (0..1) of this box covered by `o`.
     pub fn covered_by(&self, o: &BBox) -> f32 {
         let a = self.area();
-        if a <= 0.0 { 0.0 } else { self.intersection_area(o) / a }
+        if a <= 0.0 {
+            0.0
+        } else {
+            self.intersection_area(o) / a
+        }
     }
 
     /// The smallest box holding both.
     pub fn union(&self, o: &BBox) -> BBox {
-        BBox { x1: self.x1.min(o.x1), y1: self.y1.min(o.y1), x2: self.x2.max(o.x2), y2: self.y2.max(o.y2) }
+        BBox {
+            x1: self.x1.min(o.x1),
+            y1: self.y1.min(o.y1),
+            x2: self.x2.max(o.x2),
+            y2: self.y2.max(o.y2),
+        }
     }
 
     /// The box grown by `share` of its width and height on every side.
     pub fn grown(&self, share: f32) -> BBox {
         let (mx, my) = (self.width() * share, self.height() * share);
-        BBox { x1: self.x1 - mx, y1: self.y1 - my, x2: self.x2 + mx, y2: self.y2 + my }
+        BBox {
+            x1: self.x1 - mx,
+            y1: self.y1 - my,
+            x2: self.x2 + mx,
+            y2: self.y2 + my,
+        }
     }
 }
 
@@ -247,7 +265,10 @@ mod tests {
 
     #[test]
     fn problems_are_named() {
-        assert_eq!(poly(&[[0.1, 0.1], [0.2, 0.2]]).validate(), Err(PolygonError::TooFewPoints(2)));
+        assert_eq!(
+            poly(&[[0.1, 0.1], [0.2, 0.2]]).validate(),
+            Err(PolygonError::TooFewPoints(2))
+        );
         assert!(matches!(
             poly(&[[0.1, 0.1], [1.2, 0.1], [0.5, 0.5]]).validate(),
             Err(PolygonError::OutOfFrame { index: 1, .. })

@@ -2,7 +2,8 @@
 //!
 //! The pipeline, left to right (one module each):
 //! [`ingest`] (RTSP, one task per camera) → [`decode`] (H.264 → pictures, blocking threads) →
-//! [`detect`] (ONNX detector, one session per worker) → [`analyze`] → store → deliver; [`api`] serves metrics, status and the dashboard, and
+//! [`detect`] (ONNX detector, one session per worker) → [`analyze`] (run live by [`watch`]; over
+//! recorded clips by [`replay`] and [`eval`]) → store → deliver; [`api`] serves metrics, status and the dashboard, and
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
 //! [`detection`], [`annotate`], [`redact`].
 
@@ -23,3 +24,4 @@ pub mod probe;
 pub mod redact;
 pub mod replay;
 pub mod slots;
+pub mod watch;

@@ -136,7 +136,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,retina=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,retina=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -153,22 +154,28 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig { config, cameras } => match Config::load(config.as_deref(), cameras.as_deref()) {
-            Ok(c) => {
-                println!(
-                    "configuration OK: {} camera(s), {} enabled, {} zone(s)",
-                    c.cameras.len(),
-                    c.cameras.iter().filter(|c| c.enabled).count(),
-                    c.cameras.iter().map(|c| c.zones.len()).sum::<usize>()
-                );
-                Ok(ExitCode::SUCCESS)
+        Command::CheckConfig { config, cameras } => {
+            match Config::load(config.as_deref(), cameras.as_deref()) {
+                Ok(c) => {
+                    println!(
+                        "configuration OK: {} camera(s), {} enabled, {} zone(s)",
+                        c.cameras.len(),
+                        c.cameras.iter().filter(|c| c.enabled).count(),
+                        c.cameras.iter().map(|c| c.zones.len()).sum::<usize>()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    print_config_error(&e);
+                    Ok(ExitCode::from(2))
+                }
             }
-            Err(e) => {
-                print_config_error(&e);
-                Ok(ExitCode::from(2))
-            }
-        },
-        Command::Run { config, cameras, listen } => {
+        }
+        Command::Run {
+            config,
+            cameras,
+            listen,
+        } => {
             let mut cfg = match Config::load(config.as_deref(), cameras.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -181,30 +188,86 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             let listener = tokio::net::TcpListener::bind(cfg.service.listen)
                 .await
-                .with_context(|| format!("cannot listen on {} (listen / --listen)", cfg.service.listen))?;
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} (listen / --listen)",
+                        cfg.service.listen
+                    )
+                })?;
             eprintln!("dumpwatch: serving http://{}", listener.local_addr()?);
             dumpwatch::app::run(cfg, listener, shutdown_signal(), |_| {}).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { clip, config, camera, zone, set, out, json, trace } => {
-            let args = cmd::replay::ReplayArgs { clip, config, camera, zones: zone, sets: set, out, json, trace };
+        Command::Replay {
+            clip,
+            config,
+            camera,
+            zone,
+            set,
+            out,
+            json,
+            trace,
+        } => {
+            let args = cmd::replay::ReplayArgs {
+                clip,
+                config,
+                camera,
+                zones: zone,
+                sets: set,
+                out,
+                json,
+                trace,
+            };
             tokio::task::spawn_blocking(move || cmd::replay::run(args)).await??;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { dataset, config, set, sweep, json, plot, jobs } => {
-            let args = cmd::eval::EvalArgs { dataset, config, sets: set, sweep, json, plot, jobs };
+        Command::Eval {
+            dataset,
+            config,
+            set,
+            sweep,
+            json,
+            plot,
+            jobs,
+        } => {
+            let args = cmd::eval::EvalArgs {
+                dataset,
+                config,
+                sets: set,
+                sweep,
+                json,
+                plot,
+                jobs,
+            };
             tokio::task::spawn_blocking(move || cmd::eval::run(args)).await??;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Detect { images, out, conf, config, json } => detect_images(&images, out.as_deref(), conf, config.as_deref(), json),
-        Command::Probe { url, out, transport, timeout, watch } => {
-            let mut url = url::Url::parse(&url).with_context(|| "the URL is not valid (expected rtsp://host[:port]/path)")?;
+        Command::Detect {
+            images,
+            out,
+            conf,
+            config,
+            json,
+        } => detect_images(&images, out.as_deref(), conf, config.as_deref(), json),
+        Command::Probe {
+            url,
+            out,
+            transport,
+            timeout,
+            watch,
+        } => {
+            let mut url = url::Url::parse(&url)
+                .with_context(|| "the URL is not valid (expected rtsp://host[:port]/path)")?;
             if url.scheme() != "rtsp" {
                 bail!("scheme {:?} is not supported: use rtsp://", url.scheme());
             }
             let credentials = (!url.username().is_empty()).then(|| Credentials {
-                username: percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned(),
-                password: percent_encoding::percent_decode_str(url.password().unwrap_or("")).decode_utf8_lossy().into_owned(),
+                username: percent_encoding::percent_decode_str(url.username())
+                    .decode_utf8_lossy()
+                    .into_owned(),
+                password: percent_encoding::percent_decode_str(url.password().unwrap_or(""))
+                    .decode_utf8_lossy()
+                    .into_owned(),
             });
             let _ = url.set_username("");
             let _ = url.set_password(None);
@@ -215,14 +278,24 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 step_timeout: Duration::from_secs_f64(timeout),
             };
             println!("probing {} over {transport}", Redacted(&opts.url));
-            let report = dumpwatch::probe::probe(&opts, Duration::from_secs_f64(watch), out.as_deref())
-                .await
-                .with_context(|| format!("probe of {} failed", Redacted(&opts.url)))?;
+            let report =
+                dumpwatch::probe::probe(&opts, Duration::from_secs_f64(watch), out.as_deref())
+                    .await
+                    .with_context(|| format!("probe of {} failed", Redacted(&opts.url)))?;
             let info = &report.info;
-            println!("codec:        {} ({})", info.codec, info.rfc6381.as_deref().unwrap_or("profile unknown"));
-            println!("resolution:   {}x{}", report.decoded_size.0, report.decoded_size.1);
+            println!(
+                "codec:        {} ({})",
+                info.codec,
+                info.rfc6381.as_deref().unwrap_or("profile unknown")
+            );
+            println!(
+                "resolution:   {}x{}",
+                report.decoded_size.0, report.decoded_size.1
+            );
             match (report.measured_fps, info.declared_fps) {
-                (Some(m), Some(d)) => println!("frame rate:   {m:.2} fps measured ({d:.2} declared)"),
+                (Some(m), Some(d)) => {
+                    println!("frame rate:   {m:.2} fps measured ({d:.2} declared)")
+                }
                 (Some(m), None) => println!("frame rate:   {m:.2} fps measured"),
                 (None, Some(d)) => println!("frame rate:   {d:.2} fps declared"),
                 (None, None) => println!("frame rate:   unknown"),
@@ -232,8 +305,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 _ => println!("GOP:          longer than the watch time ({watch} s)"),
             }
             println!("transport:    {}", info.transport);
-            println!("joined:       {} frame(s) before the first keyframe", report.frames_before_keyframe);
-            println!("first picture after {:.0} ms", report.time_to_first_picture.as_secs_f64() * 1e3);
+            println!(
+                "joined:       {} frame(s) before the first keyframe",
+                report.frames_before_keyframe
+            );
+            println!(
+                "first picture after {:.0} ms",
+                report.time_to_first_picture.as_secs_f64() * 1e3
+            );
             if let Some(out) = out {
                 println!("wrote {}", out.display());
             }
@@ -253,7 +332,10 @@ fn detect_images(
     use dumpwatch::detect::{Detector, PostprocessConfig, postprocess_config};
     let mut svc = dumpwatch::config::ServiceConfig::load(config)?;
     // The same checks as `run`, for the settings this command uses.
-    let only_service = dumpwatch::config::Config { service: svc.clone(), cameras: vec![] };
+    let only_service = dumpwatch::config::Config {
+        service: svc.clone(),
+        cameras: vec![],
+    };
     if let Err(e) = dumpwatch::config::validate(&only_service, &|n| std::env::var(n).ok()) {
         print_config_error(&e);
         return Ok(ExitCode::from(2));
@@ -270,7 +352,8 @@ fn detect_images(
     let post: PostprocessConfig = postprocess_config(&svc.model, detector.info())?;
     detector.set_postprocess(post);
     if let Some(dir) = out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create --out directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --out directory {}", dir.display()))?;
     }
     let mut failed = 0;
     for path in images {
@@ -303,27 +386,53 @@ fn detect_images(
             let t = &detected.timings;
             println!(
                 "{}: {}x{}, {} detection(s) (preprocess {:.1} ms, inference {:.1} ms, postprocess {:.1} ms)",
-                path.display(), picture.width(), picture.height(), detected.detections.len(),
-                t.preprocess.as_secs_f64() * 1e3, t.inference.as_secs_f64() * 1e3, t.postprocess.as_secs_f64() * 1e3
+                path.display(),
+                picture.width(),
+                picture.height(),
+                detected.detections.len(),
+                t.preprocess.as_secs_f64() * 1e3,
+                t.inference.as_secs_f64() * 1e3,
+                t.postprocess.as_secs_f64() * 1e3
             );
             for d in &detected.detections {
                 let b = &d.bbox;
-                println!("  {:<14} {:.3}  [{:.0}, {:.0}, {:.0}, {:.0}]", info.class_name(d.class_id), d.score, b.x1, b.y1, b.x2, b.y2);
+                println!(
+                    "  {:<14} {:.3}  [{:.0}, {:.0}, {:.0}, {:.0}]",
+                    info.class_name(d.class_id),
+                    d.score,
+                    b.x1,
+                    b.y1,
+                    b.x2,
+                    b.y2
+                );
             }
         }
         if let Some(dir) = out {
             let mut annotated = picture;
             for d in &detected.detections {
                 let label = format!("{} {:.2}", info.class_name(d.class_id), d.score);
-                draw_box_with_label(&mut annotated, (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2), &label, class_colour(d.class_id));
+                draw_box_with_label(
+                    &mut annotated,
+                    (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2),
+                    &label,
+                    class_colour(d.class_id),
+                );
             }
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
             let dest = dir.join(format!("{name}.jpg"));
             let bytes = dumpwatch::api::encode_jpeg(&annotated, 90)?;
-            std::fs::write(&dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
+            std::fs::write(&dest, bytes)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
         }
     }
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_config_error(e: &ConfigError) {

@@ -5,8 +5,8 @@
 //! resolved once.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Why a frame was dropped (`reason` label of `dumpwatch_frames_dropped_total`).
@@ -47,6 +47,11 @@ pub struct Metrics {
     camera_reconnects_total: IntCounterVec,
     rtsp_step_seconds: HistogramVec,
     detect: DetectMetrics,
+    /// `dumpwatch_incidents_total{event}`: incident events (raised, updated, cleared).
+    pub incidents: IntCounterVec,
+    /// `dumpwatch_camera_active{camera}`: 1 while a camera is sampled actively (every frame
+    /// decoded, detected at `active_fps`), 0 while idle.
+    camera_active: IntGaugeVec,
 }
 
 /// The detector's metrics (shared by every detect worker).
@@ -70,8 +75,9 @@ pub struct DetectMetrics {
 /// that p50/p95 read from the histogram are accurate to about a millisecond.
 fn latency_buckets() -> Vec<f64> {
     vec![
-        0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.012, 0.014, 0.016, 0.018, 0.020,
-        0.023, 0.026, 0.030, 0.035, 0.040, 0.050, 0.065, 0.080, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0,
+        0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.012, 0.014,
+        0.016, 0.018, 0.020, 0.023, 0.026, 0.030, 0.035, 0.040, 0.050, 0.065, 0.080, 0.1, 0.15,
+        0.25, 0.5, 1.0, 2.0,
     ]
 }
 
@@ -80,12 +86,18 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let decode_seconds = Histogram::with_opts(
-            HistogramOpts::new("dumpwatch_decode_seconds", "Time to decode one H.264 access unit into a picture.")
-                .buckets(latency_buckets()),
+            HistogramOpts::new(
+                "dumpwatch_decode_seconds",
+                "Time to decode one H.264 access unit into a picture.",
+            )
+            .buckets(latency_buckets()),
         )
         .expect("valid histogram");
         let frames_total = IntCounterVec::new(
-            Opts::new("dumpwatch_frames_total", "Video frames by pipeline stage (received, skipped, decoded, detected)."),
+            Opts::new(
+                "dumpwatch_frames_total",
+                "Video frames by pipeline stage (received, skipped, decoded, detected).",
+            ),
             &["camera", "stage"],
         )
         .expect("valid counter");
@@ -98,53 +110,128 @@ impl Metrics {
         )
         .expect("valid counter");
         let camera_up = IntGaugeVec::new(
-            Opts::new("dumpwatch_camera_up", "1 while the camera is streaming, 0 otherwise."),
+            Opts::new(
+                "dumpwatch_camera_up",
+                "1 while the camera is streaming, 0 otherwise.",
+            ),
             &["camera"],
         )
         .expect("valid gauge");
         let camera_reconnects_total = IntCounterVec::new(
-            Opts::new("dumpwatch_camera_reconnects_total", "Connection attempts after the first, per camera."),
+            Opts::new(
+                "dumpwatch_camera_reconnects_total",
+                "Connection attempts after the first, per camera.",
+            ),
             &["camera"],
         )
         .expect("valid counter");
         let rtsp_step_seconds = HistogramVec::new(
-            HistogramOpts::new("dumpwatch_rtsp_step_seconds", "Duration of RTSP session steps (describe, setup, play).")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "dumpwatch_rtsp_step_seconds",
+                "Duration of RTSP session steps (describe, setup, play).",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["step"],
         )
         .expect("valid histogram");
         let hist = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid histogram");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid histogram");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
             h
         };
         let detections = IntCounterVec::new(
-            Opts::new("dumpwatch_detections_total", "Detections by class (after thresholds and NMS)."),
+            Opts::new(
+                "dumpwatch_detections_total",
+                "Detections by class (after thresholds and NMS).",
+            ),
             &["class"],
         )
         .expect("valid counter");
-        registry.register(Box::new(detections.clone())).expect("unique metric");
-        let errors = IntCounter::new("dumpwatch_detect_errors_total", "Pictures the detector failed on.").expect("valid counter");
-        registry.register(Box::new(errors.clone())).expect("unique metric");
+        registry
+            .register(Box::new(detections.clone()))
+            .expect("unique metric");
+        let errors = IntCounter::new(
+            "dumpwatch_detect_errors_total",
+            "Pictures the detector failed on.",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(errors.clone()))
+            .expect("unique metric");
         let detect = DetectMetrics {
-            preprocess: hist("dumpwatch_preprocess_seconds", "Letterbox and input tensor fill per picture.", latency_buckets()),
-            inference: hist("dumpwatch_inference_seconds", "Detector session run per picture (the hot path).", latency_buckets()),
-            postprocess: hist("dumpwatch_postprocess_seconds", "Output decoding and NMS per picture.", latency_buckets()),
+            preprocess: hist(
+                "dumpwatch_preprocess_seconds",
+                "Letterbox and input tensor fill per picture.",
+                latency_buckets(),
+            ),
+            inference: hist(
+                "dumpwatch_inference_seconds",
+                "Detector session run per picture (the hot path).",
+                latency_buckets(),
+            ),
+            postprocess: hist(
+                "dumpwatch_postprocess_seconds",
+                "Output decoding and NMS per picture.",
+                latency_buckets(),
+            ),
             frame_age: hist(
                 "dumpwatch_frame_age_seconds",
                 "From a frame's arrival to its detections being ready.",
-                vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0],
+                vec![
+                    0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+                ],
             ),
             detections,
             errors,
         };
-        for c in [&frames_total, &frames_dropped_total, &camera_reconnects_total] {
-            registry.register(Box::new(c.clone())).expect("unique metric");
+        for c in [
+            &frames_total,
+            &frames_dropped_total,
+            &camera_reconnects_total,
+        ] {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
         }
-        registry.register(Box::new(decode_seconds.clone())).expect("unique metric");
-        registry.register(Box::new(camera_up.clone())).expect("unique metric");
-        registry.register(Box::new(rtsp_step_seconds.clone())).expect("unique metric");
+        registry
+            .register(Box::new(decode_seconds.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(camera_up.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(rtsp_step_seconds.clone()))
+            .expect("unique metric");
+        let incidents = IntCounterVec::new(
+            Opts::new(
+                "dumpwatch_incidents_total",
+                "Incident events by kind (raised, updated, cleared).",
+            ),
+            &["event"],
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(incidents.clone()))
+            .expect("unique metric");
+        let camera_active = IntGaugeVec::new(
+            Opts::new(
+                "dumpwatch_camera_active",
+                "1 while a camera is sampled actively (all frames decoded), 0 while idle.",
+            ),
+            &["camera"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(camera_active.clone()))
+            .expect("unique metric");
         Metrics {
+            incidents,
+            camera_active,
             registry,
             decode_seconds,
             frames_total,
@@ -169,7 +256,10 @@ impl Metrics {
     /// Per-camera handles with their label values resolved.
     pub fn camera(&self, id: &str) -> CameraMetrics {
         let stage = |s: &str| self.frames_total.with_label_values(&[id, s]);
-        let dropped = |r: DropReason| self.frames_dropped_total.with_label_values(&[id, r.as_str()]);
+        let dropped = |r: DropReason| {
+            self.frames_dropped_total
+                .with_label_values(&[id, r.as_str()])
+        };
         CameraMetrics {
             received: stage("received"),
             skipped: stage("skipped"),
@@ -180,6 +270,7 @@ impl Metrics {
             decode_error: dropped(DropReason::DecodeError),
             superseded: dropped(DropReason::Superseded),
             up: self.camera_up.with_label_values(&[id]),
+            active: self.camera_active.with_label_values(&[id]),
             reconnects: self.camera_reconnects_total.with_label_values(&[id]),
             describe_seconds: self.rtsp_step_seconds.with_label_values(&["describe"]),
             setup_seconds: self.rtsp_step_seconds.with_label_values(&["setup"]),
@@ -192,17 +283,27 @@ impl Metrics {
         for s in ["received", "skipped", "decoded", "detected"] {
             let _ = self.frames_total.remove_label_values(&[id, s]);
         }
-        for r in [DropReason::BeforeKeyframe, DropReason::DecodeBusy, DropReason::DecodeError, DropReason::Superseded] {
-            let _ = self.frames_dropped_total.remove_label_values(&[id, r.as_str()]);
+        for r in [
+            DropReason::BeforeKeyframe,
+            DropReason::DecodeBusy,
+            DropReason::DecodeError,
+            DropReason::Superseded,
+        ] {
+            let _ = self
+                .frames_dropped_total
+                .remove_label_values(&[id, r.as_str()]);
         }
         let _ = self.camera_up.remove_label_values(&[id]);
         let _ = self.camera_reconnects_total.remove_label_values(&[id]);
+        let _ = self.camera_active.remove_label_values(&[id]);
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
         String::from_utf8(out).expect("prometheus text is UTF-8")
     }
 }
@@ -235,6 +336,8 @@ pub struct CameraMetrics {
     pub superseded: IntCounter,
     /// `camera_up`.
     pub up: IntGauge,
+    /// `camera_active`.
+    pub active: IntGauge,
     /// `camera_reconnects_total`.
     pub reconnects: IntCounter,
     /// `rtsp_step_seconds{step="describe"}`.

@@ -46,7 +46,11 @@ pub enum ProbeError {
 
 /// Connects with `opts`, watches the stream for up to `watch` (stopping early after two
 /// keyframes), and writes the first keyframe as JPEG to `out`.
-pub async fn probe(opts: &ConnectOptions, watch: Duration, out: Option<&Path>) -> Result<ProbeReport, ProbeError> {
+pub async fn probe(
+    opts: &ConnectOptions,
+    watch: Duration,
+    out: Option<&Path>,
+) -> Result<ProbeReport, ProbeError> {
     let started = Instant::now();
     let mut stream = RtspStream::connect(opts, None).await?;
     let deadline = tokio::time::Instant::now() + watch;
@@ -61,7 +65,13 @@ pub async fn probe(opts: &ConnectOptions, watch: Duration, out: Option<&Path>) -
     while second_key.is_none() {
         let frame = match tokio::time::timeout_at(deadline, stream.next_frame()).await {
             Err(_) if first_key.is_some() => break,
-            Err(_) => return Err(IngestError::Timeout { step: "first keyframe", after: watch }.into()),
+            Err(_) => {
+                return Err(IngestError::Timeout {
+                    step: "first keyframe",
+                    after: watch,
+                }
+                .into());
+            }
             Ok(r) => r?.ok_or(IngestError::Ended)?,
         };
         if first_key.is_none() && !frame.keyframe {
@@ -106,6 +116,12 @@ pub async fn probe(opts: &ConnectOptions, watch: Duration, out: Option<&Path>) -
 }
 
 fn write_jpeg(path: &Path, rgb: &image::RgbImage) -> Result<(), ProbeError> {
-    let bytes = crate::api::encode_jpeg(rgb, 90).map_err(|e| ProbeError::Write { path: path.into(), message: e.to_string() })?;
-    std::fs::write(path, bytes).map_err(|e| ProbeError::Write { path: path.into(), message: e.to_string() })
+    let bytes = crate::api::encode_jpeg(rgb, 90).map_err(|e| ProbeError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(path, bytes).map_err(|e| ProbeError::Write {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }

@@ -43,7 +43,10 @@ mod tests {
 
     #[test]
     fn scrub_hides_secrets() {
-        assert_eq!(scrub("bad password hunter2", Some("hunter2")), "bad password ***");
+        assert_eq!(
+            scrub("bad password hunter2", Some("hunter2")),
+            "bad password ***"
+        );
         assert_eq!(scrub("nothing", Some("")), "nothing");
     }
 }

@@ -95,17 +95,31 @@ impl<T> LatestSlots<T> {
         let mut inner = self.lock();
         loop {
             if let Some(camera) = inner.ready.pop_front() {
-                let value = inner.slots[camera].take().expect("a ready camera has a value");
+                let value = inner.slots[camera]
+                    .take()
+                    .expect("a ready camera has a value");
                 inner.busy[camera] = true;
-                return Some((Lease { slots: self, camera }, value));
+                return Some((
+                    Lease {
+                        slots: self,
+                        camera,
+                    },
+                    value,
+                ));
             }
             if inner.closed {
                 return None;
             }
             inner = match timeout {
-                None => self.available.wait(inner).unwrap_or_else(|e| e.into_inner()),
+                None => self
+                    .available
+                    .wait(inner)
+                    .unwrap_or_else(|e| e.into_inner()),
                 Some(t) => {
-                    let (guard, result) = self.available.wait_timeout(inner, t).unwrap_or_else(|e| e.into_inner());
+                    let (guard, result) = self
+                        .available
+                        .wait_timeout(inner, t)
+                        .unwrap_or_else(|e| e.into_inner());
                     if result.timed_out() && guard.ready.is_empty() {
                         return None;
                     }
@@ -153,7 +167,9 @@ mod tests {
         s.put(2, "c");
         s.put(0, "a");
         s.put(1, "b");
-        let order: Vec<_> = (0..3).map(|_| s.take(None).map(|(l, v)| (l.camera(), v)).unwrap()).collect();
+        let order: Vec<_> = (0..3)
+            .map(|_| s.take(None).map(|(l, v)| (l.camera(), v)).unwrap())
+            .collect();
         assert_eq!(order, vec![(2, "c"), (0, "a"), (1, "b")]);
     }
 

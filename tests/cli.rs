@@ -12,11 +12,20 @@ fn dumpwatch() -> Command {
 fn the_example_configuration_is_valid() {
     let out = dumpwatch()
         .args(["check-config", "--config", "config/dumpwatch.example.toml"])
-        .envs([("DW_HIK_USER", "u"), ("DW_HIK_PASSWORD", "p"), ("DW_DAHUA_USER", "u"), ("DW_DAHUA_PASSWORD", "p")])
+        .envs([
+            ("DW_HIK_USER", "u"),
+            ("DW_HIK_PASSWORD", "p"),
+            ("DW_DAHUA_USER", "u"),
+            ("DW_DAHUA_PASSWORD", "p"),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("77 camera(s)"), "{stdout}");
 }
 
@@ -41,7 +50,11 @@ password_env = "DW_CLI_TEST_SURELY_UNSET"
 "#,
     )
     .unwrap();
-    let out = dumpwatch().args(["check-config", "--cameras"]).arg(&cameras).output().unwrap();
+    let out = dumpwatch()
+        .args(["check-config", "--cameras"])
+        .arg(&cameras)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in [
@@ -60,9 +73,17 @@ password_env = "DW_CLI_TEST_SURELY_UNSET"
 fn a_typo_is_reported_with_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let service = dir.path().join("dumpwatch.toml");
-    std::fs::write(&service, "listen = \"127.0.0.1:9000\"\n[ingest]\nframe_timeout = 5\n").unwrap();
+    std::fs::write(
+        &service,
+        "listen = \"127.0.0.1:9000\"\n[ingest]\nframe_timeout = 5\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("cameras.toml"), "").unwrap();
-    let out = dumpwatch().args(["check-config", "--config"]).arg(&service).output().unwrap();
+    let out = dumpwatch()
+        .args(["check-config", "--config"])
+        .arg(&service)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("dumpwatch.toml"), "{stderr}");
@@ -72,10 +93,16 @@ fn a_typo_is_reported_with_file_line_and_field() {
 
 #[test]
 fn a_missing_cameras_file_is_named() {
-    let out = dumpwatch().args(["check-config", "--cameras", "/nonexistent/cams.toml"]).output().unwrap();
+    let out = dumpwatch()
+        .args(["check-config", "--cameras", "/nonexistent/cams.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot read config file /nonexistent/cams.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config file /nonexistent/cams.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -84,10 +111,14 @@ fn detect_prints_detections_writes_annotated_jpegs_and_names_bad_files() {
     let bogus = dir.path().join("not-an-image.jpg");
     std::fs::write(&bogus, b"definitely not a JPEG").unwrap();
     let grey = dir.path().join("grey.png");
-    image::DynamicImage::ImageRgb8(image::open("/usr/share/darknet/data/dog.jpg").unwrap().to_rgb8())
-        .to_luma8()
-        .save(&grey)
-        .unwrap();
+    image::DynamicImage::ImageRgb8(
+        image::open("/usr/share/darknet/data/dog.jpg")
+            .unwrap()
+            .to_rgb8(),
+    )
+    .to_luma8()
+    .save(&grey)
+    .unwrap();
     let out_dir = dir.path().join("out");
     let out = dumpwatch()
         .args(["detect", "/usr/share/darknet/data/dog.jpg"])
@@ -99,11 +130,26 @@ fn detect_prints_detections_writes_annotated_jpegs_and_names_bad_files() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "a bad file makes the run fail: {stdout}{stderr}");
-    assert!(stderr.contains("not-an-image.jpg: cannot read the image"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad file makes the run fail: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("not-an-image.jpg: cannot read the image"),
+        "{stderr}"
+    );
     assert!(stdout.contains("dog.jpg: 768x576"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.trim_start().starts_with("dog ")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.trim_start().starts_with("bicycle ")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("dog ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("bicycle ")),
+        "{stdout}"
+    );
     let annotated = image::open(out_dir.join("dog.jpg")).unwrap();
     assert_eq!((annotated.width(), annotated.height()), (768, 576));
     assert!(out_dir.join("grey.jpg").exists());

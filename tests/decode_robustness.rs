@@ -15,7 +15,15 @@ use dumpwatch::slots::LatestSlots;
 use rand::{Rng, SeedableRng};
 
 fn encoded(data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
-    EncodedFrame { data, keyframe, pts_s: 0.0, captured_at: SystemTime::now(), received: Instant::now(), seq }
+    EncodedFrame {
+        data,
+        keyframe,
+        pts_s: 0.0,
+        captured_at: SystemTime::now(),
+        received: Instant::now(),
+        seq,
+        all_frames: !keyframe,
+    }
 }
 
 fn keyframes() -> Vec<Vec<u8>> {
@@ -31,7 +39,9 @@ fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut d = H264Decoder::new().unwrap();
     let good = |d: &mut H264Decoder, k: &[u8]| {
-        let p = d.decode(0, &encoded(k.to_vec(), true, 0)).expect("a good keyframe decodes");
+        let p = d
+            .decode(0, &encoded(k.to_vec(), true, 0))
+            .expect("a good keyframe decodes");
         assert_eq!((p.width(), p.height()), (640, 360));
     };
     good(&mut d, &keys[0]);
@@ -77,8 +87,16 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
     let cams: Arc<[_]> = vec![metrics.camera("c0")].into();
     let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
-    let pool = DecodePool::start(1, DecodeMode::Keyframes, input.clone(), output.clone(), cams.clone(), metrics.decode_seconds.clone())
-        .unwrap();
+    let pool = DecodePool::start(
+        1,
+        DecodeMode::Keyframes,
+        input.clone(),
+        output.clone(),
+        cams.clone(),
+        metrics.decode_seconds.clone(),
+        None,
+    )
+    .unwrap();
     let feed = |data: Vec<u8>, seq| {
         input.put(0, encoded(data, true, seq));
         // Let the decoder take it before the next one replaces it.
@@ -91,12 +109,27 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
     feed(vec![0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, 0x65, 1, 2, 3], 0);
     feed(keys[0][..keys[0].len() / 3].to_vec(), 1);
     feed(keys[1].clone(), 2);
-    let (_, picture) = output.take(Some(Duration::from_secs(5))).expect("the good keyframe was decoded");
+    let (_, picture) = output
+        .take(Some(Duration::from_secs(5)))
+        .expect("the good keyframe was decoded");
     assert_eq!((picture.width(), picture.height()), (640, 360));
     pool.shutdown();
     let text = metrics.render();
-    assert!(common::metric_value(&text, "dumpwatch_frames_dropped_total", &[("camera", "c0"), ("reason", "decode_error")]) >= 1);
-    assert_eq!(common::metric_value(&text, "dumpwatch_frames_total", &[("camera", "c0"), ("stage", "decoded")]), cams[0].decoded.get());
+    assert!(
+        common::metric_value(
+            &text,
+            "dumpwatch_frames_dropped_total",
+            &[("camera", "c0"), ("reason", "decode_error")]
+        ) >= 1
+    );
+    assert_eq!(
+        common::metric_value(
+            &text,
+            "dumpwatch_frames_total",
+            &[("camera", "c0"), ("stage", "decoded")]
+        ),
+        cams[0].decoded.get()
+    );
 }
 
 #[test]
@@ -106,8 +139,16 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     let cams: Arc<[_]> = vec![metrics.camera("c0")].into();
     let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
-    let pool = DecodePool::start(1, DecodeMode::All, input.clone(), output.clone(), cams.clone(), metrics.decode_seconds.clone())
-        .unwrap();
+    let pool = DecodePool::start(
+        1,
+        DecodeMode::All,
+        input.clone(),
+        output.clone(),
+        cams.clone(),
+        metrics.decode_seconds.clone(),
+        None,
+    )
+    .unwrap();
     let first_key = aus.iter().position(|a| is_keyframe(a)).unwrap();
     let mut seq = 0;
     let mut decoded = 0;

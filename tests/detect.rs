@@ -11,16 +11,26 @@ fn root() -> PathBuf {
 }
 
 fn model_config() -> ModelConfig {
-    ModelConfig { path: root().join("models/yolov12n.onnx"), ..ModelConfig::default() }
+    ModelConfig {
+        path: root().join("models/yolov12n.onnx"),
+        ..ModelConfig::default()
+    }
 }
 
 fn photo(name: &str) -> image::RgbImage {
     let path = Path::new("/usr/share/darknet/data").join(name);
-    image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", path.display())).to_rgb8()
+    image::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", path.display()))
+        .to_rgb8()
 }
 
 fn iou(a: &BBox, b: [f64; 4]) -> f64 {
-    let b = BBox { x1: b[0] as f32, y1: b[1] as f32, x2: b[2] as f32, y2: b[3] as f32 };
+    let b = BBox {
+        x1: b[0] as f32,
+        y1: b[1] as f32,
+        x2: b[2] as f32,
+        y2: b[3] as f32,
+    };
     f64::from(a.iou(&b))
 }
 
@@ -30,11 +40,17 @@ const IOU_MIN: f64 = 0.95;
 
 #[test]
 fn detections_match_the_python_reference() {
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/reference_detections.json")).unwrap()).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/reference_detections.json")).unwrap(),
+    )
+    .unwrap();
     let conf = reference["confidence"].as_f64().unwrap();
     let mut detector = Detector::load(&model_config()).unwrap();
-    assert_eq!(detector.info().sha256, reference["model_sha256"].as_str().unwrap(), "the reference was made with another model");
+    assert_eq!(
+        detector.info().sha256,
+        reference["model_sha256"].as_str().unwrap(),
+        "the reference was made with another model"
+    );
     let mut compared = 0;
     for (name, expected) in reference["images"].as_object().unwrap() {
         let img = photo(name);
@@ -44,22 +60,34 @@ fn detections_match_the_python_reference() {
         for w in want {
             let class = w["class_id"].as_u64().unwrap() as usize;
             let score = w["score"].as_f64().unwrap();
-            let bbox: Vec<f64> = w["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let bbox: Vec<f64> = w["bbox"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             let bbox = [bbox[0], bbox[1], bbox[2], bbox[3]];
-            let found = got.iter().enumerate().find(|(i, g)| !used[*i] && g.class_id == class && iou(&g.bbox, bbox) >= IOU_MIN);
+            let found = got
+                .iter()
+                .enumerate()
+                .find(|(i, g)| !used[*i] && g.class_id == class && iou(&g.bbox, bbox) >= IOU_MIN);
             match found {
                 Some((i, g)) => {
                     used[i] = true;
                     assert!(
                         (f64::from(g.score) - score).abs() <= SCORE_TOLERANCE,
                         "{name}: {} scored {} in Rust, {score} in the reference",
-                        w["class"], g.score
+                        w["class"],
+                        g.score
                     );
                     compared += 1;
                 }
                 // A detection within the tolerance of the threshold may fall on either side of it.
                 None if score < conf + SCORE_TOLERANCE => {}
-                None => panic!("{name}: missing {} {score:.3} {bbox:?}; got {got:?}", w["class"]),
+                None => panic!(
+                    "{name}: missing {} {score:.3} {bbox:?}; got {got:?}",
+                    w["class"]
+                ),
             }
         }
         for (g, used) in got.iter().zip(&used) {
@@ -93,28 +121,50 @@ fn the_pipeline_path_from_i420_finds_the_same_objects() {
         }
     }
     let frame = dumpwatch::decode::DecodedFrame::from_planes(
-        0, SystemTime::now(), Instant::now(), 0.0, true, (w, h), (&y, &u, &v), (w as usize, cw as usize, cw as usize),
+        0,
+        SystemTime::now(),
+        Instant::now(),
+        0.0,
+        true,
+        (w, h),
+        (&y, &u, &v),
+        (w as usize, cw as usize, cw as usize),
     )
     .unwrap();
     let mut detector = Detector::load(&model_config()).unwrap();
     let from_rgb = detector.detect_rgb(&img, &[]).unwrap().detections;
     let from_i420 = detector.detect_frame(&frame, &[]).unwrap().detections;
     let classes = |d: &[dumpwatch::detect::Detection]| {
-        let mut c: Vec<_> = d.iter().filter(|d| d.score > 0.5).map(|d| d.class_id).collect();
+        let mut c: Vec<_> = d
+            .iter()
+            .filter(|d| d.score > 0.5)
+            .map(|d| d.class_id)
+            .collect();
         c.sort();
         c
     };
     assert_eq!(classes(&from_rgb), classes(&from_i420));
     for a in from_rgb.iter().filter(|d| d.score > 0.5) {
-        assert!(from_i420.iter().any(|b| b.class_id == a.class_id && b.bbox.iou(&a.bbox) > 0.9), "{a:?} not found from I420");
+        assert!(
+            from_i420
+                .iter()
+                .any(|b| b.class_id == a.class_id && b.bbox.iou(&a.bbox) > 0.9),
+            "{a:?} not found from I420"
+        );
     }
 }
 
 #[test]
 fn a_missing_model_names_the_file_and_the_setup_command() {
-    let cfg = ModelConfig { path: "/nonexistent/model.onnx".into(), ..model_config() };
+    let cfg = ModelConfig {
+        path: "/nonexistent/model.onnx".into(),
+        ..model_config()
+    };
     let err = Detector::load(&cfg).err().unwrap().to_string();
-    assert!(err.contains("/nonexistent/model.onnx") && err.contains("scripts/setup.sh"), "{err}");
+    assert!(
+        err.contains("/nonexistent/model.onnx") && err.contains("scripts/setup.sh"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -124,22 +174,41 @@ fn a_corrupted_model_is_a_clear_error() {
     let mut bytes = std::fs::read(root().join("models/yolov12n.onnx")).unwrap();
     bytes.truncate(bytes.len() / 3);
     std::fs::write(&path, &bytes).unwrap();
-    let err = Detector::load(&ModelConfig { path: path.clone(), ..model_config() }).err().unwrap();
+    let err = Detector::load(&ModelConfig {
+        path: path.clone(),
+        ..model_config()
+    })
+    .err()
+    .unwrap();
     assert!(matches!(err, DetectError::Model { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("broken.onnx") && text.contains("cannot load"), "{text}");
+    assert!(
+        text.contains("broken.onnx") && text.contains("cannot load"),
+        "{text}"
+    );
 
     std::fs::write(&path, b"this is not a model").unwrap();
-    let err = Detector::load(&ModelConfig { path: path.clone(), ..model_config() }).err().unwrap();
+    let err = Detector::load(&ModelConfig {
+        path: path.clone(),
+        ..model_config()
+    })
+    .err()
+    .unwrap();
     assert!(matches!(err, DetectError::Model { .. }), "{err}");
 }
 
 #[test]
 fn a_model_with_an_unexpected_output_shape_is_refused() {
-    let cfg = ModelConfig { path: root().join("tests/fixtures/wrong_output_shape.onnx"), ..model_config() };
+    let cfg = ModelConfig {
+        path: root().join("tests/fixtures/wrong_output_shape.onnx"),
+        ..model_config()
+    };
     let err = Detector::load(&cfg).err().unwrap().to_string();
     assert!(err.contains("wrong_output_shape.onnx"), "{err}");
-    assert!(err.contains("[1, 3]") && err.contains("[1, 4 + classes, anchors]"), "{err}");
+    assert!(
+        err.contains("[1, 3]") && err.contains("[1, 4 + classes, anchors]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,7 +216,10 @@ fn an_unknown_class_in_the_thresholds_is_named_with_its_config_path() {
     let mut cfg = model_config();
     cfg.class_confidence.insert("garbage bag".into(), 0.3);
     let err = Detector::load(&cfg).err().unwrap().to_string();
-    assert!(err.starts_with("model.class_confidence.garbage bag: the model has no class"), "{err}");
+    assert!(
+        err.starts_with("model.class_confidence.garbage bag: the model has no class"),
+        "{err}"
+    );
     // After a rename, the new name is the one to use.
     let mut cfg = model_config();
     cfg.rename.insert("handbag".into(), "bag".into());
@@ -159,25 +231,47 @@ fn an_unknown_class_in_the_thresholds_is_named_with_its_config_path() {
 #[test]
 fn empty_grey_rgba_and_huge_pictures_are_handled() {
     let mut detector = Detector::load(&model_config()).unwrap();
-    let err = detector.detect_rgb(&image::RgbImage::new(0, 0), &[]).unwrap_err();
+    let err = detector
+        .detect_rgb(&image::RgbImage::new(0, 0), &[])
+        .unwrap_err();
     assert!(matches!(err, DetectError::BadImage(_)), "{err}");
 
     let dog = image::DynamicImage::ImageRgb8(photo("dog.jpg"));
-    let expect_dog = |d: &[dumpwatch::detect::Detection]| d.iter().any(|d| d.class_id == 16 && d.score > 0.5);
+    let expect_dog =
+        |d: &[dumpwatch::detect::Detection]| d.iter().any(|d| d.class_id == 16 && d.score > 0.5);
     // Grey and RGBA pictures are converted to RGB first (as `dumpwatch detect` does).
     let grey = image::DynamicImage::ImageLuma8(dog.to_luma8()).to_rgb8();
-    assert!(expect_dog(&detector.detect_rgb(&grey, &[]).unwrap().detections));
+    assert!(expect_dog(
+        &detector.detect_rgb(&grey, &[]).unwrap().detections
+    ));
     let rgba = image::DynamicImage::ImageRgba8(dog.to_rgba8()).to_rgb8();
-    assert!(expect_dog(&detector.detect_rgb(&rgba, &[]).unwrap().detections));
+    assert!(expect_dog(
+        &detector.detect_rgb(&rgba, &[]).unwrap().detections
+    ));
 
     // 8000x8000: the dog pasted in the middle of a grey canvas.
     let mut huge = image::RgbImage::from_pixel(8000, 8000, image::Rgb([90, 90, 90]));
-    let big_dog = image::imageops::resize(&dog.to_rgb8(), 3840, 2880, image::imageops::FilterType::Triangle);
+    let big_dog = image::imageops::resize(
+        &dog.to_rgb8(),
+        3840,
+        2880,
+        image::imageops::FilterType::Triangle,
+    );
     image::imageops::overlay(&mut huge, &big_dog, 2080, 2560);
     let d = detector.detect_rgb(&huge, &[]).unwrap();
     // Smaller in the 640x640 input, the dog is less sure; the bicycle stays clear.
-    assert!(d.detections.iter().any(|d| d.class_id == 1 && d.score > 0.5), "{:?}", d.detections);
-    assert!(d.detections.iter().any(|d| d.class_id == 16), "{:?}", d.detections);
+    assert!(
+        d.detections
+            .iter()
+            .any(|d| d.class_id == 1 && d.score > 0.5),
+        "{:?}",
+        d.detections
+    );
+    assert!(
+        d.detections.iter().any(|d| d.class_id == 16),
+        "{:?}",
+        d.detections
+    );
     for det in &d.detections {
         assert!(det.bbox.x1 >= 0.0 && det.bbox.x2 <= 8000.0 && det.bbox.y2 <= 8000.0);
     }
@@ -186,20 +280,44 @@ fn empty_grey_rgba_and_huge_pictures_are_handled() {
     detector.detect_rgb(&thin, &[]).unwrap();
 }
 
-fn solid_frame(camera: usize, (w, h): (u32, u32), yuv: (u8, u8, u8), gradient: bool) -> dumpwatch::decode::DecodedFrame {
+fn solid_frame(
+    camera: usize,
+    (w, h): (u32, u32),
+    yuv: (u8, u8, u8),
+    gradient: bool,
+) -> dumpwatch::decode::DecodedFrame {
     use std::time::{Instant, SystemTime};
-    let y: Vec<u8> = (0..w * h).map(|i| if gradient { yuv.0.saturating_add(((i % w) * 100 / w) as u8) } else { yuv.0 }).collect();
+    let y: Vec<u8> = (0..w * h)
+        .map(|i| {
+            if gradient {
+                yuv.0.saturating_add(((i % w) * 100 / w) as u8)
+            } else {
+                yuv.0
+            }
+        })
+        .collect();
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let u = vec![yuv.1; (cw * ch) as usize];
     let v = vec![yuv.2; (cw * ch) as usize];
     dumpwatch::decode::DecodedFrame::from_planes(
-        camera, SystemTime::now(), Instant::now(), 0.0, true, (w, h), (&y, &u, &v), (w as usize, cw as usize, cw as usize),
+        camera,
+        SystemTime::now(),
+        Instant::now(),
+        0.0,
+        true,
+        (w, h),
+        (&y, &u, &v),
+        (w as usize, cw as usize, cw as usize),
     )
     .unwrap()
 }
 
 fn tiny_model() -> ModelConfig {
-    ModelConfig { path: root().join("tests/fixtures/tiny_dynamic_batch_detector.onnx"), confidence: 0.05, ..ModelConfig::default() }
+    ModelConfig {
+        path: root().join("tests/fixtures/tiny_dynamic_batch_detector.onnx"),
+        confidence: 0.05,
+        ..ModelConfig::default()
+    }
 }
 
 #[test]
@@ -211,7 +329,7 @@ fn a_dynamic_batch_model_gives_the_same_detections_batched_as_one_by_one() {
     assert_eq!(info.input_size, (32, 32));
     let frames = [
         // Square pictures (the fixture's boxes sit near the origin, which padding would cover), in
-    // colours whose R, G and B are all well above 0 (R is the fixture's box height).
+        // colours whose R, G and B are all well above 0 (R is the fixture's box height).
         solid_frame(0, (64, 64), (120, 90, 200), true),
         solid_frame(1, (32, 32), (140, 130, 120), false),
         solid_frame(2, (96, 96), (100, 150, 140), true),
@@ -222,12 +340,18 @@ fn a_dynamic_batch_model_gives_the_same_detections_batched_as_one_by_one() {
     assert_eq!(batched.len(), 3);
     for (frame, b) in frames.iter().zip(&batched) {
         let single = detector.detect_frame(frame, &[]).unwrap();
-        assert!(!single.detections.is_empty(), "the fixture should detect something");
+        assert!(
+            !single.detections.is_empty(),
+            "the fixture should detect something"
+        );
         assert_eq!(single.letterbox, b.letterbox);
         assert_eq!(single.detections.len(), b.detections.len());
         for (s, b) in single.detections.iter().zip(&b.detections) {
             assert_eq!(s.class_id, b.class_id);
-            assert!((s.score - b.score).abs() < 1e-5 && s.bbox.iou(&b.bbox) > 0.999, "{s:?} vs {b:?}");
+            assert!(
+                (s.score - b.score).abs() < 1e-5 && s.bbox.iou(&b.bbox) > 0.999,
+                "{s:?} vs {b:?}"
+            );
         }
     }
     // Different pictures give different detections: the batch really carries three images.
@@ -236,14 +360,19 @@ fn a_dynamic_batch_model_gives_the_same_detections_batched_as_one_by_one() {
 
 /// Runs a detect pool over `cameras` cameras with one picture each, returns (runs, pictures).
 fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64) {
-    use std::sync::{Arc, Mutex};
     use dumpwatch::detect::worker::{DetectPool, FrameDetections};
     use dumpwatch::slots::LatestSlots;
+    use std::sync::{Arc, Mutex};
     let metrics = dumpwatch::metrics::Metrics::new();
-    let cams: Arc<[_]> = (0..cameras).map(|i| metrics.camera(&format!("c{i}"))).collect();
+    let cams: Arc<[_]> = (0..cameras)
+        .map(|i| metrics.camera(&format!("c{i}")))
+        .collect();
     let slots = Arc::new(LatestSlots::new(cameras));
     for c in 0..cameras {
-        slots.put(c, solid_frame(c, (64, 48), (100 + c as u8 * 10, 120, 140), true));
+        slots.put(
+            c,
+            solid_frame(c, (64, 48), (100 + c as u8 * 10, 120, 140), true),
+        );
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = {
@@ -252,21 +381,38 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
     };
     let detector = Detector::load(&model).unwrap();
     let zones = Arc::new(vec![vec![]; cameras]);
-    let pool = DetectPool::start(vec![detector], slots.clone(), zones, sink, metrics.detect().clone(), cams, max_batch);
+    let pool = DetectPool::start(
+        vec![detector],
+        slots.clone(),
+        zones,
+        sink,
+        metrics.detect().clone(),
+        cams,
+        max_batch,
+    );
     pool.shutdown();
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
-    assert_eq!(seen, (0..cameras).collect::<Vec<_>>(), "every camera served once");
-    (metrics.detect().inference.get_sample_count(), cameras as u64)
+    assert_eq!(
+        seen,
+        (0..cameras).collect::<Vec<_>>(),
+        "every camera served once"
+    );
+    (
+        metrics.detect().inference.get_sample_count(),
+        cameras as u64,
+    )
 }
 
 #[test]
 fn the_pool_batches_dynamic_models_and_never_fixed_batch_ones() {
     let (runs, pictures) = pool_runs(tiny_model(), 6, 4);
-    assert!(runs < pictures, "{runs} runs for {pictures} pictures: no batching happened");
+    assert!(
+        runs < pictures,
+        "{runs} runs for {pictures} pictures: no batching happened"
+    );
     assert!(runs >= 2, "at most 4 pictures per run");
     // YOLOv12n has a fixed batch of 1: one run per picture whatever max_batch says.
     let (runs, pictures) = pool_runs(model_config(), 3, 8);
     assert_eq!(runs, pictures);
 }
-

@@ -12,14 +12,28 @@ use dumpwatch::config::{Config, DecodeMode};
 async fn pedestrians_in_real_footage_are_detected_and_drawn() {
     let file = media("vtest360");
     let server = RtspServer::start(&["--h264", &format!("street={}", file.display())]);
-    let svc = Service::start(Config { service: fast_service(), cameras: vec![camera("street", &server.url("street"))] }).await;
+    let svc = Service::start(Config {
+        service: fast_service(),
+        cameras: vec![camera("street", &server.url("street"))],
+    })
+    .await;
     svc.wait_for("a person detected", Duration::from_secs(30), |s| {
-        metric_value(&s.handles.metrics.render(), "dumpwatch_detections_total", &[("class", "person")]) >= 1
+        metric_value(
+            &s.handles.metrics.render(),
+            "dumpwatch_detections_total",
+            &[("class", "person")],
+        ) >= 1
     })
     .await;
     let latest = svc.handles.pictures.get(0).unwrap();
     let person = svc.handles.model.class_id("person").unwrap();
-    assert!(latest.detected.detections.iter().any(|d| d.class_id == person && d.zones == vec![0]));
+    assert!(
+        latest
+            .detected
+            .detections
+            .iter()
+            .any(|d| d.class_id == person && d.zones == vec![0])
+    );
     let (code, jpeg) = http_get(svc.addr, "/api/v1/cameras/street/latest.jpg").await;
     assert_eq!(code, 200);
     let img = image::load_from_memory(&jpeg).unwrap();
@@ -27,7 +41,13 @@ async fn pedestrians_in_real_footage_are_detected_and_drawn() {
     let text = svc.handles.metrics.render();
     assert!(metric_value(&text, "dumpwatch_inference_seconds_count", &[]) >= 1);
     assert!(metric_value(&text, "dumpwatch_frame_age_seconds_count", &[]) >= 1);
-    assert!(metric_value(&text, "dumpwatch_frames_total", &[("camera", "street"), ("stage", "detected")]) >= 1);
+    assert!(
+        metric_value(
+            &text,
+            "dumpwatch_frames_total",
+            &[("camera", "street"), ("stage", "detected")]
+        ) >= 1
+    );
     svc.stop().await;
 }
 
@@ -42,17 +62,39 @@ async fn every_camera_is_served_when_detection_is_the_bottleneck() {
     let mut service = fast_service();
     service.decode.mode = DecodeMode::All;
     service.model.sessions = 1;
-    let cams = (0..6).map(|i| camera(&format!("c{i}"), &server.url(&format!("c{i}")))).collect();
-    let svc = Service::start(Config { service, cameras: cams }).await;
-    svc.wait_for("30 detections in total", Duration::from_secs(40), |s| {
-        (0..6).map(|i| s.frames(&format!("c{i}"), "detected")).sum::<u64>() >= 30
+    let cams = (0..6)
+        .map(|i| camera(&format!("c{i}"), &server.url(&format!("c{i}"))))
+        .collect();
+    let svc = Service::start(Config {
+        service,
+        cameras: cams,
     })
     .await;
-    let base: Vec<u64> = (0..6).map(|i| svc.frames(&format!("c{i}"), "detected")).collect();
+    svc.wait_for("30 detections in total", Duration::from_secs(40), |s| {
+        (0..6)
+            .map(|i| s.frames(&format!("c{i}"), "detected"))
+            .sum::<u64>()
+            >= 30
+    })
+    .await;
+    let base: Vec<u64> = (0..6)
+        .map(|i| svc.frames(&format!("c{i}"), "detected"))
+        .collect();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let served: Vec<u64> = (0..6).map(|i| svc.frames(&format!("c{i}"), "detected") - base[i]).collect();
+    let served: Vec<u64> = (0..6)
+        .map(|i| svc.frames(&format!("c{i}"), "detected") - base[i])
+        .collect();
     let (min, max) = (*served.iter().min().unwrap(), *served.iter().max().unwrap());
-    assert!(min >= 1 && min * 2 >= max, "unfair detection across cameras: {served:?}");
-    assert!((0..6).map(|i| svc.dropped(&format!("c{i}"), "superseded")).sum::<u64>() > 0, "the detector was not the bottleneck");
+    assert!(
+        min >= 1 && min * 2 >= max,
+        "unfair detection across cameras: {served:?}"
+    );
+    assert!(
+        (0..6)
+            .map(|i| svc.dropped(&format!("c{i}"), "superseded"))
+            .sum::<u64>()
+            > 0,
+        "the detector was not the bottleneck"
+    );
     svc.stop().await;
 }

@@ -22,11 +22,21 @@ fn connect_opts(url: &str, credentials: Option<Credentials>) -> ConnectOptions {
 async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
     let file = media("test360");
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
-    let svc = Service::start(Config { service: fast_service(), cameras: vec![camera("cam-a", &server.url("a"))] }).await;
+    let svc = Service::start(Config {
+        service: fast_service(),
+        cameras: vec![camera("cam-a", &server.url("a"))],
+    })
+    .await;
 
-    svc.wait_for("3 decoded keyframes", Duration::from_secs(20), |s| s.frames("cam-a", "decoded") >= 3).await;
+    svc.wait_for("3 decoded keyframes", Duration::from_secs(20), |s| {
+        s.frames("cam-a", "decoded") >= 3
+    })
+    .await;
     let i = svc.index("cam-a");
-    svc.wait_for("a detected picture", Duration::from_secs(20), |s| s.handles.pictures.get(i).is_some()).await;
+    svc.wait_for("a detected picture", Duration::from_secs(20), |s| {
+        s.handles.pictures.get(i).is_some()
+    })
+    .await;
     let picture = svc.handles.pictures.get(i).expect("a picture");
     assert_eq!((picture.frame.width(), picture.frame.height()), (640, 360));
     assert!(picture.frame.keyframe);
@@ -70,7 +80,14 @@ async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_auth_succeeds_and_a_wrong_password_is_reported_without_leaking_it() {
     let file = media("test360");
-    let server = RtspServer::start(&["--h264", &format!("a={}", file.display()), "--user", "admin", "--password", "s3cret-pw"]);
+    let server = RtspServer::start(&[
+        "--h264",
+        &format!("a={}", file.display()),
+        "--user",
+        "admin",
+        "--password",
+        "s3cret-pw",
+    ]);
     // SAFETY: set before any thread of this test binary reads these names; each test uses its own.
     unsafe {
         std::env::set_var("DW_TEST_AUTH_USER", "admin");
@@ -83,27 +100,65 @@ async fn digest_auth_succeeds_and_a_wrong_password_is_reported_without_leaking_i
     let mut bad = camera("bad", &server.url("a"));
     bad.username_env = Some("DW_TEST_AUTH_USER".into());
     bad.password_env = Some("DW_TEST_AUTH_BAD".into());
-    let svc = Service::start(Config { service: fast_service(), cameras: vec![good, bad] }).await;
+    let svc = Service::start(Config {
+        service: fast_service(),
+        cameras: vec![good, bad],
+    })
+    .await;
 
-    svc.wait_for("good camera decodes", Duration::from_secs(20), |s| s.frames("good", "decoded") >= 2).await;
+    svc.wait_for("good camera decodes", Duration::from_secs(20), |s| {
+        s.frames("good", "decoded") >= 2
+    })
+    .await;
     svc.wait_for("bad camera reports 401", Duration::from_secs(20), |s| {
-        s.handles.status.get(s.index("bad")).last_error.is_some_and(|e| e.contains("401"))
+        s.handles
+            .status
+            .get(s.index("bad"))
+            .last_error
+            .is_some_and(|e| e.contains("401"))
     })
     .await;
     let bad = svc.handles.status.get(svc.index("bad"));
     assert_ne!(bad.state, CameraState::Streaming);
     let (_, body) = http_get(svc.addr, "/api/v1/cameras").await;
     let (_, metrics) = http_get(svc.addr, "/metrics").await;
-    for text in [String::from_utf8_lossy(&body), String::from_utf8_lossy(&metrics)] {
-        assert!(!text.contains("wrong-hunter2") && !text.contains("s3cret-pw"), "a password leaked: {text}");
+    for text in [
+        String::from_utf8_lossy(&body),
+        String::from_utf8_lossy(&metrics),
+    ] {
+        assert!(
+            !text.contains("wrong-hunter2") && !text.contains("s3cret-pw"),
+            "a password leaked: {text}"
+        );
     }
 
     // The same through probe: wrong password → Unauthorized; right one → a picture.
-    let wrong = Some(Credentials { username: "admin".into(), password: "nope".into() });
-    let err = probe(&connect_opts(&server.url("a"), wrong), Duration::from_secs(5), None).await.unwrap_err();
-    assert!(matches!(err, ProbeError::Ingest(IngestError::Unauthorized)), "{err}");
-    let right = Some(Credentials { username: "admin".into(), password: "s3cret-pw".into() });
-    let report = probe(&connect_opts(&server.url("a"), right), Duration::from_secs(5), None).await.unwrap();
+    let wrong = Some(Credentials {
+        username: "admin".into(),
+        password: "nope".into(),
+    });
+    let err = probe(
+        &connect_opts(&server.url("a"), wrong),
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ProbeError::Ingest(IngestError::Unauthorized)),
+        "{err}"
+    );
+    let right = Some(Credentials {
+        username: "admin".into(),
+        password: "s3cret-pw".into(),
+    });
+    let report = probe(
+        &connect_opts(&server.url("a"), right),
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.decoded_size, (640, 360));
     svc.stop().await;
 }
@@ -114,31 +169,69 @@ async fn probe_names_each_failure_distinctly() {
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display()), "--mjpeg", "mj"]);
     let watch = Duration::from_secs(5);
 
-    let err = probe(&connect_opts(&server.url("missing"), None), watch, None).await.unwrap_err();
-    assert!(matches!(err, ProbeError::Ingest(IngestError::NotFound)), "{err}");
+    let err = probe(&connect_opts(&server.url("missing"), None), watch, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProbeError::Ingest(IngestError::NotFound)),
+        "{err}"
+    );
 
-    let err = probe(&connect_opts(&server.url("mj"), None), watch, None).await.unwrap_err();
+    let err = probe(&connect_opts(&server.url("mj"), None), watch, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ProbeError::Ingest(IngestError::UnsupportedCodec { encoding }) if encoding == "jpeg"),
         "{err}"
     );
 
     // A port nobody listens on: bind one, note it, close it.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let err = probe(&connect_opts(&format!("rtsp://127.0.0.1:{free}/a"), None), watch, None).await.unwrap_err();
-    assert!(matches!(err, ProbeError::Ingest(IngestError::ConnectionRefused { .. })), "{err}");
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = probe(
+        &connect_opts(&format!("rtsp://127.0.0.1:{free}/a"), None),
+        watch,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProbeError::Ingest(IngestError::ConnectionRefused { .. })
+        ),
+        "{err}"
+    );
 
     // A server that accepts TCP but never answers: the DESCRIBE step times out.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut opts = connect_opts(&format!("rtsp://{}/a", silent.local_addr().unwrap()), None);
     opts.step_timeout = Duration::from_millis(500);
     let err = probe(&opts, watch, None).await.unwrap_err();
-    assert!(matches!(err, ProbeError::Ingest(IngestError::Timeout { step: "connect/describe", .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            ProbeError::Ingest(IngestError::Timeout {
+                step: "connect/describe",
+                ..
+            })
+        ),
+        "{err}"
+    );
 
     // And success, measuring the stream: 25 fps, GOP of 50 frames (2 s).
     let out = tempfile::tempdir().unwrap();
     let jpeg = out.path().join("first.jpg");
-    let report = probe(&connect_opts(&server.url("a"), None), Duration::from_secs(8), Some(&jpeg)).await.unwrap();
+    let report = probe(
+        &connect_opts(&server.url("a"), None),
+        Duration::from_secs(8),
+        Some(&jpeg),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.gop_frames, Some(50));
     let fps = report.measured_fps.unwrap();
     assert!((fps - 25.0).abs() < 1.5, "measured {fps} fps");
@@ -157,11 +250,28 @@ async fn a_client_joining_mid_gop_decodes_cleanly_from_the_first_keyframe() {
     });
     // ...the second joins 0.8 s later, 20 frames into a 50-frame GOP.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let svc = Service::start(Config { service: fast_service(), cameras: vec![camera("late", &server.url("a"))] }).await;
-    svc.wait_for("2 decoded keyframes", Duration::from_secs(15), |s| s.frames("late", "decoded") >= 2).await;
-    assert!(svc.dropped("late", "before_keyframe") > 0, "the client should have joined mid-GOP");
-    assert_eq!(svc.dropped("late", "decode_error"), 0, "P-frames before the keyframe reached the decoder");
-    svc.wait_for("a detected picture", Duration::from_secs(20), |s| s.handles.pictures.get(s.index("late")).is_some()).await;
+    let svc = Service::start(Config {
+        service: fast_service(),
+        cameras: vec![camera("late", &server.url("a"))],
+    })
+    .await;
+    svc.wait_for("2 decoded keyframes", Duration::from_secs(15), |s| {
+        s.frames("late", "decoded") >= 2
+    })
+    .await;
+    assert!(
+        svc.dropped("late", "before_keyframe") > 0,
+        "the client should have joined mid-GOP"
+    );
+    assert_eq!(
+        svc.dropped("late", "decode_error"),
+        0,
+        "P-frames before the keyframe reached the decoder"
+    );
+    svc.wait_for("a detected picture", Duration::from_secs(20), |s| {
+        s.handles.pictures.get(s.index("late")).is_some()
+    })
+    .await;
     let picture = svc.handles.pictures.get(svc.index("late")).unwrap();
     assert_eq!((picture.frame.width(), picture.frame.height()), (640, 360));
     first.await.unwrap().unwrap();
@@ -190,20 +300,33 @@ async fn a_killed_server_is_reconnected_while_another_camera_keeps_streaming() {
     .await;
     let two_before = svc.frames("two", "decoded");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(svc.frames("two", "decoded") > two_before, "camera two stopped while camera one was down");
+    assert!(
+        svc.frames("two", "decoded") > two_before,
+        "camera two stopped while camera one was down"
+    );
 
     one.restart();
     let one_before = svc.frames("one", "decoded");
     svc.wait_for("camera one streams again", Duration::from_secs(20), |s| {
-        s.frames("one", "decoded") > one_before && s.handles.status.get(s.index("one")).state == CameraState::Streaming
+        s.frames("one", "decoded") > one_before
+            && s.handles.status.get(s.index("one")).state == CameraState::Streaming
     })
     .await;
     let status = svc.handles.status.get(svc.index("one"));
     assert!(status.reconnects >= 1);
     assert!(status.last_error.is_some());
     let text = svc.handles.metrics.render();
-    assert!(common::metric_value(&text, "dumpwatch_camera_reconnects_total", &[("camera", "one")]) >= 1);
-    assert_eq!(common::metric_value(&text, "dumpwatch_camera_up", &[("camera", "one")]), 1);
+    assert!(
+        common::metric_value(
+            &text,
+            "dumpwatch_camera_reconnects_total",
+            &[("camera", "one")]
+        ) >= 1
+    );
+    assert_eq!(
+        common::metric_value(&text, "dumpwatch_camera_up", &[("camera", "one")]),
+        1
+    );
     svc.stop().await;
 }
 
@@ -213,18 +336,37 @@ async fn a_stalled_stream_is_caught_by_the_frame_timeout() {
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
     let mut service = fast_service();
     service.ingest.frame_timeout_s = 1.5;
-    let svc = Service::start(Config { service, cameras: vec![camera("frozen", &server.url("a"))] }).await;
-    svc.wait_for("decoding", Duration::from_secs(20), |s| s.frames("frozen", "decoded") >= 1).await;
+    let svc = Service::start(Config {
+        service,
+        cameras: vec![camera("frozen", &server.url("a"))],
+    })
+    .await;
+    svc.wait_for("decoding", Duration::from_secs(20), |s| {
+        s.frames("frozen", "decoded") >= 1
+    })
+    .await;
 
     server.signal("STOP");
     svc.wait_for("the stall is reported", Duration::from_secs(10), |s| {
-        s.handles.status.get(s.index("frozen")).last_error.is_some_and(|e| e.contains("no video frame for 1.5 s"))
+        s.handles
+            .status
+            .get(s.index("frozen"))
+            .last_error
+            .is_some_and(|e| e.contains("no video frame for 1.5 s"))
     })
     .await;
-    assert_ne!(svc.handles.status.get(svc.index("frozen")).state, CameraState::Streaming);
+    assert_ne!(
+        svc.handles.status.get(svc.index("frozen")).state,
+        CameraState::Streaming
+    );
     server.signal("CONT");
     let before = svc.frames("frozen", "decoded");
-    svc.wait_for("decoding again after SIGCONT", Duration::from_secs(20), |s| s.frames("frozen", "decoded") > before).await;
+    svc.wait_for(
+        "decoding again after SIGCONT",
+        Duration::from_secs(20),
+        |s| s.frames("frozen", "decoded") > before,
+    )
+    .await;
     svc.stop().await;
 }
 
@@ -234,16 +376,27 @@ async fn an_unsupported_codec_is_reported_and_does_not_disturb_other_cameras() {
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display()), "--mjpeg", "mj"]);
     let svc = Service::start(Config {
         service: fast_service(),
-        cameras: vec![camera("mjpeg", &server.url("mj")), camera("h264", &server.url("a"))],
+        cameras: vec![
+            camera("mjpeg", &server.url("mj")),
+            camera("h264", &server.url("a")),
+        ],
     })
     .await;
     svc.wait_for("unsupported codec state", Duration::from_secs(15), |s| {
         s.handles.status.get(s.index("mjpeg")).state == CameraState::UnsupportedCodec
     })
     .await;
-    let err = svc.handles.status.get(svc.index("mjpeg")).last_error.unwrap();
+    let err = svc
+        .handles
+        .status
+        .get(svc.index("mjpeg"))
+        .last_error
+        .unwrap();
     assert!(err.contains("unsupported codec \"jpeg\""), "{err}");
-    svc.wait_for("the H.264 camera decodes", Duration::from_secs(15), |s| s.frames("h264", "decoded") >= 2).await;
+    svc.wait_for("the H.264 camera decodes", Duration::from_secs(15), |s| {
+        s.frames("h264", "decoded") >= 2
+    })
+    .await;
     svc.stop().await;
 }
 
@@ -253,8 +406,15 @@ async fn udp_transport_can_be_selected() {
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
     let mut cam = camera("udp", &server.url("a"));
     cam.transport = Some(Transport::Udp);
-    let svc = Service::start(Config { service: fast_service(), cameras: vec![cam] }).await;
-    svc.wait_for("decoding over UDP", Duration::from_secs(20), |s| s.frames("udp", "decoded") >= 2).await;
+    let svc = Service::start(Config {
+        service: fast_service(),
+        cameras: vec![cam],
+    })
+    .await;
+    svc.wait_for("decoding over UDP", Duration::from_secs(20), |s| {
+        s.frames("udp", "decoded") >= 2
+    })
+    .await;
     assert_eq!(svc.handles.status.get(0).transport.as_deref(), Some("udp"));
     svc.stop().await;
 }
@@ -265,7 +425,11 @@ async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
     let mut service = fast_service();
     service.decode.min_keyframe_interval_s = 4.0;
-    let svc = Service::start(Config { service, cameras: vec![camera("sparse", &server.url("a"))] }).await;
+    let svc = Service::start(Config {
+        service,
+        cameras: vec![camera("sparse", &server.url("a"))],
+    })
+    .await;
     svc.wait_for("5 keyframes received", Duration::from_secs(30), |s| {
         s.handles.status.get(0).keyframes_received >= 5
     })
@@ -274,7 +438,10 @@ async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let keyframes = svc.handles.status.get(0).keyframes_received;
     let decoded = svc.frames("sparse", "decoded");
-    assert!(decoded.abs_diff(keyframes.div_ceil(2)) <= 1, "{decoded} decoded of {keyframes} keyframes");
+    assert!(
+        decoded.abs_diff(keyframes.div_ceil(2)) <= 1,
+        "{decoded} decoded of {keyframes} keyframes"
+    );
     assert_eq!(svc.dropped("sparse", "decode_busy"), 0);
     svc.stop().await;
 }
@@ -283,14 +450,51 @@ async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
 async fn basic_auth_is_supported_too() {
     let file = media("test360");
     let server = RtspServer::start(&[
-        "--h264", &format!("a={}", file.display()), "--user", "viewer", "--password", "b4sic-pw", "--auth", "basic",
+        "--h264",
+        &format!("a={}", file.display()),
+        "--user",
+        "viewer",
+        "--password",
+        "b4sic-pw",
+        "--auth",
+        "basic",
     ]);
-    let right = Some(Credentials { username: "viewer".into(), password: "b4sic-pw".into() });
-    let report = probe(&connect_opts(&server.url("a"), right), Duration::from_secs(5), None).await.unwrap();
+    let right = Some(Credentials {
+        username: "viewer".into(),
+        password: "b4sic-pw".into(),
+    });
+    let report = probe(
+        &connect_opts(&server.url("a"), right),
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.decoded_size, (640, 360));
-    let wrong = Some(Credentials { username: "viewer".into(), password: "nope".into() });
-    let err = probe(&connect_opts(&server.url("a"), wrong), Duration::from_secs(5), None).await.unwrap_err();
-    assert!(matches!(err, ProbeError::Ingest(IngestError::Unauthorized)), "{err}");
-    let err = probe(&connect_opts(&server.url("a"), None), Duration::from_secs(5), None).await.unwrap_err();
-    assert!(matches!(err, ProbeError::Ingest(IngestError::Unauthorized)), "no credentials: {err}");
+    let wrong = Some(Credentials {
+        username: "viewer".into(),
+        password: "nope".into(),
+    });
+    let err = probe(
+        &connect_opts(&server.url("a"), wrong),
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ProbeError::Ingest(IngestError::Unauthorized)),
+        "{err}"
+    );
+    let err = probe(
+        &connect_opts(&server.url("a"), None),
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ProbeError::Ingest(IngestError::Unauthorized)),
+        "no credentials: {err}"
+    );
 }

@@ -108,7 +108,18 @@ pub struct BackgroundModel {
 impl BackgroundModel {
     /// An empty model.
     pub fn new(cfg: BackgroundConfig) -> Self {
-        BackgroundModel { cfg, src: (0, 0), input: (0, 0), grid: (0, 0), short: vec![], long: vec![], current: vec![], trusted: vec![], gain: 1.0, last: None }
+        BackgroundModel {
+            cfg,
+            src: (0, 0),
+            input: (0, 0),
+            grid: (0, 0),
+            short: vec![],
+            long: vec![],
+            current: vec![],
+            trusted: vec![],
+            gain: 1.0,
+            last: None,
+        }
     }
 
     /// Grid size (width, height) in cells.
@@ -166,7 +177,12 @@ impl BackgroundModel {
         self.downscale(&grey.data, width, height);
 
         let t = self.cfg.threshold;
-        let changed = self.current.iter().zip(&self.short).filter(|(c, s)| (*c - *s).abs() > t).count();
+        let changed = self
+            .current
+            .iter()
+            .zip(&self.short)
+            .filter(|(c, s)| (*c - *s).abs() > t)
+            .count();
         let share = changed as f32 / self.current.len() as f32;
         let held = self.cells_in(hold);
         if share >= self.cfg.global_change_share {
@@ -206,7 +222,9 @@ impl BackgroundModel {
         let static_share = mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
         if static_share > self.cfg.max_share {
             self.relearn_all(&held);
-            return BackgroundUpdate::GlobalChange { share: static_share };
+            return BackgroundUpdate::GlobalChange {
+                share: static_share,
+            };
         }
         BackgroundUpdate::Blobs(self.blobs(&mask))
     }
@@ -216,8 +234,10 @@ impl BackgroundModel {
     /// seen on the rest of the scene (the median difference), so a person who walks away after
     /// a cloud passed leaves no "hole", and a followed object stays foreground.
     fn relearn_all(&mut self, held: &[bool]) {
-        let mut diffs: Vec<f32> =
-            (0..self.current.len()).filter(|i| !held[*i]).map(|i| self.current[i] - self.long[i]).collect();
+        let mut diffs: Vec<f32> = (0..self.current.len())
+            .filter(|i| !held[*i])
+            .map(|i| self.current[i] - self.long[i])
+            .collect();
         let shift = if diffs.is_empty() {
             0.0
         } else {
@@ -237,7 +257,9 @@ impl BackgroundModel {
     /// Makes the current picture the background inside `bbox` (source pixels): used when an
     /// object the analyzer followed is gone, or a region is known not to be an object.
     pub fn relearn(&mut self, bbox: &BBox) {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else { return };
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
+            return;
+        };
         let gw = self.grid.0;
         for y in y0..y1 {
             for x in x0..x1 {
@@ -283,7 +305,9 @@ impl BackgroundModel {
     /// uncovered where the background had learned something that has left — has the outline in
     /// the long-term background instead.
     pub fn edge_strength(&self, layer: Layer, bbox: &BBox, margin: f32) -> f32 {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else { return 0.0 };
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
+            return 0.0;
+        };
         let (source, scale) = match layer {
             Layer::Current => (&self.current, 1.0),
             Layer::LongTerm => (&self.long, self.gain),
@@ -308,7 +332,10 @@ impl BackgroundModel {
 
     /// The current picture on the grid, rounded to grey levels (for keeping a short history).
     pub fn current_cells(&self) -> Vec<u8> {
-        self.current.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
+        self.current
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect()
     }
 
     /// Like [`BackgroundModel::patch`], from grid cells kept earlier by
@@ -317,9 +344,17 @@ impl BackgroundModel {
         if cells.len() != self.current.len() {
             return vec![];
         }
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else { return vec![] };
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
+            return vec![];
+        };
         let gw = self.grid.0;
-        (y0..y1).flat_map(|y| cells[y * gw + x0..y * gw + x1].iter().map(|v| f32::from(*v))).collect()
+        (y0..y1)
+            .flat_map(|y| {
+                cells[y * gw + x0..y * gw + x1]
+                    .iter()
+                    .map(|v| f32::from(*v))
+            })
+            .collect()
     }
 
     /// The grey levels of the current picture (`Layer::Current`) or of the long-term background
@@ -327,13 +362,17 @@ impl BackgroundModel {
     /// the first picture. The same box always gives the same cells, so patches taken at
     /// different times compare cell by cell.
     pub fn patch(&self, layer: Layer, bbox: &BBox, margin: f32) -> Vec<f32> {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else { return vec![] };
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
+            return vec![];
+        };
         let source = match layer {
             Layer::Current => &self.current,
             Layer::LongTerm => &self.long,
         };
         let gw = self.grid.0;
-        (y0..y1).flat_map(|y| source[y * gw + x0..y * gw + x1].iter().copied()).collect()
+        (y0..y1)
+            .flat_map(|y| source[y * gw + x0..y * gw + x1].iter().copied())
+            .collect()
     }
 
     /// Connected components (4-neighbour) of the mask with the area limits, in source pixels.
@@ -375,7 +414,12 @@ impl BackgroundModel {
             }
             if cells >= self.cfg.min_cells && cells <= max_cells {
                 out.push(StaticBlob {
-                    bbox: BBox { x1: x0 as f32 * sx, y1: y0 as f32 * sy, x2: (x1 + 1) as f32 * sx, y2: (y1 + 1) as f32 * sy },
+                    bbox: BBox {
+                        x1: x0 as f32 * sx,
+                        y1: y0 as f32 * sy,
+                        x2: (x1 + 1) as f32 * sx,
+                        y2: (y1 + 1) as f32 * sy,
+                    },
                     cells,
                     contrast: contrast / cells as f32,
                 });
@@ -388,7 +432,12 @@ impl BackgroundModel {
 /// Median of `current / long` over cells bright enough for a ratio to mean something; 1 if too
 /// few are.
 fn scene_gain(current: &[f32], long: &[f32]) -> f32 {
-    let mut ratios: Vec<f32> = current.iter().zip(long).filter(|(_, l)| **l >= 16.0).map(|(c, l)| c / l).collect();
+    let mut ratios: Vec<f32> = current
+        .iter()
+        .zip(long)
+        .filter(|(_, l)| **l >= 16.0)
+        .map(|(c, l)| c / l)
+        .collect();
     if ratios.len() < 16 {
         return 1.0;
     }
@@ -404,10 +453,15 @@ fn remove_isolated(mask: &[bool], (gw, gh): (usize, usize)) -> Vec<bool> {
                 return false;
             }
             let (x, y) = (i % gw, i / gw);
-            let n = [(x > 0, i.wrapping_sub(1)), (x + 1 < gw, i + 1), (y > 0, i.wrapping_sub(gw)), (y + 1 < gh, i + gw)]
-                .iter()
-                .filter(|(ok, j)| *ok && mask[*j])
-                .count();
+            let n = [
+                (x > 0, i.wrapping_sub(1)),
+                (x + 1 < gw, i + 1),
+                (y > 0, i.wrapping_sub(gw)),
+                (y + 1 < gh, i + gw),
+            ]
+            .iter()
+            .filter(|(ok, j)| *ok && mask[*j])
+            .count();
             n >= 2
         })
         .collect()
@@ -444,7 +498,13 @@ mod tests {
 
     /// Feeds a full-resolution picture (the model averages it down to its grid).
     fn up(m: &mut BackgroundModel, now: f64, luma: &[u8], w: u32, h: u32) -> BackgroundUpdate {
-        let grey = GreyFrame { width: w, height: h, data: luma.to_vec(), source_width: w, source_height: h };
+        let grey = GreyFrame {
+            width: w,
+            height: h,
+            data: luma.to_vec(),
+            source_width: w,
+            source_height: h,
+        };
         m.update(now, &grey, &[])
     }
 
@@ -458,9 +518,15 @@ mod tests {
     #[test]
     fn an_object_that_stays_becomes_static_foreground_where_it_lies() {
         let mut m = BackgroundModel::new(BackgroundConfig::default());
-        assert_eq!(up(&mut m, 0.0, &scene(100, 0), W, H), BackgroundUpdate::Learned);
+        assert_eq!(
+            up(&mut m, 0.0, &scene(100, 0), W, H),
+            BackgroundUpdate::Learned
+        );
         for i in 1..=30 {
-            assert!(blobs(up(&mut m, i as f64, &scene(100, i), W, H)).is_empty(), "noise alone at {i}");
+            assert!(
+                blobs(up(&mut m, i as f64, &scene(100, i), W, H)).is_empty(),
+                "noise alone at {i}"
+            );
         }
         // A dark bag (40 x 30 px) is put down at t = 31 and stays.
         let mut found = None;
@@ -477,7 +543,10 @@ mod tests {
         assert!(at - 31 <= 12, "found only at {at}");
         assert_eq!(b.len(), 1);
         let bb = b[0].bbox;
-        assert!(bb.x1 <= 202.0 && bb.x2 >= 238.0 && bb.y1 <= 122.0 && bb.y2 >= 148.0, "{bb:?}");
+        assert!(
+            bb.x1 <= 202.0 && bb.x2 >= 238.0 && bb.y1 <= 122.0 && bb.y2 >= 148.0,
+            "{bb:?}"
+        );
         assert!(bb.x1 >= 190.0 && bb.x2 <= 250.0, "{bb:?}");
     }
 
@@ -489,7 +558,10 @@ mod tests {
             let mut img = scene(100, i);
             // A person-sized dark box crossing the frame at 8 px per picture.
             paint(&mut img, 8 * i % (W - 30), 60, 30, 80, 30);
-            assert!(blobs(up(&mut m, f64::from(i) * 0.5, &img, W, H)).is_empty(), "at {i}");
+            assert!(
+                blobs(up(&mut m, f64::from(i) * 0.5, &img, W, H)).is_empty(),
+                "at {i}"
+            );
         }
     }
 
@@ -501,15 +573,23 @@ mod tests {
             up(&mut m, f64::from(i), &scene(100, i), W, H);
         }
         // A cloud: everything 40 levels darker at once.
-        assert!(matches!(up(&mut m, 6.0, &scene(60, 6), W, H), BackgroundUpdate::GlobalChange { share } if share > 0.9));
+        assert!(
+            matches!(up(&mut m, 6.0, &scene(60, 6), W, H), BackgroundUpdate::GlobalChange { share } if share > 0.9)
+        );
         for i in 7..=40 {
-            assert!(blobs(up(&mut m, f64::from(i), &scene(60, i), W, H)).is_empty(), "at {i}");
+            assert!(
+                blobs(up(&mut m, f64::from(i), &scene(60, i), W, H)).is_empty(),
+                "at {i}"
+            );
         }
     }
 
     #[test]
     fn tiny_and_huge_regions_are_not_objects() {
-        let cfg = BackgroundConfig { global_change_share: 0.95, ..BackgroundConfig::default() };
+        let cfg = BackgroundConfig {
+            global_change_share: 0.95,
+            ..BackgroundConfig::default()
+        };
         let mut m = BackgroundModel::new(cfg);
         up(&mut m, 0.0, &scene(100, 0), W, H);
         for i in 1..=20 {
@@ -528,8 +608,14 @@ mod tests {
     fn a_new_size_or_bad_input_does_not_panic() {
         let mut m = BackgroundModel::new(BackgroundConfig::default());
         up(&mut m, 0.0, &scene(100, 0), W, H);
-        assert_eq!(up(&mut m, 1.0, &vec![7u8; 64 * 48], 64, 48), BackgroundUpdate::Learned);
-        assert_eq!(up(&mut m, 2.0, &[1, 2, 3], 64, 48), BackgroundUpdate::Blobs(vec![]));
+        assert_eq!(
+            up(&mut m, 1.0, &vec![7u8; 64 * 48], 64, 48),
+            BackgroundUpdate::Learned
+        );
+        assert_eq!(
+            up(&mut m, 2.0, &[1, 2, 3], 64, 48),
+            BackgroundUpdate::Blobs(vec![])
+        );
         assert_eq!(up(&mut m, 3.0, &[], 0, 0), BackgroundUpdate::Blobs(vec![]));
         assert_eq!(m.grid(), (64, 48));
     }

@@ -27,7 +27,9 @@ use std::collections::VecDeque;
 use super::background::{BackgroundModel, BackgroundUpdate, Layer, StaticBlob};
 use super::grey::GreyFrame;
 use super::track::{Track, Tracker};
-use super::{ActorSighting, AnalyzerConfig, Event, EventKind, EventObject, FrameRef, FrameRole, Output};
+use super::{
+    ActorSighting, AnalyzerConfig, Event, EventKind, EventObject, FrameRef, FrameRole, Output,
+};
 use crate::detection::Detection;
 use crate::geometry::{BBox, Point};
 
@@ -212,8 +214,17 @@ impl Analyzer {
                 owner_near: c.unattended_since.is_none(),
                 absent_since: c.absent_since,
                 grey_now_vs_background: {
-                    let mean = |v: Vec<f32>| if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 };
-                    (mean(self.background.patch(Layer::Current, &c.bbox, 0.0)), mean(self.background.patch(Layer::LongTerm, &c.bbox, 0.0)))
+                    let mean = |v: Vec<f32>| {
+                        if v.is_empty() {
+                            0.0
+                        } else {
+                            v.iter().sum::<f32>() / v.len() as f32
+                        }
+                    };
+                    (
+                        mean(self.background.patch(Layer::Current, &c.bbox, 0.0)),
+                        mean(self.background.patch(Layer::LongTerm, &c.bbox, 0.0)),
+                    )
                 },
             })
             .collect()
@@ -221,7 +232,10 @@ impl Analyzer {
 
     /// Number of open incidents.
     pub fn open_incidents(&self) -> usize {
-        self.incidents.iter().filter(|i| i.closed_at.is_none()).count()
+        self.incidents
+            .iter()
+            .filter(|i| i.closed_at.is_none())
+            .count()
     }
 
     /// Analyses the picture taken at `now` (seconds, on any clock that does not jump back; an
@@ -231,12 +245,20 @@ impl Analyzer {
         let now = self.last_at.map_or(now, |last| now.max(last));
         self.last_at = Some(now);
         let started = *self.started_at.get_or_insert(now);
-        self.frame = (grey.source_width.max(1) as f32, grey.source_height.max(1) as f32);
+        self.frame = (
+            grey.source_width.max(1) as f32,
+            grey.source_height.max(1) as f32,
+        );
         let mut out = Output::default();
 
         let usable: Vec<Detection> = detections
             .iter()
-            .filter(|d| self.cfg.min_score.get(d.class_id).is_some_and(|m| d.score >= *m))
+            .filter(|d| {
+                self.cfg
+                    .min_score
+                    .get(d.class_id)
+                    .is_some_and(|m| d.score >= *m)
+            })
             .cloned()
             .collect();
         let tracks: Vec<Track> = self.tracker.update(now, &usable).to_vec();
@@ -254,7 +276,12 @@ impl Analyzer {
             .map(|c| c.patch_box.union(&c.bbox))
             .chain(actors.iter().map(|(_, b)| b.grown(0.1)))
             // Every actor detection, tracked or not (a low score still marks a person).
-            .chain(usable.iter().filter(|d| self.is_actor(d.class_id)).map(|d| d.bbox.grown(0.1)))
+            .chain(
+                usable
+                    .iter()
+                    .filter(|d| self.is_actor(d.class_id))
+                    .map(|d| d.bbox.grown(0.1)),
+            )
             .collect();
         let mut blobs = match self.background.update(now, grey, &hold) {
             BackgroundUpdate::Learned => vec![],
@@ -274,7 +301,11 @@ impl Analyzer {
                 .collect(),
             cells: self.background.current_cells(),
         });
-        while self.history.front().is_some_and(|m| m.at < now - Self::HISTORY_S) {
+        while self
+            .history
+            .front()
+            .is_some_and(|m| m.at < now - Self::HISTORY_S)
+        {
             self.history.pop_front();
         }
 
@@ -282,13 +313,22 @@ impl Analyzer {
             // Whatever is static now was there before the camera started: it is the scene. Not
             // what stands under an actor: a person waiting there is not the ground.
             for b in blobs.drain(..) {
-                if !actors.iter().any(|(_, a)| b.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
-                    && !usable.iter().any(|d| self.is_actor(d.class_id) && b.bbox.covered_by(&d.bbox.grown(0.1)) >= OCCLUDED_SHARE)
+                if !actors
+                    .iter()
+                    .any(|(_, a)| b.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
+                    && !usable.iter().any(|d| {
+                        self.is_actor(d.class_id)
+                            && b.bbox.covered_by(&d.bbox.grown(0.1)) >= OCCLUDED_SHARE
+                    })
                 {
                     self.background.relearn(&b.bbox);
                 }
             }
-            let seen: Vec<BBox> = tracks.iter().filter(|t| self.is_dumpable_anywhere(t.class_id)).map(|t| t.bbox).collect();
+            let seen: Vec<BBox> = tracks
+                .iter()
+                .filter(|t| self.is_dumpable_anywhere(t.class_id))
+                .map(|t| t.bbox)
+                .collect();
             for b in seen {
                 if !self.fixtures.iter().any(|f| f.iou(&b) > 0.5) {
                     self.fixtures.push(b);
@@ -304,7 +344,9 @@ impl Analyzer {
         self.clear_incidents(now, &mut out);
 
         out.active = self.candidates.iter().any(|c| c.state == State::Pending)
-            || actors.iter().any(|(t, b)| now - t.last_seen <= 1.0 && self.near_a_zone(b));
+            || actors
+                .iter()
+                .any(|(t, b)| now - t.last_seen <= 1.0 && self.near_a_zone(b));
         out
     }
 
@@ -317,11 +359,17 @@ impl Analyzer {
     }
 
     fn is_dumpable_anywhere(&self, class_id: usize) -> bool {
-        self.cfg.zones.iter().any(|z| z.dumpable.get(class_id).copied().unwrap_or(false))
+        self.cfg
+            .zones
+            .iter()
+            .any(|z| z.dumpable.get(class_id).copied().unwrap_or(false))
     }
 
     fn normalised(&self, (x, y): (f32, f32)) -> Point {
-        Point { x: f64::from(x / self.frame.0), y: f64::from(y / self.frame.1) }
+        Point {
+            x: f64::from(x / self.frame.0),
+            y: f64::from(y / self.frame.1),
+        }
     }
 
     /// The first zone holding the box's bottom-centre.
@@ -344,40 +392,66 @@ impl Analyzer {
             }
             let xs = z.polygon.0.iter().map(|q| q.x);
             let ys = z.polygon.0.iter().map(|q| q.y);
-            let (x0, x1) = (xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
-            let (y0, y1) = (ys.clone().fold(f64::INFINITY, f64::min), ys.fold(f64::NEG_INFINITY, f64::max));
+            let (x0, x1) = (
+                xs.clone().fold(f64::INFINITY, f64::min),
+                xs.fold(f64::NEG_INFINITY, f64::max),
+            );
+            let (y0, y1) = (
+                ys.clone().fold(f64::INFINITY, f64::min),
+                ys.fold(f64::NEG_INFINITY, f64::max),
+            );
             p.x >= x0 - 0.1 && p.x <= x1 + 0.1 && p.y >= y0 - 0.1 && p.y <= y1 + 0.1
         })
     }
 
     fn update_footprints(&mut self, now: f64, tracks: &[Track]) {
         let startup = self.started_at.unwrap_or(now) + self.cfg.startup_grace_s;
-        let vehicles: Vec<&Track> = tracks.iter().filter(|t| self.is_vehicle(t.class_id)).collect();
+        let vehicles: Vec<&Track> = tracks
+            .iter()
+            .filter(|t| self.is_vehicle(t.class_id))
+            .collect();
         for t in vehicles {
-            let still = t.velocity.0.hypot(t.velocity.1) < 0.05 * t.bbox.width().max(t.bbox.height());
+            let still =
+                t.velocity.0.hypot(t.velocity.1) < 0.05 * t.bbox.width().max(t.bbox.height());
             if still && (t.age(now) >= FOOTPRINT_MIN_S || t.first_seen <= startup) {
-                match self.footprints.iter_mut().find(|f| f.bbox.iou(&t.bbox) > 0.5) {
+                match self
+                    .footprints
+                    .iter_mut()
+                    .find(|f| f.bbox.iou(&t.bbox) > 0.5)
+                {
                     Some(f) => {
                         f.bbox = t.bbox;
                         f.last_seen = t.last_seen;
                     }
-                    None => self.footprints.push(Footprint { bbox: t.bbox, last_seen: t.last_seen }),
+                    None => self.footprints.push(Footprint {
+                        bbox: t.bbox,
+                        last_seen: t.last_seen,
+                    }),
                 }
             }
         }
-        self.footprints.retain(|f| now - f.last_seen <= FOOTPRINT_MEMORY_S);
+        self.footprints
+            .retain(|f| now - f.last_seen <= FOOTPRINT_MEMORY_S);
     }
 
     fn presence(&self, c: &Candidate, blobs: &[StaticBlob], actors: &[(Track, BBox)]) -> Presence {
-        if actors.iter().any(|(_, a)| c.bbox.covered_by(a) >= OCCLUDED_SHARE) {
+        if actors
+            .iter()
+            .any(|(_, a)| c.bbox.covered_by(a) >= OCCLUDED_SHARE)
+        {
             return Presence::Occluded;
         }
         let area = c.bbox.grown(0.25);
         if blobs.iter().any(|b| b.bbox.covered_by(&area) >= 0.5) {
             return Presence::Present;
         }
-        let current = self.background.patch(Layer::Current, &c.patch_box, PATCH_MARGIN);
-        if current.is_empty() || current.len() != c.object_patch.len() || current.len() != c.before_patch.len() {
+        let current = self
+            .background
+            .patch(Layer::Current, &c.patch_box, PATCH_MARGIN);
+        if current.is_empty()
+            || current.len() != c.object_patch.len()
+            || current.len() != c.before_patch.len()
+        {
             return Presence::Unknown;
         }
         let d_object = zero_mean_distance(&current, &c.object_patch);
@@ -394,8 +468,10 @@ impl Analyzer {
     fn update_presence(&mut self, now: f64, blobs: &[StaticBlob], actors: &[(Track, BBox)]) {
         for i in 0..self.candidates.len() {
             let verdict = self.presence(&self.candidates[i], blobs, actors);
-            let current = (verdict == Presence::Present)
-                .then(|| self.background.patch(Layer::Current, &self.candidates[i].patch_box, PATCH_MARGIN));
+            let current = (verdict == Presence::Present).then(|| {
+                self.background
+                    .patch(Layer::Current, &self.candidates[i].patch_box, PATCH_MARGIN)
+            });
             let c = &mut self.candidates[i];
             match verdict {
                 Presence::Present => {
@@ -426,15 +502,28 @@ impl Analyzer {
     ) {
         let frame_area = self.frame.0 * self.frame.1;
         for blob in blobs.iter() {
-            if self.candidates.iter().any(|c| blob.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.5) {
+            if self
+                .candidates
+                .iter()
+                .any(|c| blob.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.5)
+            {
                 continue;
             }
-            if actors.iter().any(|(_, a)| blob.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE) {
+            if actors
+                .iter()
+                .any(|(_, a)| blob.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
+            {
                 // A person standing still, or a parked car: not an object (for now).
                 continue;
             }
-            if self.footprints.iter().any(|f| blob.bbox.covered_by(&f.bbox.grown(0.1)) >= 0.6)
-                || self.fixtures.iter().any(|f| blob.bbox.covered_by(&f.grown(0.1)) >= 0.5)
+            if self
+                .footprints
+                .iter()
+                .any(|f| blob.bbox.covered_by(&f.bbox.grown(0.1)) >= 0.6)
+                || self
+                    .fixtures
+                    .iter()
+                    .any(|f| blob.bbox.covered_by(&f.grown(0.1)) >= 0.5)
             {
                 // Ground uncovered by a vehicle that parked for long, or a fixture detected at
                 // start: the scene, not a dumped object.
@@ -444,8 +533,12 @@ impl Analyzer {
             if self.masked(&blob.bbox) {
                 continue;
             }
-            if self.background.edge_strength(Layer::LongTerm, &blob.bbox, 0.25)
-                > self.background.edge_strength(Layer::Current, &blob.bbox, 0.25)
+            if self
+                .background
+                .edge_strength(Layer::LongTerm, &blob.bbox, 0.25)
+                > self
+                    .background
+                    .edge_strength(Layer::Current, &blob.bbox, 0.25)
             {
                 // A ghost: the outline is in the old background, not in the picture. Something
                 // the background had taken in (a person who stood there undetected) has left.
@@ -453,7 +546,11 @@ impl Analyzer {
                 continue;
             }
             // Growth: touching a followed object.
-            if let Some(k) = self.candidates.iter().position(|c| blob.bbox.intersection_area(&c.bbox.grown(0.5)) > 0.0) {
+            if let Some(k) = self
+                .candidates
+                .iter()
+                .position(|c| blob.bbox.intersection_area(&c.bbox.grown(0.5)) > 0.0)
+            {
                 if self.candidates[k].state == State::Pending {
                     let grown = self.candidates[k].bbox.union(&blob.bbox);
                     let zone = self.candidates[k].zone;
@@ -464,19 +561,31 @@ impl Analyzer {
                 }
                 // Next to an incident's pile: a new candidate that joins it when abandoned.
             }
-            let Some(zone) = self.zone_of(&blob.bbox) else { continue };
+            let Some(zone) = self.zone_of(&blob.bbox) else {
+                continue;
+            };
             let rules = &self.cfg.zones[zone];
             let share = blob.bbox.area() / frame_area;
             if share < rules.min_object_area || share > rules.max_object_area {
                 continue;
             }
-            let settle = settle_time(blob.contrast, self.cfg.background.threshold, self.cfg.background.short_tau_s);
+            let settle = settle_time(
+                blob.contrast,
+                self.cfg.background.threshold,
+                self.cfg.background.short_tau_s,
+            );
             self.add_candidate(now, now - settle, zone, blob.bbox, None, blob.contrast, out);
         }
     }
 
     /// Dumpable detections (a suitcase, a couch) that stopped moving are candidates too.
-    fn discover_dumpable_detections(&mut self, now: f64, tracks: &[Track], actors: &[(Track, BBox)], out: &mut Output) {
+    fn discover_dumpable_detections(
+        &mut self,
+        now: f64,
+        tracks: &[Track],
+        actors: &[(Track, BBox)],
+        out: &mut Output,
+    ) {
         if now - self.started_at.unwrap_or(now) < self.cfg.startup_grace_s {
             return;
         }
@@ -484,7 +593,9 @@ impl Analyzer {
             if t.last_seen < now || t.hits < 3 || t.age(now) < 2.0 {
                 continue;
             }
-            let Some(zone) = self.zone_of(&t.bbox) else { continue };
+            let Some(zone) = self.zone_of(&t.bbox) else {
+                continue;
+            };
             let rules = &self.cfg.zones[zone];
             if !rules.dumpable.get(t.class_id).copied().unwrap_or(false)
                 || rules.min_score.get(t.class_id).is_none_or(|m| t.score < *m)
@@ -495,20 +606,34 @@ impl Analyzer {
             if t.velocity.0.hypot(t.velocity.1) > 0.1 * diag {
                 continue;
             }
-            if actors.iter().any(|(_, a)| t.bbox.covered_by(a) >= OCCLUDED_SHARE)
+            if actors
+                .iter()
+                .any(|(_, a)| t.bbox.covered_by(a) >= OCCLUDED_SHARE)
                 || self.fixtures.iter().any(|f| f.iou(&t.bbox) > 0.3)
                 || self.masked(&t.bbox)
             {
                 continue;
             }
-            if let Some(c) = self.candidates.iter_mut().find(|c| t.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.3) {
+            if let Some(c) = self
+                .candidates
+                .iter_mut()
+                .find(|c| t.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.3)
+            {
                 if c.class.is_none_or(|(_, s)| s < t.score) {
                     c.class = Some((t.class_id, t.score));
                 }
                 continue;
             }
             let contrast = self.cfg.background.threshold * 2.0;
-            self.add_candidate(now, t.first_seen.max(now - 10.0), zone, t.bbox, Some((t.class_id, t.score)), contrast, out);
+            self.add_candidate(
+                now,
+                t.first_seen.max(now - 10.0),
+                zone,
+                t.bbox,
+                Some((t.class_id, t.score)),
+                contrast,
+                out,
+            );
         }
     }
 
@@ -535,7 +660,13 @@ impl Analyzer {
         out: &mut Output,
     ) {
         if self.candidates.len() >= MAX_CANDIDATES {
-            let Some(oldest) = self.candidates.iter().position(|c| c.state == State::Pending) else { return };
+            let Some(oldest) = self
+                .candidates
+                .iter()
+                .position(|c| c.state == State::Pending)
+            else {
+                return;
+            };
             let c = self.candidates.remove(oldest);
             out.release.extend(c.frames.iter().map(|f| f.at));
         }
@@ -551,8 +682,14 @@ impl Analyzer {
             if p.len() != object_patch.len() || p.len() != before_patch.len() {
                 break;
             }
-            let hidden = m.actors.iter().any(|(_, _, a)| bbox.covered_by(a) >= OCCLUDED_SHARE);
-            let (d_object, d_before) = (zero_mean_distance(&p, &object_patch), zero_mean_distance(&p, &before_patch));
+            let hidden = m
+                .actors
+                .iter()
+                .any(|(_, _, a)| bbox.covered_by(a) >= OCCLUDED_SHARE);
+            let (d_object, d_before) = (
+                zero_mean_distance(&p, &object_patch),
+                zero_mean_distance(&p, &before_patch),
+            );
             if d_object < d_before * PATCH_RATIO {
                 appeared_at = m.at;
             } else if !hidden && d_before < d_object * PATCH_RATIO {
@@ -564,21 +701,32 @@ impl Analyzer {
         let maybe_there = maybe_there.min(appeared_at);
         // The owner: the nearest actor at that moment; then when they were last near it.
         let radius = self.cfg.owner_radius;
-        let moment = self.history.iter().find(|m| m.at >= appeared_at - 0.01).or(self.history.back());
+        let moment = self
+            .history
+            .iter()
+            .find(|m| m.at >= appeared_at - 0.01)
+            .or(self.history.back());
         let owner = moment.and_then(|m| {
             m.actors
                 .iter()
                 .map(|(id, class, b)| (box_gap_in_heights(&bbox, b), *id, *class, *b))
                 .filter(|(d, ..)| *d <= radius)
                 .min_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, track, class_id, b)| Owner { track, class_id, bbox: b, last_near: m.at })
+                .map(|(_, track, class_id, b)| Owner {
+                    track,
+                    class_id,
+                    bbox: b,
+                    last_near: m.at,
+                })
         });
         let owner = owner.map(|mut o| {
             // Near and (almost) still: staying with the object. Walking on is leaving it.
             let from = o.last_near;
             let mut prev: Option<(f64, BBox)> = None;
             for m in self.history.iter().filter(|m| m.at >= from) {
-                let Some((_, _, b)) = m.actors.iter().find(|(id, ..)| *id == o.track) else { continue };
+                let Some((_, _, b)) = m.actors.iter().find(|(id, ..)| *id == o.track) else {
+                    continue;
+                };
                 let speed = prev.map_or(0.0, |(t, p)| {
                     let (c0, c1) = (p.centre(), b.centre());
                     (c1.0 - c0.0).hypot(c1.1 - c0.1) / ((m.at - t).max(1e-3) as f32)
@@ -593,17 +741,32 @@ impl Analyzer {
         });
         let owner_near_now = owner.as_ref().is_some_and(|o| o.last_near >= now);
         let mut frames = Vec::new();
-        if let Some(before) = self.history.iter().rev().find(|m| m.at < maybe_there).or(self.history.front())
+        if let Some(before) = self
+            .history
+            .iter()
+            .rev()
+            .find(|m| m.at < maybe_there)
+            .or(self.history.front())
             && before.at < maybe_there
         {
-            frames.push(FrameRef { role: FrameRole::Before, at: before.at });
+            frames.push(FrameRef {
+                role: FrameRole::Before,
+                at: before.at,
+            });
         }
         if let Some(m) = moment {
             // The picture of the moment it appeared shows who left it.
-            frames.push(FrameRef { role: FrameRole::Actor, at: m.at });
+            frames.push(FrameRef {
+                role: FrameRole::Actor,
+                at: m.at,
+            });
         }
         out.keep.extend(frames.iter().map(|f| f.at));
-        let unattended_since = if owner_near_now { None } else { Some(owner.as_ref().map_or(appeared_at, |o| o.last_near)) };
+        let unattended_since = if owner_near_now {
+            None
+        } else {
+            Some(owner.as_ref().map_or(appeared_at, |o| o.last_near))
+        };
         self.candidates.push(Candidate {
             zone,
             bbox,
@@ -624,8 +787,14 @@ impl Analyzer {
 
     fn update_attendance(&mut self, now: f64, tracks: &[Track]) {
         let radius = self.cfg.owner_radius;
-        for c in self.candidates.iter_mut().filter(|c| c.state == State::Pending) {
-            let Some(owner) = c.owner.as_mut() else { continue };
+        for c in self
+            .candidates
+            .iter_mut()
+            .filter(|c| c.state == State::Pending)
+        {
+            let Some(owner) = c.owner.as_mut() else {
+                continue;
+            };
             let near = tracks
                 .iter()
                 .find(|t| t.id == owner.track && now - t.last_seen <= ACTOR_RECENT_S)
@@ -688,20 +857,39 @@ impl Analyzer {
         let spot = c.bbox.grown(0.5);
         let dwell = now - c.unattended_since.unwrap_or(now);
         let confidence = self.confidence(c);
-        if let Some(inc) = self.incidents.iter().find(|i| i.zone == zone && i.closed_at.is_none() && i.bbox.grown(0.5).intersection_area(&spot) > 0.0) {
+        if let Some(inc) = self.incidents.iter().find(|i| {
+            i.zone == zone
+                && i.closed_at.is_none()
+                && i.bbox.grown(0.5).intersection_area(&spot) > 0.0
+        }) {
             // The pile grew: same incident.
             let id = inc.id;
             self.candidates[k].state = State::InIncident(id);
             let bbox = self.candidates[k].bbox;
-            let inc = self.incidents.iter_mut().find(|i| i.id == id).expect("found above");
+            let inc = self
+                .incidents
+                .iter_mut()
+                .find(|i| i.id == id)
+                .expect("found above");
             inc.bbox = inc.bbox.union(&bbox);
             inc.confidence = inc.confidence.max(confidence);
-            let event = self.event(EventKind::Updated, id, now, dwell, vec![FrameRef { role: FrameRole::Event, at: now }]);
+            let event = self.event(
+                EventKind::Updated,
+                id,
+                now,
+                dwell,
+                vec![FrameRef {
+                    role: FrameRole::Event,
+                    at: now,
+                }],
+            );
             out.events.push(event);
             return;
         }
         if self.incidents.iter().any(|i| {
-            i.zone == zone && i.closed_at.is_some_and(|t| now - t < rules.cooldown_s) && i.bbox.grown(0.5).intersection_area(&spot) > 0.0
+            i.zone == zone
+                && i.closed_at.is_some_and(|t| now - t < rules.cooldown_s)
+                && i.bbox.grown(0.5).intersection_area(&spot) > 0.0
         }) {
             // Cleared here moments ago: a repeat (left-overs, a misjudged clearing), not a new case.
             self.candidates[k].state = State::Suppressed;
@@ -716,7 +904,10 @@ impl Analyzer {
             last_seen: o.last_near,
         });
         let mut frames = c.frames.clone();
-        frames.push(FrameRef { role: FrameRole::Event, at: now });
+        frames.push(FrameRef {
+            role: FrameRole::Event,
+            at: now,
+        });
         out.keep.push(now);
         self.incidents.push(Incident {
             id,
@@ -744,20 +935,40 @@ impl Analyzer {
                 continue;
             }
             let clear_after = self.cfg.zones[inc.zone].clear_after_s;
-            let members: Vec<&Candidate> = self.candidates.iter().filter(|c| c.state == State::InIncident(inc.id)).collect();
-            let all_gone = members.iter().all(|c| c.absent_since.is_some_and(|t| now - t >= clear_after));
+            let members: Vec<&Candidate> = self
+                .candidates
+                .iter()
+                .filter(|c| c.state == State::InIncident(inc.id))
+                .collect();
+            let all_gone = members
+                .iter()
+                .all(|c| c.absent_since.is_some_and(|t| now - t >= clear_after));
             if !all_gone {
                 continue;
             }
             let id = inc.id;
-            let mut frames: Vec<FrameRef> = inc.frames.iter().filter(|f| f.role != FrameRole::Actor).copied().collect();
-            frames.push(FrameRef { role: FrameRole::After, at: now });
+            let mut frames: Vec<FrameRef> = inc
+                .frames
+                .iter()
+                .filter(|f| f.role != FrameRole::Actor)
+                .copied()
+                .collect();
+            frames.push(FrameRef {
+                role: FrameRole::After,
+                at: now,
+            });
             let dwell = now - inc.unattended_since;
             let event = self.event(EventKind::Cleared, id, now, dwell, frames);
             out.events.push(event);
-            out.release.extend(self.incidents[n].frames.iter().map(|f| f.at));
+            out.release
+                .extend(self.incidents[n].frames.iter().map(|f| f.at));
             self.incidents[n].closed_at = Some(now);
-            let gone: Vec<Candidate> = self.candidates.iter().filter(|c| c.state == State::InIncident(id)).cloned().collect();
+            let gone: Vec<Candidate> = self
+                .candidates
+                .iter()
+                .filter(|c| c.state == State::InIncident(id))
+                .cloned()
+                .collect();
             for c in gone {
                 self.background.relearn(&c.bbox);
                 out.release.extend(c.frames.iter().map(|f| f.at));
@@ -765,7 +976,10 @@ impl Analyzer {
             self.candidates.retain(|c| c.state != State::InIncident(id));
         }
         let zones = &self.cfg.zones;
-        self.incidents.retain(|i| i.closed_at.is_none_or(|t| now - t < zones[i.zone].cooldown_s));
+        self.incidents.retain(|i| {
+            i.closed_at
+                .is_none_or(|t| now - t < zones[i.zone].cooldown_s)
+        });
     }
 
     fn confidence(&self, c: &Candidate) -> f32 {
@@ -778,17 +992,30 @@ impl Analyzer {
     }
 
     fn class_name(&self, class_id: usize) -> String {
-        self.cfg.class_names.get(class_id).cloned().unwrap_or_else(|| format!("class{class_id}"))
+        self.cfg
+            .class_names
+            .get(class_id)
+            .cloned()
+            .unwrap_or_else(|| format!("class{class_id}"))
     }
 
-    fn event(&self, kind: EventKind, incident: u64, now: f64, dwell_s: f64, frames: Vec<FrameRef>) -> Event {
+    fn event(
+        &self,
+        kind: EventKind,
+        incident: u64,
+        now: f64,
+        dwell_s: f64,
+        frames: Vec<FrameRef>,
+    ) -> Event {
         let inc = self.incidents.iter().find(|i| i.id == incident);
         let objects = self
             .candidates
             .iter()
             .filter(|c| c.state == State::InIncident(incident))
             .map(|c| EventObject {
-                class: c.class.map_or_else(|| "object".to_owned(), |(id, _)| self.class_name(id)),
+                class: c
+                    .class
+                    .map_or_else(|| "object".to_owned(), |(id, _)| self.class_name(id)),
                 score: self.confidence(c),
                 bbox: c.bbox,
             })
@@ -798,7 +1025,12 @@ impl Analyzer {
             kind,
             incident,
             zone_index: zone,
-            zone: self.cfg.zones.get(zone).map(|z| z.name.clone()).unwrap_or_default(),
+            zone: self
+                .cfg
+                .zones
+                .get(zone)
+                .map(|z| z.name.clone())
+                .unwrap_or_default(),
             at: now,
             appeared_at: inc.map_or(now, |i| i.appeared_at),
             dwell_s,
@@ -833,7 +1065,11 @@ fn zero_mean_distance(a: &[f32], b: &[f32]) -> f32 {
     }
     let n = a.len() as f32;
     let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
-    a.iter().zip(b).map(|(x, y)| ((x - ma) - (y - mb)).abs()).sum::<f32>() / n
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| ((x - ma) - (y - mb)).abs())
+        .sum::<f32>()
+        / n
 }
 
 #[cfg(test)]
@@ -887,15 +1123,30 @@ mod tests {
         let mut dets = Vec::new();
         for &(class_id, x, y, w, h) in &scene.detected {
             paint(x, y, w, h, 35);
-            let bbox = BBox { x1: x as f32, y1: y as f32, x2: (x + w) as f32, y2: (y + h) as f32 };
-            dets.push(Detection { class_id, score: 0.85, bbox, zones: vec![0] });
+            let bbox = BBox {
+                x1: x as f32,
+                y1: y as f32,
+                x2: (x + w) as f32,
+                y2: (y + h) as f32,
+            };
+            dets.push(Detection {
+                class_id,
+                score: 0.85,
+                bbox,
+                zones: vec![0],
+            });
         }
         let grey = GreyFrame::from_luma(&img, W, H, W as usize, 160).unwrap();
         (dets, grey)
     }
 
     /// Runs a scripted scene at `fps` from 0 to `until` seconds; returns every event.
-    pub(super) fn run(analyzer: &mut Analyzer, fps: f64, until: f64, script: impl Fn(f64) -> Scene) -> Vec<Event> {
+    pub(super) fn run(
+        analyzer: &mut Analyzer,
+        fps: f64,
+        until: f64,
+        script: impl Fn(f64) -> Scene,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         let mut kept: Vec<f64> = Vec::new();
         let steps = (until * fps) as u32;
@@ -917,7 +1168,10 @@ mod tests {
             }
             kept.extend(&out.keep);
             for r in &out.release {
-                let pos = kept.iter().position(|k| k == r).expect("a release matches a keep");
+                let pos = kept
+                    .iter()
+                    .position(|k| k == r)
+                    .expect("a release matches a keep");
                 kept.remove(pos);
             }
             events.extend(out.events);
@@ -949,15 +1203,33 @@ mod tests {
         assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
         let e = &events[0];
         assert!(e.at >= 50.0 && e.at <= 55.0, "raised at {}", e.at);
-        assert!((e.appeared_at - 20.0).abs() <= 3.0, "appeared_at {}", e.appeared_at);
+        assert!(
+            (e.appeared_at - 20.0).abs() <= 3.0,
+            "appeared_at {}",
+            e.appeared_at
+        );
         assert_eq!(e.objects.len(), 1);
         assert_eq!(e.objects[0].class, "object");
         let b = e.objects[0].bbox;
-        assert!(b.x1 <= 152.0 && b.x2 >= 172.0 && b.y1 <= 122.0 && b.y2 >= 136.0, "{b:?}");
+        assert!(
+            b.x1 <= 152.0 && b.x2 >= 172.0 && b.y1 <= 122.0 && b.y2 >= 136.0,
+            "{b:?}"
+        );
         let roles: Vec<FrameRole> = e.frames.iter().map(|f| f.role).collect();
-        assert!(roles.contains(&FrameRole::Before) && roles.contains(&FrameRole::Event), "{roles:?}");
-        let before = e.frames.iter().find(|f| f.role == FrameRole::Before).unwrap();
-        assert!(before.at < 20.0, "the before picture predates the bag: {}", before.at);
+        assert!(
+            roles.contains(&FrameRole::Before) && roles.contains(&FrameRole::Event),
+            "{roles:?}"
+        );
+        let before = e
+            .frames
+            .iter()
+            .find(|f| f.role == FrameRole::Before)
+            .unwrap();
+        assert!(
+            before.at < 20.0,
+            "the before picture predates the bag: {}",
+            before.at
+        );
         // Still there after 7 minutes: held in the background, never cleared.
         assert_eq!(a.open_incidents(), 1);
     }
@@ -967,8 +1239,15 @@ mod tests {
         let mut a = Analyzer::new(config());
         let events = run(&mut a, 2.0, 120.0, |t| Scene {
             level: 100,
-            objects: if (20.0..40.0).contains(&t) { vec![BAG] } else { vec![] },
-            detected: walker(t, 20.0, 130.0).into_iter().chain(walker(t, 40.0, 130.0)).collect(),
+            objects: if (20.0..40.0).contains(&t) {
+                vec![BAG]
+            } else {
+                vec![]
+            },
+            detected: walker(t, 20.0, 130.0)
+                .into_iter()
+                .chain(walker(t, 40.0, 130.0))
+                .collect(),
         });
         assert!(events.is_empty(), "{events:#?}");
         assert_eq!(a.candidates(), 0);
@@ -988,7 +1267,11 @@ mod tests {
             },
         });
         assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
-        assert!(events[0].at >= 89.0 && events[0].at <= 95.0, "raised at {}", events[0].at);
+        assert!(
+            events[0].at >= 89.0 && events[0].at <= 95.0,
+            "raised at {}",
+            events[0].at
+        );
         let actor = events[0].actor.as_ref().expect("the owner is reported");
         assert_eq!(actor.class, "person");
         assert!(events[0].frames.iter().any(|f| f.role == FrameRole::Actor));
@@ -999,14 +1282,32 @@ mod tests {
         let mut a = Analyzer::new(config());
         let events = run(&mut a, 2.0, 200.0, |t| Scene {
             level: 100,
-            objects: if (20.0..90.0).contains(&t) { vec![BAG] } else { vec![] },
-            detected: walker(t, 20.0, 130.0).into_iter().chain(walker(t, 90.0, 130.0)).collect(),
+            objects: if (20.0..90.0).contains(&t) {
+                vec![BAG]
+            } else {
+                vec![]
+            },
+            detected: walker(t, 20.0, 130.0)
+                .into_iter()
+                .chain(walker(t, 90.0, 130.0))
+                .collect(),
         });
-        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1), (EventKind::Cleared, 1)], "{events:#?}");
+        assert_eq!(
+            kinds(&events),
+            vec![(EventKind::Raised, 1), (EventKind::Cleared, 1)],
+            "{events:#?}"
+        );
         let cleared = &events[1];
-        assert!(cleared.at >= 120.0 && cleared.at <= 126.0, "cleared at {}", cleared.at);
+        assert!(
+            cleared.at >= 120.0 && cleared.at <= 126.0,
+            "cleared at {}",
+            cleared.at
+        );
         let roles: Vec<FrameRole> = cleared.frames.iter().map(|f| f.role).collect();
-        assert!(roles.contains(&FrameRole::After) && roles.contains(&FrameRole::Before), "{roles:?}");
+        assert!(
+            roles.contains(&FrameRole::After) && roles.contains(&FrameRole::Before),
+            "{roles:?}"
+        );
         assert_eq!(a.open_incidents(), 0);
         assert_eq!(a.candidates(), 0);
     }
@@ -1014,12 +1315,21 @@ mod tests {
     #[test]
     fn things_present_at_start_and_masked_fixtures_never_alert() {
         let mut a = Analyzer::new(config());
-        let events = run(&mut a, 2.0, 120.0, |_| Scene { level: 100, objects: vec![BAG], detected: vec![] });
+        let events = run(&mut a, 2.0, 120.0, |_| Scene {
+            level: 100,
+            objects: vec![BAG],
+            detected: vec![],
+        });
         assert!(events.is_empty(), "present from the start: {events:#?}");
 
         let mut cfg = config();
         // A bin at the bag's spot, masked as a fixture.
-        cfg.masks = vec![Polygon(vec![[0.4, 0.6].into(), [0.6, 0.6].into(), [0.6, 0.85].into(), [0.4, 0.85].into()])];
+        cfg.masks = vec![Polygon(vec![
+            [0.4, 0.6].into(),
+            [0.6, 0.6].into(),
+            [0.6, 0.85].into(),
+            [0.4, 0.85].into(),
+        ])];
         let mut a = Analyzer::new(cfg);
         let events = run(&mut a, 2.0, 120.0, |t| Scene {
             level: 100,
@@ -1036,7 +1346,11 @@ mod tests {
         let mut a = Analyzer::new(config());
         let events = run(&mut a, 2.0, 150.0, |t| Scene {
             level: 100,
-            objects: if t < 60.0 { vec![(150, 110, 30, 30, 20)] } else { vec![] },
+            objects: if t < 60.0 {
+                vec![(150, 110, 30, 30, 20)]
+            } else {
+                vec![]
+            },
             detected: vec![],
         });
         assert!(events.is_empty(), "{events:#?}");
@@ -1049,7 +1363,11 @@ mod tests {
         let events = run(&mut a, 2.0, 150.0, |t| Scene {
             level: 100,
             objects: vec![],
-            detected: if t >= 20.0 { vec![(CAR, 100, 90, 90, 50)] } else { vec![] },
+            detected: if t >= 20.0 {
+                vec![(CAR, 100, 90, 90, 50)]
+            } else {
+                vec![]
+            },
         });
         assert!(events.is_empty(), "{events:#?}");
         assert_eq!(a.candidates(), 0);
@@ -1061,7 +1379,11 @@ mod tests {
         let events = run(&mut a, 2.0, 150.0, |t| Scene {
             level: 100,
             objects: vec![],
-            detected: if (20.0..100.0).contains(&t) { vec![(PERSON, 150, 80, 20, 60)] } else { vec![] },
+            detected: if (20.0..100.0).contains(&t) {
+                vec![(PERSON, 150, 80, 20, 60)]
+            } else {
+                vec![]
+            },
         });
         assert!(events.is_empty(), "{events:#?}");
     }
@@ -1075,7 +1397,11 @@ mod tests {
             detected: walker(t, 20.0, 130.0).into_iter().collect(),
         });
         assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
-        assert_eq!(a.open_incidents(), 1, "the bag is still there after the light changed");
+        assert_eq!(
+            a.open_incidents(),
+            1,
+            "the bag is still there after the light changed"
+        );
 
         let mut a = Analyzer::new(config());
         let events = run(&mut a, 2.0, 200.0, |t| Scene {
@@ -1110,11 +1436,25 @@ mod tests {
             if t >= 80.0 {
                 objects.push((176, 118, 22, 20, 170));
             }
-            Scene { level: 100, objects, detected: walker(t, 20.0, 130.0).into_iter().chain(walker(t, 80.0, 150.0)).collect() }
+            Scene {
+                level: 100,
+                objects,
+                detected: walker(t, 20.0, 130.0)
+                    .into_iter()
+                    .chain(walker(t, 80.0, 150.0))
+                    .collect(),
+            }
         });
-        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1), (EventKind::Updated, 1)], "{events:#?}");
+        assert_eq!(
+            kinds(&events),
+            vec![(EventKind::Raised, 1), (EventKind::Updated, 1)],
+            "{events:#?}"
+        );
         assert!(events[1].objects.len() >= 1);
-        let pile = events[1].objects.iter().fold(events[1].objects[0].bbox, |u, o| u.union(&o.bbox));
+        let pile = events[1]
+            .objects
+            .iter()
+            .fold(events[1].objects[0].bbox, |u, o| u.union(&o.bbox));
         assert!(pile.x2 >= 195.0, "the update covers the new part: {pile:?}");
     }
 
@@ -1129,9 +1469,20 @@ mod tests {
             if t >= 50.0 {
                 objects.push((260, 130, 24, 18, 30));
             }
-            Scene { level: 100, objects, detected: walker(t, 20.0, 20.0).into_iter().chain(walker(t, 50.0, 240.0)).collect() }
+            Scene {
+                level: 100,
+                objects,
+                detected: walker(t, 20.0, 20.0)
+                    .into_iter()
+                    .chain(walker(t, 50.0, 240.0))
+                    .collect(),
+            }
         });
-        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1), (EventKind::Raised, 2)], "{events:#?}");
+        assert_eq!(
+            kinds(&events),
+            vec![(EventKind::Raised, 1), (EventKind::Raised, 2)],
+            "{events:#?}"
+        );
     }
 
     #[test]
@@ -1141,12 +1492,20 @@ mod tests {
         // within 120 s of the clearing), removed at 170, dumped again at 260 (after the cooldown).
         let events = run(&mut a, 2.0, 330.0, |t| Scene {
             level: 100,
-            objects: if (20.0..70.0).contains(&t) || (110.0..170.0).contains(&t) || t >= 260.0 { vec![BAG] } else { vec![] },
+            objects: if (20.0..70.0).contains(&t) || (110.0..170.0).contains(&t) || t >= 260.0 {
+                vec![BAG]
+            } else {
+                vec![]
+            },
             detected: vec![],
         });
         assert_eq!(
             kinds(&events),
-            vec![(EventKind::Raised, 1), (EventKind::Cleared, 1), (EventKind::Raised, 2)],
+            vec![
+                (EventKind::Raised, 1),
+                (EventKind::Cleared, 1),
+                (EventKind::Raised, 2)
+            ],
             "{events:#?}"
         );
         assert!(events[2].at >= 290.0, "{events:#?}");
@@ -1155,7 +1514,12 @@ mod tests {
     #[test]
     fn outside_every_zone_nothing_happens() {
         let mut cfg = config();
-        cfg.zones[0].polygon = Polygon(vec![[0.0, 0.0].into(), [0.4, 0.0].into(), [0.4, 1.0].into(), [0.0, 1.0].into()]);
+        cfg.zones[0].polygon = Polygon(vec![
+            [0.0, 0.0].into(),
+            [0.4, 0.0].into(),
+            [0.4, 1.0].into(),
+            [0.0, 1.0].into(),
+        ]);
         let mut a = Analyzer::new(cfg);
         let events = run(&mut a, 2.0, 120.0, |t| Scene {
             level: 100,
@@ -1171,7 +1535,11 @@ mod tests {
         let events = run(&mut a, 2.0, 120.0, |t| Scene {
             level: 100,
             objects: vec![],
-            detected: if t >= 20.0 { vec![(SUITCASE, 60, 120, 22, 26)] } else { vec![] },
+            detected: if t >= 20.0 {
+                vec![(SUITCASE, 60, 120, 22, 26)]
+            } else {
+                vec![]
+            },
         });
         assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
         assert_eq!(events[0].objects[0].class, "suitcase");
@@ -1196,13 +1564,38 @@ mod tests {
     #[test]
     fn activity_follows_actors_near_zones_and_pending_objects() {
         let mut cfg = config();
-        cfg.zones[0].polygon = Polygon(vec![[0.0, 0.0].into(), [0.3, 0.0].into(), [0.3, 1.0].into(), [0.0, 1.0].into()]);
+        cfg.zones[0].polygon = Polygon(vec![
+            [0.0, 0.0].into(),
+            [0.3, 0.0].into(),
+            [0.3, 1.0].into(),
+            [0.0, 1.0].into(),
+        ]);
         let mut a = Analyzer::new(cfg);
-        let (d, g) = render(&Scene { level: 100, ..Scene::default() }, 0);
+        let (d, g) = render(
+            &Scene {
+                level: 100,
+                ..Scene::default()
+            },
+            0,
+        );
         assert!(!a.observe(0.0, &d, &g).active);
-        let (d, g) = render(&Scene { level: 100, detected: vec![(PERSON, 40, 80, 20, 60)], ..Scene::default() }, 1);
+        let (d, g) = render(
+            &Scene {
+                level: 100,
+                detected: vec![(PERSON, 40, 80, 20, 60)],
+                ..Scene::default()
+            },
+            1,
+        );
         assert!(a.observe(1.0, &d, &g).active, "a person in the zone");
-        let (d, g) = render(&Scene { level: 100, detected: vec![(PERSON, 290, 80, 20, 60)], ..Scene::default() }, 2);
+        let (d, g) = render(
+            &Scene {
+                level: 100,
+                detected: vec![(PERSON, 290, 80, 20, 60)],
+                ..Scene::default()
+            },
+            2,
+        );
         assert!(!a.observe(5.0, &d, &g).active, "a person far from the zone");
     }
 }
@@ -1216,10 +1609,17 @@ mod properties {
     fn scene_strategy() -> impl Strategy<Value = Scene> {
         (
             prop_oneof![Just(100i32), 0i32..255],
-            proptest::collection::vec((0u32..300, 0u32..170, 1u32..80, 1u32..60, any::<u8>()), 0..3),
+            proptest::collection::vec(
+                (0u32..300, 0u32..170, 1u32..80, 1u32..60, any::<u8>()),
+                0..3,
+            ),
             proptest::collection::vec((0usize..4, 0u32..300, 0u32..170, 1u32..80, 1u32..90), 0..3),
         )
-            .prop_map(|(level, objects, detected)| Scene { level, objects, detected })
+            .prop_map(|(level, objects, detected)| Scene {
+                level,
+                objects,
+                detected,
+            })
     }
 
     proptest! {

@@ -21,7 +21,13 @@ impl GreyFrame {
     /// Box-averages a luma plane (`width × height`, rows `stride` bytes apart) down to at most
     /// `target_width` pixels wide, keeping the aspect ratio. A plane that is already narrower is
     /// copied as it is. Returns `None` if the plane is empty or shorter than its size says.
-    pub fn from_luma(luma: &[u8], width: u32, height: u32, stride: usize, target_width: u32) -> Option<GreyFrame> {
+    pub fn from_luma(
+        luma: &[u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        target_width: u32,
+    ) -> Option<GreyFrame> {
         let (w, h) = (width as usize, height as usize);
         if w == 0 || h == 0 || stride < w || luma.len() < stride * (h - 1) + w {
             return None;
@@ -35,14 +41,27 @@ impl GreyFrame {
         for y in 0..h {
             let gy = y * gh / h;
             let row = &luma[y * stride..y * stride + w];
-            let (sum_row, count_row) = (&mut sums[gy * gw..(gy + 1) * gw], &mut counts[gy * gw..(gy + 1) * gw]);
+            let (sum_row, count_row) = (
+                &mut sums[gy * gw..(gy + 1) * gw],
+                &mut counts[gy * gw..(gy + 1) * gw],
+            );
             for (&v, &cx) in row.iter().zip(&cell_x) {
                 sum_row[cx] += u32::from(v);
                 count_row[cx] += 1;
             }
         }
-        let data = sums.iter().zip(&counts).map(|(s, n)| ((s + n / 2) / (*n).max(1)) as u8).collect();
-        Some(GreyFrame { width: gw as u32, height: gh as u32, data, source_width: width, source_height: height })
+        let data = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, n)| ((s + n / 2) / (*n).max(1)) as u8)
+            .collect();
+        Some(GreyFrame {
+            width: gw as u32,
+            height: gh as u32,
+            data,
+            source_width: width,
+            source_height: height,
+        })
     }
 
     /// Mean absolute difference of grey levels from `other` (`None` if the sizes differ).
@@ -50,7 +69,12 @@ impl GreyFrame {
         if self.width != other.width || self.height != other.height || self.data.is_empty() {
             return None;
         }
-        let sum: u64 = self.data.iter().zip(&other.data).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
+        let sum: u64 = self
+            .data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
         Some(sum as f32 / self.data.len() as f32)
     }
 
@@ -60,7 +84,12 @@ impl GreyFrame {
         if self.width != other.width || self.height != other.height || self.data.is_empty() {
             return None;
         }
-        let n = self.data.iter().zip(&other.data).filter(|(a, b)| a.abs_diff(**b) > threshold).count();
+        let n = self
+            .data
+            .iter()
+            .zip(&other.data)
+            .filter(|(a, b)| a.abs_diff(**b) > threshold)
+            .count();
         Some(n as f32 / self.data.len() as f32)
     }
 }
@@ -89,11 +118,24 @@ mod tests {
 
     #[test]
     fn differences() {
-        let a = GreyFrame { width: 2, height: 1, data: vec![10, 100], source_width: 2, source_height: 1 };
-        let b = GreyFrame { data: vec![14, 40], ..a.clone() };
+        let a = GreyFrame {
+            width: 2,
+            height: 1,
+            data: vec![10, 100],
+            source_width: 2,
+            source_height: 1,
+        };
+        let b = GreyFrame {
+            data: vec![14, 40],
+            ..a.clone()
+        };
         assert_eq!(a.mean_abs_diff(&b), Some(32.0));
         assert_eq!(a.changed_share(&b, 10), Some(0.5));
-        let c = GreyFrame { width: 1, data: vec![1], ..a.clone() };
+        let c = GreyFrame {
+            width: 1,
+            data: vec![1],
+            ..a.clone()
+        };
         assert_eq!(a.mean_abs_diff(&c), None);
     }
 }

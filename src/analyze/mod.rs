@@ -82,7 +82,12 @@ impl AnalyzerConfig {
     /// A configuration for `class_names` with the documented defaults and one zone: the whole
     /// frame. Used by tests and as the base that the configuration resolver fills in.
     pub fn whole_frame(class_names: Vec<String>) -> AnalyzerConfig {
-        let by_name = |names: &[&str]| class_names.iter().map(|c| names.contains(&c.as_str())).collect::<Vec<bool>>();
+        let by_name = |names: &[&str]| {
+            class_names
+                .iter()
+                .map(|c| names.contains(&c.as_str()))
+                .collect::<Vec<bool>>()
+        };
         let n = class_names.len();
         AnalyzerConfig {
             zones: vec![ZoneRules {
@@ -112,12 +117,31 @@ impl AnalyzerConfig {
 }
 
 /// COCO classes that are dumped objects by default when they stay.
-pub const DEFAULT_DUMPABLE: &[&str] =
-    &["suitcase", "backpack", "handbag", "couch", "chair", "bed", "tv", "refrigerator", "toilet", "microwave", "oven"];
+pub const DEFAULT_DUMPABLE: &[&str] = &[
+    "suitcase",
+    "backpack",
+    "handbag",
+    "couch",
+    "chair",
+    "bed",
+    "tv",
+    "refrigerator",
+    "toilet",
+    "microwave",
+    "oven",
+];
 /// COCO classes that are actors by default.
 pub const DEFAULT_ACTORS: &[&str] = &["person", "bicycle", "motorcycle", "car", "truck", "bus"];
 /// COCO classes that are vehicles (they park; a parked vehicle is never a dumped object).
-pub const VEHICLES: &[&str] = &["bicycle", "motorcycle", "car", "truck", "bus", "train", "boat"];
+pub const VEHICLES: &[&str] = &[
+    "bicycle",
+    "motorcycle",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "boat",
+];
 
 /// Kind of incident event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -276,33 +300,53 @@ impl AnalyzerConfig {
         let flags = |names: &[String], path: &str| -> Result<Vec<bool>, UnknownClass> {
             let mut out = vec![false; class_names.len()];
             for n in names {
-                let id = class_names.iter().position(|c| c == n).ok_or_else(|| UnknownClass {
-                    path: path.to_owned(),
-                    class: n.clone(),
-                    known: known(),
-                })?;
+                let id = class_names
+                    .iter()
+                    .position(|c| c == n)
+                    .ok_or_else(|| UnknownClass {
+                        path: path.to_owned(),
+                        class: n.clone(),
+                        known: known(),
+                    })?;
                 out[id] = true;
             }
             Ok(out)
         };
-        let scores = |conf: &std::collections::BTreeMap<String, f32>, path: &str| -> Result<Vec<f32>, UnknownClass> {
+        let scores = |conf: &std::collections::BTreeMap<String, f32>,
+                      path: &str|
+         -> Result<Vec<f32>, UnknownClass> {
             let mut out = vec![0.0; class_names.len()];
             for (n, t) in conf {
-                let id = class_names.iter().position(|c| c == n).ok_or_else(|| UnknownClass {
-                    path: path.to_owned(),
-                    class: n.clone(),
-                    known: known(),
-                })?;
+                let id = class_names
+                    .iter()
+                    .position(|c| c == n)
+                    .ok_or_else(|| UnknownClass {
+                        path: path.to_owned(),
+                        class: n.clone(),
+                        known: known(),
+                    })?;
                 out[id] = *t;
             }
             Ok(out)
         };
-        let whole = [("frame".to_owned(), Polygon::full_frame(), &crate::config::AnalyzeOverrides::default())];
+        let whole = [(
+            "frame".to_owned(),
+            Polygon::full_frame(),
+            &crate::config::AnalyzeOverrides::default(),
+        )];
         let zone_list: Vec<(String, Polygon, &crate::config::AnalyzeOverrides)> =
-            if zones.is_empty() { whole.to_vec() } else { zones.to_vec() };
+            if zones.is_empty() {
+                whole.to_vec()
+            } else {
+                zones.to_vec()
+            };
         let mut rules = Vec::new();
         for (z, (name, polygon, over)) in zone_list.iter().enumerate() {
-            let zat = if zones.is_empty() { format!("{at}.analyze") } else { format!("{at}.zones[{z}].analyze") };
+            let zat = if zones.is_empty() {
+                format!("{at}.analyze")
+            } else {
+                format!("{at}.zones[{z}].analyze")
+            };
             let eff = over.apply(&cam);
             rules.push(ZoneRules {
                 name: name.clone(),
@@ -317,13 +361,20 @@ impl AnalyzerConfig {
             });
         }
         let actor = flags(&cam.actor_classes, &format!("{at}.analyze.actor_classes"))?;
-        let vehicle = class_names.iter().zip(&actor).map(|(n, a)| *a && VEHICLES.contains(&n.as_str())).collect();
+        let vehicle = class_names
+            .iter()
+            .zip(&actor)
+            .map(|(n, a)| *a && VEHICLES.contains(&n.as_str()))
+            .collect();
         Ok(AnalyzerConfig {
             zones: rules,
             masks,
             actor,
             vehicle,
-            min_score: scores(&cam.class_confidence, &format!("{at}.analyze.class_confidence"))?,
+            min_score: scores(
+                &cam.class_confidence,
+                &format!("{at}.analyze.class_confidence"),
+            )?,
             startup_grace_s: cam.startup_grace_s,
             reclaim_after_s: cam.reclaim_after_s,
             owner_radius: 1.5,
@@ -347,7 +398,10 @@ mod resolve_tests {
     use crate::config::CamerasFile;
 
     fn names() -> Vec<String> {
-        ["person", "car", "suitcase", "couch"].iter().map(|s| (*s).to_owned()).collect()
+        ["person", "car", "suitcase", "couch"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
     }
 
     #[test]
@@ -374,7 +428,10 @@ polygon = [[0, 0], [1, 1], [0, 1]]
 "#,
         )
         .unwrap();
-        let service = crate::config::AnalyzeConfig { class_confidence: [("suitcase".to_owned(), 0.4)].into(), ..Default::default() };
+        let service = crate::config::AnalyzeConfig {
+            class_confidence: [("suitcase".to_owned(), 0.4)].into(),
+            ..Default::default()
+        };
         let cfg = AnalyzerConfig::resolve(&service, &f.cameras[0], &names(), "cameras[0]").unwrap();
         assert_eq!(cfg.zones.len(), 2);
         assert_eq!(cfg.zones[0].dumpable, vec![false, false, false, true]);
@@ -393,7 +450,8 @@ polygon = [[0, 0], [1, 1], [0, 1]]
             "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/x\"\n[[cameras.zones]]\nname = \"z\"\npolygon = [[0, 0], [1, 0], [1, 1]]\n[cameras.zones.analyze]\ndumpable_classes = [\"garbage\"]\n",
         )
         .unwrap();
-        let e = AnalyzerConfig::resolve(&Default::default(), &f.cameras[0], &names(), "cameras[0]").unwrap_err();
+        let e = AnalyzerConfig::resolve(&Default::default(), &f.cameras[0], &names(), "cameras[0]")
+            .unwrap_err();
         assert_eq!(e.path, "cameras[0].zones[0].analyze.dumpable_classes");
         assert!(e.to_string().contains("unknown class \"garbage\""), "{e}");
     }

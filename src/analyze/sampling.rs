@@ -29,7 +29,13 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig { active_fps: 2.0, active_hold_s: 10.0, idle_refresh_s: 30.0, gate_change_share: 0.003, gate_pixel_threshold: 12 }
+        SamplingConfig {
+            active_fps: 2.0,
+            active_hold_s: 10.0,
+            idle_refresh_s: 30.0,
+            gate_change_share: 0.003,
+            gate_pixel_threshold: 12,
+        }
     }
 }
 
@@ -76,7 +82,13 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler that starts idle.
     pub fn new(cfg: SamplingConfig) -> Self {
-        Sampler { cfg, mode: Mode::Idle, active_until: f64::NEG_INFINITY, last_detect: None, last_grey: None }
+        Sampler {
+            cfg,
+            mode: Mode::Idle,
+            active_until: f64::NEG_INFINITY,
+            last_detect: None,
+            last_grey: None,
+        }
     }
 
     /// The current mode.
@@ -101,7 +113,10 @@ impl Sampler {
             },
             Mode::Idle => {
                 let refresh_due = since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s);
-                let changed = self.last_grey.as_ref().and_then(|g| grey.changed_share(g, self.cfg.gate_pixel_threshold));
+                let changed = self
+                    .last_grey
+                    .as_ref()
+                    .and_then(|g| grey.changed_share(g, self.cfg.gate_pixel_threshold));
                 if refresh_due || changed.is_none_or(|c| c >= self.cfg.gate_change_share) {
                     Decision::Detect
                 } else {
@@ -133,7 +148,13 @@ mod tests {
     use super::*;
 
     fn grey(level: u8) -> GreyFrame {
-        GreyFrame { width: 20, height: 10, data: vec![level; 200], source_width: 20, source_height: 10 }
+        GreyFrame {
+            width: 20,
+            height: 10,
+            data: vec![level; 200],
+            source_width: 20,
+            source_height: 10,
+        }
     }
 
     #[test]
@@ -143,10 +164,18 @@ mod tests {
         assert_eq!(s.decide(2.0, &grey(51)), Decision::Unchanged);
         let mut moved = grey(50);
         moved.data[..10].fill(200);
-        assert_eq!(s.decide(4.0, &moved), Decision::Detect, "5 % of pixels changed");
+        assert_eq!(
+            s.decide(4.0, &moved),
+            Decision::Detect,
+            "5 % of pixels changed"
+        );
         assert_eq!(s.decide(6.0, &moved), Decision::Unchanged);
         assert_eq!(s.decide(33.9, &moved), Decision::Unchanged);
-        assert_eq!(s.decide(34.0, &moved), Decision::Detect, "refresh after 30 s");
+        assert_eq!(
+            s.decide(34.0, &moved),
+            Decision::Detect,
+            "refresh after 30 s"
+        );
         assert_eq!(s.mode(), Mode::Idle);
         assert!(!s.wants_all_frames());
     }
@@ -159,12 +188,17 @@ mod tests {
         assert_eq!(s.mode(), Mode::Active);
         assert!(s.wants_all_frames());
         // 10 fps input at 2 fps: every fifth picture.
-        let detected: Vec<i32> =
-            (1..=20).filter(|i| s.decide(f64::from(*i) * 0.1, &grey(50)) == Decision::Detect).collect();
+        let detected: Vec<i32> = (1..=20)
+            .filter(|i| s.decide(f64::from(*i) * 0.1, &grey(50)) == Decision::Detect)
+            .collect();
         assert_eq!(detected, vec![5, 10, 15, 20]);
         s.report(2.0, false);
         s.report(9.9, false);
-        assert_eq!(s.mode(), Mode::Active, "held for 10 s after the last activity");
+        assert_eq!(
+            s.mode(),
+            Mode::Active,
+            "held for 10 s after the last activity"
+        );
         s.report(10.0, false);
         assert_eq!(s.mode(), Mode::Idle);
     }
@@ -176,5 +210,51 @@ mod tests {
         assert_eq!(s.decide(5.0, &grey(50)), Decision::Detect);
         s.report(5.0, true);
         assert_eq!(s.decide(1.0, &grey(50)), Decision::Detect);
+    }
+}
+
+/// A camera's sampler shared between the stages of the live pipeline: ingest reads whether to
+/// forward every frame (lock-free), the decode threads ask whether to detect a picture, and the
+/// analyzer reports activity.
+#[derive(Debug)]
+pub struct SharedSampler {
+    sampler: std::sync::Mutex<Sampler>,
+    all_frames: std::sync::atomic::AtomicBool,
+}
+
+impl SharedSampler {
+    /// A shared sampler that starts idle.
+    pub fn new(cfg: SamplingConfig) -> Self {
+        SharedSampler {
+            sampler: std::sync::Mutex::new(Sampler::new(cfg)),
+            all_frames: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sampler> {
+        self.sampler.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether every frame should be decoded now (active).
+    pub fn wants_all_frames(&self) -> bool {
+        self.all_frames.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> Mode {
+        self.lock().mode()
+    }
+
+    /// See [`Sampler::decide`].
+    pub fn decide(&self, now: f64, grey: &GreyFrame) -> Decision {
+        self.lock().decide(now, grey)
+    }
+
+    /// See [`Sampler::report`].
+    pub fn report(&self, now: f64, active: bool) {
+        let mut s = self.lock();
+        s.report(now, active);
+        self.all_frames
+            .store(s.wants_all_frames(), std::sync::atomic::Ordering::Relaxed);
     }
 }

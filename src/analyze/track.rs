@@ -37,7 +37,14 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        TrackerConfig { high_score: 0.5, low_score: 0.1, match_iou: 0.3, max_centre_shift: 2.0, max_age_s: 5.0, max_predict_s: 1.0 }
+        TrackerConfig {
+            high_score: 0.5,
+            low_score: 0.1,
+            match_iou: 0.3,
+            max_centre_shift: 2.0,
+            max_age_s: 5.0,
+            max_predict_s: 1.0,
+        }
     }
 }
 
@@ -69,7 +76,12 @@ impl Track {
     pub fn predicted(&self, now: f64, max_predict_s: f64) -> BBox {
         let dt = (now - self.last_seen).clamp(0.0, max_predict_s) as f32;
         let (dx, dy) = (self.velocity.0 * dt, self.velocity.1 * dt);
-        BBox { x1: self.bbox.x1 + dx, y1: self.bbox.y1 + dy, x2: self.bbox.x2 + dx, y2: self.bbox.y2 + dy }
+        BBox {
+            x1: self.bbox.x1 + dx,
+            y1: self.bbox.y1 + dy,
+            x2: self.bbox.x2 + dx,
+            y2: self.bbox.y2 + dy,
+        }
     }
 
     /// Seconds since the track started.
@@ -94,7 +106,12 @@ pub struct Tracker {
 impl Tracker {
     /// An empty tracker.
     pub fn new(cfg: TrackerConfig) -> Self {
-        Tracker { cfg, tracks: Vec::new(), next_id: 1, last_update: None }
+        Tracker {
+            cfg,
+            tracks: Vec::new(),
+            next_id: 1,
+            last_update: None,
+        }
     }
 
     /// The live tracks.
@@ -107,11 +124,18 @@ impl Tracker {
     pub fn update(&mut self, now: f64, detections: &[Detection]) -> &[Track] {
         let now = self.last_update.map_or(now, |last| now.max(last));
         self.last_update = Some(now);
-        let predicted: Vec<BBox> = self.tracks.iter().map(|t| t.predicted(now, self.cfg.max_predict_s)).collect();
+        let predicted: Vec<BBox> = self
+            .tracks
+            .iter()
+            .map(|t| t.predicted(now, self.cfg.max_predict_s))
+            .collect();
         let mut track_used = vec![false; self.tracks.len()];
         let mut det_used = vec![false; detections.len()];
 
-        for (min, max) in [(self.cfg.high_score, f32::INFINITY), (self.cfg.low_score, self.cfg.high_score)] {
+        for (min, max) in [
+            (self.cfg.high_score, f32::INFINITY),
+            (self.cfg.low_score, self.cfg.high_score),
+        ] {
             let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
             for (d, det) in detections.iter().enumerate() {
                 if det_used[d] || det.score < min || det.score >= max {
@@ -166,9 +190,12 @@ impl Tracker {
             return Some(1.0 + iou);
         }
         let (a, b) = (centre(predicted), centre(det));
-        let diag = ((predicted.x2 - predicted.x1).powi(2) + (predicted.y2 - predicted.y1).powi(2)).sqrt().max(1.0);
+        let diag = ((predicted.x2 - predicted.x1).powi(2) + (predicted.y2 - predicted.y1).powi(2))
+            .sqrt()
+            .max(1.0);
         let shift = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt() / diag;
-        (shift <= self.cfg.max_centre_shift).then(|| 1.0 - shift / self.cfg.max_centre_shift.max(f32::EPSILON))
+        (shift <= self.cfg.max_centre_shift)
+            .then(|| 1.0 - shift / self.cfg.max_centre_shift.max(f32::EPSILON))
     }
 
     fn matched(&mut self, t: usize, now: f64, det: &Detection) {
@@ -179,7 +206,10 @@ impl Tracker {
             let v = ((c1.0 - c0.0) / dt, (c1.1 - c0.1) / dt);
             // Smooth: detections jitter by a few pixels between pictures.
             let a = if track.hits == 1 { 1.0 } else { 0.5 };
-            track.velocity = (a * v.0 + (1.0 - a) * track.velocity.0, a * v.1 + (1.0 - a) * track.velocity.1);
+            track.velocity = (
+                a * v.0 + (1.0 - a) * track.velocity.0,
+                a * v.1 + (1.0 - a) * track.velocity.1,
+            );
         }
         track.bbox = det.bbox;
         track.score = det.score;
@@ -194,7 +224,17 @@ mod tests {
     use super::*;
 
     fn det(class_id: usize, score: f32, x: f32, y: f32, w: f32, h: f32) -> Detection {
-        Detection { class_id, score, bbox: BBox { x1: x, y1: y, x2: x + w, y2: y + h }, zones: vec![] }
+        Detection {
+            class_id,
+            score,
+            bbox: BBox {
+                x1: x,
+                y1: y,
+                x2: x + w,
+                y2: y + h,
+            },
+            zones: vec![],
+        }
     }
 
     const PERSON: usize = 0;
@@ -207,7 +247,17 @@ mod tests {
         let times = [0.0, 2.0, 4.0, 4.5, 5.0, 5.5, 6.0, 8.0];
         let mut ids = vec![];
         for t in times {
-            let tracks = tr.update(t, &[det(PERSON, 0.9, 100.0 + 40.0 * t as f32, 200.0, 60.0, 160.0)]);
+            let tracks = tr.update(
+                t,
+                &[det(
+                    PERSON,
+                    0.9,
+                    100.0 + 40.0 * t as f32,
+                    200.0,
+                    60.0,
+                    160.0,
+                )],
+            );
             assert_eq!(tracks.len(), 1, "at {t}");
             ids.push(tracks[0].id);
         }
@@ -218,7 +268,10 @@ mod tests {
 
     #[test]
     fn ageing_is_by_time_not_by_frame_count() {
-        let cfg = TrackerConfig { max_age_s: 3.0, ..TrackerConfig::default() };
+        let cfg = TrackerConfig {
+            max_age_s: 3.0,
+            ..TrackerConfig::default()
+        };
         let mut tr = Tracker::new(cfg);
         tr.update(0.0, &[det(BAG, 0.9, 10.0, 10.0, 20.0, 20.0)]);
         // 100 empty pictures within 2 s: still alive.
@@ -249,7 +302,13 @@ mod tests {
         let mut tr = Tracker::new(TrackerConfig::default());
         for t in 0..5 {
             let x = 100.0 + 20.0 * t as f32;
-            tr.update(t as f64, &[det(PERSON, 0.9, x, 100.0, 60.0, 160.0), det(BAG, 0.7, x + 10.0, 180.0, 40.0, 40.0)]);
+            tr.update(
+                t as f64,
+                &[
+                    det(PERSON, 0.9, x, 100.0, 60.0, 160.0),
+                    det(BAG, 0.7, x + 10.0, 180.0, 40.0, 40.0),
+                ],
+            );
         }
         let tracks = tr.tracks();
         assert_eq!(tracks.len(), 2);
@@ -267,7 +326,13 @@ mod tests {
             let a = det(PERSON, 0.9, 100.0 + 60.0 * t as f32, 100.0, 50.0, 120.0);
             let b = det(PERSON, 0.9, 500.0 - 60.0 * t as f32, 260.0, 50.0, 120.0);
             tr.update(t, &[a.clone(), b.clone()]);
-            let id_of = |d: &Detection| tr.tracks().iter().find(|tk| tk.bbox == d.bbox).map(|tk| tk.id).unwrap();
+            let id_of = |d: &Detection| {
+                tr.tracks()
+                    .iter()
+                    .find(|tk| tk.bbox == d.bbox)
+                    .map(|tk| tk.id)
+                    .unwrap()
+            };
             let ids = (id_of(&a), id_of(&b));
             assert_eq!(*first.get_or_insert(ids), ids, "ids changed at {t}");
         }

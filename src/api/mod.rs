@@ -1,7 +1,6 @@
 //! HTTP API (axum): Prometheus metrics, health, camera status and latest pictures. Reads shared
 //! state only; nothing in the pipeline depends on it.
 
-use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -12,8 +11,8 @@ use axum::routing::get;
 
 use crate::annotate::{class_colour, draw_box_with_label, draw_zone};
 use crate::config::ZoneConfig;
-use crate::detect::worker::FrameDetections;
 use crate::detect::ModelInfo;
+use crate::detect::worker::FrameDetections;
 use crate::ingest::{CameraState, StatusBoard};
 use crate::metrics::Metrics;
 
@@ -26,7 +25,9 @@ pub struct LatestPictures {
 impl LatestPictures {
     /// Empty slots for `n` cameras.
     pub fn new(n: usize) -> Self {
-        LatestPictures { pictures: (0..n).map(|_| Mutex::new(None)).collect() }
+        LatestPictures {
+            pictures: (0..n).map(|_| Mutex::new(None)).collect(),
+        }
     }
 
     /// Stores camera `i`'s newest picture.
@@ -36,7 +37,10 @@ impl LatestPictures {
 
     /// Camera `i`'s newest picture.
     pub fn get(&self, i: usize) -> Option<Arc<FrameDetections>> {
-        self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.pictures[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -68,16 +72,29 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Ready once every camera has left `starting` (connected or failed at least once).
 async fn readyz(State(s): State<ApiState>) -> Response {
-    let starting = s.status.snapshot().iter().filter(|c| c.state == CameraState::Starting).count();
+    let starting = s
+        .status
+        .snapshot()
+        .iter()
+        .filter(|c| c.state == CameraState::Starting)
+        .count();
     if starting == 0 {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("{starting} camera(s) still starting\n")).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{starting} camera(s) still starting\n"),
+        )
+            .into_response()
     }
 }
 
@@ -86,7 +103,11 @@ async fn cameras(State(s): State<ApiState>) -> Response {
 }
 
 fn not_found(id: &str) -> Response {
-    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no camera with id {id:?}") }))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": format!("no camera with id {id:?}") })),
+    )
+        .into_response()
 }
 
 async fn camera(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
@@ -97,34 +118,59 @@ async fn camera(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
 }
 
 async fn latest_jpeg(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
-    let Some(i) = s.status.index_of(&id) else { return not_found(&id) };
+    let Some(i) = s.status.index_of(&id) else {
+        return not_found(&id);
+    };
     let Some(picture) = s.pictures.get(i) else {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("camera {id:?} has no picture yet") })))
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": format!("camera {id:?} has no picture yet") })),
+        )
             .into_response();
     };
     let (zones, model) = (s.zones.clone(), s.model.clone());
     let encoded = tokio::task::spawn_blocking(move || {
         let mut rgb = picture.frame.to_rgb();
         for zone in zones.get(i).into_iter().flatten() {
-            draw_zone(&mut rgb, &zone.polygon, &zone.name, image::Rgb([255, 255, 0]));
+            draw_zone(
+                &mut rgb,
+                &zone.polygon,
+                &zone.name,
+                image::Rgb([255, 255, 0]),
+            );
         }
         for d in &picture.detected.detections {
             let label = format!("{} {:.2}", model.class_name(d.class_id), d.score);
-            draw_box_with_label(&mut rgb, (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2), &label, class_colour(d.class_id));
+            draw_box_with_label(
+                &mut rgb,
+                (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2),
+                &label,
+                class_colour(d.class_id),
+            );
         }
         encode_jpeg(&rgb, 85)
     })
     .await;
     match encoded {
-        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], bytes).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode JPEG: {e}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("JPEG encoder failed: {e}\n")).into_response(),
+        Ok(Ok(bytes)) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode JPEG: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("JPEG encoder failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
-/// Encodes an RGB picture as JPEG.
-pub fn encode_jpeg(rgb: &image::RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
-    let mut out = Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(rgb)?;
-    Ok(out.into_inner())
-}
+pub use crate::evidence::encode_jpeg;

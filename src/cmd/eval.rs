@@ -24,11 +24,21 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
     let dataset = Dataset::load(&a.dataset)?;
-    let sweep = a.sweep.as_deref().map(parse_sweep).transpose().context("--sweep")?;
+    let sweep = a
+        .sweep
+        .as_deref()
+        .map(parse_sweep)
+        .transpose()
+        .context("--sweep")?;
     if a.plot.is_some() && sweep.is_none() {
-        anyhow::bail!("--plot needs --sweep (the plot shows precision, recall and F1 against the swept setting)");
+        anyhow::bail!(
+            "--plot needs --sweep (the plot shows precision, recall and F1 against the swept setting)"
+        );
     }
-    let jobs = a.jobs.unwrap_or(svc.model.sessions as usize).clamp(1, dataset.clips.len().max(1));
+    let jobs = a
+        .jobs
+        .unwrap_or(svc.model.sessions as usize)
+        .clamp(1, dataset.clips.len().max(1));
     let mut detectors = super::load_detectors(&svc, jobs)?;
     let caches = Mutex::new(HashMap::new());
     let runs: Vec<(Option<f64>, dumpwatch::config::AnalyzeConfig)> = match &sweep {
@@ -38,8 +48,15 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             .map(|v| {
                 let arg = format!("{key}={v}");
                 let s = set_key(&svc.analyze, key, &v.to_string(), &arg).context("--sweep")?;
-                let only = dumpwatch::config::Config { service: dumpwatch::config::ServiceConfig { analyze: s.clone(), ..svc.clone() }, cameras: vec![] };
-                dumpwatch::config::validate(&only, &|n| std::env::var(n).ok()).with_context(|| format!("--sweep {arg}"))?;
+                let only = dumpwatch::config::Config {
+                    service: dumpwatch::config::ServiceConfig {
+                        analyze: s.clone(),
+                        ..svc.clone()
+                    },
+                    cameras: vec![],
+                };
+                dumpwatch::config::validate(&only, &|n| std::env::var(n).ok())
+                    .with_context(|| format!("--sweep {arg}"))?;
                 Ok((Some(*v), s))
             })
             .collect::<anyhow::Result<_>>()?,
@@ -52,7 +69,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             print_clips(&run);
         }
         let s = &run.summary;
-        let label = value.map(|v| format!("{} = {v}: ", sweep.as_ref().map_or("", |(k, _)| k.as_str()))).unwrap_or_default();
+        let label = value
+            .map(|v| format!("{} = {v}: ", sweep.as_ref().map_or("", |(k, _)| k.as_str())))
+            .unwrap_or_default();
         println!(
             "{label}precision {:.3}  recall {:.3}  F1 {:.3}  time to alert mean {}  max {}  false alarms/hour {:.2}  ({} matched, {} false alarms, {} missed; {:.2} h of video in {:.0} s)",
             s.precision,
@@ -77,13 +96,19 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
                 "runs": results.iter().map(|(v, r)| serde_json::json!({ "value": v, "result": r })).collect::<Vec<_>>(),
             }),
         };
-        std::fs::write(path, serde_json::to_string_pretty(&body)?).with_context(|| format!("cannot write --json {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&body)?)
+            .with_context(|| format!("cannot write --json {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     if let (Some(path), Some((key, _))) = (&a.plot, &sweep) {
         let points: Vec<SweepPoint> = results
             .iter()
-            .map(|(v, r)| SweepPoint { value: v.unwrap_or(0.0), precision: r.summary.precision, recall: r.summary.recall, f1: r.summary.f1 })
+            .map(|(v, r)| SweepPoint {
+                value: v.unwrap_or(0.0),
+                precision: r.summary.precision,
+                recall: r.summary.recall,
+                f1: r.summary.f1,
+            })
             .collect();
         sweep_plot(path, key, &points)?;
         eprintln!("wrote {}", path.display());
@@ -96,9 +121,16 @@ fn seconds(v: Option<f64>) -> String {
 }
 
 fn print_clips(run: &EvalRun) {
-    println!("{:<40} {:>3} {:>3} {:>3}  {:<28} {:>8}", "clip", "TP", "FA", "MIS", "events (kind@s)", "x realtime");
+    println!(
+        "{:<40} {:>3} {:>3} {:>3}  {:<28} {:>8}",
+        "clip", "TP", "FA", "MIS", "events (kind@s)", "x realtime"
+    );
     for c in &run.clips {
-        let events: Vec<String> = c.events.iter().map(|(k, t)| format!("{k}@{t:.1}")).collect();
+        let events: Vec<String> = c
+            .events
+            .iter()
+            .map(|(k, t)| format!("{k}@{t:.1}"))
+            .collect();
         println!(
             "{:<40} {:>3} {:>3} {:>3}  {:<28} {:>8.1}",
             c.file.display(),

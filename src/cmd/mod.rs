@@ -11,12 +11,21 @@ use dumpwatch::detect::Detector;
 
 /// Loads the service file (or the defaults), applies `--set key=value` to `[analyze]`, and
 /// validates the result. Errors name the field.
-pub fn service_with_overrides(config: Option<&Path>, sets: &[String]) -> anyhow::Result<ServiceConfig> {
+pub fn service_with_overrides(
+    config: Option<&Path>,
+    sets: &[String],
+) -> anyhow::Result<ServiceConfig> {
     let mut svc = ServiceConfig::load(config)?;
     for s in sets {
         svc.analyze = dumpwatch::eval::run::apply_set(&svc.analyze, s).context("--set")?;
     }
-    validate(&Config { service: svc.clone(), cameras: vec![] }, &|n| std::env::var(n).ok())?;
+    validate(
+        &Config {
+            service: svc.clone(),
+            cameras: vec![],
+        },
+        &|n| std::env::var(n).ok(),
+    )?;
     Ok(svc)
 }
 
@@ -24,15 +33,25 @@ pub fn service_with_overrides(config: Option<&Path>, sets: &[String]) -> anyhow:
 pub fn camera_from_file(svc: &ServiceConfig, id: &str) -> anyhow::Result<(usize, CameraConfig)> {
     let file: CamerasFile = read_toml(&svc.cameras_file)?;
     let cameras = file.cameras;
-    validate(&Config { service: svc.clone(), cameras: cameras.clone() }, &|n| std::env::var(n).ok())?;
-    let index = cameras
-        .iter()
-        .position(|c| c.id == id)
-        .with_context(|| format!("--camera {id:?}: no such camera in {}", svc.cameras_file.display()))?;
+    validate(
+        &Config {
+            service: svc.clone(),
+            cameras: cameras.clone(),
+        },
+        &|n| std::env::var(n).ok(),
+    )?;
+    let index = cameras.iter().position(|c| c.id == id).with_context(|| {
+        format!(
+            "--camera {id:?}: no such camera in {}",
+            svc.cameras_file.display()
+        )
+    })?;
     Ok((index, cameras[index].clone()))
 }
 
 /// Loads `n` detector sessions.
 pub fn load_detectors(svc: &ServiceConfig, n: usize) -> anyhow::Result<Vec<Detector>> {
-    (0..n.max(1)).map(|_| Detector::load(&svc.model).map_err(anyhow::Error::from)).collect()
+    (0..n.max(1))
+        .map(|_| Detector::load(&svc.model).map_err(anyhow::Error::from))
+        .collect()
 }

@@ -22,13 +22,21 @@ pub struct ReplayArgs {
 
 /// Parses `--zone "[[x, y], ...]"`.
 fn parse_zone(text: &str, index: usize) -> anyhow::Result<Polygon> {
-    let table: toml::Table = toml::from_str(&format!("polygon = {text}"))
-        .with_context(|| format!("--zone #{}: expected [[x, y], ...] with normalised coordinates", index + 1))?;
-    let polygon: Polygon = table["polygon"]
-        .clone()
-        .try_into()
-        .with_context(|| format!("--zone #{}: expected [[x, y], ...] with normalised coordinates", index + 1))?;
-    polygon.validate().with_context(|| format!("--zone #{}", index + 1))?;
+    let table: toml::Table = toml::from_str(&format!("polygon = {text}")).with_context(|| {
+        format!(
+            "--zone #{}: expected [[x, y], ...] with normalised coordinates",
+            index + 1
+        )
+    })?;
+    let polygon: Polygon = table["polygon"].clone().try_into().with_context(|| {
+        format!(
+            "--zone #{}: expected [[x, y], ...] with normalised coordinates",
+            index + 1
+        )
+    })?;
+    polygon
+        .validate()
+        .with_context(|| format!("--zone #{}", index + 1))?;
     Ok(polygon)
 }
 
@@ -56,20 +64,38 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
             .zones
             .iter()
             .enumerate()
-            .map(|(i, z)| Ok(ZoneConfig { name: format!("zone{}", i + 1), polygon: parse_zone(z, i)?, analyze: AnalyzeOverrides::default() }))
+            .map(|(i, z)| {
+                Ok(ZoneConfig {
+                    name: format!("zone{}", i + 1),
+                    polygon: parse_zone(z, i)?,
+                    analyze: AnalyzeOverrides::default(),
+                })
+            })
             .collect::<anyhow::Result<_>>()?;
     }
     let mut detector = super::load_detectors(&svc, 1)?.remove(0);
-    let cfg = AnalyzerConfig::resolve(&svc.analyze, &camera, &detector.info().class_names, &format!("camera {}", camera.id))?;
+    let cfg = AnalyzerConfig::resolve(
+        &svc.analyze,
+        &camera,
+        &detector.info().class_names,
+        &format!("camera {}", camera.id),
+    )?;
     let zones: Vec<Polygon> = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
-    let stem = a.clip.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "clip".into());
+    let stem = a
+        .clip
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "clip".into());
     let dir = a.out.join(&stem);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create --out directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create --out directory {}", dir.display()))?;
     let mut written = 0;
     let mut write_failed: Option<anyhow::Error> = None;
     let class_names = detector.info().class_names.clone();
     let mut last_trace = String::new();
-    let mut trace = |t: f64, dets: &[dumpwatch::detection::Detection], an: &dumpwatch::analyze::Analyzer| {
+    let mut trace = |t: f64,
+                     dets: &[dumpwatch::detection::Detection],
+                     an: &dumpwatch::analyze::Analyzer| {
         if !a.trace {
             return;
         }
@@ -90,40 +116,86 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         if line != last_trace {
             let actors: Vec<String> = dets
                 .iter()
-                .map(|d| format!("{} {:.2} [{:.0},{:.0},{:.0},{:.0}]", class_names.get(d.class_id).map_or("?", String::as_str), d.score, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2))
+                .map(|d| {
+                    format!(
+                        "{} {:.2} [{:.0},{:.0},{:.0},{:.0}]",
+                        class_names.get(d.class_id).map_or("?", String::as_str),
+                        d.score,
+                        d.bbox.x1,
+                        d.bbox.y1,
+                        d.bbox.x2,
+                        d.bbox.y2
+                    )
+                })
                 .collect();
-            eprintln!("trace {t:>7.1} s  followed: {}\n              detections: {}", if line.is_empty() { "-" } else { &line }, actors.join("; "));
+            eprintln!(
+                "trace {t:>7.1} s  followed: {}\n              detections: {}",
+                if line.is_empty() { "-" } else { &line },
+                actors.join("; ")
+            );
             last_trace = line;
         }
     };
-    let mut on_event = |e: &dumpwatch::analyze::Event, pictures: &[(FrameRole, std::sync::Arc<dumpwatch::decode::DecodedFrame>)]| {
+    let mut on_event = |e: &dumpwatch::analyze::Event,
+                        pictures: &[(
+        FrameRole,
+        std::sync::Arc<dumpwatch::decode::DecodedFrame>,
+    )]| {
         if a.json {
             println!("{}", serde_json::to_string(e).unwrap_or_default());
         } else {
             let objects: Vec<String> = e
                 .objects
                 .iter()
-                .map(|o| format!("{} {:.2} [{:.0}, {:.0}, {:.0}, {:.0}]", o.class, o.score, o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2))
+                .map(|o| {
+                    format!(
+                        "{} {:.2} [{:.0}, {:.0}, {:.0}, {:.0}]",
+                        o.class, o.score, o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2
+                    )
+                })
                 .collect();
-            let actor = e.actor.as_ref().map(|a| format!(", owner: {} (last near at {:.1} s)", a.class, a.last_seen)).unwrap_or_default();
+            let actor = e
+                .actor
+                .as_ref()
+                .map(|a| format!(", owner: {} (last near at {:.1} s)", a.class, a.last_seen))
+                .unwrap_or_default();
             println!(
                 "{:>8.1} s  {:<8} incident {}  zone {}  appeared {:.1} s  unattended {:.1} s  confidence {:.2}  objects: {}{}",
-                e.at, e.kind.as_str(), e.incident, e.zone, e.appeared_at, e.dwell_s, e.confidence, objects.join("; "), actor
+                e.at,
+                e.kind.as_str(),
+                e.incident,
+                e.zone,
+                e.appeared_at,
+                e.dwell_s,
+                e.confidence,
+                objects.join("; "),
+                actor
             );
         }
         for (role, frame) in pictures {
-            let zone = zones.get(e.zone_index).cloned().unwrap_or_else(Polygon::full_frame);
+            let zone = zones
+                .get(e.zone_index)
+                .cloned()
+                .unwrap_or_else(Polygon::full_frame);
             let img = dumpwatch::evidence::picture(frame, e, &zone, *role);
-            let path = dir.join(format!("incident-{}-{}-{}.jpg", e.incident, e.kind.as_str(), role_name(*role)));
+            let path = dir.join(dumpwatch::evidence::file_name(e, *role));
             match dumpwatch::evidence::write_jpeg(&img, &path) {
                 Ok(_) => written += 1,
                 Err(err) => {
-                    write_failed.get_or_insert(anyhow::anyhow!("cannot write {}: {err}", path.display()));
+                    write_failed
+                        .get_or_insert(anyhow::anyhow!("cannot write {}: {err}", path.display()));
                 }
             }
         }
     };
-    let stats = dumpwatch::replay::replay_clip_traced(&a.clip, &mut detector, cfg, None, &mut on_event, &mut trace)?;
+    let stats = dumpwatch::replay::replay_clip_traced(
+        &a.clip,
+        &mut detector,
+        cfg,
+        None,
+        &mut on_event,
+        &mut trace,
+    )?;
     if let Some(e) = write_failed {
         return Err(e);
     }
@@ -140,15 +212,6 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         display(&dir)
     );
     Ok(())
-}
-
-fn role_name(role: FrameRole) -> &'static str {
-    match role {
-        FrameRole::Before => "before",
-        FrameRole::Event => "event",
-        FrameRole::Actor => "actor",
-        FrameRole::After => "after",
-    }
 }
 
 fn display(p: &Path) -> String {

@@ -139,7 +139,8 @@ impl AnalyzeOverrides {
             dumpable_classes, actor_classes, active_fps, active_hold_s, idle_refresh_s, gate_change_share,
             startup_grace_s, reclaim_after_s);
         if let Some(extra) = &self.class_confidence {
-            out.class_confidence.extend(extra.iter().map(|(k, v)| (k.clone(), *v)));
+            out.class_confidence
+                .extend(extra.iter().map(|(k, v)| (k.clone(), *v)));
         }
         out
     }
@@ -183,9 +184,15 @@ mod tests {
 
     #[test]
     fn overrides_apply_level_by_level() {
-        let service = AnalyzeConfig { class_confidence: BTreeMap::from([("chair".into(), 0.6)]), ..AnalyzeConfig::default() };
-        let camera: AnalyzeOverrides = toml::from_str("dwell_s = 20\nactive_fps = 4\n[class_confidence]\nsuitcase = 0.5").unwrap();
-        let zone: AnalyzeOverrides = toml::from_str("dwell_s = 60\ndumpable_classes = [\"couch\"]").unwrap();
+        let service = AnalyzeConfig {
+            class_confidence: BTreeMap::from([("chair".into(), 0.6)]),
+            ..AnalyzeConfig::default()
+        };
+        let camera: AnalyzeOverrides =
+            toml::from_str("dwell_s = 20\nactive_fps = 4\n[class_confidence]\nsuitcase = 0.5")
+                .unwrap();
+        let zone: AnalyzeOverrides =
+            toml::from_str("dwell_s = 60\ndumpable_classes = [\"couch\"]").unwrap();
         let cam = camera.apply(&service);
         let z = zone.apply(&cam);
         assert_eq!((cam.dwell_s, cam.active_fps), (20.0, 4.0));
@@ -198,8 +205,13 @@ mod tests {
 
     #[test]
     fn empty_section_is_the_defaults_and_unknown_fields_are_named() {
-        assert_eq!(toml::from_str::<AnalyzeConfig>("").unwrap(), AnalyzeConfig::default());
-        let e = toml::from_str::<AnalyzeOverrides>("dwel_s = 3").unwrap_err().to_string();
+        assert_eq!(
+            toml::from_str::<AnalyzeConfig>("").unwrap(),
+            AnalyzeConfig::default()
+        );
+        let e = toml::from_str::<AnalyzeOverrides>("dwel_s = 3")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("dwel_s"), "{e}");
     }
 }

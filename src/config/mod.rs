@@ -91,7 +91,9 @@ impl ServiceConfig {
     /// (storage, cameras file, model, runtime library) against the file's directory.
     /// Values are not validated here; [`Config::load`] does that.
     pub fn load(path: Option<&Path>) -> Result<ServiceConfig, ConfigError> {
-        let Some(path) = path else { return Ok(ServiceConfig::default()) };
+        let Some(path) = path else {
+            return Ok(ServiceConfig::default());
+        };
         let mut svc: ServiceConfig = read_toml(path)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         svc.storage_dir = base.join(&svc.storage_dir);
@@ -234,7 +236,11 @@ pub struct DecodeConfig {
 
 impl Default for DecodeConfig {
     fn default() -> Self {
-        DecodeConfig { threads: 2, mode: DecodeMode::Keyframes, min_keyframe_interval_s: 0.0 }
+        DecodeConfig {
+            threads: 2,
+            mode: DecodeMode::Keyframes,
+            min_keyframe_interval_s: 0.0,
+        }
     }
 }
 
@@ -252,7 +258,10 @@ pub struct DeliveryConfig {
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { endpoint: "http://127.0.0.1:8090/api/incidents".into(), secret_env: None }
+        DeliveryConfig {
+            endpoint: "http://127.0.0.1:8090/api/incidents".into(),
+            secret_env: None,
+        }
     }
 }
 
@@ -356,7 +365,9 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -372,13 +383,19 @@ pub struct Config {
 impl Config {
     /// Loads the service file (if any; `None` = embedded defaults) and the cameras file it names
     /// (or `cameras_override`), then validates both against the process environment.
-    pub fn load(service_path: Option<&Path>, cameras_override: Option<&Path>) -> Result<Config, ConfigError> {
+    pub fn load(
+        service_path: Option<&Path>,
+        cameras_override: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let mut service = ServiceConfig::load(service_path)?;
         if let Some(p) = cameras_override {
             service.cameras_file = p.to_path_buf();
         }
         let cameras: CamerasFile = read_toml(&service.cameras_file)?;
-        let config = Config { service, cameras: cameras.cameras };
+        let config = Config {
+            service,
+            cameras: cameras.cameras,
+        };
         validate(&config, &|name| std::env::var(name).ok())?;
         Ok(config)
     }
@@ -390,15 +407,24 @@ pub fn credentials_from_env(camera: &CameraConfig) -> Option<Credentials> {
     let get = |name: &Option<String>| name.as_ref().and_then(|n| std::env::var(n).ok());
     match (get(&camera.username_env), get(&camera.password_env)) {
         (None, None) => None,
-        (user, pass) => Some(Credentials { username: user.unwrap_or_default(), password: pass.unwrap_or_default() }),
+        (user, pass) => Some(Credentials {
+            username: user.unwrap_or_default(),
+            password: pass.unwrap_or_default(),
+        }),
     }
 }
 
 /// Reads and parses a TOML file; errors name the file (and line and column for syntax or field
 /// errors). Shared by every file dumpwatch reads: service, cameras, evaluation labels.
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -413,17 +439,17 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_their_place() {
-        let err = toml::from_str::<ServiceConfig>("[ingest]\nframe_timeout = 3\n").unwrap_err().to_string();
+        let err = toml::from_str::<ServiceConfig>("[ingest]\nframe_timeout = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("frame_timeout"), "{err}");
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn camera_defaults() {
-        let f: CamerasFile = toml::from_str(
-            "[[cameras]]\nid = \"c1\"\nurl = \"rtsp://127.0.0.1/x\"\n",
-        )
-        .unwrap();
+        let f: CamerasFile =
+            toml::from_str("[[cameras]]\nid = \"c1\"\nurl = \"rtsp://127.0.0.1/x\"\n").unwrap();
         let c = &f.cameras[0];
         assert!(c.enabled);
         assert_eq!(c.display_name(), "c1");
@@ -432,7 +458,10 @@ mod tests {
 
     #[test]
     fn credentials_debug_hides_password() {
-        let c = Credentials { username: "u".into(), password: "hunter2".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

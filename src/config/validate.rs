@@ -50,18 +50,27 @@ struct Collector(Vec<Problem>);
 
 impl Collector {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into() });
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn range(&mut self, path: &str, value: f64, min: f64, max: f64) {
         if !value.is_finite() || value < min || value > max {
-            self.add(path, format!("{value} is out of range: must be between {min} and {max}"));
+            self.add(
+                path,
+                format!("{value} is out of range: must be between {min} and {max}"),
+            );
         }
     }
 
     fn count(&mut self, path: &str, value: u32, min: u32, max: u32) {
         if value < min || value > max {
-            self.add(path, format!("{value} is out of range: must be between {min} and {max}"));
+            self.add(
+                path,
+                format!("{value} is out of range: must be between {min} and {max}"),
+            );
         }
     }
 }
@@ -73,40 +82,98 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     let svc = &config.service;
 
     let ing = &svc.ingest;
-    c.range("ingest.connect_timeout_s", ing.connect_timeout_s, 0.1, 300.0);
+    c.range(
+        "ingest.connect_timeout_s",
+        ing.connect_timeout_s,
+        0.1,
+        300.0,
+    );
     c.range("ingest.frame_timeout_s", ing.frame_timeout_s, 0.5, 600.0);
-    c.range("ingest.backoff_initial_s", ing.backoff_initial_s, 0.01, 3600.0);
+    c.range(
+        "ingest.backoff_initial_s",
+        ing.backoff_initial_s,
+        0.01,
+        3600.0,
+    );
     c.range("ingest.backoff_max_s", ing.backoff_max_s, 0.01, 86400.0);
     c.range("ingest.stable_after_s", ing.stable_after_s, 0.0, 86400.0);
     c.range("ingest.startup_spread_s", ing.startup_spread_s, 0.0, 600.0);
     if ing.backoff_max_s < ing.backoff_initial_s {
-        c.add("ingest.backoff_max_s", format!(
-            "{} is smaller than ingest.backoff_initial_s ({})",
-            ing.backoff_max_s, ing.backoff_initial_s
-        ));
+        c.add(
+            "ingest.backoff_max_s",
+            format!(
+                "{} is smaller than ingest.backoff_initial_s ({})",
+                ing.backoff_max_s, ing.backoff_initial_s
+            ),
+        );
     }
     c.count("decode.threads", svc.decode.threads, 1, 64);
-    c.range("decode.min_keyframe_interval_s", svc.decode.min_keyframe_interval_s, 0.0, 3600.0);
+    c.range(
+        "decode.min_keyframe_interval_s",
+        svc.decode.min_keyframe_interval_s,
+        0.0,
+        3600.0,
+    );
     c.count("model.sessions", svc.model.sessions, 1, 64);
-    c.count("model.threads_per_session", svc.model.threads_per_session, 1, 64);
+    c.count(
+        "model.threads_per_session",
+        svc.model.threads_per_session,
+        1,
+        64,
+    );
     c.count("model.max_batch", svc.model.max_batch, 1, 64);
-    c.range("model.confidence", f64::from(svc.model.confidence), 0.0, 1.0);
+    c.range(
+        "model.confidence",
+        f64::from(svc.model.confidence),
+        0.0,
+        1.0,
+    );
     for (name, t) in &svc.model.class_confidence {
-        c.range(&format!("model.class_confidence.{name}"), f64::from(*t), 0.0, 1.0);
+        c.range(
+            &format!("model.class_confidence.{name}"),
+            f64::from(*t),
+            0.0,
+            1.0,
+        );
     }
-    c.range("model.iou_threshold", f64::from(svc.model.iou_threshold), 0.0, 1.0);
-    c.range("model.min_box_area_px", f64::from(svc.model.min_box_area_px), 0.0, 1e8);
+    c.range(
+        "model.iou_threshold",
+        f64::from(svc.model.iou_threshold),
+        0.0,
+        1.0,
+    );
+    c.range(
+        "model.min_box_area_px",
+        f64::from(svc.model.min_box_area_px),
+        0.0,
+        1e8,
+    );
     if svc.model.max_detections == 0 || svc.model.max_detections > 10_000 {
-        c.add("model.max_detections", format!("{} is out of range: must be between 1 and 10000", svc.model.max_detections));
+        c.add(
+            "model.max_detections",
+            format!(
+                "{} is out of range: must be between 1 and 10000",
+                svc.model.max_detections
+            ),
+        );
     }
     match url::Url::parse(&svc.delivery.endpoint) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        Ok(u) => c.add("delivery.endpoint", format!("scheme {:?} is not supported: use http or https", u.scheme())),
+        Ok(u) => c.add(
+            "delivery.endpoint",
+            format!(
+                "scheme {:?} is not supported: use http or https",
+                u.scheme()
+            ),
+        ),
         Err(e) => c.add("delivery.endpoint", format!("not a URL: {e}")),
     }
     if let Some(name) = &svc.delivery.secret_env {
         if env(name).is_none_or(|v| v.is_empty()) {
-            c.add("delivery.secret_env", format!("environment variable {name} is not set"));
+            c.add(
+                "delivery.secret_env",
+                format!("environment variable {name} is not set"),
+            );
         }
     }
 
@@ -118,27 +185,48 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         validate_camera(&mut c, &format!("cameras[{i}]"), cam, env);
         validate_camera_analyze(&mut c, &format!("cameras[{i}]"), cam, &svc.analyze);
         if !ids.insert(cam.id.as_str()) {
-            c.add(format!("cameras[{i}].id"), format!("duplicate camera id {:?}", cam.id));
+            c.add(
+                format!("cameras[{i}].id"),
+                format!("duplicate camera id {:?}", cam.id),
+            );
         }
     }
-    if c.0.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(c.0)) }
+    if c.0.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(c.0))
+    }
 }
 
-fn validate_camera(c: &mut Collector, at: &str, cam: &CameraConfig, env: &dyn Fn(&str) -> Option<String>) {
+fn validate_camera(
+    c: &mut Collector,
+    at: &str,
+    cam: &CameraConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) {
     let id_ok = !cam.id.is_empty()
         && cam.id.len() <= 64
-        && cam.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && cam
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if !id_ok {
-        c.add(format!("{at}.id"), format!(
-            "{:?} is not a valid id: use 1-64 characters of A-Z a-z 0-9 _ - .",
-            cam.id
-        ));
+        c.add(
+            format!("{at}.id"),
+            format!(
+                "{:?} is not a valid id: use 1-64 characters of A-Z a-z 0-9 _ - .",
+                cam.id
+            ),
+        );
     }
     match url::Url::parse(&cam.url) {
         Err(e) => c.add(format!("{at}.url"), format!("not a URL: {e}")),
         Ok(u) => {
             if u.scheme() != "rtsp" {
-                c.add(format!("{at}.url"), format!("scheme {:?} is not supported: use rtsp://", u.scheme()));
+                c.add(
+                    format!("{at}.url"),
+                    format!("scheme {:?} is not supported: use rtsp://", u.scheme()),
+                );
             }
             if u.host_str().is_none_or(str::is_empty) {
                 c.add(format!("{at}.url"), "the URL has no host");
@@ -149,15 +237,24 @@ fn validate_camera(c: &mut Collector, at: &str, cam: &CameraConfig, env: &dyn Fn
             }
         }
     }
-    for (field, name) in [("username_env", &cam.username_env), ("password_env", &cam.password_env)] {
+    for (field, name) in [
+        ("username_env", &cam.username_env),
+        ("password_env", &cam.password_env),
+    ] {
         if let Some(name) = name {
             if env(name).is_none() {
-                c.add(format!("{at}.{field}"), format!("environment variable {name} is not set"));
+                c.add(
+                    format!("{at}.{field}"),
+                    format!("environment variable {name} is not set"),
+                );
             }
         }
     }
     if cam.password_env.is_some() && cam.username_env.is_none() {
-        c.add(format!("{at}.username_env"), "password_env is set but username_env is not");
+        c.add(
+            format!("{at}.username_env"),
+            "password_env is set but username_env is not",
+        );
     }
     if let Some(loc) = &cam.location {
         c.range(&format!("{at}.location.lat"), loc.lat, -90.0, 90.0);
@@ -168,7 +265,10 @@ fn validate_camera(c: &mut Collector, at: &str, cam: &CameraConfig, env: &dyn Fn
         if zone.name.trim().is_empty() {
             c.add(format!("{at}.zones[{z}].name"), "a zone needs a name");
         } else if !names.insert(zone.name.as_str()) {
-            c.add(format!("{at}.zones[{z}].name"), format!("duplicate zone name {:?}", zone.name));
+            c.add(
+                format!("{at}.zones[{z}].name"),
+                format!("duplicate zone name {:?}", zone.name),
+            );
         }
         if let Err(e) = zone.polygon.validate() {
             c.add(format!("{at}.zones[{z}].polygon"), e.to_string());
@@ -196,7 +296,10 @@ fn validate_analyze(c: &mut Collector, at: &str, a: &AnalyzeOverrides) {
             c.range(&format!("{at}.{name}"), v, min, max);
         }
     }
-    for (name, list) in [("dumpable_classes", &a.dumpable_classes), ("actor_classes", &a.actor_classes)] {
+    for (name, list) in [
+        ("dumpable_classes", &a.dumpable_classes),
+        ("actor_classes", &a.actor_classes),
+    ] {
         for (k, class) in list.iter().flatten().enumerate() {
             if class.trim().is_empty() {
                 c.add(format!("{at}.{name}[{k}]"), "empty class name");
@@ -204,20 +307,34 @@ fn validate_analyze(c: &mut Collector, at: &str, a: &AnalyzeOverrides) {
         }
     }
     for (name, t) in a.class_confidence.iter().flatten() {
-        c.range(&format!("{at}.class_confidence.{name}"), f64::from(*t), 0.0, 1.0);
+        c.range(
+            &format!("{at}.class_confidence.{name}"),
+            f64::from(*t),
+            0.0,
+            1.0,
+        );
     }
 }
 
 fn check_object_areas(c: &mut Collector, at: &str, a: &AnalyzeConfig) {
     if a.min_object_area >= a.max_object_area {
-        c.add(format!("{at}.min_object_area"), format!(
-            "{} is not smaller than max_object_area ({})", a.min_object_area, a.max_object_area
-        ));
+        c.add(
+            format!("{at}.min_object_area"),
+            format!(
+                "{} is not smaller than max_object_area ({})",
+                a.min_object_area, a.max_object_area
+            ),
+        );
     }
 }
 
 /// A camera's and its zones' analyze overrides and masks.
-fn validate_camera_analyze(c: &mut Collector, at: &str, cam: &CameraConfig, service: &AnalyzeConfig) {
+fn validate_camera_analyze(
+    c: &mut Collector,
+    at: &str,
+    cam: &CameraConfig,
+    service: &AnalyzeConfig,
+) {
     validate_analyze(c, &format!("{at}.analyze"), &cam.analyze);
     let camera = cam.analyze.apply(service);
     if cam.analyze.min_object_area.is_some() || cam.analyze.max_object_area.is_some() {
@@ -227,7 +344,10 @@ fn validate_camera_analyze(c: &mut Collector, at: &str, cam: &CameraConfig, serv
         let zat = format!("{at}.zones[{z}].analyze");
         validate_analyze(c, &zat, &zone.analyze);
         for field in zone.analyze.camera_only_fields() {
-            c.add(format!("{zat}.{field}"), "applies to the whole camera: set it in the camera's [cameras.analyze]");
+            c.add(
+                format!("{zat}.{field}"),
+                "applies to the whole camera: set it in the camera's [cameras.analyze]",
+            );
         }
         if zone.analyze.min_object_area.is_some() || zone.analyze.max_object_area.is_some() {
             check_object_areas(c, &zat, &zone.analyze.apply(&camera));
@@ -251,7 +371,10 @@ mod tests {
     fn config(service: &str, cameras: &str) -> Config {
         let service: ServiceConfig = toml::from_str(service).unwrap();
         let cameras: CamerasFile = toml::from_str(cameras).unwrap();
-        Config { service, cameras: cameras.cameras }
+        Config {
+            service,
+            cameras: cameras.cameras,
+        }
     }
 
     fn problems(service: &str, cameras: &str) -> Vec<String> {
@@ -300,10 +423,13 @@ dwell_s = -1
 idle_refresh_s = 10
 class_confidence = { suitcase = 2.0 }
 "#;
-        let p = problems("[analyze]
+        let p = problems(
+            "[analyze]
 clear_after_s = 0
 dumpable_classes = [\"\"]
-", cams);
+",
+            cams,
+        );
         let expect = [
             "analyze.clear_after_s: 0 is out of range",
             "analyze.dumpable_classes[0]: empty class name",
@@ -316,7 +442,10 @@ dumpable_classes = [\"\"]
             "cameras[0].masks[0].polygon: a polygon needs at least 3 points",
         ];
         for e in expect {
-            assert!(p.iter().any(|x| x.starts_with(e)), "missing {e:?} in {p:#?}");
+            assert!(
+                p.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {p:#?}"
+            );
         }
         assert_eq!(p.len(), expect.len(), "{p:#?}");
     }
@@ -345,7 +474,10 @@ polygon = [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]
 id = "bad id!"
 url = "not a url"
 "#;
-        let p = problems("[ingest]\nframe_timeout_s = 0\nbackoff_max_s = 0.5\n[decode]\nthreads = 0\n", cams);
+        let p = problems(
+            "[ingest]\nframe_timeout_s = 0\nbackoff_max_s = 0.5\n[decode]\nthreads = 0\n",
+            cams,
+        );
         let expect = [
             "ingest.frame_timeout_s: 0 is out of range",
             "ingest.backoff_max_s: 0.5 is smaller than ingest.backoff_initial_s",
@@ -362,7 +494,11 @@ url = "not a url"
             "cameras[2].url: not a URL",
         ];
         for e in expect {
-            assert!(p.iter().any(|line| line.starts_with(e)), "missing {e:?} in\n{}", p.join("\n"));
+            assert!(
+                p.iter().any(|line| line.starts_with(e)),
+                "missing {e:?} in\n{}",
+                p.join("\n")
+            );
         }
         assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
     }
@@ -370,6 +506,9 @@ url = "not a url"
     #[test]
     fn unset_delivery_secret_is_an_error() {
         let p = problems("[delivery]\nsecret_env = \"NOPE\"\n", GOOD);
-        assert_eq!(p, vec!["delivery.secret_env: environment variable NOPE is not set"]);
+        assert_eq!(
+            p,
+            vec!["delivery.secret_env: environment variable NOPE is not set"]
+        );
     }
 }

@@ -68,7 +68,16 @@ impl DecodedFrame {
                 i420.extend_from_slice(&row[..pw]);
             }
         }
-        Some(DecodedFrame { camera, captured_at, received, pts_s, keyframe, width, height, i420 })
+        Some(DecodedFrame {
+            camera,
+            captured_at,
+            received,
+            pts_s,
+            keyframe,
+            width,
+            height,
+            i420,
+        })
     }
 
     /// Width in pixels.
@@ -100,7 +109,12 @@ impl DecodedFrame {
         let cw = w.div_ceil(2);
         let (u, v) = self.chroma();
         let mut out = vec![0u8; w * h * 3];
-        for (row, (y_row, out_row)) in self.luma().chunks_exact(w).zip(out.chunks_exact_mut(w * 3)).enumerate() {
+        for (row, (y_row, out_row)) in self
+            .luma()
+            .chunks_exact(w)
+            .zip(out.chunks_exact_mut(w * 3))
+            .enumerate()
+        {
             let u_row = &u[(row / 2) * cw..][..cw];
             let v_row = &v[(row / 2) * cw..][..cw];
             for (x, (&yy, px)) in y_row.iter().zip(out_row.chunks_exact_mut(3)).enumerate() {
@@ -131,8 +145,17 @@ mod tests {
         let y = [1, 2, 3, 4, 0, 0, 5, 6, 7, 8, 0, 0];
         let u = [9, 10, 0];
         let v = [11, 12, 0];
-        let f = DecodedFrame::from_planes(0, SystemTime::now(), Instant::now(), 0.0, true, (4, 2), (&y, &u, &v), (6, 3, 3))
-            .unwrap();
+        let f = DecodedFrame::from_planes(
+            0,
+            SystemTime::now(),
+            Instant::now(),
+            0.0,
+            true,
+            (4, 2),
+            (&y, &u, &v),
+            (6, 3, 3),
+        )
+        .unwrap();
         assert_eq!(f.luma(), &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(f.chroma(), (&[9u8, 10][..], &[11u8, 12][..]));
     }
@@ -141,7 +164,19 @@ mod tests {
     fn short_planes_are_rejected() {
         let y = [0u8; 7];
         let uv = [0u8; 2];
-        assert!(DecodedFrame::from_planes(0, SystemTime::now(), Instant::now(), 0.0, true, (4, 2), (&y, &uv, &uv), (4, 2, 2)).is_none());
+        assert!(
+            DecodedFrame::from_planes(
+                0,
+                SystemTime::now(),
+                Instant::now(),
+                0.0,
+                true,
+                (4, 2),
+                (&y, &uv, &uv),
+                (4, 2, 2)
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -149,9 +184,18 @@ mod tests {
         // Y=235 U=V=128 is white; Y=16 is black; Y=81 U=90 V=240 is red in BT.601.
         let make = |yv: u8, uv: u8, vv: u8| {
             let y = [yv; 4];
-            DecodedFrame::from_planes(0, SystemTime::now(), Instant::now(), 0.0, true, (2, 2), (&y, &[uv], &[vv]), (2, 1, 1))
-                .unwrap()
-                .to_rgb()
+            DecodedFrame::from_planes(
+                0,
+                SystemTime::now(),
+                Instant::now(),
+                0.0,
+                true,
+                (2, 2),
+                (&y, &[uv], &[vv]),
+                (2, 1, 1),
+            )
+            .unwrap()
+            .to_rgb()
         };
         assert_eq!(make(235, 128, 128).get_pixel(0, 0).0, [255, 255, 255]);
         assert_eq!(make(16, 128, 128).get_pixel(1, 1).0, [0, 0, 0]);

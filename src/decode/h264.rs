@@ -41,7 +41,9 @@ pub struct H264Decoder {
 impl H264Decoder {
     /// A decoder created now (fails at once if openh264 cannot start).
     pub fn new() -> Result<Self, DecodeError> {
-        Ok(H264Decoder { inner: Some(Self::fresh()?) })
+        Ok(H264Decoder {
+            inner: Some(Self::fresh()?),
+        })
     }
 
     fn fresh() -> Result<Decoder, DecodeError> {
@@ -52,7 +54,11 @@ impl H264Decoder {
     ///
     /// After an error the decoder is replaced, so a corrupt unit cannot poison the pictures of
     /// the next keyframe (of this or another camera).
-    pub fn decode(&mut self, camera: usize, frame: &EncodedFrame) -> Result<DecodedFrame, DecodeError> {
+    pub fn decode(
+        &mut self,
+        camera: usize,
+        frame: &EncodedFrame,
+    ) -> Result<DecodedFrame, DecodeError> {
         let len = frame.data.len();
         let decoder = match &mut self.inner {
             Some(d) => d,
@@ -73,12 +79,23 @@ impl H264Decoder {
                     (yuv.y(), yuv.u(), yuv.v()),
                     yuv.strides(),
                 )
-                .ok_or_else(|| DecodeError::Corrupt { len, message: "decoder returned inconsistent planes".into() })
+                .ok_or_else(|| DecodeError::Corrupt {
+                    len,
+                    message: "decoder returned inconsistent planes".into(),
+                })
             }
             Ok(None) => Err(DecodeError::NoPicture { len }),
-            Err(e) => Err(DecodeError::Corrupt { len, message: e.to_string() }),
+            Err(e) => Err(DecodeError::Corrupt {
+                len,
+                message: e.to_string(),
+            }),
         }));
-        let result = result.unwrap_or_else(|_| Err(DecodeError::Corrupt { len, message: "decoder panicked".into() }));
+        let result = result.unwrap_or_else(|_| {
+            Err(DecodeError::Corrupt {
+                len,
+                message: "decoder panicked".into(),
+            })
+        });
         if matches!(result, Err(DecodeError::Corrupt { .. })) {
             self.inner = None;
         }

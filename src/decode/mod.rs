@@ -22,6 +22,8 @@ use tracing::{debug, warn};
 pub use frame::DecodedFrame;
 pub use h264::{DecodeError, H264Decoder};
 
+use crate::analyze::GreyFrame;
+use crate::analyze::sampling::{Decision, SharedSampler};
 use crate::config::DecodeMode;
 use crate::ingest::EncodedFrame;
 use crate::metrics::{CameraMetrics, DropReason};
@@ -43,6 +45,7 @@ struct Shared {
     cameras: Arc<[CameraMetrics]>,
     decode_seconds: prometheus::Histogram,
     per_camera: Vec<Mutex<CameraDecoder>>,
+    samplers: Option<Arc<[Arc<SharedSampler>]>>,
 }
 
 /// The running decode threads.
@@ -61,6 +64,7 @@ impl DecodePool {
         output: Arc<LatestSlots<DecodedFrame>>,
         cameras: Arc<[CameraMetrics]>,
         decode_seconds: prometheus::Histogram,
+        samplers: Option<Arc<[Arc<SharedSampler>]>>,
     ) -> Result<DecodePool, DecodeError> {
         // Fail at start-up, not in a thread, if the decoder cannot be created at all.
         H264Decoder::new()?;
@@ -71,6 +75,7 @@ impl DecodePool {
             per_camera: (0..cameras.len()).map(|_| Mutex::default()).collect(),
             cameras,
             decode_seconds,
+            samplers,
         });
         let threads = (0..threads.max(1))
             .map(|i| {
@@ -101,15 +106,35 @@ fn decode_loop(shared: &Shared) {
         let metrics = &shared.cameras[camera];
         let started = Instant::now();
         let result = match shared.mode {
-            DecodeMode::Keyframes => Some(shared_decoder.decode(camera, &frame)),
-            DecodeMode::All => decode_in_order(&shared.per_camera[camera], camera, &frame, metrics),
+            DecodeMode::Keyframes if !frame.all_frames => {
+                Some(shared_decoder.decode(camera, &frame))
+            }
+            _ => decode_in_order(&shared.per_camera[camera], camera, &frame, metrics),
         };
         drop(lease);
         match result {
             None => {}
             Some(Ok(picture)) => {
-                shared.decode_seconds.observe(started.elapsed().as_secs_f64());
+                shared
+                    .decode_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 metrics.decoded.inc();
+                if let Some(sampler) = shared.samplers.as_ref().and_then(|s| s.get(camera)) {
+                    // The scene-change gate and the active rate: most pictures of an idle
+                    // camera never reach the detector.
+                    let now = unix_seconds(picture.captured_at);
+                    let grey = GreyFrame::from_luma(
+                        picture.luma(),
+                        picture.width(),
+                        picture.height(),
+                        picture.width() as usize,
+                        GREY_WIDTH,
+                    );
+                    if grey.is_none_or(|g| sampler.decide(now, &g) != Decision::Detect) {
+                        metrics.skipped.inc();
+                        continue;
+                    }
+                }
                 if shared.output.put(camera, picture).is_some() {
                     metrics.dropped(DropReason::Superseded).inc();
                 }
@@ -126,6 +151,16 @@ fn decode_loop(shared: &Shared) {
             }
         }
     }
+}
+
+/// Width of the grey picture the gate and the analyzer work on.
+pub const GREY_WIDTH: u32 = 160;
+
+/// Seconds since the Unix epoch: the live pipeline's clock for sampling and analysis (stream
+/// timestamps restart when a camera reconnects; the wall clock does not).
+pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// All-frames mode: decodes with the camera's own decoder, skipping P-frames after a gap.

@@ -26,7 +26,10 @@ fn library_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         c.push(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         c.push(dir.join("libonnxruntime.so.1.31.1"));
         c.push(dir.join("libonnxruntime.so"));
     }
@@ -73,7 +76,10 @@ impl Engine {
     /// once on a blank input (warm-up, so the first real frame does not pay for allocation).
     pub fn load(cfg: &ModelConfig) -> Result<Engine, DetectError> {
         let path = &cfg.path;
-        let model_error = |what: String| DetectError::Model { path: path.clone(), message: what };
+        let model_error = |what: String| DetectError::Model {
+            path: path.clone(),
+            message: what,
+        };
         if !path.is_file() {
             return Err(model_error(
                 "the file does not exist; run scripts/setup.sh to fetch the default model, or set model.path".into(),
@@ -83,22 +89,44 @@ impl Engine {
         let sha256 = sha256_hex(&bytes);
         let env = environment(cfg.ort_library.as_deref())?;
         let session = Session::builder(env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
-            .and_then(|b| b.with_intra_threads(cfg.threads_per_session as usize).map_err(Into::into))
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::All)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| {
+                b.with_intra_threads(cfg.threads_per_session as usize)
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .and_then(|mut b| b.commit_from_memory(&bytes))
             .map_err(|e| model_error(format!("ONNX Runtime cannot load it: {e}")))?;
 
         let [input] = session.inputs() else {
-            return Err(model_error(format!("expected 1 input, found {}", session.inputs().len())));
+            return Err(model_error(format!(
+                "expected 1 input, found {}",
+                session.inputs().len()
+            )));
         };
         let [output] = session.outputs() else {
-            return Err(model_error(format!("expected 1 output, found {}", session.outputs().len())));
+            return Err(model_error(format!(
+                "expected 1 output, found {}",
+                session.outputs().len()
+            )));
         };
-        let in_shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
-        let out_shape: Vec<i64> = output.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
+        let in_shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        let out_shape: Vec<i64> = output
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
         let (dynamic_batch, h, w) = match in_shape.as_slice() {
-            [b, 3, h, w] if *h > 0 && *w > 0 && (*b == 1 || *b == -1) => (*b == -1, *h as u32, *w as u32),
+            [b, 3, h, w] if *h > 0 && *w > 0 && (*b == 1 || *b == -1) => {
+                (*b == -1, *h as u32, *w as u32)
+            }
             _ => {
                 return Err(model_error(format!(
                     "input {:?} has shape {in_shape:?}; expected [1, 3, height, width] (RGB, fixed size)",
@@ -106,9 +134,17 @@ impl Engine {
                 )));
             }
         };
-        let metadata = session.metadata().map_err(|e| model_error(format!("cannot read metadata: {e}")))?;
-        let names = metadata.custom("names").map(|t| parse_class_names(&t)).transpose()?;
-        let stride = metadata.custom("stride").and_then(|s| s.trim().parse().ok()).unwrap_or(32);
+        let metadata = session
+            .metadata()
+            .map_err(|e| model_error(format!("cannot read metadata: {e}")))?;
+        let names = metadata
+            .custom("names")
+            .map(|t| parse_class_names(&t))
+            .transpose()?;
+        let stride = metadata
+            .custom("stride")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(32);
         drop(metadata);
         let layout = OutputLayout::infer(&out_shape, names.as_ref().map(Vec::len))
             .map_err(|e| model_error(format!("output {:?}: {e}", output.name())))?;
@@ -120,7 +156,10 @@ impl Engine {
             }
         }
         let info = ModelInfo {
-            name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             sha256,
             class_names,
             input_size: (w, h),
@@ -129,9 +168,15 @@ impl Engine {
             layout,
         };
         let input_name = input.name().to_owned();
-        let mut engine = Engine { session, info: Arc::new(info), input_name };
+        let mut engine = Engine {
+            session,
+            info: Arc::new(info),
+            input_name,
+        };
         let blank = vec![0.0f32; 3 * w as usize * h as usize];
-        engine.run(&blank, 1, |_| ()).map_err(|e| model_error(format!("warm-up run failed: {e}")))?;
+        engine
+            .run(&blank, 1, |_| ())
+            .map_err(|e| model_error(format!("warm-up run failed: {e}")))?;
         Ok(engine)
     }
 
@@ -142,21 +187,35 @@ impl Engine {
 
     /// Runs `batch` images (`input` is `[batch, 3, h, w]`) and hands the raw output
     /// (`batch × layout.len()` values) to `f`.
-    pub fn run<R>(&mut self, input: &[f32], batch: usize, f: impl FnOnce(&[f32]) -> R) -> Result<R, DetectError> {
+    pub fn run<R>(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> Result<R, DetectError> {
         let (w, h) = self.info.input_size;
         let shape = [batch, 3, h as usize, w as usize];
         if input.len() != shape.iter().product::<usize>() {
-            return Err(DetectError::Inference(format!("input has {} values, expected {shape:?}", input.len())));
+            return Err(DetectError::Inference(format!(
+                "input has {} values, expected {shape:?}",
+                input.len()
+            )));
         }
-        let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| DetectError::Inference(e.to_string()))?;
+        let tensor = TensorRef::from_array_view((shape, input))
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
         let outputs = self
             .session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| DetectError::Inference(e.to_string()))?;
-        let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| DetectError::Inference(e.to_string()))?;
+        let (_, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
         let expected = batch * self.info.layout.len();
         if data.len() != expected {
-            return Err(DetectError::Inference(format!("output has {} values, expected {expected}", data.len())));
+            return Err(DetectError::Inference(format!(
+                "output has {} values, expected {expected}",
+                data.len()
+            )));
         }
         Ok(f(data))
     }

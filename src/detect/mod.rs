@@ -14,10 +14,10 @@ pub mod worker;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use engine::Engine;
-pub use model::{ModelInfo, OutputLayout};
 pub use crate::detection::Detection;
 pub use crate::geometry::BBox;
+pub use engine::Engine;
+pub use model::{ModelInfo, OutputLayout};
 pub use postprocess::{PostprocessConfig, Postprocessor};
 pub use preprocess::{Letterbox, Preprocessor};
 
@@ -81,15 +81,27 @@ pub struct Detected {
 }
 
 /// Builds the postprocessing thresholds from the config, checking class names against the model.
-pub fn postprocess_config(cfg: &ModelConfig, info: &ModelInfo) -> Result<PostprocessConfig, DetectError> {
+pub fn postprocess_config(
+    cfg: &ModelConfig,
+    info: &ModelInfo,
+) -> Result<PostprocessConfig, DetectError> {
     let mut thresholds = vec![cfg.confidence; info.class_names.len()];
     for (name, &t) in &cfg.class_confidence {
         let id = info.class_id(name).ok_or_else(|| DetectError::Config {
             field: format!("model.class_confidence.{name}"),
             message: format!(
                 "the model has no class {name:?} (its classes: {})",
-                info.class_names.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
-                    + if info.class_names.len() > 12 { ", ..." } else { "" }
+                info.class_names
+                    .iter()
+                    .take(12)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + if info.class_names.len() > 12 {
+                        ", ..."
+                    } else {
+                        ""
+                    }
             ),
         })?;
         thresholds[id] = t;
@@ -124,7 +136,14 @@ impl Detector {
     /// Wraps a loaded engine.
     pub fn new(engine: Engine, cfg: PostprocessConfig) -> Detector {
         let pre = Preprocessor::new(engine.info().input_size);
-        Detector { engine, pre, post: Postprocessor::default(), cfg, batch_pre: Vec::new(), batch_input: Vec::new() }
+        Detector {
+            engine,
+            pre,
+            post: Postprocessor::default(),
+            cfg,
+            batch_pre: Vec::new(),
+            batch_input: Vec::new(),
+        }
     }
 
     /// The model's description.
@@ -138,14 +157,22 @@ impl Detector {
     }
 
     /// Detects objects in a packed RGB picture.
-    pub fn detect_rgb(&mut self, rgb: &image::RgbImage, zones: &[Polygon]) -> Result<Detected, DetectError> {
+    pub fn detect_rgb(
+        &mut self,
+        rgb: &image::RgbImage,
+        zones: &[Polygon],
+    ) -> Result<Detected, DetectError> {
         let t0 = Instant::now();
         let lb = self.pre.fill_rgb(rgb.as_raw(), rgb.width(), rgb.height())?;
         self.finish(lb, t0, zones)
     }
 
     /// Detects objects in a decoded I420 picture.
-    pub fn detect_frame(&mut self, frame: &DecodedFrame, zones: &[Polygon]) -> Result<Detected, DetectError> {
+    pub fn detect_frame(
+        &mut self,
+        frame: &DecodedFrame,
+        zones: &[Polygon],
+    ) -> Result<Detected, DetectError> {
         let t0 = Instant::now();
         let lb = self.pre.fill_i420(frame)?;
         self.finish(lb, t0, zones)
@@ -153,10 +180,18 @@ impl Detector {
 
     /// Detects objects in several pictures with one run of a dynamic-batch model (`frames[i]` with
     /// `zones[i]`). For a batch-1 model, or a single picture, runs them one by one.
-    pub fn detect_batch(&mut self, frames: &[&DecodedFrame], zones: &[&[Polygon]]) -> Result<Vec<Detected>, DetectError> {
+    pub fn detect_batch(
+        &mut self,
+        frames: &[&DecodedFrame],
+        zones: &[&[Polygon]],
+    ) -> Result<Vec<Detected>, DetectError> {
         assert_eq!(frames.len(), zones.len(), "one zone list per picture");
         if frames.len() <= 1 || !self.engine.info().dynamic_batch {
-            return frames.iter().zip(zones).map(|(f, z)| self.detect_frame(f, z)).collect();
+            return frames
+                .iter()
+                .zip(zones)
+                .map(|(f, z)| self.detect_frame(f, z))
+                .collect();
         }
         let t0 = Instant::now();
         let size = self.engine.info().input_size;
@@ -181,11 +216,28 @@ impl Detector {
                 .map(|((o, lb), z)| post.run(o, layout, lb, cfg, z))
                 .collect::<Vec<_>>()
         })?;
-        let timings = Timings { preprocess: t1 - t0, inference: t2 - t1, postprocess: t2.elapsed() };
-        Ok(all.into_iter().zip(letterboxes).map(|(detections, letterbox)| Detected { detections, letterbox, timings }).collect())
+        let timings = Timings {
+            preprocess: t1 - t0,
+            inference: t2 - t1,
+            postprocess: t2.elapsed(),
+        };
+        Ok(all
+            .into_iter()
+            .zip(letterboxes)
+            .map(|(detections, letterbox)| Detected {
+                detections,
+                letterbox,
+                timings,
+            })
+            .collect())
     }
 
-    fn finish(&mut self, lb: Letterbox, t0: Instant, zones: &[Polygon]) -> Result<Detected, DetectError> {
+    fn finish(
+        &mut self,
+        lb: Letterbox,
+        t0: Instant,
+        zones: &[Polygon],
+    ) -> Result<Detected, DetectError> {
         let t1 = Instant::now();
         let layout = self.engine.info().layout;
         let (post, cfg) = (&mut self.post, &self.cfg);
@@ -198,7 +250,11 @@ impl Detector {
         Ok(Detected {
             detections,
             letterbox: lb,
-            timings: Timings { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },
+            timings: Timings {
+                preprocess: t1 - t0,
+                inference: t2 - t1,
+                postprocess: t3 - t2,
+            },
         })
     }
 }

@@ -29,14 +29,16 @@ impl OutputLayout {
     /// Number of classes.
     pub fn classes(&self) -> usize {
         match *self {
-            OutputLayout::ChannelsFirst { classes, .. } | OutputLayout::AnchorsFirst { classes, .. } => classes,
+            OutputLayout::ChannelsFirst { classes, .. }
+            | OutputLayout::AnchorsFirst { classes, .. } => classes,
         }
     }
 
     /// Number of anchors.
     pub fn anchors(&self) -> usize {
         match *self {
-            OutputLayout::ChannelsFirst { anchors, .. } | OutputLayout::AnchorsFirst { anchors, .. } => anchors,
+            OutputLayout::ChannelsFirst { anchors, .. }
+            | OutputLayout::AnchorsFirst { anchors, .. } => anchors,
         }
     }
 
@@ -56,9 +58,12 @@ impl OutputLayout {
     /// Infers the layout from an output shape `[batch, a, b]` and the number of class names the
     /// metadata gives (if any).
     pub fn infer(shape: &[i64], names: Option<usize>) -> Result<OutputLayout, String> {
-        const EXPECTED: &str = "[1, 4 + classes, anchors] (YOLO v8/v11/v12) or [1, anchors, 5 + classes] (YOLOX)";
+        const EXPECTED: &str =
+            "[1, 4 + classes, anchors] (YOLO v8/v11/v12) or [1, anchors, 5 + classes] (YOLOX)";
         let [_, a, b] = shape else {
-            return Err(format!("output shape {shape:?} is not a detector's: expected {EXPECTED}"));
+            return Err(format!(
+                "output shape {shape:?} is not a detector's: expected {EXPECTED}"
+            ));
         };
         let (a, b) = (*a, *b);
         if a <= 0 || b <= 0 {
@@ -66,15 +71,24 @@ impl OutputLayout {
         }
         let (a, b) = (a as usize, b as usize);
         // Channels-first when the smaller dimension is 4 + classes.
-        let fits = |rows: usize, extra: usize| rows > extra && names.is_none_or(|n| rows - extra == n);
+        let fits =
+            |rows: usize, extra: usize| rows > extra && names.is_none_or(|n| rows - extra == n);
         if a < b && fits(a, 4) {
-            Ok(OutputLayout::ChannelsFirst { classes: a - 4, anchors: b })
+            Ok(OutputLayout::ChannelsFirst {
+                classes: a - 4,
+                anchors: b,
+            })
         } else if b < a && fits(b, 5) {
-            Ok(OutputLayout::AnchorsFirst { classes: b - 5, anchors: a })
+            Ok(OutputLayout::AnchorsFirst {
+                classes: b - 5,
+                anchors: a,
+            })
         } else {
             Err(format!(
                 "output shape {shape:?} does not fit {EXPECTED}{}",
-                names.map(|n| format!(" with the metadata's {n} classes")).unwrap_or_default()
+                names
+                    .map(|n| format!(" with the metadata's {n} classes"))
+                    .unwrap_or_default()
             ))
         }
     }
@@ -107,22 +121,41 @@ impl ModelInfo {
 
     /// The name of a class id (`class<N>` for ids the metadata did not name).
     pub fn class_name(&self, id: usize) -> &str {
-        self.class_names.get(id).map(String::as_str).unwrap_or("unknown")
+        self.class_names
+            .get(id)
+            .map(String::as_str)
+            .unwrap_or("unknown")
     }
 }
 
 /// Parses the Ultralytics `names` metadata: a Python dict literal such as
 /// `{0: 'person', 1: 'bicycle', 2: "it's"}`.
 pub fn parse_class_names(text: &str) -> Result<Vec<String>, DetectError> {
-    let bad = |why: &str| DetectError::Metadata(format!("cannot parse class names ({why}): {}", truncate(text)));
-    let body = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or_else(|| bad("not a {...} dict"))?;
+    let bad = |why: &str| {
+        DetectError::Metadata(format!(
+            "cannot parse class names ({why}): {}",
+            truncate(text)
+        ))
+    };
+    let body = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| bad("not a {...} dict"))?;
     let mut names: Vec<(usize, String)> = Vec::new();
     let mut rest = body.trim();
     while !rest.is_empty() {
         let colon = rest.find(':').ok_or_else(|| bad("missing ':'"))?;
-        let id: usize = rest[..colon].trim().parse().map_err(|_| bad("a key is not an integer"))?;
+        let id: usize = rest[..colon]
+            .trim()
+            .parse()
+            .map_err(|_| bad("a key is not an integer"))?;
         let after = rest[colon + 1..].trim_start();
-        let quote = after.chars().next().filter(|c| *c == '\'' || *c == '"').ok_or_else(|| bad("a name is not quoted"))?;
+        let quote = after
+            .chars()
+            .next()
+            .filter(|c| *c == '\'' || *c == '"')
+            .ok_or_else(|| bad("a name is not quoted"))?;
         let mut name = String::new();
         let mut chars = after[1..].char_indices();
         let mut end = None;
@@ -155,7 +188,11 @@ pub fn parse_class_names(text: &str) -> Result<Vec<String>, DetectError> {
 }
 
 fn truncate(s: &str) -> String {
-    if s.chars().count() <= 80 { s.to_owned() } else { format!("{}...", s.chars().take(80).collect::<String>()) }
+    if s.chars().count() <= 80 {
+        s.to_owned()
+    } else {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +201,8 @@ mod tests {
 
     #[test]
     fn parses_ultralytics_names() {
-        let names = parse_class_names("{0: 'person', 1: 'bicycle', 2: \"it's\", 3: 'a\\'b'}").unwrap();
+        let names =
+            parse_class_names("{0: 'person', 1: 'bicycle', 2: \"it's\", 3: 'a\\'b'}").unwrap();
         assert_eq!(names, vec!["person", "bicycle", "it's", "a'b"]);
     }
 
@@ -180,11 +218,17 @@ mod tests {
     fn infers_layouts() {
         assert_eq!(
             OutputLayout::infer(&[1, 84, 8400], Some(80)),
-            Ok(OutputLayout::ChannelsFirst { classes: 80, anchors: 8400 })
+            Ok(OutputLayout::ChannelsFirst {
+                classes: 80,
+                anchors: 8400
+            })
         );
         assert_eq!(
             OutputLayout::infer(&[1, 8400, 85], Some(80)),
-            Ok(OutputLayout::AnchorsFirst { classes: 80, anchors: 8400 })
+            Ok(OutputLayout::AnchorsFirst {
+                classes: 80,
+                anchors: 8400
+            })
         );
         assert!(OutputLayout::infer(&[1, 84, 8400], Some(3)).is_err());
         assert!(OutputLayout::infer(&[1, 84], None).is_err());

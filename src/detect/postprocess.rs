@@ -24,7 +24,12 @@ pub struct PostprocessConfig {
 impl PostprocessConfig {
     /// The same threshold for `classes` classes.
     pub fn uniform(classes: usize, threshold: f32) -> Self {
-        PostprocessConfig { class_threshold: vec![threshold; classes], iou_threshold: 0.45, min_area: 0.0, max_detections: 300 }
+        PostprocessConfig {
+            class_threshold: vec![threshold; classes],
+            iou_threshold: 0.45,
+            min_area: 0.0,
+            max_detections: 300,
+        }
     }
 }
 
@@ -49,21 +54,34 @@ impl Postprocessor {
         cfg: &PostprocessConfig,
         zones: &[Polygon],
     ) -> Vec<Detection> {
-        assert_eq!(output.len(), layout.len(), "output length does not match its layout");
+        assert_eq!(
+            output.len(),
+            layout.len(),
+            "output length does not match its layout"
+        );
         let anchors = layout.anchors();
         let classes = layout.classes().min(u16::MAX as usize);
         self.best_score.clear();
         self.best_score.resize(anchors, f32::NEG_INFINITY);
         self.best_class.clear();
         self.best_class.resize(anchors, 0);
-        let min_threshold = cfg.class_threshold.iter().copied().fold(f32::INFINITY, f32::min);
+        let min_threshold = cfg
+            .class_threshold
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min);
         // Best class per anchor. Channels-first rows are contiguous per class, so the inner loop
         // runs over anchors (vectorisable, cache-friendly).
         match layout {
             OutputLayout::ChannelsFirst { .. } => {
                 for c in 0..classes {
                     let row = &output[(4 + c) * anchors..(5 + c) * anchors];
-                    for ((best, class), &s) in self.best_score.iter_mut().zip(self.best_class.iter_mut()).zip(row) {
+                    for ((best, class), &s) in self
+                        .best_score
+                        .iter_mut()
+                        .zip(self.best_class.iter_mut())
+                        .zip(row)
+                    {
                         if s > *best {
                             *best = s;
                             *class = c as u16;
@@ -85,7 +103,13 @@ impl Postprocessor {
         }
         self.candidates.clear();
         for (a, (&s, &c)) in self.best_score.iter().zip(&self.best_class).enumerate() {
-            if s >= min_threshold && s >= cfg.class_threshold.get(c as usize).copied().unwrap_or(f32::INFINITY) {
+            if s >= min_threshold
+                && s >= cfg
+                    .class_threshold
+                    .get(c as usize)
+                    .copied()
+                    .unwrap_or(f32::INFINITY)
+            {
                 self.candidates.push((s, c as usize, a));
             }
         }
@@ -96,9 +120,12 @@ impl Postprocessor {
         let mut kept: Vec<Detection> = Vec::new();
         for &(score, class_id, a) in &self.candidates {
             let (cx, cy, w, h) = match layout {
-                OutputLayout::ChannelsFirst { .. } => {
-                    (output[a], output[anchors + a], output[2 * anchors + a], output[3 * anchors + a])
-                }
+                OutputLayout::ChannelsFirst { .. } => (
+                    output[a],
+                    output[anchors + a],
+                    output[2 * anchors + a],
+                    output[3 * anchors + a],
+                ),
                 OutputLayout::AnchorsFirst { .. } => {
                     let r = &output[a * (5 + classes)..];
                     (r[0], r[1], r[2], r[3])
@@ -106,20 +133,41 @@ impl Postprocessor {
             };
             let (x1, y1) = lb.to_source(cx - w / 2.0, cy - h / 2.0);
             let (x2, y2) = lb.to_source(cx + w / 2.0, cy + h / 2.0);
-            let bbox = BBox { x1: x1.clamp(0.0, sw), y1: y1.clamp(0.0, sh), x2: x2.clamp(0.0, sw), y2: y2.clamp(0.0, sh) };
+            let bbox = BBox {
+                x1: x1.clamp(0.0, sw),
+                y1: y1.clamp(0.0, sh),
+                x2: x2.clamp(0.0, sw),
+                y2: y2.clamp(0.0, sh),
+            };
             let area = bbox.area();
             // NaN coordinates (a broken model) give a NaN area: drop those too.
             if area.is_nan() || area <= 0.0 || area < cfg.min_area {
                 continue;
             }
             // Class-aware: only boxes of the same class suppress each other.
-            if kept.iter().any(|k| k.class_id == class_id && k.bbox.iou(&bbox) > cfg.iou_threshold) {
+            if kept
+                .iter()
+                .any(|k| k.class_id == class_id && k.bbox.iou(&bbox) > cfg.iou_threshold)
+            {
                 continue;
             }
             let (bx, by) = bbox.bottom_centre();
-            let foot = Point { x: f64::from(bx / sw), y: f64::from(by / sh) };
-            let zones = zones.iter().enumerate().filter(|(_, z)| z.contains(foot)).map(|(i, _)| i).collect();
-            kept.push(Detection { class_id, score, bbox, zones });
+            let foot = Point {
+                x: f64::from(bx / sw),
+                y: f64::from(by / sh),
+            };
+            let zones = zones
+                .iter()
+                .enumerate()
+                .filter(|(_, z)| z.contains(foot))
+                .map(|(i, _)| i)
+                .collect();
+            kept.push(Detection {
+                class_id,
+                score,
+                bbox,
+                zones,
+            });
             if kept.len() >= cfg.max_detections {
                 break;
             }
@@ -144,20 +192,36 @@ mod tests {
         out
     }
 
-    fn run(out: &[f32], classes: usize, anchors: usize, cfg: &PostprocessConfig, zones: &[Polygon]) -> Vec<Detection> {
+    fn run(
+        out: &[f32],
+        classes: usize,
+        anchors: usize,
+        cfg: &PostprocessConfig,
+        zones: &[Polygon],
+    ) -> Vec<Detection> {
         let lb = Letterbox::new((640, 640), (640, 640)).unwrap();
-        Postprocessor::default().run(out, OutputLayout::ChannelsFirst { classes, anchors }, &lb, cfg, zones)
+        Postprocessor::default().run(
+            out,
+            OutputLayout::ChannelsFirst { classes, anchors },
+            &lb,
+            cfg,
+            zones,
+        )
     }
 
     #[test]
     fn nms_is_class_aware() {
         // A person (class 0) and the bag they carry (class 1) overlap heavily; a duplicate person
         // box overlaps the first person.
-        let out = output(2, 8, &[
-            ([100.0, 100.0, 80.0, 200.0], 0, 0.9),
-            ([102.0, 102.0, 80.0, 200.0], 0, 0.8),
-            ([100.0, 120.0, 70.0, 150.0], 1, 0.7),
-        ]);
+        let out = output(
+            2,
+            8,
+            &[
+                ([100.0, 100.0, 80.0, 200.0], 0, 0.9),
+                ([102.0, 102.0, 80.0, 200.0], 0, 0.8),
+                ([100.0, 120.0, 70.0, 150.0], 1, 0.7),
+            ],
+        );
         let d = run(&out, 2, 8, &PostprocessConfig::uniform(2, 0.25), &[]);
         assert_eq!(d.len(), 2, "{d:?}");
         assert_eq!((d[0].class_id, d[0].score), (0, 0.9));
@@ -166,7 +230,15 @@ mod tests {
 
     #[test]
     fn per_class_thresholds_and_min_area() {
-        let out = output(2, 4, &[([100.0, 100.0, 50.0, 50.0], 0, 0.4), ([300.0, 300.0, 50.0, 50.0], 1, 0.4), ([500.0, 500.0, 4.0, 4.0], 1, 0.9)]);
+        let out = output(
+            2,
+            4,
+            &[
+                ([100.0, 100.0, 50.0, 50.0], 0, 0.4),
+                ([300.0, 300.0, 50.0, 50.0], 1, 0.4),
+                ([500.0, 500.0, 4.0, 4.0], 1, 0.9),
+            ],
+        );
         let mut cfg = PostprocessConfig::uniform(2, 0.25);
         cfg.class_threshold[0] = 0.5;
         cfg.min_area = 100.0;
@@ -179,19 +251,53 @@ mod tests {
     fn boxes_are_unletterboxed_and_clamped() {
         let lb = Letterbox::new((1280, 720), (640, 640)).unwrap();
         // A box centred at input (320, 320) of 100x50, and one that runs off the left edge.
-        let out = output(1, 2, &[([320.0, 320.0, 100.0, 50.0], 0, 0.9), ([10.0, 320.0, 60.0, 60.0], 0, 0.8)]);
-        let d = Postprocessor::default().run(&out, OutputLayout::ChannelsFirst { classes: 1, anchors: 2 }, &lb, &PostprocessConfig::uniform(1, 0.25), &[]);
+        let out = output(
+            1,
+            2,
+            &[
+                ([320.0, 320.0, 100.0, 50.0], 0, 0.9),
+                ([10.0, 320.0, 60.0, 60.0], 0, 0.8),
+            ],
+        );
+        let d = Postprocessor::default().run(
+            &out,
+            OutputLayout::ChannelsFirst {
+                classes: 1,
+                anchors: 2,
+            },
+            &lb,
+            &PostprocessConfig::uniform(1, 0.25),
+            &[],
+        );
         let b = d[0].bbox;
-        assert!((b.x1 - 540.0).abs() < 1e-3 && (b.x2 - 740.0).abs() < 1e-3, "{b:?}");
-        assert!((b.y1 - 310.0).abs() < 1e-3 && (b.y2 - 410.0).abs() < 1e-3, "{b:?}");
+        assert!(
+            (b.x1 - 540.0).abs() < 1e-3 && (b.x2 - 740.0).abs() < 1e-3,
+            "{b:?}"
+        );
+        assert!(
+            (b.y1 - 310.0).abs() < 1e-3 && (b.y2 - 410.0).abs() < 1e-3,
+            "{b:?}"
+        );
         assert_eq!(d[1].bbox.x1, 0.0);
     }
 
     #[test]
     fn zone_membership_uses_the_bottom_centre() {
-        let ground = Polygon(vec![[0.0, 0.5].into(), [1.0, 0.5].into(), [1.0, 1.0].into(), [0.0, 1.0].into()]);
+        let ground = Polygon(vec![
+            [0.0, 0.5].into(),
+            [1.0, 0.5].into(),
+            [1.0, 1.0].into(),
+            [0.0, 1.0].into(),
+        ]);
         // Box from y=200 to y=400 in a 640 picture: the top is outside, the foot (y=400) inside.
-        let out = output(1, 2, &[([320.0, 300.0, 50.0, 200.0], 0, 0.9), ([100.0, 100.0, 50.0, 100.0], 0, 0.9)]);
+        let out = output(
+            1,
+            2,
+            &[
+                ([320.0, 300.0, 50.0, 200.0], 0, 0.9),
+                ([100.0, 100.0, 50.0, 100.0], 0, 0.9),
+            ],
+        );
         let d = run(&out, 1, 2, &PostprocessConfig::uniform(1, 0.25), &[ground]);
         assert_eq!(d[0].zones, vec![0]);
         assert!(d[1].zones.is_empty());
@@ -200,9 +306,20 @@ mod tests {
     #[test]
     fn anchors_first_layout_multiplies_objectness() {
         // 2 anchors, 2 classes: rows [cx, cy, w, h, obj, c0, c1].
-        let out = vec![100.0, 100.0, 20.0, 20.0, 0.5, 0.9, 0.1, 300.0, 300.0, 20.0, 20.0, 0.9, 0.1, 0.2];
+        let out = vec![
+            100.0, 100.0, 20.0, 20.0, 0.5, 0.9, 0.1, 300.0, 300.0, 20.0, 20.0, 0.9, 0.1, 0.2,
+        ];
         let lb = Letterbox::new((640, 640), (640, 640)).unwrap();
-        let d = Postprocessor::default().run(&out, OutputLayout::AnchorsFirst { classes: 2, anchors: 2 }, &lb, &PostprocessConfig::uniform(2, 0.3), &[]);
+        let d = Postprocessor::default().run(
+            &out,
+            OutputLayout::AnchorsFirst {
+                classes: 2,
+                anchors: 2,
+            },
+            &lb,
+            &PostprocessConfig::uniform(2, 0.3),
+            &[],
+        );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].class_id, 0);
         assert!((d[0].score - 0.45).abs() < 1e-6);

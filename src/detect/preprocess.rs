@@ -34,7 +34,10 @@ impl Letterbox {
     /// The geometry for a `src` picture in a `dst` input. Errors on an empty picture.
     pub fn new(src: (u32, u32), dst: (u32, u32)) -> Result<Letterbox, DetectError> {
         if src.0 == 0 || src.1 == 0 {
-            return Err(DetectError::BadImage(format!("the picture is empty ({}x{})", src.0, src.1)));
+            return Err(DetectError::BadImage(format!(
+                "the picture is empty ({}x{})",
+                src.0, src.1
+            )));
         }
         let scale = (dst.0 as f32 / src.0 as f32).min(dst.1 as f32 / src.1 as f32);
         let inner = (
@@ -42,17 +45,29 @@ impl Letterbox {
             ((src.1 as f32 * scale).round() as u32).clamp(1, dst.1),
         );
         let pad = ((dst.0 - inner.0) / 2, (dst.1 - inner.1) / 2);
-        Ok(Letterbox { src, dst, inner, pad, scale })
+        Ok(Letterbox {
+            src,
+            dst,
+            inner,
+            pad,
+            scale,
+        })
     }
 
     /// Maps a point in input pixels back to source pixels (not clamped).
     pub fn to_source(&self, x: f32, y: f32) -> (f32, f32) {
-        ((x - self.pad.0 as f32) / self.scale, (y - self.pad.1 as f32) / self.scale)
+        (
+            (x - self.pad.0 as f32) / self.scale,
+            (y - self.pad.1 as f32) / self.scale,
+        )
     }
 
     /// Maps a point in source pixels to input pixels.
     pub fn to_input(&self, x: f32, y: f32) -> (f32, f32) {
-        (x * self.scale + self.pad.0 as f32, y * self.scale + self.pad.1 as f32)
+        (
+            x * self.scale + self.pad.0 as f32,
+            y * self.scale + self.pad.1 as f32,
+        )
     }
 }
 
@@ -95,8 +110,16 @@ struct YuvLut {
 fn yuv_lut() -> &'static YuvLut {
     static LUT: std::sync::OnceLock<YuvLut> = std::sync::OnceLock::new();
     LUT.get_or_init(|| {
-        let c = |k: f32, off: f32| -> [f32; 256] { std::array::from_fn(|i| k * (i as f32 - off) / 255.0) };
-        YuvLut { y: c(1.164, 16.0), rv: c(1.596, 128.0), gu: c(-0.392, 128.0), gv: c(-0.813, 128.0), bu: c(2.017, 128.0) }
+        let c = |k: f32, off: f32| -> [f32; 256] {
+            std::array::from_fn(|i| k * (i as f32 - off) / 255.0)
+        };
+        YuvLut {
+            y: c(1.164, 16.0),
+            rv: c(1.596, 128.0),
+            gu: c(-0.392, 128.0),
+            gv: c(-0.813, 128.0),
+            bu: c(2.017, 128.0),
+        }
     })
 }
 
@@ -133,7 +156,12 @@ impl Preprocessor {
     }
 
     /// Fills the tensor from packed RGB (`width × height × 3` bytes).
-    pub fn fill_rgb(&mut self, rgb: &[u8], width: u32, height: u32) -> Result<Letterbox, DetectError> {
+    pub fn fill_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<Letterbox, DetectError> {
         let lb = Letterbox::new((width, height), self.input)?;
         if rgb.len() < width as usize * height as usize * 3 {
             return Err(DetectError::BadImage(format!(
@@ -141,11 +169,15 @@ impl Preprocessor {
                 rgb.len()
             )));
         }
-        let src = ImageRef::new(width, height, rgb, PixelType::U8x3).map_err(|e| DetectError::BadImage(e.to_string()))?;
+        let src = ImageRef::new(width, height, rgb, PixelType::U8x3)
+            .map_err(|e| DetectError::BadImage(e.to_string()))?;
         let (iw, ih) = lb.inner;
         self.rgb.resize(iw as usize * ih as usize * 3, 0);
-        let mut dst = Image::from_slice_u8(iw, ih, &mut self.rgb, PixelType::U8x3).map_err(|e| DetectError::BadImage(e.to_string()))?;
-        self.resizer.resize(&src, &mut dst, &Self::options()).map_err(|e| DetectError::BadImage(e.to_string()))?;
+        let mut dst = Image::from_slice_u8(iw, ih, &mut self.rgb, PixelType::U8x3)
+            .map_err(|e| DetectError::BadImage(e.to_string()))?;
+        self.resizer
+            .resize(&src, &mut dst, &Self::options())
+            .map_err(|e| DetectError::BadImage(e.to_string()))?;
         self.paint_padding(&lb);
         let lut = unit_lut();
         let stride = self.input.0 as usize;
@@ -153,7 +185,10 @@ impl Preprocessor {
         for (row, src_row) in self.rgb.chunks_exact(iw as usize * 3).enumerate() {
             let at = (lb.pad.1 as usize + row) * stride + lb.pad.0 as usize;
             let end = at + iw as usize;
-            let dst = r[at..end].iter_mut().zip(g[at..end].iter_mut()).zip(b[at..end].iter_mut());
+            let dst = r[at..end]
+                .iter_mut()
+                .zip(g[at..end].iter_mut())
+                .zip(b[at..end].iter_mut());
             for (px, ((r, g), b)) in src_row.chunks_exact(3).zip(dst) {
                 *r = lut[px[0] as usize];
                 *g = lut[px[1] as usize];
@@ -172,11 +207,21 @@ impl Preprocessor {
         let (icw, ich) = (iw.div_ceil(2), ih.div_ceil(2));
         let (u_src, v_src) = frame.chroma();
         let opts = Self::options();
-        let mut resize = |src: &[u8], sw: u32, sh: u32, dst: &mut Vec<u8>, dw: u32, dh: u32| -> Result<(), DetectError> {
-            let s = ImageRef::new(sw, sh, src, PixelType::U8).map_err(|e| DetectError::BadImage(e.to_string()))?;
+        let mut resize = |src: &[u8],
+                          sw: u32,
+                          sh: u32,
+                          dst: &mut Vec<u8>,
+                          dw: u32,
+                          dh: u32|
+         -> Result<(), DetectError> {
+            let s = ImageRef::new(sw, sh, src, PixelType::U8)
+                .map_err(|e| DetectError::BadImage(e.to_string()))?;
             dst.resize(dw as usize * dh as usize, 0);
-            let mut d = Image::from_slice_u8(dw, dh, dst, PixelType::U8).map_err(|e| DetectError::BadImage(e.to_string()))?;
-            self.resizer.resize(&s, &mut d, &opts).map_err(|e| DetectError::BadImage(e.to_string()))
+            let mut d = Image::from_slice_u8(dw, dh, dst, PixelType::U8)
+                .map_err(|e| DetectError::BadImage(e.to_string()))?;
+            self.resizer
+                .resize(&s, &mut d, &opts)
+                .map_err(|e| DetectError::BadImage(e.to_string()))
         };
         resize(frame.luma(), w, h, &mut self.y, iw, ih)?;
         resize(u_src, cw, ch, &mut self.u, icw, ich)?;
@@ -191,7 +236,10 @@ impl Preprocessor {
             let v_row = &self.v[c_off..c_off + icw as usize];
             let at = (lb.pad.1 as usize + row) * stride + lb.pad.0 as usize;
             let end = at + iw as usize;
-            let dst = r[at..end].iter_mut().zip(g[at..end].iter_mut()).zip(b[at..end].iter_mut());
+            let dst = r[at..end]
+                .iter_mut()
+                .zip(g[at..end].iter_mut())
+                .zip(b[at..end].iter_mut());
             for (x, (&yy, ((r, g), b))) in y_row.iter().zip(dst).enumerate() {
                 let (uu, vv) = (u_row[x / 2] as usize, v_row[x / 2] as usize);
                 let l = lut.y[yy as usize];
@@ -217,7 +265,10 @@ mod tests {
         for (x, y) in [(0.0, 0.0), (1279.0, 719.0), (333.3, 41.7)] {
             let (ix, iy) = lb.to_input(x, y);
             let (sx, sy) = lb.to_source(ix, iy);
-            assert!((sx - x).abs() < 1e-3 && (sy - y).abs() < 1e-3, "{x},{y} -> {sx},{sy}");
+            assert!(
+                (sx - x).abs() < 1e-3 && (sy - y).abs() < 1e-3,
+                "{x},{y} -> {sx},{sy}"
+            );
         }
         let tall = Letterbox::new((480, 640), (640, 640)).unwrap();
         assert_eq!(tall.inner, (480, 640));
@@ -231,7 +282,9 @@ mod tests {
     fn rgb_fill_paints_padding_and_picture() {
         let mut p = Preprocessor::new((64, 64));
         // 64x32 red picture: rows 16..48 are red, the rest is padding.
-        let rgb: Vec<u8> = std::iter::repeat_n([255u8, 0, 0], 64 * 32).flatten().collect();
+        let rgb: Vec<u8> = std::iter::repeat_n([255u8, 0, 0], 64 * 32)
+            .flatten()
+            .collect();
         let lb = p.fill_rgb(&rgb, 64, 32).unwrap();
         assert_eq!(lb.pad, (0, 16));
         let t = p.tensor();
@@ -250,14 +303,30 @@ mod tests {
         let (cw, ch) = (w / 2, h / 2);
         let u: Vec<u8> = (0..cw * ch).map(|i| (100 + (i / cw)) as u8).collect();
         let v: Vec<u8> = (0..cw * ch).map(|i| (150 - (i % cw)) as u8).collect();
-        let frame =
-            DecodedFrame::from_planes(0, SystemTime::now(), Instant::now(), 0.0, true, (w, h), (&y, &u, &v), (w as usize, cw as usize, cw as usize))
-                .unwrap();
+        let frame = DecodedFrame::from_planes(
+            0,
+            SystemTime::now(),
+            Instant::now(),
+            0.0,
+            true,
+            (w, h),
+            (&y, &u, &v),
+            (w as usize, cw as usize, cw as usize),
+        )
+        .unwrap();
         let rgb = frame.to_rgb();
         let mut a = Preprocessor::new((64, 64));
         let mut b = Preprocessor::new((64, 64));
-        assert_eq!(a.fill_i420(&frame).unwrap(), b.fill_rgb(rgb.as_raw(), w, h).unwrap());
-        let diff = a.tensor().iter().zip(b.tensor()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert_eq!(
+            a.fill_i420(&frame).unwrap(),
+            b.fill_rgb(rgb.as_raw(), w, h).unwrap()
+        );
+        let diff = a
+            .tensor()
+            .iter()
+            .zip(b.tensor())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
         assert!(diff < 0.05, "max difference {diff}");
     }
 }

@@ -68,7 +68,11 @@ impl DetectPool {
                 let (metrics, cameras) = (metrics.clone(), cameras.clone());
                 std::thread::Builder::new()
                     .name(format!("detect-{i}"))
-                    .spawn(move || work(detector, &input, &zones, &*sink, &metrics, &cameras, max_batch))
+                    .spawn(move || {
+                        work(
+                            detector, &input, &zones, &*sink, &metrics, &cameras, max_batch,
+                        )
+                    })
                     .expect("spawning a detect thread")
             })
             .collect();
@@ -93,9 +97,18 @@ fn work(
     cameras: &[CameraMetrics],
     max_batch: usize,
 ) {
-    let class_counters: Vec<_> = detector.info().class_names.iter().map(|n| metrics.detections.with_label_values(&[n])).collect();
+    let class_counters: Vec<_> = detector
+        .info()
+        .class_names
+        .iter()
+        .map(|n| metrics.detections.with_label_values(&[n]))
+        .collect();
     // Batch 1 unless the model takes more: never pretend to batch a fixed-batch model.
-    let max_batch = if detector.info().dynamic_batch { max_batch.max(1) } else { 1 };
+    let max_batch = if detector.info().dynamic_batch {
+        max_batch.max(1)
+    } else {
+        1
+    };
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = input.take(None) {
         batch.push(first);
@@ -106,10 +119,14 @@ fn work(
             }
         }
         let frames: Vec<&DecodedFrame> = batch.iter().map(|(_, f)| f).collect();
-        let frame_zones: Vec<&[Polygon]> =
-            batch.iter().map(|(l, _)| zones.get(l.camera()).map(Vec::as_slice).unwrap_or(&[])).collect();
+        let frame_zones: Vec<&[Polygon]> = batch
+            .iter()
+            .map(|(l, _)| zones.get(l.camera()).map(Vec::as_slice).unwrap_or(&[]))
+            .collect();
         let result = if frames.len() == 1 {
-            detector.detect_frame(frames[0], frame_zones[0]).map(|d| vec![d])
+            detector
+                .detect_frame(frames[0], frame_zones[0])
+                .map(|d| vec![d])
         } else {
             detector.detect_batch(&frames, &frame_zones)
         };
@@ -123,7 +140,11 @@ fn work(
                 }
                 for ((lease, frame), detected) in batch.drain(..).zip(all) {
                     let camera = lease.camera();
-                    metrics.frame_age.observe(Instant::now().saturating_duration_since(frame.received).as_secs_f64());
+                    metrics.frame_age.observe(
+                        Instant::now()
+                            .saturating_duration_since(frame.received)
+                            .as_secs_f64(),
+                    );
                     if let Some(c) = cameras.get(camera) {
                         c.detected.inc();
                     }
@@ -133,7 +154,11 @@ fn work(
                         }
                     }
                     // Delivered while the camera is still held: frame order per camera.
-                    sink.deliver(FrameDetections { camera, frame: Arc::new(frame), detected });
+                    sink.deliver(FrameDetections {
+                        camera,
+                        frame: Arc::new(frame),
+                        detected,
+                    });
                     drop(lease);
                 }
             }

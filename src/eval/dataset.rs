@@ -98,7 +98,10 @@ impl Dataset {
         if !problems.is_empty() {
             return Err(DatasetError::Invalid { path, problems });
         }
-        Ok(Dataset { dir: dir.to_path_buf(), clips: file.clip })
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            clips: file.clip,
+        })
     }
 
     /// The absolute path of a clip's file.
@@ -115,7 +118,14 @@ fn check(dir: &Path, clips: &[Clip]) -> Vec<Problem> {
     }
     for (i, clip) in clips.iter().enumerate() {
         if !dir.join(&clip.file).is_file() {
-            add(format!("clip[{i}].file"), format!("{} does not exist in {}", clip.file.display(), dir.display()));
+            add(
+                format!("clip[{i}].file"),
+                format!(
+                    "{} does not exist in {}",
+                    clip.file.display(),
+                    dir.display()
+                ),
+            );
         }
         if let Some(zone) = &clip.zone {
             if let Err(e) = zone.validate() {
@@ -124,10 +134,16 @@ fn check(dir: &Path, clips: &[Clip]) -> Vec<Problem> {
         }
         for (j, ev) in clip.events.iter().enumerate() {
             if !ev.start_s.is_finite() || ev.start_s < 0.0 {
-                add(format!("clip[{i}].event[{j}].start_s"), format!("{} must be a time ≥ 0", ev.start_s));
+                add(
+                    format!("clip[{i}].event[{j}].start_s"),
+                    format!("{} must be a time ≥ 0", ev.start_s),
+                );
             }
             if !ev.end_s.is_finite() || ev.end_s <= ev.start_s {
-                add(format!("clip[{i}].event[{j}].end_s"), format!("{} must be after start_s ({})", ev.end_s, ev.start_s));
+                add(
+                    format!("clip[{i}].event[{j}].end_s"),
+                    format!("{} must be after start_s ({})", ev.end_s, ev.start_s),
+                );
             }
         }
     }
@@ -150,7 +166,9 @@ mod tests {
     #[test]
     fn loads_the_documented_format() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), r#"
+        write(
+            dir.path(),
+            r#"
 [[clip]]
 file = "clips/s001.mp4"
 zone = [[0.05, 0.45], [0.95, 0.45], [0.95, 0.98], [0.05, 0.98]]
@@ -165,7 +183,9 @@ end_s = 100.0
 
 [[clip]]
 file = "clips/negative.mp4"
-"#, &["clips/s001.mp4", "clips/negative.mp4"]);
+"#,
+            &["clips/s001.mp4", "clips/negative.mp4"],
+        );
         let d = Dataset::load(dir.path()).unwrap();
         assert_eq!(d.clips.len(), 2);
         assert_eq!(d.clips[0].events[1].kind, EventKind::Cleared);
@@ -175,7 +195,9 @@ file = "clips/negative.mp4"
     #[test]
     fn every_problem_is_named_with_its_place() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), r#"
+        write(
+            dir.path(),
+            r#"
 [[clip]]
 file = "missing.mp4"
 zone = [[0.1, 0.1], [0.2, 0.2]]
@@ -183,7 +205,9 @@ zone = [[0.1, 0.1], [0.2, 0.2]]
 kind = "dumping"
 start_s = 20.0
 end_s = 10.0
-"#, &[]);
+"#,
+            &[],
+        );
         let err = Dataset::load(dir.path()).unwrap_err().to_string();
         for needle in [
             "clip[0].file: missing.mp4 does not exist",
@@ -197,8 +221,15 @@ end_s = 10.0
     #[test]
     fn unknown_kinds_and_fields_are_parse_errors_with_a_line() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "[[clip]]\nfile = \"a.mp4\"\n[[clip.event]]\nkind = \"littering\"\nstart_s = 1.0\nend_s = 2.0\n", &["a.mp4"]);
+        write(
+            dir.path(),
+            "[[clip]]\nfile = \"a.mp4\"\n[[clip.event]]\nkind = \"littering\"\nstart_s = 1.0\nend_s = 2.0\n",
+            &["a.mp4"],
+        );
         let err = Dataset::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("labels.toml") && err.contains("line 4") && err.contains("littering"), "{err}");
+        assert!(
+            err.contains("labels.toml") && err.contains("line 4") && err.contains("littering"),
+            "{err}"
+        );
     }
 }

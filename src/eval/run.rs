@@ -110,9 +110,19 @@ pub fn evaluate(
         .enumerate()
         .map(|(i, clip)| {
             let none = AnalyzeOverrides::default();
-            let zones: Vec<(String, crate::geometry::Polygon, &AnalyzeOverrides)> =
-                clip.zone.iter().map(|z| ("zone".to_owned(), z.clone(), &none)).collect();
-            AnalyzerConfig::resolve_parts(settings, &none, &zones, vec![], &class_names, &format!("clip[{i}]"))
+            let zones: Vec<(String, crate::geometry::Polygon, &AnalyzeOverrides)> = clip
+                .zone
+                .iter()
+                .map(|z| ("zone".to_owned(), z.clone(), &none))
+                .collect();
+            AnalyzerConfig::resolve_parts(
+                settings,
+                &none,
+                &zones,
+                vec![],
+                &class_names,
+                &format!("clip[{i}]"),
+            )
         })
         .collect::<Result<_, _>>()?;
     let next = AtomicUsize::new(0);
@@ -124,19 +134,31 @@ pub fn evaluate(
             s.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(clip) = dataset.clips.get(i) else { break };
-                    let mut cache = caches.lock().expect("not poisoned").remove(&i).unwrap_or_default();
+                    let Some(clip) = dataset.clips.get(i) else {
+                        break;
+                    };
+                    let mut cache = caches
+                        .lock()
+                        .expect("not poisoned")
+                        .remove(&i)
+                        .unwrap_or_default();
                     let mut raised = Vec::new();
-                    let r = replay_clip(&dataset.clip_path(clip), detector, configs[i].clone(), Some(&mut cache), |e, _| {
-                        let kind = match e.kind {
-                            analyze::EventKind::Raised => Some(EventKind::Dumping),
-                            analyze::EventKind::Cleared => Some(EventKind::Cleared),
-                            analyze::EventKind::Updated => None,
-                        };
-                        if let Some(kind) = kind {
-                            raised.push(Raised { kind, at_s: e.at });
-                        }
-                    });
+                    let r = replay_clip(
+                        &dataset.clip_path(clip),
+                        detector,
+                        configs[i].clone(),
+                        Some(&mut cache),
+                        |e, _| {
+                            let kind = match e.kind {
+                                analyze::EventKind::Raised => Some(EventKind::Dumping),
+                                analyze::EventKind::Cleared => Some(EventKind::Cleared),
+                                analyze::EventKind::Updated => None,
+                            };
+                            if let Some(kind) = kind {
+                                raised.push(Raised { kind, at_s: e.at });
+                            }
+                        },
+                    );
                     caches.lock().expect("not poisoned").insert(i, cache);
                     let outcome = r.map(|stats| {
                         let score = score_clip(&clip.events, &raised);
@@ -165,12 +187,26 @@ pub fn evaluate(
     Ok(EvalRun { clips, summary })
 }
 
-fn clip_result(file: PathBuf, raised: &[Raised], score: ClipScore, stats: ReplayStats) -> ClipResult {
+fn clip_result(
+    file: PathBuf,
+    raised: &[Raised],
+    score: ClipScore,
+    stats: ReplayStats,
+) -> ClipResult {
     ClipResult {
         file,
         events: raised
             .iter()
-            .map(|r| (match r.kind { EventKind::Dumping => "dumping", EventKind::Cleared => "cleared" }.to_owned(), r.at_s))
+            .map(|r| {
+                (
+                    match r.kind {
+                        EventKind::Dumping => "dumping",
+                        EventKind::Cleared => "cleared",
+                    }
+                    .to_owned(),
+                    r.at_s,
+                )
+            })
             .collect(),
         true_positives: score.true_positives,
         false_alarms: score.false_alarms,
@@ -203,12 +239,23 @@ pub enum SettingError {
 
 /// Sets `key` (a field of `[analyze]`, e.g. `dwell_s`) to `value` (TOML syntax; bare words are
 /// strings) and returns the new settings.
-pub fn set_key(settings: &AnalyzeConfig, key: &str, value: &str, arg: &str) -> Result<AnalyzeConfig, SettingError> {
+pub fn set_key(
+    settings: &AnalyzeConfig,
+    key: &str,
+    value: &str,
+    arg: &str,
+) -> Result<AnalyzeConfig, SettingError> {
     let key = key.trim().strip_prefix("analyze.").unwrap_or(key.trim());
-    let mut table = toml::Table::try_from(settings).map_err(|e| SettingError::Invalid { arg: arg.into(), message: e.to_string() })?;
+    let mut table = toml::Table::try_from(settings).map_err(|e| SettingError::Invalid {
+        arg: arg.into(),
+        message: e.to_string(),
+    })?;
     if !table.contains_key(key) {
         let known: Vec<&str> = table.keys().map(String::as_str).collect();
-        return Err(SettingError::Invalid { arg: arg.into(), message: format!("unknown key {key:?}; [analyze] has: {}", known.join(", ")) });
+        return Err(SettingError::Invalid {
+            arg: arg.into(),
+            message: format!("unknown key {key:?}; [analyze] has: {}", known.join(", ")),
+        });
     }
     let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
@@ -220,21 +267,40 @@ pub fn set_key(settings: &AnalyzeConfig, key: &str, value: &str, arg: &str) -> R
         (_, v) => v,
     };
     table.insert(key.to_owned(), parsed);
-    table.try_into().map_err(|e: toml::de::Error| SettingError::Invalid { arg: arg.into(), message: e.message().to_owned() })
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| SettingError::Invalid {
+            arg: arg.into(),
+            message: e.message().to_owned(),
+        })
 }
 
 /// Applies `key=value`.
 pub fn apply_set(settings: &AnalyzeConfig, arg: &str) -> Result<AnalyzeConfig, SettingError> {
-    let (key, value) = arg.split_once('=').ok_or_else(|| SettingError::Syntax { arg: arg.into(), message: "expected key=value".into() })?;
+    let (key, value) = arg.split_once('=').ok_or_else(|| SettingError::Syntax {
+        arg: arg.into(),
+        message: "expected key=value".into(),
+    })?;
     set_key(settings, key, value, arg)
 }
 
 /// Parses `key=start:end:step` into the key and its values (end included, at most 100 values).
 pub fn parse_sweep(arg: &str) -> Result<(String, Vec<f64>), SettingError> {
-    let syntax = |m: &str| SettingError::Syntax { arg: arg.into(), message: m.into() };
-    let (key, range) = arg.split_once('=').ok_or_else(|| syntax("expected key=start:end:step"))?;
-    let parts: Vec<f64> = range.split(':').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| syntax("start, end and step must be numbers"))?;
-    let [start, end, step] = parts[..] else { return Err(syntax("expected key=start:end:step")) };
+    let syntax = |m: &str| SettingError::Syntax {
+        arg: arg.into(),
+        message: m.into(),
+    };
+    let (key, range) = arg
+        .split_once('=')
+        .ok_or_else(|| syntax("expected key=start:end:step"))?;
+    let parts: Vec<f64> = range
+        .split(':')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| syntax("start, end and step must be numbers"))?;
+    let [start, end, step] = parts[..] else {
+        return Err(syntax("expected key=start:end:step"));
+    };
     if !(step > 0.0) || !start.is_finite() || !end.is_finite() || end < start {
         return Err(syntax("need start <= end and step > 0"));
     }
@@ -242,7 +308,10 @@ pub fn parse_sweep(arg: &str) -> Result<(String, Vec<f64>), SettingError> {
     if n > 100 {
         return Err(syntax("more than 100 values: use a larger step"));
     }
-    Ok((key.trim().to_owned(), (0..n).map(|i| start + step * i as f64).collect()))
+    Ok((
+        key.trim().to_owned(),
+        (0..n).map(|i| start + step * i as f64).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -253,10 +322,21 @@ mod tests {
     fn set_and_sweep_arguments() {
         let s = AnalyzeConfig::default();
         assert_eq!(apply_set(&s, "dwell_s=12").unwrap().dwell_s, 12.0);
-        assert_eq!(apply_set(&s, "analyze.cooldown_s=1.5").unwrap().cooldown_s, 1.5);
-        assert_eq!(apply_set(&s, "dumpable_classes=[\"couch\"]").unwrap().dumpable_classes, vec!["couch".to_owned()]);
+        assert_eq!(
+            apply_set(&s, "analyze.cooldown_s=1.5").unwrap().cooldown_s,
+            1.5
+        );
+        assert_eq!(
+            apply_set(&s, "dumpable_classes=[\"couch\"]")
+                .unwrap()
+                .dumpable_classes,
+            vec!["couch".to_owned()]
+        );
         let e = apply_set(&s, "dwel_s=3").unwrap_err().to_string();
-        assert!(e.contains("unknown key \"dwel_s\"") && e.contains("dwell_s"), "{e}");
+        assert!(
+            e.contains("unknown key \"dwel_s\"") && e.contains("dwell_s"),
+            "{e}"
+        );
         let e = apply_set(&s, "dwell_s=soon").unwrap_err().to_string();
         assert!(e.contains("dwell_s=soon"), "{e}");
         assert!(apply_set(&s, "dwell_s").is_err());

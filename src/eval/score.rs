@@ -33,10 +33,9 @@ pub fn score_clip(labels: &[LabelledEvent], raised: &[Raised]) -> ClipScore {
     let mut raised: Vec<Raised> = raised.to_vec();
     raised.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for r in &raised {
-        let hit = labels
-            .iter()
-            .enumerate()
-            .find(|(i, l)| !used[*i] && l.kind == r.kind && l.start_s <= r.at_s && r.at_s <= l.end_s);
+        let hit = labels.iter().enumerate().find(|(i, l)| {
+            !used[*i] && l.kind == r.kind && l.start_s <= r.at_s && r.at_s <= l.end_s
+        });
         match hit {
             Some((i, l)) => {
                 used[i] = true;
@@ -78,10 +77,20 @@ pub fn summarize(scores: &[ClipScore], video_s: f64) -> Summary {
         t.misses += s.misses;
         t.times_to_alert.extend_from_slice(&s.times_to_alert);
     }
-    let ratio = |num: usize, den: usize| if den == 0 { 1.0 } else { num as f64 / den as f64 };
+    let ratio = |num: usize, den: usize| {
+        if den == 0 {
+            1.0
+        } else {
+            num as f64 / den as f64
+        }
+    };
     let precision = ratio(t.true_positives, t.true_positives + t.false_alarms);
     let recall = ratio(t.true_positives, t.true_positives + t.misses);
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     let tta = &t.times_to_alert;
     Summary {
         precision,
@@ -89,7 +98,11 @@ pub fn summarize(scores: &[ClipScore], video_s: f64) -> Summary {
         f1,
         time_to_alert_mean_s: (!tta.is_empty()).then(|| tta.iter().sum::<f64>() / tta.len() as f64),
         time_to_alert_max_s: tta.iter().copied().reduce(f64::max),
-        false_alarms_per_hour: if video_s > 0.0 { t.false_alarms as f64 * 3600.0 / video_s } else { 0.0 },
+        false_alarms_per_hour: if video_s > 0.0 {
+            t.false_alarms as f64 * 3600.0 / video_s
+        } else {
+            0.0
+        },
         counts: t,
     }
 }
@@ -100,7 +113,11 @@ mod tests {
     use EventKind::{Cleared, Dumping};
 
     fn label(kind: EventKind, start_s: f64, end_s: f64) -> LabelledEvent {
-        LabelledEvent { kind, start_s, end_s }
+        LabelledEvent {
+            kind,
+            start_s,
+            end_s,
+        }
     }
 
     fn raised(kind: EventKind, at_s: f64) -> Raised {
@@ -109,11 +126,24 @@ mod tests {
 
     #[test]
     fn matching_follows_the_contract() {
-        let labels = [label(Dumping, 10.0, 45.0), label(Dumping, 30.0, 70.0), label(Cleared, 80.0, 120.0)];
+        let labels = [
+            label(Dumping, 10.0, 45.0),
+            label(Dumping, 30.0, 70.0),
+            label(Cleared, 80.0, 120.0),
+        ];
         // 40 falls in both dumping windows: it takes the first unmatched (10..45); 50 then takes
         // the second; 5 is before any window; the cleared event at 90 matches; 100 is a second
         // cleared with no label left.
-        let s = score_clip(&labels, &[raised(Dumping, 50.0), raised(Dumping, 40.0), raised(Dumping, 5.0), raised(Cleared, 90.0), raised(Cleared, 100.0)]);
+        let s = score_clip(
+            &labels,
+            &[
+                raised(Dumping, 50.0),
+                raised(Dumping, 40.0),
+                raised(Dumping, 5.0),
+                raised(Cleared, 90.0),
+                raised(Cleared, 100.0),
+            ],
+        );
         assert_eq!((s.true_positives, s.false_alarms, s.misses), (3, 2, 0));
         assert_eq!(s.times_to_alert, vec![30.0, 20.0, 10.0]);
     }

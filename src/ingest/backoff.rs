@@ -17,7 +17,11 @@ pub struct Backoff {
 impl Backoff {
     /// Delays start at `initial` and are capped at `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max: max.max(initial), failures: 0 }
+        Backoff {
+            initial,
+            max: max.max(initial),
+            failures: 0,
+        }
     }
 
     /// The ceiling of the next delay (before jitter).

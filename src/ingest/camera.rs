@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::IngestError;
 use super::backoff::Backoff;
 use super::rtsp::{ConnectOptions, EncodedFrame, RtspStream};
 use super::status::{CameraState, StatusBoard};
-use super::IngestError;
 use crate::config::{DecodeMode, IngestConfig};
 use crate::metrics::{CameraMetrics, DropReason};
 use crate::redact::Redacted;
@@ -31,6 +31,9 @@ pub struct CameraTask {
     pub mode: DecodeMode,
     /// Keyframe mode: least stream time between keyframes handed to the decoder (0 = all).
     pub min_keyframe_interval_s: f64,
+    /// The camera's sampler: while it wants every frame, keyframe mode forwards P-frames too
+    /// (from the next keyframe on). `None`: keyframes only.
+    pub sampling: Option<Arc<crate::analyze::sampling::SharedSampler>>,
     /// Shared camera status.
     pub status: Arc<StatusBoard>,
     /// This camera's metric handles.
@@ -121,9 +124,14 @@ impl CameraTask {
         let mut synced = false;
         // Stream time of the last keyframe handed on (timestamps restart with each connection).
         let mut last_keyframe_pts: Option<f64> = None;
+        let mut all_frames = false;
         loop {
-            let frame = match tokio::time::timeout(frame_timeout, stream.next_frame()).await {
-                Err(_) => return Err(IngestError::Stalled { after: frame_timeout }),
+            let mut frame = match tokio::time::timeout(frame_timeout, stream.next_frame()).await {
+                Err(_) => {
+                    return Err(IngestError::Stalled {
+                        after: frame_timeout,
+                    });
+                }
                 Ok(r) => r?.ok_or(IngestError::Ended)?,
             };
             streaming_since.get_or_insert_with(Instant::now);
@@ -146,15 +154,22 @@ impl CameraTask {
                 synced = true;
             }
             if self.mode == DecodeMode::Keyframes {
+                // An active camera gets every frame, from a keyframe on (P-frames need it).
+                if keyframe {
+                    all_frames = self.sampling.as_ref().is_some_and(|s| s.wants_all_frames());
+                }
                 // Half a frame of tolerance, so a 2 s GOP with a 4 s interval decodes every other
                 // keyframe rather than every third.
                 let too_soon = last_keyframe_pts
                     .is_some_and(|last| frame.pts_s - last < self.min_keyframe_interval_s - 0.02);
-                if !keyframe || too_soon {
+                if !all_frames && (!keyframe || too_soon) {
                     self.metrics.skipped.inc();
                     continue;
                 }
-                last_keyframe_pts = Some(frame.pts_s);
+                if keyframe {
+                    last_keyframe_pts = Some(frame.pts_s);
+                }
+                frame.all_frames = all_frames;
             }
             if self.output.put(self.index, frame).is_some() {
                 self.metrics.dropped(DropReason::DecodeBusy).inc();

@@ -13,7 +13,9 @@ pub enum IngestError {
         address: String,
     },
     /// The camera answered 401: credentials missing or wrong.
-    #[error("the camera rejected the credentials (401 Unauthorized): check the user name and password (username_env / password_env, or user:password@ for probe)")]
+    #[error(
+        "the camera rejected the credentials (401 Unauthorized): check the user name and password (username_env / password_env, or user:password@ for probe)"
+    )]
     Unauthorized,
     /// The camera answered 404: the stream path does not exist.
     #[error("no such stream path (404 Not Found): check the path in the URL")]
@@ -33,7 +35,9 @@ pub enum IngestError {
         after: Duration,
     },
     /// The camera's video is not H.264.
-    #[error("unsupported codec {encoding:?}: dumpwatch decodes H.264 only; set the camera's stream to H.264")]
+    #[error(
+        "unsupported codec {encoding:?}: dumpwatch decodes H.264 only; set the camera's stream to H.264"
+    )]
     UnsupportedCodec {
         /// The SDP encoding name (e.g. `h265`, `jpeg`).
         encoding: String,
@@ -53,6 +57,11 @@ impl IngestError {
     /// Whether retrying soon can help. Configuration problems (codec, path, credentials) are
     /// retried at the longest backoff, since an operator has to act first.
     pub fn is_config_problem(&self) -> bool {
-        matches!(self, IngestError::Unauthorized | IngestError::NotFound | IngestError::UnsupportedCodec { .. })
+        matches!(
+            self,
+            IngestError::Unauthorized
+                | IngestError::NotFound
+                | IngestError::UnsupportedCodec { .. }
+        )
     }
 }

@@ -30,6 +30,9 @@ pub struct EncodedFrame {
     pub received: Instant,
     /// Per-camera sequence number of frames handed on (gaps mean frames were dropped).
     pub seq: u64,
+    /// Part of a run of every frame from a keyframe on (the camera is sampled actively): decode
+    /// with the camera's own decoder, in order. False for keyframes decoded on their own.
+    pub all_frames: bool,
 }
 
 /// What the session description says about the video.
@@ -81,7 +84,10 @@ async fn step<T>(
         h.observe(started.elapsed().as_secs_f64());
     }
     match result {
-        Err(_) => Err(IngestError::Timeout { step: name, after: limit }),
+        Err(_) => Err(IngestError::Timeout {
+            step: name,
+            after: limit,
+        }),
         Ok(Err(e)) => Err(classify(&e, opts)),
         Ok(Ok(v)) => Ok(v),
     }
@@ -94,7 +100,10 @@ fn classify(e: &retina::Error, opts: &ConnectOptions) -> IngestError {
         Some(404) => return IngestError::NotFound,
         _ => {}
     }
-    let text = scrub(&e.to_string(), opts.credentials.as_ref().map(|c| c.password.as_str()));
+    let text = scrub(
+        &e.to_string(),
+        opts.credentials.as_ref().map(|c| c.password.as_str()),
+    );
     if text.contains("Unable to connect") && text.contains("refused") {
         let address = format!(
             "{}:{}",
@@ -108,12 +117,19 @@ fn classify(e: &retina::Error, opts: &ConnectOptions) -> IngestError {
 
 impl RtspStream {
     /// Connects and starts playing the first video stream. Every step has `opts.step_timeout`.
-    pub async fn connect(opts: &ConnectOptions, metrics: Option<&CameraMetrics>) -> Result<RtspStream, IngestError> {
+    pub async fn connect(
+        opts: &ConnectOptions,
+        metrics: Option<&CameraMetrics>,
+    ) -> Result<RtspStream, IngestError> {
         let session_opts = SessionOptions::default()
-            .creds(opts.credentials.as_ref().map(|c| retina::client::Credentials {
-                username: c.username.clone(),
-                password: c.password.clone(),
-            }))
+            .creds(
+                opts.credentials
+                    .as_ref()
+                    .map(|c| retina::client::Credentials {
+                        username: c.username.clone(),
+                        password: c.password.clone(),
+                    }),
+            )
             .user_agent(format!("dumpwatch/{}", env!("CARGO_PKG_VERSION")));
         let mut session = step(
             "connect/describe",
@@ -124,7 +140,11 @@ impl RtspStream {
         )
         .await?;
 
-        let video = session.streams().iter().position(|s| s.media() == "video").ok_or(IngestError::NoVideo)?;
+        let video = session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "video")
+            .ok_or(IngestError::NoVideo)?;
         let stream = &session.streams()[video];
         let codec = stream.encoding_name().to_ascii_lowercase();
         if codec != "h264" {
@@ -144,7 +164,12 @@ impl RtspStream {
             "setup",
             opts.step_timeout,
             metrics.map(|m| &m.setup_seconds),
-            session.setup(video, SetupOptions::default().transport(transport).frame_format(FrameFormat::SIMPLE)),
+            session.setup(
+                video,
+                SetupOptions::default()
+                    .transport(transport)
+                    .frame_format(FrameFormat::SIMPLE),
+            ),
             opts,
         )
         .await?;
@@ -185,7 +210,9 @@ impl RtspStream {
                 }
                 Some(Ok(item)) => item,
             };
-            let CodecItem::VideoFrame(frame) = item else { continue };
+            let CodecItem::VideoFrame(frame) = item else {
+                continue;
+            };
             if frame.has_new_parameters() {
                 let stream = &self.demuxed.streams()[frame.stream_id()];
                 if let Some(ParametersRef::Video(p)) = stream.parameters() {
@@ -200,6 +227,7 @@ impl RtspStream {
                 captured_at: SystemTime::now(),
                 received: Instant::now(),
                 seq,
+                all_frames: false,
                 data: frame.into_data(),
             }));
         }
@@ -212,13 +240,16 @@ fn fill_video_info(info: &mut StreamInfo, p: &retina::codec::VideoParameters) {
     if let Some((num, den)) = p.frame_rate() {
         if num > 0 && den > 0 {
             // VideoParameters::frame_rate is (time units per frame, time scale): fps = den / num.
-            info.declared_fps.get_or_insert(f64::from(den) / f64::from(num));
+            info.declared_fps
+                .get_or_insert(f64::from(den) / f64::from(num));
         }
     }
 }
 
 impl std::fmt::Debug for RtspStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RtspStream").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("RtspStream")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }

@@ -150,7 +150,10 @@ mod rfc3339 {
 
 mod rfc3339_opt {
     use std::time::SystemTime;
-    pub fn serialize<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_str(&super::format_time(*t)),
             None => s.serialize_none(),

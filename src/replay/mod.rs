@@ -8,7 +8,7 @@
 
 pub mod mp4;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,8 +23,7 @@ use crate::geometry::Polygon;
 use crate::ingest::EncodedFrame;
 pub use mp4::{ClipError, ClipFrame, ClipReader};
 
-/// Width of the grey picture the analyzer and the gate work on.
-pub const GREY_WIDTH: u32 = 160;
+pub use crate::decode::GREY_WIDTH;
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
@@ -98,13 +97,15 @@ pub fn replay_clip_traced(
     let started = Instant::now();
     let clip = path.display().to_string();
     let mut reader = ClipReader::open(path)?;
-    let mut decoder = H264Decoder::new().map_err(|e| ReplayError::Decoder { clip: clip.clone(), message: e.to_string() })?;
+    let mut decoder = H264Decoder::new().map_err(|e| ReplayError::Decoder {
+        clip: clip.clone(),
+        message: e.to_string(),
+    })?;
     let zones: Vec<Polygon> = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
     let mut sampler = Sampler::new(cfg.sampling.clone());
     let mut analyzer = Analyzer::new(cfg);
     let mut stats = ReplayStats::default();
-    let mut history: VecDeque<(f64, Arc<DecodedFrame>)> = VecDeque::new();
-    let mut kept: Vec<(f64, Arc<DecodedFrame>)> = Vec::new();
+    let mut evidence = crate::evidence::EvidenceFrames::default();
     // Whether P-frames are being decoded (from a keyframe on, while active).
     let mut all_frames = false;
     let mut seq = 0;
@@ -124,6 +125,7 @@ pub fn replay_clip_traced(
             captured_at: SystemTime::now(),
             received: Instant::now(),
             seq,
+            all_frames,
         };
         let frame = match decoder.decode(0, &encoded) {
             Ok(frame) => Arc::new(frame),
@@ -136,8 +138,13 @@ pub fn replay_clip_traced(
         };
         stats.decoded += 1;
         let now = f.pts_s;
-        let Some(grey) = GreyFrame::from_luma(frame.luma(), frame.width(), frame.height(), frame.width() as usize, GREY_WIDTH)
-        else {
+        let Some(grey) = GreyFrame::from_luma(
+            frame.luma(),
+            frame.width(),
+            frame.height(),
+            frame.width() as usize,
+            GREY_WIDTH,
+        ) else {
             continue;
         };
         if sampler.decide(now, &grey) != Decision::Detect {
@@ -151,7 +158,10 @@ pub fn replay_clip_traced(
                 stats.inferences += 1;
                 let d = detector
                     .detect_frame(&frame, &zones)
-                    .map_err(|source| ReplayError::Detect { clip: clip.clone(), source })?
+                    .map_err(|source| ReplayError::Detect {
+                        clip: clip.clone(),
+                        source,
+                    })?
                     .detections;
                 if let Some(c) = cache.as_deref_mut() {
                     c.insert(key, d.clone());
@@ -162,30 +172,8 @@ pub fn replay_clip_traced(
         let out = analyzer.observe(now, &detections, &grey);
         sampler.report(now, out.active);
         trace(now, &detections, &analyzer);
-        history.push_back((now, frame.clone()));
-        while history.front().is_some_and(|(t, _)| *t < now - Analyzer::HISTORY_S) {
-            history.pop_front();
-        }
-        for t in &out.keep {
-            if let Some((_, f)) = history.iter().find(|(h, _)| h == t) {
-                kept.push((*t, f.clone()));
-            }
-        }
-        for e in &out.events {
-            let pictures: Vec<_> = e
-                .frames
-                .iter()
-                .filter_map(|r| {
-                    let f = if r.at == now { Some(frame.clone()) } else { kept.iter().find(|(t, _)| *t == r.at).map(|(_, f)| f.clone()) };
-                    f.map(|f| (r.role, f))
-                })
-                .collect();
-            on_event(e, &pictures);
-        }
-        for t in &out.release {
-            if let Some(i) = kept.iter().position(|(k, _)| k == t) {
-                kept.swap_remove(i);
-            }
+        for (event, pictures) in evidence.resolve(now, &frame, &out) {
+            on_event(&event, &pictures);
         }
     }
     stats.elapsed_s = started.elapsed().as_secs_f64();

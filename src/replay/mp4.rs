@@ -76,9 +76,21 @@ pub struct ClipReader {
 impl ClipReader {
     /// Opens `path` and finds its H.264 track.
     pub fn open(path: &Path) -> Result<ClipReader, ClipError> {
-        let file = File::open(path).map_err(|source| ClipError::Open { path: path.to_owned(), source })?;
-        let size = file.metadata().map_err(|source| ClipError::Open { path: path.to_owned(), source })?.len();
-        let format = |e: mp4::Error| ClipError::Format { path: path.to_owned(), message: e.to_string() };
+        let file = File::open(path).map_err(|source| ClipError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let size = file
+            .metadata()
+            .map_err(|source| ClipError::Open {
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        let format = |e: mp4::Error| ClipError::Format {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
         let reader = mp4::Mp4Reader::read_header(BufReader::new(file), size).map_err(format)?;
         let mut found = Vec::new();
         let mut chosen = None;
@@ -89,12 +101,23 @@ impl ClipReader {
             match t.media_type() {
                 Ok(mp4::MediaType::H264) if chosen.is_none() => chosen = Some(id),
                 Ok(m) => found.push(m.to_string()),
-                Err(_) => found.push(t.box_type().map(|b| b.to_string()).unwrap_or_else(|_| "unknown".into())),
+                Err(_) => found.push(
+                    t.box_type()
+                        .map(|b| b.to_string())
+                        .unwrap_or_else(|_| "unknown".into()),
+                ),
             }
         }
         let Some(track) = chosen else {
-            let found = if found.is_empty() { "no tracks".to_owned() } else { found.join(", ") };
-            return Err(ClipError::NoH264 { path: path.to_owned(), found });
+            let found = if found.is_empty() {
+                "no tracks".to_owned()
+            } else {
+                found.join(", ")
+            };
+            return Err(ClipError::NoH264 {
+                path: path.to_owned(),
+                found,
+            });
         };
         let t = &reader.tracks()[&track];
         let sps = t.sequence_parameter_set().map_err(format)?.to_vec();
@@ -141,7 +164,11 @@ impl ClipReader {
             let sample = self
                 .reader
                 .read_sample(self.track, n)
-                .map_err(|e| ClipError::Sample { path: self.path.clone(), sample: n, message: e.to_string() })?;
+                .map_err(|e| ClipError::Sample {
+                    path: self.path.clone(),
+                    sample: n,
+                    message: e.to_string(),
+                })?;
             let Some(sample) = sample else { continue };
             let pts = sample.start_time as i64 + i64::from(sample.rendering_offset);
             let first = *self.first_pts.get_or_insert(pts);
@@ -150,8 +177,16 @@ impl ClipReader {
                 data.extend_from_slice(&self.parameter_sets);
             }
             self.append_nals(&sample.bytes, &mut data)
-                .map_err(|message| ClipError::Sample { path: self.path.clone(), sample: n, message })?;
-            return Ok(Some(ClipFrame { data, keyframe: sample.is_sync, pts_s: (pts - first) as f64 / self.timescale }));
+                .map_err(|message| ClipError::Sample {
+                    path: self.path.clone(),
+                    sample: n,
+                    message,
+                })?;
+            return Ok(Some(ClipFrame {
+                data,
+                keyframe: sample.is_sync,
+                pts_s: (pts - first) as f64 / self.timescale,
+            }));
         }
         Ok(None)
     }
@@ -162,12 +197,20 @@ impl ClipReader {
         let total = bytes.len();
         while !bytes.is_empty() {
             if bytes.len() < self.length_size {
-                return Err(format!("truncated NAL length at byte {}", offset(bytes, total)));
+                return Err(format!(
+                    "truncated NAL length at byte {}",
+                    offset(bytes, total)
+                ));
             }
-            let len = bytes[..self.length_size].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            let len = bytes[..self.length_size]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
             let body = &bytes[self.length_size..];
             if len == 0 || len > body.len() {
-                return Err(format!("NAL length {len} at byte {} exceeds the sample", offset(bytes, total)));
+                return Err(format!(
+                    "NAL length {len} at byte {} exceeds the sample",
+                    offset(bytes, total)
+                ));
             }
             out.extend_from_slice(&[0, 0, 0, 1]);
             out.extend_from_slice(&body[..len]);

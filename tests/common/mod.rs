@@ -19,7 +19,10 @@ pub fn root() -> PathBuf {
 /// An H.264 test file made by `scripts/make_media.sh` (cached under target/).
 pub fn media(name: &str) -> PathBuf {
     static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
-    let _guard = LOCK.get_or_init(|| Mutex::new(())).lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = LOCK
+        .get_or_init(|| Mutex::new(()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media");
     let path = dir.join(format!("{name}.h264"));
     if !path.exists() {
@@ -46,7 +49,11 @@ impl RtspServer {
     pub fn start(args: &[&str]) -> RtspServer {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (child, port) = spawn_server(&args, 0);
-        RtspServer { child: Some(child), args, port }
+        RtspServer {
+            child: Some(child),
+            args,
+            port,
+        }
     }
 
     /// `rtsp://127.0.0.1:PORT/path`.
@@ -85,7 +92,12 @@ impl RtspServer {
     /// Sends a signal to the server process (`STOP` freezes it, `CONT` resumes).
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("server running").id();
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap().success();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -{sig} {pid}");
     }
 }
@@ -93,7 +105,10 @@ impl RtspServer {
 impl Drop for RtspServer {
     fn drop(&mut self) {
         if let Some(c) = &self.child {
-            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
         }
         self.kill();
     }
@@ -112,10 +127,16 @@ fn try_spawn_server(args: &[String], port: u16) -> Result<(Child, u16), String> 
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start /usr/bin/python3 scripts/rtsp_server.py (run scripts/setup.sh): {e}"))?;
+        .map_err(|e| {
+            format!(
+                "cannot start /usr/bin/python3 scripts/rtsp_server.py (run scripts/setup.sh): {e}"
+            )
+        })?;
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     match line.trim().strip_prefix("READY port=") {
         Some(p) => Ok((child, p.parse().unwrap())),
         None => {
@@ -166,7 +187,8 @@ pub struct Service {
 impl Service {
     /// Validates `config` (against the real environment) and starts the service.
     pub async fn start(config: Config) -> Service {
-        dumpwatch::config::validate(&config, &|n| std::env::var(n).ok()).expect("test config is valid");
+        dumpwatch::config::validate(&config, &|n| std::env::var(n).ok())
+            .expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -182,7 +204,12 @@ impl Service {
             },
         ));
         let handles = rx.await.expect("service started");
-        Service { handles, addr, stop: Some(stop), task: Some(task) }
+        Service {
+            handles,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Index of a camera by id.
@@ -192,16 +219,29 @@ impl Service {
 
     /// Current value of `dumpwatch_frames_total{camera, stage}`.
     pub fn frames(&self, id: &str, stage: &str) -> u64 {
-        metric_value(&self.handles.metrics.render(), "dumpwatch_frames_total", &[("camera", id), ("stage", stage)])
+        metric_value(
+            &self.handles.metrics.render(),
+            "dumpwatch_frames_total",
+            &[("camera", id), ("stage", stage)],
+        )
     }
 
     /// Current value of `dumpwatch_frames_dropped_total{camera, reason}`.
     pub fn dropped(&self, id: &str, reason: &str) -> u64 {
-        metric_value(&self.handles.metrics.render(), "dumpwatch_frames_dropped_total", &[("camera", id), ("reason", reason)])
+        metric_value(
+            &self.handles.metrics.render(),
+            "dumpwatch_frames_dropped_total",
+            &[("camera", id), ("reason", reason)],
+        )
     }
 
     /// Waits until `cond` holds, polling every 50 ms; panics with `what` after `limit`.
-    pub async fn wait_for(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Service) -> bool) {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut cond: impl FnMut(&Service) -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         while !cond(self) {
             if Instant::now() > deadline {
@@ -220,15 +260,23 @@ impl Service {
         let r = tokio::time::timeout(Duration::from_secs(15), self.task.take().unwrap())
             .await
             .expect("service stops within 15 s");
-        r.expect("service task did not panic").expect("service exited cleanly");
+        r.expect("service task did not panic")
+            .expect("service exited cleanly");
     }
 }
 
 /// Reads one sample from Prometheus text (0 if absent).
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
     text.lines()
-        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
-        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            l.starts_with(name)
+                && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' '))
+        })
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .map(|v| v as u64)
@@ -239,10 +287,15 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP header end");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, buf[split + 4..].to_vec())
@@ -262,10 +315,14 @@ pub fn access_units(path: &Path) -> Vec<Vec<u8>> {
         }
     }
     starts.push(data.len());
-    starts.windows(2).map(|w| data[w[0]..w[1]].to_vec()).collect()
+    starts
+        .windows(2)
+        .map(|w| data[w[0]..w[1]].to_vec())
+        .collect()
 }
 
 /// Whether an access unit holds an IDR slice.
 pub fn is_keyframe(au: &[u8]) -> bool {
-    au.windows(4).any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
+    au.windows(4)
+        .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
 }
