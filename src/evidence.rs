@@ -62,6 +62,9 @@ pub fn write_jpeg(img: &RgbImage, path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A picture of an event, with what it shows.
+pub type EventPicture = (FrameRole, Arc<DecodedFrame>);
+
 /// The pictures an analyzer may still refer to: the last [`Analyzer::HISTORY_S`] seconds of
 /// analysed pictures, and those it asked to keep (until it releases them).
 #[derive(Default)]
@@ -78,7 +81,7 @@ impl EvidenceFrames {
         now: f64,
         frame: &Arc<DecodedFrame>,
         out: &Output,
-    ) -> Vec<(Event, Vec<(FrameRole, Arc<DecodedFrame>)>)> {
+    ) -> Vec<(Event, Vec<EventPicture>)> {
         self.history.push_back((now, frame.clone()));
         while self
             .history

@@ -151,6 +151,7 @@ impl BackgroundModel {
     /// pixels: objects the analyzer is following, actors) keep their long-term background, so an
     /// object that stays for hours, or a car parked on the spot, is never learned into the scene.
     /// Returns what changed.
+    #[allow(clippy::needless_range_loop)] // four grids indexed in step
     pub fn update(&mut self, now: f64, grey: &GreyFrame, hold: &[BBox]) -> BackgroundUpdate {
         let (width, height) = (grey.width, grey.height);
         if width == 0 || height == 0 || grey.data.len() < width as usize * height as usize {
@@ -233,6 +234,7 @@ impl BackgroundModel {
     /// must not be learned as background: their long-term background is shifted by the change
     /// seen on the rest of the scene (the median difference), so a person who walks away after
     /// a cloud passed leaves no "hole", and a followed object stays foreground.
+    #[allow(clippy::needless_range_loop)] // three grids indexed in step
     fn relearn_all(&mut self, held: &[bool]) {
         let mut diffs: Vec<f32> = (0..self.current.len())
             .filter(|i| !held[*i])

@@ -1450,7 +1450,7 @@ mod tests {
             vec![(EventKind::Raised, 1), (EventKind::Updated, 1)],
             "{events:#?}"
         );
-        assert!(events[1].objects.len() >= 1);
+        assert!(!events[1].objects.is_empty());
         let pile = events[1]
             .objects
             .iter()

@@ -44,20 +44,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     let svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
     let mut camera = match &a.camera {
         Some(id) => super::camera_from_file(&svc, id)?.1,
-        None => dumpwatch::config::CameraConfig {
-            id: "replay".into(),
-            name: None,
-            url: "rtsp://replay/".into(),
-            username_env: None,
-            password_env: None,
-            transport: None,
-            gb28181_id: None,
-            enabled: true,
-            location: None,
-            zones: vec![],
-            masks: vec![],
-            analyze: AnalyzeOverrides::default(),
-        },
+        None => dumpwatch::config::CameraConfig::new("replay", "rtsp://replay/"),
     };
     if !a.zones.is_empty() {
         camera.zones = a

@@ -320,6 +320,25 @@ fn yes() -> bool {
 }
 
 impl CameraConfig {
+    /// A camera with every optional field at its default (no credentials, no zones: the whole
+    /// frame is watched).
+    pub fn new(id: impl Into<String>, url: impl Into<String>) -> Self {
+        CameraConfig {
+            id: id.into(),
+            name: None,
+            url: url.into(),
+            username_env: None,
+            password_env: None,
+            transport: None,
+            gb28181_id: None,
+            enabled: true,
+            location: None,
+            zones: vec![],
+            masks: vec![],
+            analyze: AnalyzeOverrides::default(),
+        }
+    }
+
     /// The display name (the id if no name is set).
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)

@@ -36,6 +36,9 @@ fn register_font() -> Result<(), PlotError> {
         .map_err(|m| PlotError::Font(std::io::Error::other(m)))
 }
 
+/// A plotted line: name, colour, and the figure it shows.
+type Series = (&'static str, RGBColor, fn(&SweepPoint) -> f64);
+
 /// One row of a sweep: the value and its precision, recall and F1.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SweepPoint {
@@ -88,7 +91,7 @@ pub fn sweep_plot(path: &Path, key: &str, points: &[SweepPoint]) -> Result<(), P
             .label_style(("sans-serif", 16))
             .draw()
             .map_err(|e| draw(e.to_string()))?;
-        let series: [(&str, RGBColor, fn(&SweepPoint) -> f64); 3] = [
+        let series: [Series; 3] = [
             ("precision", RGBColor(31, 119, 180), |p| p.precision),
             ("recall", RGBColor(255, 127, 14), |p| p.recall),
             ("F1", RGBColor(44, 160, 44), |p| p.f1),

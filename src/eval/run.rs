@@ -301,7 +301,7 @@ pub fn parse_sweep(arg: &str) -> Result<(String, Vec<f64>), SettingError> {
     let [start, end, step] = parts[..] else {
         return Err(syntax("expected key=start:end:step"));
     };
-    if !(step > 0.0) || !start.is_finite() || !end.is_finite() || end < start {
+    if step.is_nan() || step <= 0.0 || !start.is_finite() || !end.is_finite() || end < start {
         return Err(syntax("need start <= end and step > 0"));
     }
     let n = ((end - start) / step + 1e-9).floor() as usize + 1;

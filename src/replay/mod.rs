@@ -15,10 +15,10 @@ use std::time::{Instant, SystemTime};
 
 use crate::analyze::sampling::{Decision, Sampler};
 use crate::analyze::{Analyzer, AnalyzerConfig, Event, GreyFrame};
-use crate::decode::DecodedFrame;
 use crate::decode::h264::H264Decoder;
 use crate::detect::{DetectError, Detector};
 use crate::detection::Detection;
+use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
 use crate::ingest::EncodedFrame;
 pub use mp4::{ClipError, ClipFrame, ClipReader};
@@ -79,7 +79,7 @@ pub fn replay_clip(
     detector: &mut Detector,
     cfg: AnalyzerConfig,
     cache: Option<&mut DetectionCache>,
-    mut on_event: impl FnMut(&Event, &[(crate::analyze::FrameRole, Arc<DecodedFrame>)]),
+    mut on_event: impl FnMut(&Event, &[EventPicture]),
 ) -> Result<ReplayStats, ReplayError> {
     replay_clip_traced(path, detector, cfg, cache, &mut on_event, &mut |_, _, _| {})
 }
@@ -91,7 +91,7 @@ pub fn replay_clip_traced(
     detector: &mut Detector,
     cfg: AnalyzerConfig,
     mut cache: Option<&mut DetectionCache>,
-    on_event: &mut dyn FnMut(&Event, &[(crate::analyze::FrameRole, Arc<DecodedFrame>)]),
+    on_event: &mut dyn FnMut(&Event, &[EventPicture]),
     trace: &mut dyn FnMut(f64, &[Detection], &Analyzer),
 ) -> Result<ReplayStats, ReplayError> {
     let started = Instant::now();

@@ -149,18 +149,7 @@ fn try_spawn_server(args: &[String], port: u16) -> Result<(Child, u16), String> 
 
 /// A camera entry for tests.
 pub fn camera(id: &str, url: &str) -> CameraConfig {
-    CameraConfig {
-        id: id.into(),
-        name: None,
-        url: url.into(),
-        username_env: None,
-        password_env: None,
-        transport: None,
-        gb28181_id: None,
-        enabled: true,
-        location: None,
-        zones: vec![],
-    }
+    CameraConfig::new(id, url)
 }
 
 /// Service settings with short timeouts for tests.
