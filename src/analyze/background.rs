@@ -100,8 +100,11 @@ pub struct BackgroundModel {
     current: Vec<f32>,
     /// Whether the long-term background of a cell has been seen free of actors.
     trusted: Vec<bool>,
-    /// Scene-wide brightness of the current picture relative to the long-term background.
+    /// Scene-wide light of the current picture relative to the long-term background:
+    /// `current ≈ gain × long + offset`.
     gain: f32,
+    /// See `gain`.
+    offset: f32,
     last: Option<f64>,
 }
 
@@ -118,6 +121,7 @@ impl BackgroundModel {
             current: vec![],
             trusted: vec![],
             gain: 1.0,
+            offset: 0.0,
             last: None,
         }
     }
@@ -202,12 +206,19 @@ impl BackgroundModel {
         let a_long = (1.0 - (-dt / self.cfg.long_tau_s).exp()) as f32;
         // Light that changed too slowly for a global re-learn (dusk, a slow cloud) shifts the
         // whole scene against the long-term background: compare with the long-term background
-        // scaled by the scene-wide gain instead (the median ratio, which objects barely move).
-        self.gain = scene_gain(&self.current, &self.long);
-        let g = self.gain;
+        // mapped to the current light instead (see `scene_light`).
+        // Keep the fit only if it explains more of the scene than no change of light does (half
+        // the scene repainted is not a change of light).
+        let (fit_gain, fit_offset) = scene_light(&self.current, &self.long);
+        let explained = |gain: f32, offset: f32| {
+            self.current.iter().zip(&self.long).filter(|(c, l)| (**c - (**l * gain + offset)).abs() <= t).count()
+        };
+        (self.gain, self.offset) =
+            if explained(fit_gain, fit_offset) > explained(1.0, 0.0) { (fit_gain, fit_offset) } else { (1.0, 0.0) };
+        let (g, o) = (self.gain, self.offset);
         let mut mask = vec![false; self.current.len()];
         for (i, m) in mask.iter_mut().enumerate() {
-            let (c, s, l) = (self.current[i], self.short[i], self.long[i] * g);
+            let (c, s, l) = (self.current[i], self.short[i], self.long[i] * g + o);
             // New relative to minutes ago, settled relative to seconds ago.
             *m = self.trusted[i] && (c - l).abs() > t && (s - l).abs() > t && (c - s).abs() <= t;
         }
@@ -400,7 +411,7 @@ impl BackgroundModel {
                 x1 = x1.max(x);
                 y1 = y1.max(y);
                 cells += 1;
-                contrast += (self.current[i] - self.long[i] * self.gain).abs();
+                contrast += (self.current[i] - (self.long[i] * self.gain + self.offset)).abs();
                 let neighbours = [
                     (x > 0).then(|| i - 1),
                     (x + 1 < gw).then(|| i + 1),
@@ -431,20 +442,31 @@ impl BackgroundModel {
     }
 }
 
-/// Median of `current / long` over cells bright enough for a ratio to mean something; 1 if too
-/// few are.
-fn scene_gain(current: &[f32], long: &[f32]) -> f32 {
-    let mut ratios: Vec<f32> = current
-        .iter()
-        .zip(long)
-        .filter(|(_, l)| **l >= 16.0)
-        .map(|(c, l)| c / l)
-        .collect();
-    if ratios.len() < 16 {
-        return 1.0;
+/// How the light of the current picture relates to the long-term background, as
+/// `current ≈ gain × long + offset`, fitted robustly: the medians of the darker and of the
+/// brighter half of the cells give two points of the line. A camera's exposure change is mostly
+/// a gain, a haze or a brightness setting mostly an offset; objects are too few to move medians.
+/// `(1, 0)` when the scene is too flat to tell.
+fn scene_light(current: &[f32], long: &[f32]) -> (f32, f32) {
+    if current.len() < 16 || current.len() != long.len() {
+        return (1.0, 0.0);
     }
-    let mid = ratios.len() / 2;
-    *ratios.select_nth_unstable_by(mid, f32::total_cmp).1
+    let mut order: Vec<usize> = (0..long.len()).collect();
+    order.sort_unstable_by(|a, b| long[*a].total_cmp(&long[*b]));
+    let median = |idx: &[usize], v: &[f32]| {
+        let mut x: Vec<f32> = idx.iter().map(|i| v[*i]).collect();
+        let mid = x.len() / 2;
+        *x.select_nth_unstable_by(mid, f32::total_cmp).1
+    };
+    let (dark, bright) = order.split_at(order.len() / 2);
+    let (l0, c0) = (median(dark, long), median(dark, current));
+    let (l1, c1) = (median(bright, long), median(bright, current));
+    if l1 - l0 < 8.0 {
+        // Flat scene: a single offset.
+        return (1.0, c0 - l0);
+    }
+    let gain = ((c1 - c0) / (l1 - l0)).clamp(0.3, 3.0);
+    (gain, c0 - gain * l0)
 }
 
 /// Drops mask cells with fewer than two set 4-neighbours (compression speckle).

@@ -53,6 +53,8 @@ const FOOTPRINT_MEMORY_S: f64 = 120.0;
 /// An owner moving slower than this many of their own heights per second stays with the object;
 /// faster, they are walking away from it (a walking person covers about 0.8 heights a second).
 const LINGER_SPEED: f32 = 0.4;
+/// An owner who left must stay near their object this long to be back with it.
+const OWNER_BACK_S: f64 = 3.0;
 /// At most this many candidates per camera (the oldest pending one makes room).
 const MAX_CANDIDATES: usize = 64;
 
@@ -93,6 +95,8 @@ struct Candidate {
     absent_since: Option<f64>,
     owner: Option<Owner>,
     unattended_since: Option<f64>,
+    /// Since when the owner has been near again, after leaving.
+    owner_back_since: Option<f64>,
     before_patch: Vec<f32>,
     object_patch: Vec<f32>,
     patch_box: BBox,
@@ -777,6 +781,7 @@ impl Analyzer {
             absent_since: None,
             owner,
             unattended_since,
+            owner_back_since: None,
             before_patch,
             object_patch,
             patch_box: bbox,
@@ -806,9 +811,15 @@ impl Analyzer {
                 Some(t) => {
                     owner.bbox = t.bbox;
                     owner.last_near = t.last_seen;
-                    c.unattended_since = None;
+                    let since = *c.owner_back_since.get_or_insert(now);
+                    // Once left, the owner is back only when they stay: someone passing by (or
+                    // a track that switched to another person) does not restart the dwell.
+                    if now - since >= OWNER_BACK_S {
+                        c.unattended_since = None;
+                    }
                 }
                 None => {
+                    c.owner_back_since = None;
                     c.unattended_since.get_or_insert(owner.last_near);
                 }
             }
