@@ -113,10 +113,26 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
         s["precision"].as_f64().unwrap(),
         s["recall"].as_f64().unwrap(),
     );
-    // Floors at the level measured when this test was written (docs/evaluation.md); the target
-    // (F1 >= 0.9) is not reached yet.
-    assert!(precision >= 0.6, "precision {precision}\n{stdout}");
-    assert!(recall >= 0.6, "recall {recall}\n{stdout}");
+    // Floors at the level measured when this test was written (docs/evaluation.md): no false
+    // alarm; the low-contrast white sack of t04 (dumping and cleared) is still missed.
+    assert_eq!(precision, 1.0, "precision\n{stdout}");
+    assert!(recall >= 0.33, "recall {recall}\n{stdout}");
+    let no_events = |name: &str| {
+        let clip = result["clips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["file"].as_str().unwrap().contains(name))
+            .unwrap();
+        assert_eq!(
+            clip["events"].as_array().unwrap().len(),
+            0,
+            "{name}: {clip}"
+        );
+    };
+    // A bag taken away again, and a change of light, are not incidents.
+    no_events("t02_bag_picked_up");
+    no_events("t03_light_change");
     let clips = result["clips"].as_array().unwrap();
     assert_eq!(clips.len(), 4);
     let picked_up = clips

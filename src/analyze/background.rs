@@ -211,10 +211,17 @@ impl BackgroundModel {
         // the scene repainted is not a change of light).
         let (fit_gain, fit_offset) = scene_light(&self.current, &self.long);
         let explained = |gain: f32, offset: f32| {
-            self.current.iter().zip(&self.long).filter(|(c, l)| (**c - (**l * gain + offset)).abs() <= t).count()
+            self.current
+                .iter()
+                .zip(&self.long)
+                .filter(|(c, l)| (**c - (**l * gain + offset)).abs() <= t)
+                .count()
         };
-        (self.gain, self.offset) =
-            if explained(fit_gain, fit_offset) > explained(1.0, 0.0) { (fit_gain, fit_offset) } else { (1.0, 0.0) };
+        (self.gain, self.offset) = if explained(fit_gain, fit_offset) > explained(1.0, 0.0) {
+            (fit_gain, fit_offset)
+        } else {
+            (1.0, 0.0)
+        };
         let (g, o) = (self.gain, self.offset);
         let mut mask = vec![false; self.current.len()];
         for (i, m) in mask.iter_mut().enumerate() {
