@@ -37,6 +37,10 @@ pub struct BackgroundConfig {
     /// Largest static blob, as a share of the grid. Static cells covering more than this share in
     /// total are a scene change (re-learned), not an object.
     pub max_share: f32,
+    /// Cells differing from the long-term background (settled or not) covering more than this
+    /// share are a scene change (the camera moved, half the scene repainted by light), re-learned
+    /// before it settles into a patchwork of blobs.
+    pub max_differing_share: f32,
 }
 
 impl Default for BackgroundConfig {
@@ -49,6 +53,7 @@ impl Default for BackgroundConfig {
             global_change_share: 0.35,
             min_cells: 6,
             max_share: 0.25,
+            max_differing_share: 0.45,
         }
     }
 }
@@ -217,7 +222,9 @@ impl BackgroundModel {
                 .filter(|(c, l)| (**c - (**l * gain + offset)).abs() <= t)
                 .count()
         };
-        (self.gain, self.offset) = if explained(fit_gain, fit_offset) > explained(1.0, 0.0) {
+        let (by_fit, unchanged) = (explained(fit_gain, fit_offset), explained(1.0, 0.0));
+        // A change of light moves the whole scene along one line: the fit explains most cells.
+        (self.gain, self.offset) = if by_fit > unchanged && by_fit * 10 >= self.current.len() * 7 {
             (fit_gain, fit_offset)
         } else {
             (1.0, 0.0)
@@ -234,6 +241,14 @@ impl BackgroundModel {
             if !held[i] {
                 self.long[i] += a_long * (self.current[i] - self.long[i]);
             }
+        }
+        let differing = (0..self.current.len())
+            .filter(|&i| (self.current[i] - (self.long[i] * g + o)).abs() > t)
+            .count() as f32
+            / self.current.len() as f32;
+        if differing > self.cfg.max_differing_share {
+            self.relearn_all(&held);
+            return BackgroundUpdate::GlobalChange { share: differing };
         }
         let mask = remove_isolated(&mask, self.grid);
         // Too much of the scene settled into something new at once (half the scene relit, the
