@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use crate::analyze::sampling::SharedSampler;
-use crate::analyze::{Analyzer, AnalyzerConfig, GreyFrame};
+use crate::analyze::{Analyzer, AnalyzerConfig};
 use crate::api::LatestPictures;
-use crate::decode::{GREY_WIDTH, unix_seconds};
+use crate::decode::unix_seconds;
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::EvidenceFrames;
 use crate::geometry::Polygon;
@@ -76,13 +76,7 @@ impl Watch {
             return;
         };
         let frame = &result.frame;
-        let Some(grey) = GreyFrame::from_luma(
-            frame.luma(),
-            frame.width(),
-            frame.height(),
-            frame.width() as usize,
-            GREY_WIDTH,
-        ) else {
+        let Some(grey) = frame.grey() else {
             return;
         };
         let now = unix_seconds(frame.captured_at);

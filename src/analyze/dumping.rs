@@ -1224,8 +1224,16 @@ mod tests {
         let b = e.objects[0].bbox;
         // Where the bag is: at least half of it, nothing far outside it. (The walker hides part
         // of it when it is first found, so the box may hold only the part seen then.)
-        let bag = BBox { x1: 150.0, y1: 120.0, x2: 174.0, y2: 138.0 };
-        assert!(bag.covered_by(&b) >= 0.5 && b.covered_by(&bag.grown(0.2)) >= 0.9, "{b:?}");
+        let bag = BBox {
+            x1: 150.0,
+            y1: 120.0,
+            x2: 174.0,
+            y2: 138.0,
+        };
+        assert!(
+            bag.covered_by(&b) >= 0.5 && b.covered_by(&bag.grown(0.2)) >= 0.9,
+            "{b:?}"
+        );
         let roles: Vec<FrameRole> = e.frames.iter().map(|f| f.role).collect();
         assert!(
             roles.contains(&FrameRole::Before) && roles.contains(&FrameRole::Event),

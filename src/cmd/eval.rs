@@ -80,9 +80,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             seconds(s.time_to_alert_mean_s),
             seconds(s.time_to_alert_max_s),
             s.false_alarms_per_hour,
-            s.true_positives,
-            s.false_alarms,
-            s.misses,
+            s.counts.true_positives,
+            s.counts.false_alarms,
+            s.counts.misses,
             s.video_hours,
             started.elapsed().as_secs_f64()
         );
@@ -134,9 +134,9 @@ fn print_clips(run: &EvalRun) {
         println!(
             "{:<40} {:>3} {:>3} {:>3}  {:<28} {:>8.1}",
             c.file.display(),
-            c.true_positives,
-            c.false_alarms,
-            c.misses,
+            c.score.true_positives,
+            c.score.false_alarms,
+            c.score.misses,
             events.join(" "),
             c.stats.duration_s / c.stats.elapsed_s.max(1e-9)
         );

@@ -95,6 +95,18 @@ impl DecodedFrame {
         &self.i420[..self.width as usize * self.height as usize]
     }
 
+    /// The luma plane box-averaged to [`super::GREY_WIDTH`] pixels wide: what the sampling gate
+    /// and the analyzer look at.
+    pub fn grey(&self) -> Option<crate::analyze::GreyFrame> {
+        crate::analyze::GreyFrame::from_luma(
+            self.luma(),
+            self.width,
+            self.height,
+            self.width as usize,
+            super::GREY_WIDTH,
+        )
+    }
+
     /// The U and V planes, each `⌈w/2⌉ × ⌈h/2⌉`.
     pub fn chroma(&self) -> (&[u8], &[u8]) {
         let (cw, ch) = chroma_size(self.width, self.height);

@@ -22,7 +22,6 @@ use tracing::{debug, warn};
 pub use frame::DecodedFrame;
 pub use h264::{DecodeError, H264Decoder};
 
-use crate::analyze::GreyFrame;
 use crate::analyze::sampling::{Decision, SharedSampler};
 use crate::config::DecodeMode;
 use crate::ingest::EncodedFrame;
@@ -123,13 +122,7 @@ fn decode_loop(shared: &Shared) {
                     // The scene-change gate and the active rate: most pictures of an idle
                     // camera never reach the detector.
                     let now = unix_seconds(picture.captured_at);
-                    let grey = GreyFrame::from_luma(
-                        picture.luma(),
-                        picture.width(),
-                        picture.height(),
-                        picture.width() as usize,
-                        GREY_WIDTH,
-                    );
+                    let grey = picture.grey();
                     if grey.is_none_or(|g| sampler.decide(now, &g) != Decision::Detect) {
                         metrics.skipped.inc();
                         continue;

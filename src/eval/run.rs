@@ -33,13 +33,8 @@ pub struct ClipResult {
     /// Incidents raised and cleared: (kind, seconds from the start).
     pub events: Vec<(String, f64)>,
     /// Matched, false alarms, misses, times to alert.
-    pub true_positives: usize,
-    /// Raised events that matched no label.
-    pub false_alarms: usize,
-    /// Labels nothing matched.
-    pub misses: usize,
-    /// Seconds from each matched label's start to its alert.
-    pub times_to_alert: Vec<f64>,
+    #[serde(flatten)]
+    pub score: ClipScore,
     /// Replay figures.
     pub stats: ReplayStats,
 }
@@ -50,49 +45,7 @@ pub struct EvalRun {
     /// Per clip, in dataset order.
     pub clips: Vec<ClipResult>,
     /// Totals.
-    pub summary: SummaryJson,
-}
-
-/// [`Summary`] as JSON.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct SummaryJson {
-    /// Matched / raised.
-    pub precision: f64,
-    /// Matched / labelled.
-    pub recall: f64,
-    /// Harmonic mean.
-    pub f1: f64,
-    /// Mean time to alert, seconds.
-    pub time_to_alert_mean_s: Option<f64>,
-    /// Longest time to alert, seconds.
-    pub time_to_alert_max_s: Option<f64>,
-    /// False alarms per hour of video.
-    pub false_alarms_per_hour: f64,
-    /// Matched events.
-    pub true_positives: usize,
-    /// Unmatched raised events.
-    pub false_alarms: usize,
-    /// Unmatched labels.
-    pub misses: usize,
-    /// Hours of video.
-    pub video_hours: f64,
-}
-
-impl SummaryJson {
-    fn new(s: &Summary, video_s: f64) -> Self {
-        SummaryJson {
-            precision: s.precision,
-            recall: s.recall,
-            f1: s.f1,
-            time_to_alert_mean_s: s.time_to_alert_mean_s,
-            time_to_alert_max_s: s.time_to_alert_max_s,
-            false_alarms_per_hour: s.false_alarms_per_hour,
-            true_positives: s.counts.true_positives,
-            false_alarms: s.counts.false_alarms,
-            misses: s.counts.misses,
-            video_hours: video_s / 3600.0,
-        }
-    }
+    pub summary: Summary,
 }
 
 /// Runs every clip of `dataset` with `settings` (the clip's zone as the only zone), spreading
@@ -173,17 +126,9 @@ pub fn evaluate(
     for r in results.into_inner().expect("not poisoned") {
         clips.push(r.expect("every clip was run")?);
     }
-    let scores: Vec<ClipScore> = clips
-        .iter()
-        .map(|c| ClipScore {
-            true_positives: c.true_positives,
-            false_alarms: c.false_alarms,
-            misses: c.misses,
-            times_to_alert: c.times_to_alert.clone(),
-        })
-        .collect();
+    let scores: Vec<ClipScore> = clips.iter().map(|c| c.score.clone()).collect();
     let video_s: f64 = clips.iter().map(|c| c.stats.duration_s).sum();
-    let summary = SummaryJson::new(&summarize(&scores, video_s), video_s);
+    let summary = summarize(&scores, video_s);
     Ok(EvalRun { clips, summary })
 }
 
@@ -208,10 +153,7 @@ fn clip_result(
                 )
             })
             .collect(),
-        true_positives: score.true_positives,
-        false_alarms: score.false_alarms,
-        misses: score.misses,
-        times_to_alert: score.times_to_alert,
+        score,
         stats,
     }
 }

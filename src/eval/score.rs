@@ -14,7 +14,7 @@ pub struct Raised {
 }
 
 /// The outcome for one clip.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ClipScore {
     /// Raised events that matched a label.
     pub true_positives: usize,
@@ -50,7 +50,7 @@ pub fn score_clip(labels: &[LabelledEvent], raised: &[Raised]) -> ClipScore {
 }
 
 /// Totals over a dataset.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     /// Matched / raised (1 when nothing was raised).
     pub precision: f64,
@@ -64,7 +64,10 @@ pub struct Summary {
     pub time_to_alert_max_s: Option<f64>,
     /// False alarms per hour of video.
     pub false_alarms_per_hour: f64,
+    /// Hours of video scored.
+    pub video_hours: f64,
     /// Total matched, false alarms and misses.
+    #[serde(flatten)]
     pub counts: ClipScore,
 }
 
@@ -103,6 +106,7 @@ pub fn summarize(scores: &[ClipScore], video_s: f64) -> Summary {
         } else {
             0.0
         },
+        video_hours: video_s / 3600.0,
         counts: t,
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::analyze::sampling::{Decision, Sampler};
-use crate::analyze::{Analyzer, AnalyzerConfig, Event, GreyFrame};
+use crate::analyze::{Analyzer, AnalyzerConfig, Event};
 use crate::decode::h264::H264Decoder;
 use crate::detect::{DetectError, Detector};
 use crate::detection::Detection;
@@ -138,13 +138,7 @@ pub fn replay_clip_traced(
         };
         stats.decoded += 1;
         let now = f.pts_s;
-        let Some(grey) = GreyFrame::from_luma(
-            frame.luma(),
-            frame.width(),
-            frame.height(),
-            frame.width() as usize,
-            GREY_WIDTH,
-        ) else {
+        let Some(grey) = frame.grey() else {
             continue;
         };
         if sampler.decide(now, &grey) != Decision::Detect {
