@@ -39,6 +39,8 @@ use crate::geometry::{BBox, Point};
 const PATCH_MARGIN: f32 = 0.5;
 /// How much better one patch must match than the other for a verdict.
 const PATCH_RATIO: f32 = 0.75;
+/// Least difference (grey levels) between the two patch distances for an "absent" verdict.
+const PATCH_MIN_GAP: f32 = 4.0;
 /// An actor box covering this share of an object's box hides it.
 const OCCLUDED_SHARE: f32 = 0.3;
 /// Actors seen within this many seconds count as present (a detection missed now and then).
@@ -462,7 +464,8 @@ impl Analyzer {
         let d_before = zero_mean_distance(&current, &c.before_patch);
         if d_object < d_before * PATCH_RATIO {
             Presence::Present
-        } else if d_before < d_object * PATCH_RATIO {
+        } else if d_before < d_object * PATCH_RATIO && d_object - d_before >= PATCH_MIN_GAP {
+            // Clearly the bare ground again; with a faint object both distances are noise.
             Presence::Absent
         } else {
             Presence::Unknown
