@@ -114,9 +114,9 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
         s["recall"].as_f64().unwrap(),
     );
     // Floors at the level measured when this test was written (docs/evaluation.md): no false
-    // alarm; the low-contrast white sack of t04 (dumping and cleared) is still missed.
+    // alarm; the low-contrast white sack of t04 is raised, its removal not yet seen.
     assert_eq!(precision, 1.0, "precision\n{stdout}");
-    assert!(recall >= 0.33, "recall {recall}\n{stdout}");
+    assert!(recall >= 0.6, "recall {recall}\n{stdout}");
     let no_events = |name: &str| {
         let clip = result["clips"]
             .as_array()
