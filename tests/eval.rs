@@ -13,6 +13,18 @@ fn dumpwatch() -> Command {
     c
 }
 
+/// Runs `cmd`, asserts it succeeded (showing its output if not) and returns its stdout.
+fn succeeds(cmd: &mut Command) -> String {
+    let run = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
 /// The small scenario set of `scripts/make_scenarios.py --set small` (cached under target/).
 fn small_set() -> PathBuf {
     static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
@@ -39,20 +51,14 @@ const SHORT: [&str; 4] = ["--set", "dwell_s=10", "--set", "clear_after_s=10"];
 fn replay_prints_the_incident_and_writes_its_pictures() {
     let set = small_set();
     let out = tempfile::tempdir().unwrap();
-    let run = dumpwatch()
-        .arg("replay")
-        .arg(set.join("clips/t01_bag_left.mp4"))
-        .args(SHORT)
-        .arg("--json")
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        dumpwatch()
+            .arg("replay")
+            .arg(set.join("clips/t01_bag_left.mp4"))
+            .args(SHORT)
+            .arg("--json")
+            .arg("--out")
+            .arg(out.path()),
     );
     let events: Vec<serde_json::Value> = stdout
         .lines()
@@ -92,19 +98,13 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
     let set = small_set();
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("eval.json");
-    let run = dumpwatch()
-        .args(["eval", "--dataset"])
-        .arg(&set)
-        .args(SHORT)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        dumpwatch()
+            .args(["eval", "--dataset"])
+            .arg(&set)
+            .args(SHORT)
+            .arg("--json")
+            .arg(&json),
     );
     let result: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -162,26 +162,20 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
 
     // A sweep re-uses the detections of the first value: two runs, one plot.
     let plot = out.path().join("sweep.png");
-    let run = dumpwatch()
-        .args(["eval", "--dataset"])
-        .arg(&set)
-        .args([
-            "--set",
-            "clear_after_s=10",
-            "--sweep",
-            "dwell_s=10:14:4",
-            "--jobs",
-            "2",
-            "--plot",
-        ])
-        .arg(&plot)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        dumpwatch()
+            .args(["eval", "--dataset"])
+            .arg(&set)
+            .args([
+                "--set",
+                "clear_after_s=10",
+                "--sweep",
+                "dwell_s=10:14:4",
+                "--jobs",
+                "2",
+                "--plot",
+            ])
+            .arg(&plot),
     );
     assert_eq!(
         stdout

@@ -65,6 +65,16 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     for (value, settings) in runs {
         let started = std::time::Instant::now();
         let run = evaluate(&dataset, &settings, &mut detectors, &caches)?;
+        // Frames the decoder rejected were skipped (and the pictures after them until the next
+        // keyframe): a damaged clip scores lower, so say which.
+        for c in run.clips.iter().filter(|c| c.stats.decode_errors > 0) {
+            eprintln!(
+                "warning: {}: {} of {} frames could not be decoded; its score may be off",
+                c.file.display(),
+                c.stats.decode_errors,
+                c.stats.frames
+            );
+        }
         if sweep.is_none() {
             print_clips(&run);
         }

@@ -187,11 +187,12 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     eprintln!(
-        "{}: {:.1} s of video, {} frames, {} decoded, {} detected, {:.1} s ({:.1}x real time); {} picture(s) in {}",
+        "{}: {:.1} s of video, {} frames, {} decoded, {} undecodable, {} detected, {:.1} s ({:.1}x real time); {} picture(s) in {}",
         a.clip.display(),
         stats.duration_s,
         stats.frames,
         stats.decoded,
+        stats.decode_errors,
         stats.detected,
         stats.elapsed_s,
         stats.duration_s / stats.elapsed_s.max(1e-9),
