@@ -17,14 +17,18 @@ use crate::analyze::AnalyzerConfig;
 use crate::api::{ApiState, LatestPictures};
 use crate::config::{Config, credentials_from_env};
 use crate::decode::{DecodeError, DecodePool, DecodedFrame};
+use crate::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings};
 use crate::detect::worker::DetectPool;
 use crate::detect::{DetectError, Detector, ModelInfo};
 use crate::geometry::Polygon;
+use crate::incident::ModelRef;
 use crate::ingest::camera::CameraTask;
 use crate::ingest::{ConnectOptions, EncodedFrame, StatusBoard};
 use crate::metrics::{CameraMetrics, Metrics};
 use crate::slots::LatestSlots;
-use crate::watch::{CameraWatch, Watch};
+use crate::store::retention::RetentionLimits;
+use crate::store::writer::StoreHandle;
+use crate::watch::{CameraWatch, IncidentRecorder, Watch};
 
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,20 @@ pub enum AppError {
     /// A camera's analyzer settings name a class the model lacks.
     #[error(transparent)]
     Analyzer(#[from] crate::analyze::UnknownClass),
+    /// The storage directory could not be created.
+    #[error("storage_dir {dir}: {source}")]
+    StorageDir {
+        /// The directory.
+        dir: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Delivery could not start.
+    #[error(transparent)]
+    Delivery(#[from] crate::deliver::DeliveryError),
     /// The HTTP server failed.
     #[error("HTTP server on {addr}: {source}")]
     Http {
@@ -124,7 +142,67 @@ pub async fn run(
             })
             .collect(),
     );
-    let started = crate::decode::unix_seconds(std::time::SystemTime::now()) as u64;
+    let svc = &config.service;
+    std::fs::create_dir_all(&svc.storage_dir).map_err(|source| AppError::StorageDir {
+        dir: svc.storage_dir.display().to_string(),
+        source,
+    })?;
+    let store = StoreHandle::open(&svc.storage_dir)?;
+    let delivery_metrics = DeliveryMetrics::register(metrics.registry());
+    let secret = svc
+        .delivery
+        .secret_env
+        .as_ref()
+        .and_then(|n| std::env::var(n).ok())
+        .map(String::into_bytes);
+    let deliverer = Deliverer::new(
+        store.clone(),
+        DeliverySettings {
+            endpoint: svc.delivery.endpoint.clone(),
+            secret,
+            snapshots: svc.delivery.snapshots,
+            public_url: svc.delivery.public_url.clone().unwrap_or_else(|| {
+                format!(
+                    "http://{}",
+                    listener
+                        .local_addr()
+                        .map_or_else(|_| svc.listen.to_string(), |a| a.to_string())
+                )
+            }),
+            concurrency: svc.delivery.concurrency as usize,
+            timeout: Duration::from_secs_f64(svc.delivery.timeout_s),
+            backoff: Backoff {
+                initial: Duration::from_secs_f64(svc.delivery.backoff_initial_s),
+                max: Duration::from_secs_f64(svc.delivery.backoff_max_s),
+            },
+            storage_dir: svc.storage_dir.clone(),
+        },
+        delivery_metrics,
+    )?;
+    let delivery_cancel = CancellationToken::new();
+    let delivery = tokio::spawn(deliverer.run(
+        delivery_cancel.clone(),
+        Duration::from_secs_f64(svc.delivery.shutdown_grace_s),
+    ));
+    let retention = tokio::spawn(retention_loop(
+        store.clone(),
+        svc.storage_dir.clone(),
+        RetentionLimits {
+            max_age_s: svc.evidence.max_age_days * 86_400.0,
+            max_bytes: (svc.evidence.max_gb * 1e9) as u64,
+        },
+    ));
+    let recorder = IncidentRecorder {
+        store: store.clone(),
+        storage_dir: svc.storage_dir.clone(),
+        categories: svc.delivery.categories.to_categories(),
+        model: ModelRef {
+            name: model.name.clone(),
+            sha256: model.sha256.clone(),
+        },
+        utc_offset_min: crate::incident::parse_utc_offset(&svc.delivery.utc_offset).unwrap_or(480),
+        evidence_errors: metrics.evidence_errors.clone(),
+    };
     let watches = cameras
         .iter()
         .enumerate()
@@ -135,21 +213,19 @@ pub async fn run(
                 &model.class_names,
                 &format!("cameras[{index}]"),
             )?;
-            let dir = config
-                .service
-                .storage_dir
-                .join("evidence")
-                .join(&cam.id)
-                .join(started.to_string());
             Ok(CameraWatch::new(
-                cam.id.clone(),
+                (*cam).clone(),
                 cfg,
                 camera_metrics[slot].clone(),
-                dir,
             ))
         })
         .collect::<Result<Vec<_>, AppError>>()?;
-    let watch = Arc::new(Watch::new(watches, pictures.clone(), metrics.clone()));
+    let watch = Arc::new(Watch::new(
+        watches,
+        pictures.clone(),
+        metrics.clone(),
+        recorder,
+    ));
     let samplers = watch.samplers();
     let decode = DecodePool::start(
         config.service.decode.threads as usize,
@@ -220,6 +296,14 @@ pub async fn run(
         pictures,
         zones: zone_configs,
         model,
+        store: Some(store.clone()),
+        api_token: svc
+            .api
+            .token_env
+            .as_ref()
+            .and_then(|n| std::env::var(n).ok())
+            .filter(|t| !t.is_empty()),
+        storage_dir: svc.storage_dir.clone(),
     });
     let addr = listener
         .local_addr()
@@ -245,6 +329,13 @@ pub async fn run(
     })
     .await
     .expect("decode shutdown does not panic");
+    // Every analysed picture is through the analyzers and its incidents are in the store; give
+    // delivery its grace period for what is in flight.
+    info!("shutting down: delivery");
+    delivery_cancel.cancel();
+    let _ = delivery.await;
+    retention.abort();
+    drop(store);
     http_cancel.cancel();
     match server.await {
         Ok(Ok(())) => {}
@@ -258,4 +349,31 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Applies evidence retention at start and every ten minutes.
+async fn retention_loop(store: StoreHandle, dir: std::path::PathBuf, limits: RetentionLimits) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let dir = dir.clone();
+        let now = crate::deliver::unix_now();
+        match store
+            .call(move |s| s.apply_retention(&dir, limits, now))
+            .await
+        {
+            Ok(Ok(r)) if r.removed > 0 || r.failed > 0 => {
+                info!(
+                    removed = r.removed,
+                    freed_bytes = r.freed_bytes,
+                    kept_bytes = r.kept_bytes,
+                    failed = r.failed,
+                    "evidence retention"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "evidence retention failed"),
+            Err(_) => return,
+        }
+    }
 }

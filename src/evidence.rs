@@ -19,11 +19,11 @@ const ACTOR: Rgb<u8> = Rgb([255, 210, 0]);
 /// Colour of the zone outline.
 const ZONE: Rgb<u8> = Rgb([0, 200, 255]);
 
-/// The picture for `role`: annotated for the event picture (zone, objects, owner), untouched
-/// for the others (the clean picture is what a case officer compares).
-pub fn picture(frame: &DecodedFrame, event: &Event, zone: &Polygon, role: FrameRole) -> RgbImage {
+/// The picture, with the zone, the objects and the owner drawn when `annotate` (the event
+/// picture), untouched otherwise (the clean pictures are what a case officer compares).
+pub fn picture(frame: &DecodedFrame, event: &Event, zone: &Polygon, annotate: bool) -> RgbImage {
     let mut img = frame.to_rgb();
-    if role == FrameRole::Event {
+    if annotate {
         draw_zone(&mut img, zone, &event.zone, ZONE);
         for o in &event.objects {
             draw_box_with_label(
@@ -133,15 +133,10 @@ impl EvidenceFrames {
 
 /// File name of an evidence picture: `incident-N-KIND-ROLE.jpg`.
 pub fn file_name(event: &Event, role: FrameRole) -> String {
-    let role = match role {
-        FrameRole::Before => "before",
-        FrameRole::Event => "event",
-        FrameRole::Actor => "actor",
-        FrameRole::After => "after",
-    };
     format!(
-        "incident-{}-{}-{role}.jpg",
+        "incident-{}-{}-{}.jpg",
         event.incident,
-        event.kind.as_str()
+        event.kind.as_str(),
+        crate::incident::role_name(role)
     )
 }

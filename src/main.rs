@@ -114,6 +114,35 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// A reference city-system endpoint for the demo and tests: verifies signatures, stores bodies
+    /// and snapshots, keeps each Idempotency-Key once; can be told to fail on purpose.
+    Receiver {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Directory for bodies/, snapshots/ and received.jsonl (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Environment variable with the HMAC secret; when set, unsigned or wrongly signed
+        /// requests get 401.
+        #[arg(long)]
+        secret_env: Option<String>,
+        /// Share of requests (0..1) answered with --fail-status.
+        #[arg(long, default_value_t = 0.0)]
+        fail_share: f64,
+        /// Answer the first N requests with --fail-status.
+        #[arg(long, default_value_t = 0)]
+        fail_first: u64,
+        /// Status of the injected failures (500, 503, 429, 400, ...).
+        #[arg(long, default_value_t = 500)]
+        fail_status: u16,
+        /// Retry-After seconds sent with injected failures.
+        #[arg(long)]
+        retry_after: Option<u64>,
+        /// Milliseconds added before answering each request.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
     /// Connect to one camera: print codec, resolution, frame rate, GOP and transport; save the first keyframe.
     Probe {
         /// RTSP URL; `user:password@` in it is used for authentication and never printed.
@@ -240,6 +269,46 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 jobs,
             };
             tokio::task::spawn_blocking(move || cmd::eval::run(args)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Receiver {
+            listen,
+            dir,
+            secret_env,
+            fail_share,
+            fail_first,
+            fail_status,
+            retry_after,
+            latency_ms,
+        } => {
+            if !(0.0..=1.0).contains(&fail_share) {
+                bail!("--fail-share must be between 0 and 1, got {fail_share}");
+            }
+            if !(100..=599).contains(&fail_status) {
+                bail!("--fail-status must be an HTTP status (100..599), got {fail_status}");
+            }
+            let secret = match &secret_env {
+                Some(name) => Some(
+                    std::env::var(name)
+                        .with_context(|| {
+                            format!("--secret-env: environment variable {name} is not set")
+                        })?
+                        .into_bytes(),
+                ),
+                None => None,
+            };
+            let settings = dumpwatch::receiver::ReceiverSettings {
+                dir,
+                secret,
+                fail_share,
+                fail_first,
+                fail_status,
+                retry_after_s: retry_after,
+                latency: Duration::from_millis(latency_ms),
+            };
+            dumpwatch::receiver::serve(listen, settings, shutdown_signal())
+                .await
+                .with_context(|| format!("receiver on {listen}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Detect {

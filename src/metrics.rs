@@ -49,6 +49,9 @@ pub struct Metrics {
     detect: DetectMetrics,
     /// `dumpwatch_incidents_total{event}`: incident events (raised, updated, cleared).
     pub incidents: IntCounterVec,
+    /// `dumpwatch_evidence_errors_total`: evidence files (snapshots, clips) that could not be
+    /// written; the incident is stored and delivered without them.
+    pub evidence_errors: IntCounter,
     /// `dumpwatch_camera_active{camera}`: 1 while a camera is sampled actively (every frame
     /// decoded, detected at `active_fps`), 0 while idle.
     camera_active: IntGaugeVec,
@@ -229,8 +232,17 @@ impl Metrics {
         registry
             .register(Box::new(camera_active.clone()))
             .expect("unique metric");
+        let evidence_errors = IntCounter::new(
+            "dumpwatch_evidence_errors_total",
+            "Evidence files (snapshots, clips) that could not be written; the incident went on without them.",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(evidence_errors.clone()))
+            .expect("unique metric");
         Metrics {
             incidents,
+            evidence_errors,
             camera_active,
             registry,
             decode_seconds,

@@ -1,52 +1,80 @@
 //! Live analysis: the detect sink of the service. For each analysed picture it runs the camera's
-//! analyzer, tells the camera's sampler whether to stay active, and records incident events
-//! (log, `dumpwatch_incidents_total`, evidence pictures under `storage_dir/evidence/`). The
-//! durable store and delivery (issue 5) take the events from here.
+//! analyzer, tells the camera's sampler whether to stay active, and turns incident events into
+//! stored incidents: evidence pictures written under `storage_dir/evidence/<camera>/<incident>/`,
+//! then the event and its outbox row recorded in the store (which wakes delivery).
+//!
+//! Recording blocks the detector worker while the store is busy: an incident is never dropped
+//! to keep up (incidents are rare; pictures are not).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
+use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
-use crate::analyze::{Analyzer, AnalyzerConfig};
+use crate::analyze::{Analyzer, AnalyzerConfig, Event, EventKind, FrameRole};
 use crate::api::LatestPictures;
-use crate::decode::unix_seconds;
+use crate::config::CameraConfig;
+use crate::decode::{DecodedFrame, unix_seconds};
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::EvidenceFrames;
 use crate::geometry::Polygon;
+use crate::incident::{BodyContext, Categories, FrameSize, ModelRef, SnapshotRef};
 use crate::metrics::{CameraMetrics, Metrics};
+use crate::store::writer::StoreHandle;
+use crate::store::{EvidenceFile, NewEvent};
 
 /// One camera's live analysis state.
 pub struct CameraWatch {
-    /// Camera id.
-    pub id: String,
+    /// The camera.
+    pub camera: CameraConfig,
     /// The camera's sampler (shared with ingest and decode).
     pub sampler: Arc<SharedSampler>,
-    analyzer: Mutex<(Analyzer, EvidenceFrames)>,
+    state: Mutex<CameraState>,
     zones: Vec<Polygon>,
     metrics: CameraMetrics,
-    evidence_dir: PathBuf,
+}
+
+struct CameraState {
+    analyzer: Analyzer,
+    frames: EvidenceFrames,
+    /// The store's id of each open incident, by the analyzer's number.
+    incidents: HashMap<u64, Uuid>,
 }
 
 impl CameraWatch {
-    /// A camera's analysis with its resolved configuration; evidence pictures go to
-    /// `evidence_dir`.
-    pub fn new(
-        id: String,
-        cfg: AnalyzerConfig,
-        metrics: CameraMetrics,
-        evidence_dir: PathBuf,
-    ) -> Self {
+    /// A camera's analysis with its resolved configuration.
+    pub fn new(camera: CameraConfig, cfg: AnalyzerConfig, metrics: CameraMetrics) -> Self {
         CameraWatch {
-            id,
+            camera,
             sampler: Arc::new(SharedSampler::new(cfg.sampling.clone())),
             zones: cfg.zones.iter().map(|z| z.polygon.clone()).collect(),
-            analyzer: Mutex::new((Analyzer::new(cfg), EvidenceFrames::default())),
+            state: Mutex::new(CameraState {
+                analyzer: Analyzer::new(cfg),
+                frames: EvidenceFrames::default(),
+                incidents: HashMap::new(),
+            }),
             metrics,
-            evidence_dir,
         }
     }
+}
+
+/// Where incident events go: the store, with evidence files in the storage directory.
+pub struct IncidentRecorder {
+    /// The store.
+    pub store: StoreHandle,
+    /// The storage directory (evidence paths are relative to it).
+    pub storage_dir: PathBuf,
+    /// Category codes.
+    pub categories: Categories,
+    /// The detector model, named in every body.
+    pub model: ModelRef,
+    /// The city's offset from UTC, minutes.
+    pub utc_offset_min: i32,
+    /// Counts evidence files that could not be written (`dumpwatch_evidence_errors_total`).
+    pub evidence_errors: prometheus::IntCounter,
 }
 
 /// The service's detect sink.
@@ -54,15 +82,22 @@ pub struct Watch {
     cameras: Vec<CameraWatch>,
     pictures: Arc<LatestPictures>,
     metrics: Metrics,
+    recorder: IncidentRecorder,
 }
 
 impl Watch {
     /// The sink for `cameras` (indexed like the pipeline's camera slots).
-    pub fn new(cameras: Vec<CameraWatch>, pictures: Arc<LatestPictures>, metrics: Metrics) -> Self {
+    pub fn new(
+        cameras: Vec<CameraWatch>,
+        pictures: Arc<LatestPictures>,
+        metrics: Metrics,
+        recorder: IncidentRecorder,
+    ) -> Self {
         Watch {
             cameras,
             pictures,
             metrics,
+            recorder,
         }
     }
 
@@ -80,13 +115,13 @@ impl Watch {
             return;
         };
         let now = unix_seconds(frame.captured_at);
-        let events = {
-            let mut guard = cam.analyzer.lock().unwrap_or_else(|e| e.into_inner());
-            let (analyzer, evidence) = &mut *guard;
-            let out = analyzer.observe(now, &result.detected.detections, &grey);
-            cam.sampler.report(now, out.active);
-            evidence.resolve(now, frame, &out)
-        };
+        let mut guard = cam.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
+        let out = state
+            .analyzer
+            .observe(now, &result.detected.detections, &grey);
+        cam.sampler.report(now, out.active);
+        let events = state.frames.resolve(now, frame, &out);
         cam.metrics
             .active
             .set(i64::from(cam.sampler.wants_all_frames()));
@@ -95,32 +130,149 @@ impl Watch {
                 .incidents
                 .with_label_values(&[event.kind.as_str()])
                 .inc();
+            let id = match event.kind {
+                EventKind::Raised => *state
+                    .incidents
+                    .entry(event.incident)
+                    .or_insert_with(Uuid::now_v7),
+                _ => match state.incidents.get(&event.incident) {
+                    Some(id) => *id,
+                    None => {
+                        warn!(camera = %cam.camera.id, incident = event.incident, "event of an unknown incident ignored");
+                        continue;
+                    }
+                },
+            };
+            if event.kind == EventKind::Cleared {
+                state.incidents.remove(&event.incident);
+            }
             let objects: Vec<String> = event
                 .objects
                 .iter()
                 .map(|o| format!("{} {:.2}", o.class, o.score))
                 .collect();
-            info!(camera = %cam.id, incident = event.incident, event = event.kind.as_str(), zone = %event.zone,
+            info!(camera = %cam.camera.id, incident = %id, event = event.kind.as_str(), zone = %event.zone,
                   unattended_s = format!("{:.1}", event.dwell_s), confidence = format!("{:.2}", event.confidence),
                   objects = %objects.join(", "), "incident event");
-            if let Err(e) = std::fs::create_dir_all(&cam.evidence_dir) {
-                warn!(camera = %cam.id, dir = %cam.evidence_dir.display(), error = %e, "cannot create the evidence directory");
-                continue;
-            }
             let zone = cam
                 .zones
                 .get(event.zone_index)
                 .cloned()
                 .unwrap_or_else(Polygon::full_frame);
-            for (role, picture) in pictures {
-                let img = crate::evidence::picture(&picture, &event, &zone, role);
-                let path = cam
-                    .evidence_dir
-                    .join(crate::evidence::file_name(&event, role));
-                if let Err(e) = crate::evidence::write_jpeg(&img, &path) {
-                    warn!(camera = %cam.id, path = %path.display(), error = %e, "cannot write an evidence picture");
+            let size = FrameSize {
+                width: frame.width(),
+                height: frame.height(),
+            };
+            self.recorder
+                .record_event(&cam.camera, &zone, id, &event, &pictures, size);
+        }
+    }
+}
+
+impl IncidentRecorder {
+    /// Writes the event's pictures and records the event with them in the store (blocking).
+    /// Evidence that cannot be written is logged and counted; the event is recorded without it.
+    pub fn record_event(
+        &self,
+        camera: &CameraConfig,
+        zone: &Polygon,
+        id: Uuid,
+        event: &Event,
+        pictures: &[(FrameRole, Arc<DecodedFrame>)],
+        frame: FrameSize,
+    ) {
+        let evidence = self.write_evidence(camera, id, event, zone, pictures);
+        self.record(camera, id, event, frame, evidence);
+    }
+
+    /// Writes the event's pictures (the event picture twice: annotated and clean). A picture that
+    /// cannot be written is logged and counted, and left out.
+    fn write_evidence(
+        &self,
+        camera: &CameraConfig,
+        id: Uuid,
+        event: &Event,
+        zone: &Polygon,
+        pictures: &[(FrameRole, Arc<DecodedFrame>)],
+    ) -> Vec<EvidenceFile> {
+        let rel_dir = PathBuf::from("evidence")
+            .join(&camera.id)
+            .join(id.to_string());
+        let dir = self.storage_dir.join(&rel_dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            error!(camera = %camera.id, incident = %id, dir = %dir.display(), error = %e,
+                   "cannot create the evidence directory; the incident goes on without pictures");
+            self.evidence_errors.inc_by(pictures.len() as u64);
+            return vec![];
+        }
+        let stamp = (event.at * 1000.0).round() as i64;
+        let mut files = Vec::new();
+        for (role, picture) in pictures {
+            let mut variants = vec![(crate::incident::role_name(*role), *role == FrameRole::Event)];
+            if *role == FrameRole::Event {
+                // The clean event picture, for the case officer to compare without our drawing.
+                variants.push(("event_clean", false));
+            }
+            for (name, annotate) in variants {
+                let img = crate::evidence::picture(picture, event, zone, annotate);
+                let file = format!("{}-{stamp}-{name}.jpg", event.kind.as_str());
+                let path = dir.join(&file);
+                match crate::evidence::write_jpeg(&img, &path) {
+                    Ok(bytes) => files.push(EvidenceFile {
+                        role: name.to_owned(),
+                        path: rel_dir.join(&file).to_string_lossy().into_owned(),
+                        content_type: "image/jpeg".into(),
+                        sha256: crate::hashing::sha256_hex(&bytes),
+                        bytes: bytes.len() as u64,
+                    }),
+                    Err(e) => {
+                        error!(camera = %camera.id, incident = %id, path = %path.display(), error = %e,
+                               "cannot write an evidence picture; the incident goes on without it");
+                        self.evidence_errors.inc();
+                    }
                 }
             }
+        }
+        files
+    }
+
+    fn record(
+        &self,
+        camera: &CameraConfig,
+        id: Uuid,
+        event: &Event,
+        frame: FrameSize,
+        evidence: Vec<EvidenceFile>,
+    ) {
+        let r = self;
+        let ctx = BodyContext {
+            camera,
+            categories: &r.categories,
+            model: r.model.clone(),
+            utc_offset_min: r.utc_offset_min,
+            frame,
+        };
+        let mut body = crate::incident::body(id, event, &ctx);
+        body.snapshots = evidence
+            .iter()
+            .map(|f| SnapshotRef {
+                role: f.role.clone(),
+                content_type: f.content_type.clone(),
+                sha256: f.sha256.clone(),
+                data_base64: None,
+                url: None,
+            })
+            .collect();
+        let new = NewEvent {
+            body,
+            kind: event.kind,
+            at: event.at,
+            appeared_at: event.appeared_at,
+            evidence,
+        };
+        if let Err(e) = r.store.record_blocking(new, crate::deliver::unix_now()) {
+            error!(camera = %camera.id, incident = %id, event = event.kind.as_str(), error = %e,
+                   "cannot store an incident event");
         }
     }
 }

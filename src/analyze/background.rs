@@ -233,8 +233,15 @@ impl BackgroundModel {
         let mut mask = vec![false; self.current.len()];
         for (i, m) in mask.iter_mut().enumerate() {
             let (c, s, l) = (self.current[i], self.short[i], self.long[i] * g + o);
-            // New relative to minutes ago, settled relative to seconds ago.
-            *m = self.trusted[i] && (c - l).abs() > t && (s - l).abs() > t && (c - s).abs() <= t;
+            // New relative to minutes ago, settled relative to seconds ago. A spot that looks
+            // just as it did minutes ago is not new, whatever the light fit says: bright, clipped
+            // colours do not follow a change of light.
+            let raw = (c - self.long[i]).abs();
+            *m = self.trusted[i]
+                && (c - l).abs() > t
+                && raw > t * 0.5
+                && (s - l).abs() > t
+                && (c - s).abs() <= t;
         }
         for i in 0..self.current.len() {
             self.short[i] += a_short * (self.current[i] - self.short[i]);

@@ -6,6 +6,9 @@
 //!    nearest actor at that moment; its appearance time is estimated back from how long the
 //!    background model takes to settle.
 //! 2. **unattended** — the owner is gone or far (more than `owner_radius` actor heights away).
+//!    An owner who walks off within [`SETTLING_S`] of putting the thing down left it when it
+//!    appeared (putting down, straightening up and turning away is one act); one who stays
+//!    longer is with it, and it is unattended from when they leave.
 //! 3. **abandoned** — unattended for `dwell_s`: an incident is **raised**; or, if an open incident
 //!    of the zone covers the spot, it is **updated** (the pile grew); or, if one was cleared there
 //!    less than `cooldown_s` ago, nothing (a repeat).
@@ -55,6 +58,9 @@ const FOOTPRINT_MEMORY_S: f64 = 120.0;
 /// An owner moving slower than this many of their own heights per second stays with the object;
 /// faster, they are walking away from it (a walking person covers about 0.8 heights a second).
 const LINGER_SPEED: f32 = 0.4;
+/// An owner who leaves within this many seconds of the object appearing left it when it
+/// appeared: the unattended time counts from the appearance.
+pub const SETTLING_S: f64 = 15.0;
 /// An owner who left must stay near their object this long to be back with it.
 const OWNER_BACK_S: f64 = 3.0;
 /// At most this many candidates per camera (the oldest pending one makes room).
@@ -99,6 +105,8 @@ struct Candidate {
     unattended_since: Option<f64>,
     /// Since when the owner has been near again, after leaving.
     owner_back_since: Option<f64>,
+    /// Whether the owner came back after leaving (their next leaving counts from then).
+    owner_returned: bool,
     before_patch: Vec<f32>,
     object_patch: Vec<f32>,
     patch_box: BBox,
@@ -684,6 +692,8 @@ impl Analyzer {
         let mut appeared_at = appeared_at.min(now);
         // Earliest picture that may already hold it (seen, or hidden by someone).
         let mut maybe_there = now;
+        // Whether the walk reached a picture of the bare ground.
+        let mut saw_bare_ground = false;
         for m in self.history.iter().rev().skip(1) {
             let p = self.background.patch_of(&m.cells, &bbox, PATCH_MARGIN);
             if p.len() != object_patch.len() || p.len() != before_patch.len() {
@@ -701,11 +711,37 @@ impl Analyzer {
                 appeared_at = m.at;
             } else if !hidden && d_before < d_object * PATCH_RATIO {
                 // The bare ground: it was not there yet.
+                saw_bare_ground = true;
                 break;
             }
             maybe_there = m.at;
         }
         let maybe_there = maybe_there.min(appeared_at);
+        // Between the bare ground and the first clear sight, someone stood over the spot: that is
+        // when it was put down (the one who stood there is the owner).
+        if saw_bare_ground {
+            appeared_at = maybe_there;
+        }
+        // There as long as the analyzer remembers, and touching an incident's object: the rest
+        // of that object, seen whole now that nobody hides part of it, not a second one.
+        let remembered_from = self.history.front().map_or(now, |m| m.at);
+        if now - remembered_from >= Self::HISTORY_S * 0.5
+            && appeared_at <= remembered_from + 1e-6
+            && let Some(c) = self.candidates.iter_mut().find(|c| {
+                matches!(c.state, State::InIncident(_))
+                    && c.zone == zone
+                    && c.bbox.grown(0.5).intersection_area(&bbox) > 0.0
+            })
+        {
+            let State::InIncident(id) = c.state else {
+                unreachable!("matched above")
+            };
+            c.bbox = c.bbox.union(&bbox);
+            if let Some(inc) = self.incidents.iter_mut().find(|i| i.id == id) {
+                inc.bbox = inc.bbox.union(&bbox);
+            }
+            return;
+        }
         // The owner: the nearest actor at that moment; then when they were last near it.
         let radius = self.cfg.owner_radius;
         let moment = self
@@ -772,7 +808,11 @@ impl Analyzer {
         let unattended_since = if owner_near_now {
             None
         } else {
-            Some(owner.as_ref().map_or(appeared_at, |o| o.last_near))
+            Some(
+                owner
+                    .as_ref()
+                    .map_or(appeared_at, |o| left_at(appeared_at, o.last_near, false)),
+            )
         };
         self.candidates.push(Candidate {
             zone,
@@ -785,6 +825,7 @@ impl Analyzer {
             owner,
             unattended_since,
             owner_back_since: None,
+            owner_returned: false,
             before_patch,
             object_patch,
             patch_box: bbox,
@@ -817,13 +858,15 @@ impl Analyzer {
                     let since = *c.owner_back_since.get_or_insert(now);
                     // Once left, the owner is back only when they stay: someone passing by (or
                     // a track that switched to another person) does not restart the dwell.
-                    if now - since >= OWNER_BACK_S {
+                    if now - since >= OWNER_BACK_S && c.unattended_since.is_some() {
                         c.unattended_since = None;
+                        c.owner_returned = true;
                     }
                 }
                 None => {
                     c.owner_back_since = None;
-                    c.unattended_since.get_or_insert(owner.last_near);
+                    let since = left_at(c.appeared_at, owner.last_near, c.owner_returned);
+                    c.unattended_since.get_or_insert(since);
                 }
             }
         }
@@ -1064,6 +1107,16 @@ fn settle_time(contrast: f32, threshold: f32, short_tau_s: f64) -> f64 {
     (short_tau_s * ratio.ln()).min(3.0 * short_tau_s)
 }
 
+/// When an object became unattended, given when its owner was last near it: at its appearance
+/// if the owner walked off within [`SETTLING_S`] (and had not come back to it before).
+fn left_at(appeared_at: f64, last_near: f64, returned: bool) -> f64 {
+    if !returned && last_near - appeared_at <= SETTLING_S {
+        appeared_at.min(last_near)
+    } else {
+        last_near
+    }
+}
+
 /// Gap between two boxes (0 when they overlap) in heights of `actor`.
 fn box_gap_in_heights(object: &BBox, actor: &BBox) -> f32 {
     let dx = (actor.x1 - object.x2).max(object.x1 - actor.x2).max(0.0);
@@ -1297,6 +1350,28 @@ mod tests {
         let actor = events[0].actor.as_ref().expect("the owner is reported");
         assert_eq!(actor.class, "person");
         assert!(events[0].frames.iter().any(|f| f.role == FrameRole::Actor));
+    }
+
+    #[test]
+    fn an_owner_who_lingers_briefly_left_the_object_when_it_appeared() {
+        let mut a = Analyzer::new(config());
+        // The owner puts the bag down at 20 s, stands beside it for 7 s, then walks off.
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: if (15.0..27.0).contains(&t) {
+                vec![(PERSON, 125, 80, 20, 60)]
+            } else {
+                walker(t, 27.0, 125.0).into_iter().collect()
+            },
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        // Dwell (30 s) from the appearance (20 s), not from the leaving (27 s).
+        assert!(
+            events[0].at >= 49.0 && events[0].at <= 53.0,
+            "raised at {}",
+            events[0].at
+        );
     }
 
     #[test]

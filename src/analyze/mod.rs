@@ -378,7 +378,10 @@ impl AnalyzerConfig {
             startup_grace_s: cam.startup_grace_s,
             reclaim_after_s: cam.reclaim_after_s,
             owner_radius: 1.5,
-            background: BackgroundConfig::default(),
+            background: BackgroundConfig {
+                threshold: cam.change_threshold as f32,
+                ..BackgroundConfig::default()
+            },
             tracker: TrackerConfig::default(),
             sampling: SamplingConfig {
                 active_fps: cam.active_fps,

@@ -1,5 +1,8 @@
-//! HTTP API (axum): Prometheus metrics, health, camera status and latest pictures. Reads shared
-//! state only; nothing in the pipeline depends on it.
+//! HTTP API (axum): Prometheus metrics, health, camera status and latest pictures, the incident
+//! feed with its evidence, and the city system's case reports. Reads shared state and the store;
+//! nothing in the pipeline depends on it.
+
+pub mod incidents;
 
 use std::sync::{Arc, Mutex};
 
@@ -7,7 +10,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::annotate::{class_colour, draw_box_with_label, draw_zone};
 use crate::config::ZoneConfig;
@@ -57,6 +60,12 @@ pub struct ApiState {
     pub zones: Arc<Vec<Vec<ZoneConfig>>>,
     /// The detector's model (class names for labels).
     pub model: Arc<ModelInfo>,
+    /// The incident store (`None`: the incident endpoints answer 503).
+    pub store: Option<crate::store::writer::StoreHandle>,
+    /// Bearer token for changes (case reports, ack, dismiss); `None`: changes are refused.
+    pub api_token: Option<String>,
+    /// The storage directory (evidence paths are relative to it).
+    pub storage_dir: std::path::PathBuf,
 }
 
 /// The router with every endpoint.
@@ -68,6 +77,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/cameras", get(cameras))
         .route("/api/v1/cameras/{id}", get(camera))
         .route("/api/v1/cameras/{id}/latest.jpg", get(latest_jpeg))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::one))
+        .route(
+            "/api/v1/incidents/{id}/evidence/{file}",
+            get(incidents::evidence),
+        )
+        .route("/api/v1/incidents/{id}/case", post(incidents::case))
         .with_state(state)
 }
 

@@ -164,7 +164,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
                 .get(e.zone_index)
                 .cloned()
                 .unwrap_or_else(Polygon::full_frame);
-            let img = dumpwatch::evidence::picture(frame, e, &zone, *role);
+            let img = dumpwatch::evidence::picture(frame, e, &zone, *role == FrameRole::Event);
             let path = dir.join(dumpwatch::evidence::file_name(e, *role));
             match dumpwatch::evidence::write_jpeg(&img, &path) {
                 Ok(_) => written += 1,

@@ -48,6 +48,11 @@ pub struct AnalyzeConfig {
     /// A pending object gone this long before its dwell ends was taken away again (no
     /// incident). Default 5.
     pub reclaim_after_s: f64,
+    /// Grey-level difference (0..255, on the analyzer's 160-px-wide grid) between a spot and
+    /// how it looked minutes ago that counts as something new there. Lower finds fainter
+    /// objects (a white sack on light concrete) and risks more false alarms from light and
+    /// compression. Default 16.
+    pub change_threshold: f64,
 }
 
 impl Default for AnalyzeConfig {
@@ -68,6 +73,7 @@ impl Default for AnalyzeConfig {
             gate_change_share: 0.003,
             startup_grace_s: 10.0,
             reclaim_after_s: 5.0,
+            change_threshold: 16.0,
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct AnalyzeOverrides {
     pub startup_grace_s: Option<f64>,
     /// See [`AnalyzeConfig::reclaim_after_s`]. Per camera only.
     pub reclaim_after_s: Option<f64>,
+    /// See [`AnalyzeConfig::change_threshold`]. Per camera only.
+    pub change_threshold: Option<f64>,
 }
 
 macro_rules! override_fields {
@@ -129,6 +137,7 @@ impl AnalyzeOverrides {
         check(self.gate_change_share.is_some(), "gate_change_share");
         check(self.startup_grace_s.is_some(), "startup_grace_s");
         check(self.reclaim_after_s.is_some(), "reclaim_after_s");
+        check(self.change_threshold.is_some(), "change_threshold");
         out
     }
 
@@ -137,7 +146,7 @@ impl AnalyzeOverrides {
         let mut out = base.clone();
         override_fields!(self, out; dwell_s, clear_after_s, cooldown_s, min_object_area, max_object_area,
             dumpable_classes, actor_classes, active_fps, active_hold_s, idle_refresh_s, gate_change_share,
-            startup_grace_s, reclaim_after_s);
+            startup_grace_s, reclaim_after_s, change_threshold);
         if let Some(extra) = &self.class_confidence {
             out.class_confidence
                 .extend(extra.iter().map(|(k, v)| (k.clone(), *v)));
@@ -164,6 +173,7 @@ impl From<&AnalyzeConfig> for AnalyzeOverrides {
             gate_change_share: Some(c.gate_change_share),
             startup_grace_s: Some(c.startup_grace_s),
             reclaim_after_s: Some(c.reclaim_after_s),
+            change_threshold: Some(c.change_threshold),
         }
     }
 }

@@ -82,6 +82,10 @@ pub struct ServiceConfig {
     pub decode: DecodeConfig,
     /// Where incidents are sent.
     pub delivery: DeliveryConfig,
+    /// Evidence retention and clips.
+    pub evidence: EvidenceConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
     /// How dumping is decided and cameras are sampled (defaults for every camera and zone).
     pub analyze: AnalyzeConfig,
 }
@@ -114,6 +118,8 @@ impl Default for ServiceConfig {
             ingest: IngestConfig::default(),
             decode: DecodeConfig::default(),
             delivery: DeliveryConfig::default(),
+            evidence: EvidenceConfig::default(),
+            api: ApiConfig::default(),
             analyze: AnalyzeConfig::default(),
         }
     }
@@ -248,12 +254,35 @@ impl Default for DecodeConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
-    /// URL incidents are POSTed to. Default `http://127.0.0.1:8090/api/incidents` (the reference
-    /// receiver started by the demo).
+    /// URL incidents are POSTed to (http or https). Default `http://127.0.0.1:8090/api/incidents`
+    /// (the reference receiver started by the demo).
     pub endpoint: String,
     /// Name of the environment variable that holds the HMAC secret for
     /// `X-Dumpwatch-Signature`. Unset: bodies are not signed.
     pub secret_env: Option<String>,
+    /// How snapshots travel: `inline` (base64 in the body) or `url` (links to this service's
+    /// API, fetched by the city system). Default `inline`.
+    pub snapshots: crate::deliver::SnapshotMode,
+    /// Base URL under which the city system reaches this service's API, for `url` snapshots.
+    /// Default: `http://` + `listen`.
+    pub public_url: Option<String>,
+    /// Most deliveries in flight at once. Default 4.
+    pub concurrency: u32,
+    /// Limit of one delivery request, seconds. Default 10.
+    pub timeout_s: f64,
+    /// Ceiling of the first retry delay, seconds (exponential with full jitter after that).
+    /// Default 1.
+    pub backoff_initial_s: f64,
+    /// Longest retry delay, seconds. A server's `Retry-After` is honoured beyond it (up to an
+    /// hour). Default 300.
+    pub backoff_max_s: f64,
+    /// The city's offset from UTC for the times in bodies, `+HH:MM`. Default `+08:00`.
+    pub utc_offset: String,
+    /// Category codes of the city's case system per kind of event.
+    pub categories: CategoryConfig,
+    /// Requests still in flight at shutdown get this long to finish, seconds (the rest stay in
+    /// the outbox for the next start). Default 3.
+    pub shutdown_grace_s: f64,
 }
 
 impl Default for DeliveryConfig {
@@ -261,8 +290,89 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             endpoint: "http://127.0.0.1:8090/api/incidents".into(),
             secret_env: None,
+            snapshots: crate::deliver::SnapshotMode::Inline,
+            public_url: None,
+            concurrency: 4,
+            timeout_s: 10.0,
+            backoff_initial_s: 1.0,
+            backoff_max_s: 300.0,
+            utc_offset: "+08:00".into(),
+            categories: CategoryConfig::default(),
+            shutdown_grace_s: 3.0,
         }
     }
+}
+
+/// The city's category codes (数字城管 event classes) for each kind of incident event. The
+/// defaults follow the national standard's 市容环境 (city appearance) class: `0102` 暴露垃圾
+/// (exposed waste) and `0103` 积存垃圾渣土 (accumulated waste and muck); a city with its own
+/// table sets its codes here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CategoryConfig {
+    /// Code of a new dumping (event `raised`). Default `0102`.
+    pub dumping: String,
+    /// Code of a pile that grew (event `updated`). Default `0103`.
+    pub accumulation: String,
+    /// Code of the verification that the spot was cleaned (event `cleared`). Default `0102`
+    /// (the same case class, closing the loop).
+    pub cleared: String,
+}
+
+impl Default for CategoryConfig {
+    fn default() -> Self {
+        CategoryConfig {
+            dumping: "0102".into(),
+            accumulation: "0103".into(),
+            cleared: "0102".into(),
+        }
+    }
+}
+
+impl CategoryConfig {
+    /// As the body builder wants them.
+    pub fn to_categories(&self) -> crate::incident::Categories {
+        crate::incident::Categories {
+            dumping: self.dumping.clone(),
+            accumulation: self.accumulation.clone(),
+            cleared: self.cleared.clone(),
+        }
+    }
+}
+
+/// Evidence files and how long they are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Evidence older than this many days is removed (never that of an open incident or of an
+    /// event not yet delivered). Default 90.
+    pub max_age_days: f64,
+    /// Beyond this many GB of evidence in total, the oldest removable files go. Default 20.
+    pub max_gb: f64,
+    /// Seconds of video before the event in an incident's evidence clip. Default 10.
+    pub clip_pre_s: f64,
+    /// Seconds of video after the event in an incident's evidence clip. Default 10.
+    pub clip_post_s: f64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            max_age_days: 90.0,
+            max_gb: 20.0,
+            clip_pre_s: 10.0,
+            clip_post_s: 10.0,
+        }
+    }
+}
+
+/// The HTTP API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Name of the environment variable holding the bearer token that mutations (case reports,
+    /// ack, dismiss, reload) need. Unset: mutations are refused.
+    pub token_env: Option<String>,
 }
 
 /// The cameras file (`cameras.toml`): a list of `[[cameras]]` tables.

@@ -176,6 +176,66 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
             );
         }
     }
+    let d = &svc.delivery;
+    c.count("delivery.concurrency", d.concurrency, 1, 256);
+    c.range("delivery.timeout_s", d.timeout_s, 0.1, 600.0);
+    c.range(
+        "delivery.backoff_initial_s",
+        d.backoff_initial_s,
+        0.01,
+        3600.0,
+    );
+    c.range("delivery.backoff_max_s", d.backoff_max_s, 0.01, 86_400.0);
+    if d.backoff_max_s < d.backoff_initial_s {
+        c.add(
+            "delivery.backoff_max_s",
+            format!(
+                "{} is below delivery.backoff_initial_s ({})",
+                d.backoff_max_s, d.backoff_initial_s
+            ),
+        );
+    }
+    c.range("delivery.shutdown_grace_s", d.shutdown_grace_s, 0.0, 60.0);
+    if crate::incident::parse_utc_offset(&d.utc_offset).is_none() {
+        c.add(
+            "delivery.utc_offset",
+            format!("{:?} is not an offset like +08:00 or -05:30", d.utc_offset),
+        );
+    }
+    if let Some(u) = &d.public_url {
+        match url::Url::parse(u) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => c.add(
+                "delivery.public_url",
+                format!("{u:?} is not an http(s) URL"),
+            ),
+        }
+    }
+    for (name, code) in [
+        ("dumping", &d.categories.dumping),
+        ("accumulation", &d.categories.accumulation),
+        ("cleared", &d.categories.cleared),
+    ] {
+        if code.trim().is_empty() || code.len() > 64 {
+            c.add(
+                format!("delivery.categories.{name}"),
+                "must be a code of 1 to 64 characters",
+            );
+        }
+    }
+    let e = &svc.evidence;
+    c.range("evidence.max_age_days", e.max_age_days, 0.01, 36_500.0);
+    c.range("evidence.max_gb", e.max_gb, 0.001, 1_000_000.0);
+    c.range("evidence.clip_pre_s", e.clip_pre_s, 0.0, 120.0);
+    c.range("evidence.clip_post_s", e.clip_post_s, 0.0, 120.0);
+    if let Some(name) = &svc.api.token_env
+        && env(name).is_none_or(|v| v.is_empty())
+    {
+        c.add(
+            "api.token_env",
+            format!("environment variable {name} is not set"),
+        );
+    }
 
     validate_analyze(&mut c, "analyze", &AnalyzeOverrides::from(&svc.analyze));
     check_object_areas(&mut c, "analyze", &svc.analyze);
@@ -290,6 +350,7 @@ fn validate_analyze(c: &mut Collector, at: &str, a: &AnalyzeOverrides) {
         ("gate_change_share", a.gate_change_share, 0.0, 1.0),
         ("startup_grace_s", a.startup_grace_s, 0.0, 3600.0),
         ("reclaim_after_s", a.reclaim_after_s, 0.5, 3600.0),
+        ("change_threshold", a.change_threshold, 4.0, 128.0),
     ];
     for (name, value, min, max) in times {
         if let Some(v) = value {

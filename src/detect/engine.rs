@@ -86,7 +86,7 @@ impl Engine {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| model_error(format!("cannot read it: {e}")))?;
-        let sha256 = sha256_hex(&bytes);
+        let sha256 = crate::hashing::sha256_hex(&bytes);
         let env = environment(cfg.ort_library.as_deref())?;
         let session = Session::builder(env)
             .and_then(|b| {
@@ -219,10 +219,4 @@ impl Engine {
         }
         Ok(f(data))
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,293 @@
+//! Incident endpoints: the feed, one incident, its evidence files, and the city system's case
+//! reports.
+
+// The helpers fail with the response to send; it is built once per request, never copied.
+#![allow(clippy::result_large_err)]
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::store::writer::StoreHandle;
+use crate::store::{CASE_STATUSES, CaseReport, IncidentQuery};
+
+/// Largest page of the incident feed.
+pub const MAX_PAGE: u32 = 500;
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn store_of(s: &ApiState) -> Result<&StoreHandle, Response> {
+    s.store
+        .as_ref()
+        .ok_or_else(|| problem(StatusCode::SERVICE_UNAVAILABLE, "no incident store"))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, Response> {
+    id.parse::<Uuid>().map_err(|_| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not an incident id (a UUID)"),
+        )
+    })
+}
+
+/// Checks `Authorization: Bearer <token>` against the configured token.
+pub fn authorize(s: &ApiState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &s.api_token else {
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "changes through the API are disabled: set api.token_env to the name of an environment variable holding a token",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant-time comparison of equal-length prefixes; lengths may leak, contents do not.
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": "missing or wrong bearer token" })),
+        )
+            .into_response())
+    }
+}
+
+/// Query of `GET /api/v1/incidents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this camera.
+    camera: Option<String>,
+    /// `open` or `cleared`.
+    state: Option<String>,
+    /// Raised at or after, unix seconds.
+    since: Option<f64>,
+    /// Raised before, unix seconds.
+    until: Option<f64>,
+    /// Page size, 1..=500 (default 50).
+    limit: Option<u32>,
+    /// Rows to skip (newest first).
+    offset: Option<u32>,
+}
+
+/// `GET /api/v1/incidents`: newest first, filtered and paged.
+pub async fn list(
+    State(s): State<ApiState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let store = match store_of(&s) {
+        Ok(st) => st.clone(),
+        Err(r) => return r,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("limit: {limit} is out of range: must be between 1 and {MAX_PAGE}"),
+        );
+    }
+    if let Some(state) = &q.state
+        && !matches!(state.as_str(), "open" | "cleared")
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("state: {state:?} is not one of open, cleared"),
+        );
+    }
+    for (name, t) in [("since", q.since), ("until", q.until)] {
+        if t.is_some_and(|t| !t.is_finite()) {
+            return problem(StatusCode::BAD_REQUEST, format!("{name}: not a number"));
+        }
+    }
+    let query = IncidentQuery {
+        camera: q.camera,
+        state: q.state,
+        since: q.since,
+        until: q.until,
+        limit,
+        offset: q.offset.unwrap_or(0),
+    };
+    let (offset, limit) = (query.offset, query.limit);
+    match store.call(move |st| st.incidents(&query)).await {
+        Ok(Ok(rows)) => Json(json!({
+            "incidents": rows,
+            "offset": offset,
+            "limit": limit,
+        }))
+        .into_response(),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /api/v1/incidents/{id}`.
+pub async fn one(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let store = match store_of(&s) {
+        Ok(st) => st.clone(),
+        Err(r) => return r,
+    };
+    match store.call(move |st| st.incident(id)).await {
+        Ok(Ok(Some(row))) => Json(row).into_response(),
+        Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /api/v1/incidents/{id}/evidence/{file}`: an evidence file by its number. Only files the
+/// store lists for that incident are served, so no request reaches outside the storage directory.
+pub async fn evidence(
+    State(s): State<ApiState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Ok(file) = file.parse::<i64>() else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("{file:?} is not an evidence file number"),
+        );
+    };
+    let store = match store_of(&s) {
+        Ok(st) => st.clone(),
+        Err(r) => return r,
+    };
+    let row = match store.call(move |st| st.evidence_file(id, file)).await {
+        Ok(Ok(Some(row))) => row,
+        Ok(Ok(None)) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("incident {id} has no evidence file {file}"),
+            );
+        }
+        Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let rel = std::path::Path::new(&row.path);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return problem(StatusCode::NOT_FOUND, "evidence path refused");
+    }
+    match tokio::fs::read(s.storage_dir.join(rel)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, row.content_type.clone()),
+                (header::CACHE_CONTROL, "private, max-age=86400".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => problem(
+            StatusCode::NOT_FOUND,
+            format!("evidence file {file} of incident {id} cannot be read: {e}"),
+        ),
+    }
+}
+
+/// Body of `POST /api/v1/incidents/{id}/case`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseBody {
+    /// `registered` (立案), `dispatched` (派遣), `handled` (处置) or `closed` (结案).
+    status: String,
+    /// The city's case number.
+    case_number: String,
+    /// Free text.
+    #[serde(default)]
+    note: Option<String>,
+    /// When it happened, unix seconds (default: now).
+    #[serde(default)]
+    at: Option<f64>,
+}
+
+/// `POST /api/v1/incidents/{id}/case` (bearer token): the city system reports a case step.
+pub async fn case(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<CaseBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers) {
+        return r;
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if !CASE_STATUSES.contains(&body.status.as_str()) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "status: {:?} is not one of {}",
+                body.status,
+                CASE_STATUSES.join(", ")
+            ),
+        );
+    }
+    if body.case_number.trim().is_empty() || body.case_number.len() > 64 {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "case_number: must be 1 to 64 characters",
+        );
+    }
+    if body.note.as_ref().is_some_and(|n| n.len() > 2000) {
+        return problem(StatusCode::BAD_REQUEST, "note: longer than 2000 bytes");
+    }
+    let now = crate::deliver::unix_now();
+    if body.at.is_some_and(|t| !t.is_finite() || t < 0.0) {
+        return problem(StatusCode::BAD_REQUEST, "at: not a time (unix seconds)");
+    }
+    let report = CaseReport {
+        status: body.status,
+        case_number: body.case_number,
+        note: body.note,
+        reported_at: body.at.unwrap_or(now),
+    };
+    let store = match store_of(&s) {
+        Ok(st) => st.clone(),
+        Err(r) => return r,
+    };
+    match store.call(move |st| st.record_case(id, &report, now)).await {
+        Ok(Ok(true)) => {
+            (StatusCode::CREATED, Json(json!({ "status": "recorded" }))).into_response()
+        }
+        Ok(Ok(false)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}

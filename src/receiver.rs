@@ -1,0 +1,258 @@
+//! A reference city-system endpoint (`dumpwatch receiver`), for the demo and the tests. It does
+//! what a case system must do with dumpwatch's deliveries: verify the signature, check the body,
+//! keep each `Idempotency-Key` once, and store the snapshots. It can be told to misbehave (a
+//! share of 500s or 429s, added latency) to show that delivery copes.
+//!
+//! On disk, under its directory: `bodies/<key>.json` (the first body of each key, as received),
+//! `snapshots/<key>/<role>.<ext>`, and `received.jsonl`, one line per request that reached the
+//! incident handler (accepted, duplicate, refused or failed on purpose).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use rand::Rng;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+use crate::incident::IncidentBody;
+
+/// How the receiver behaves.
+#[derive(Clone, Debug)]
+pub struct ReceiverSettings {
+    /// Where bodies and snapshots go.
+    pub dir: PathBuf,
+    /// HMAC key: when set, requests without a valid `X-Dumpwatch-Signature` get 401.
+    pub secret: Option<Vec<u8>>,
+    /// Share of requests (0..1) answered with `fail_status` instead of being handled.
+    pub fail_share: f64,
+    /// The first this many requests are answered with `fail_status`.
+    pub fail_first: u64,
+    /// Status of an injected failure (500, 503, 429, 400, ...).
+    pub fail_status: u16,
+    /// `Retry-After` seconds sent with injected failures.
+    pub retry_after_s: Option<u64>,
+    /// Added before answering every request.
+    pub latency: Duration,
+}
+
+struct Inner {
+    settings: ReceiverSettings,
+    keys: Mutex<HashSet<String>>,
+    requests: AtomicU64,
+}
+
+/// The receiver's router (`POST /api/incidents`, `GET /api/incidents`, `GET /healthz`).
+/// Loads the keys already stored in the directory, so a restarted receiver still deduplicates.
+pub async fn router(settings: ReceiverSettings) -> std::io::Result<Router> {
+    for sub in ["bodies", "snapshots"] {
+        tokio::fs::create_dir_all(settings.dir.join(sub)).await?;
+    }
+    let mut keys = HashSet::new();
+    let mut dir = tokio::fs::read_dir(settings.dir.join("bodies")).await?;
+    while let Some(entry) = dir.next_entry().await? {
+        if let Some(key) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+        {
+            keys.insert(key.to_owned());
+        }
+    }
+    let inner = Arc::new(Inner {
+        settings,
+        keys: Mutex::new(keys),
+        requests: AtomicU64::new(0),
+    });
+    Ok(Router::new()
+        .route("/api/incidents", post(receive).get(list))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(inner))
+}
+
+/// Serves the receiver on `listen` until `shutdown` resolves.
+pub async fn serve(
+    listen: SocketAddr,
+    settings: ReceiverSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(settings).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "receiver listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A key as a file name: anything but `A-Z a-z 0-9 - _ .` becomes `_`.
+pub fn key_file_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let s = &inner.settings;
+    let n = inner.requests.fetch_add(1, Ordering::Relaxed);
+    if !s.latency.is_zero() {
+        tokio::time::sleep(s.latency).await;
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let injected =
+        n < s.fail_first || (s.fail_share > 0.0 && rand::rng().random_bool(s.fail_share.min(1.0)));
+    if injected {
+        let status =
+            StatusCode::from_u16(s.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        log_line(&s.dir, &key, "injected_failure", status.as_u16()).await;
+        let mut resp = refuse(status, "failure injected by the receiver");
+        if let Some(secs) = s.retry_after_s {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                secs.to_string().parse().expect("digits"),
+            );
+        }
+        return resp;
+    }
+    if key.is_empty() || key.len() > 200 {
+        log_line(&s.dir, &key, "refused", 400).await;
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "missing or overlong Idempotency-Key",
+        );
+    }
+    if let Some(secret) = &s.secret {
+        let sig = headers
+            .get("x-dumpwatch-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !crate::hashing::verify_signature(secret, &body, sig) {
+            log_line(&s.dir, &key, "bad_signature", 401).await;
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong X-Dumpwatch-Signature",
+            );
+        }
+    }
+    let incident: IncidentBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            log_line(&s.dir, &key, "refused", 400).await;
+            return refuse(StatusCode::BAD_REQUEST, format!("body: {e}"));
+        }
+    };
+    let file_key = key_file_name(&key);
+    // One request per key at a time: check, store, then remember the key.
+    let mut keys = inner.keys.lock().await;
+    if keys.contains(&file_key) {
+        drop(keys);
+        log_line(&s.dir, &key, "duplicate", 200).await;
+        return (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response();
+    }
+    let snap_dir = s.dir.join("snapshots").join(&file_key);
+    for snap in &incident.snapshots {
+        let Some(data) = &snap.data_base64 else {
+            continue;
+        };
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
+            Ok(b) => b,
+            Err(e) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("snapshot {}: base64: {e}", snap.role),
+                );
+            }
+        };
+        if crate::hashing::sha256_hex(&bytes) != snap.sha256 {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("snapshot {}: sha256 does not match its data", snap.role),
+            );
+        }
+        let ext = if snap.content_type == "video/mp4" {
+            "mp4"
+        } else {
+            "jpg"
+        };
+        let name = format!("{}.{ext}", key_file_name(&snap.role));
+        if let Err(e) = write_atomic(&snap_dir, &name, &bytes).await {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storing a snapshot: {e}"),
+            );
+        }
+    }
+    if let Err(e) = write_atomic(&s.dir.join("bodies"), &format!("{file_key}.json"), &body).await {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing the body: {e}"),
+        );
+    }
+    keys.insert(file_key);
+    drop(keys);
+    log_line(&s.dir, &key, "accepted", 201).await;
+    (
+        StatusCode::CREATED,
+        Json(json!({ "status": "accepted", "incident_id": incident.incident_id })),
+    )
+        .into_response()
+}
+
+async fn list(State(inner): State<Arc<Inner>>) -> Response {
+    let mut keys: Vec<String> = inner.keys.lock().await.iter().cloned().collect();
+    keys.sort();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = tokio::fs::File::create(&tmp).await?;
+    f.write_all(bytes).await?;
+    f.sync_all().await?;
+    drop(f);
+    tokio::fs::rename(&tmp, dir.join(name)).await
+}
+
+async fn log_line(dir: &Path, key: &str, outcome: &str, status: u16) {
+    let line = json!({
+        "key": key,
+        "outcome": outcome,
+        "status": status,
+        "at": crate::deliver::unix_now(),
+    })
+    .to_string()
+        + "\n";
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("received.jsonl"))
+        .await;
+    if let Ok(mut f) = file {
+        let _ = f.write_all(line.as_bytes()).await;
+    }
+}

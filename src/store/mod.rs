@@ -1,0 +1,818 @@
+//! The durable store (SQLite in the storage directory): incidents, their evidence files, the
+//! delivery outbox and the city's case reports.
+//!
+//! Every incident event is recorded in one transaction together with its outbox row, so an event
+//! the analyzer decided is either fully stored (and will be delivered) or not at all. The store
+//! is used from one thread, [`writer::StoreHandle`]'s; WAL mode lets readers look at it meanwhile.
+
+pub mod retention;
+mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::analyze::EventKind;
+use crate::incident::IncidentBody;
+
+/// Name of the database file in the storage directory.
+pub const DB_FILE: &str = "dumpwatch.db";
+
+/// What went wrong in the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer dumpwatch.
+    #[error(
+        "database {path} has schema version {found}, this dumpwatch knows up to {known}: run the newer dumpwatch, or move the file away to start afresh"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// An event for an incident the store does not know.
+    #[error("incident {0} is not in the store")]
+    UnknownIncident(Uuid),
+    /// A stored JSON value could not be read back.
+    #[error("stored JSON of {what}: {source}")]
+    Json {
+        /// Which value.
+        what: String,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The store's thread could not be started.
+    #[error("cannot start the store thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The store's thread is gone (the service is shutting down).
+    #[error("the store has shut down")]
+    Closed,
+}
+
+/// An evidence file to record with an event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvidenceFile {
+    /// `event`, `event_clean`, `before`, `actor`, `after`, `clip`.
+    pub role: String,
+    /// Path relative to the storage directory.
+    pub path: String,
+    /// `image/jpeg`, `video/mp4`.
+    pub content_type: String,
+    /// sha256 of the file, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// An incident event to record: the analyzer's decision, the body to send and its evidence.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// The event's body (snapshots listed without data).
+    pub body: IncidentBody,
+    /// Raised, updated or cleared.
+    pub kind: EventKind,
+    /// When it happened, unix seconds.
+    pub at: f64,
+    /// Appearance time of the objects, unix seconds.
+    pub appeared_at: f64,
+    /// Evidence files written for it.
+    pub evidence: Vec<EvidenceFile>,
+}
+
+/// An outbox row that is due.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The incident.
+    pub incident_id: Uuid,
+    /// `raised`, `updated`, `cleared`.
+    pub event: String,
+    /// Sent as `Idempotency-Key`.
+    pub idempotency_key: String,
+    /// The body, snapshots without data.
+    pub body: IncidentBody,
+    /// When the event happened (unix seconds), for the delivery latency.
+    pub created_at: f64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The evidence files of this event (not removed by retention).
+    pub evidence: Vec<EvidenceRow>,
+}
+
+/// A stored incident, for the API.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IncidentRow {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Camera id.
+    pub camera_id: String,
+    /// Zone name.
+    pub zone: String,
+    /// `open` or `cleared`.
+    pub state: String,
+    /// Category code of the raising event.
+    pub category_code: String,
+    /// Unix seconds.
+    pub appeared_at: f64,
+    /// Unix seconds.
+    pub raised_at: f64,
+    /// Unix seconds of the last growth.
+    pub updated_at: Option<f64>,
+    /// Unix seconds.
+    pub cleared_at: Option<f64>,
+    /// Unattended time when raised, seconds.
+    pub dwell_s: f64,
+    /// 0..1.
+    pub confidence: f64,
+    /// The objects (JSON as sent).
+    pub objects: serde_json::Value,
+    /// The actor (JSON as sent).
+    pub actor: Option<serde_json::Value>,
+    /// Delivery of each event.
+    pub deliveries: Vec<DeliveryRow>,
+    /// Evidence files.
+    pub evidence: Vec<EvidenceRow>,
+    /// The city's case reports, oldest first.
+    pub case_reports: Vec<CaseReport>,
+}
+
+/// Delivery state of one event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryRow {
+    /// `raised`, `updated`, `cleared`.
+    pub event: String,
+    /// The key sent.
+    pub idempotency_key: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Unix seconds of the next attempt (pending only).
+    pub next_attempt_at: Option<f64>,
+    /// HTTP status of the last attempt.
+    pub last_status: Option<u16>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub delivered_at: Option<f64>,
+}
+
+/// A stored evidence file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvidenceRow {
+    /// Row id.
+    pub id: i64,
+    /// Role.
+    pub role: String,
+    /// Path relative to the storage directory.
+    pub path: String,
+    /// MIME type.
+    pub content_type: String,
+    /// sha256, hex.
+    pub sha256: String,
+    /// Size.
+    pub bytes: u64,
+    /// Whether retention removed the file.
+    pub deleted: bool,
+}
+
+/// A case report from the city system (立案 registered, 派遣 dispatched, 处置 handled, 结案 closed).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct CaseReport {
+    /// `registered`, `dispatched`, `handled` or `closed`.
+    pub status: String,
+    /// The city's case number.
+    pub case_number: String,
+    /// Free text from the city system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When it happened according to the city system, unix seconds.
+    pub reported_at: f64,
+}
+
+/// The case statuses the city system may report.
+pub const CASE_STATUSES: &[&str] = &["registered", "dispatched", "handled", "closed"];
+
+/// Filter and page of an incident listing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IncidentQuery {
+    /// Only this camera.
+    pub camera: Option<String>,
+    /// Only this state (`open`, `cleared`).
+    pub state: Option<String>,
+    /// Raised at or after (unix seconds).
+    pub since: Option<f64>,
+    /// Raised before (unix seconds).
+    pub until: Option<f64>,
+    /// At most this many.
+    pub limit: u32,
+    /// Skip this many (newest first).
+    pub offset: u32,
+}
+
+/// Outbox counts by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCounts {
+    /// Waiting for delivery.
+    pub pending: u64,
+    /// Delivered.
+    pub delivered: u64,
+    /// Given up (dead letter).
+    pub dead: u64,
+}
+
+/// The open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        // In WAL mode, NORMAL survives a process crash (only a power cut may lose the last
+        // transactions); FULL makes every commit durable on power loss too.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.err())?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Records an event with its evidence and its outbox row, in one transaction. Returns the
+    /// outbox row id. `Raised` creates the incident; `Updated` and `Cleared` change it.
+    pub fn record(&mut self, ev: &NewEvent, now: f64) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let id = ev.body.incident_id;
+        let id_text = id.to_string();
+        let objects = serde_json::to_string(&ev.body.objects).expect("plain data");
+        let actor = ev
+            .body
+            .actor
+            .as_ref()
+            .map(|a| serde_json::to_string(a).expect("plain data"));
+        let tx = self.conn.transaction().map_err(err)?;
+        let key = match ev.kind {
+            EventKind::Raised => {
+                tx.execute(
+                    "INSERT INTO incidents (id, camera_id, zone, state, category_code, appeared_at,
+                         raised_at, dwell_s, confidence, objects, actor)
+                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        id_text,
+                        ev.body.camera.id,
+                        ev.body.zone,
+                        ev.body.category_code,
+                        ev.appeared_at,
+                        ev.at,
+                        ev.body.dwell_s,
+                        f64::from(ev.body.confidence),
+                        objects,
+                        actor
+                    ],
+                )
+                .map_err(err)?;
+                id_text.clone()
+            }
+            EventKind::Updated => {
+                let n: Option<i64> = tx
+                    .query_row(
+                        "UPDATE incidents SET updates = updates + 1, updated_at = ?2,
+                             objects = ?3, confidence = max(confidence, ?4)
+                         WHERE id = ?1 RETURNING updates",
+                        params![id_text, ev.at, objects, f64::from(ev.body.confidence)],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(err)?;
+                let n = n.ok_or(StoreError::UnknownIncident(id))?;
+                format!("{id_text}:updated:{n}")
+            }
+            EventKind::Cleared => {
+                let changed = tx
+                    .execute(
+                        "UPDATE incidents SET state = 'cleared', cleared_at = ?2 WHERE id = ?1",
+                        params![id_text, ev.at],
+                    )
+                    .map_err(err)?;
+                if changed == 0 {
+                    return Err(StoreError::UnknownIncident(id));
+                }
+                format!("{id_text}:cleared")
+            }
+        };
+        let body = serde_json::to_string(&ev.body).expect("plain data");
+        tx.execute(
+            "INSERT INTO outbox (incident_id, event, idempotency_key, body, created_at, state,
+                 next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+            params![id_text, ev.kind.as_str(), key, body, ev.at, now],
+        )
+        .map_err(err)?;
+        let outbox_id = tx.last_insert_rowid();
+        for f in &ev.evidence {
+            tx.execute(
+                "INSERT INTO evidence (incident_id, outbox_id, role, path, content_type, sha256,
+                     bytes, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id_text,
+                    outbox_id,
+                    f.role,
+                    f.path,
+                    f.content_type,
+                    f.sha256,
+                    f.bytes as i64,
+                    now
+                ],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(outbox_id)
+    }
+
+    /// Adds an evidence file to an incident after the fact (the evidence clip, written once its
+    /// post-event seconds have been recorded).
+    pub fn add_evidence(
+        &mut self,
+        incident: Uuid,
+        file: &EvidenceFile,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO evidence (incident_id, outbox_id, role, path, content_type, sha256,
+                     bytes, created_at)
+                 SELECT ?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS
+                     (SELECT 1 FROM incidents WHERE id = ?1)",
+                params![
+                    incident.to_string(),
+                    file.role,
+                    file.path,
+                    file.content_type,
+                    file.sha256,
+                    file.bytes as i64,
+                    now
+                ],
+            )
+            .map_err(self.err())
+            .and_then(|n| {
+                if n == 0 {
+                    Err(StoreError::UnknownIncident(incident))
+                } else {
+                    Ok(())
+                }
+            })
+    }
+
+    /// Up to `limit` pending outbox rows due at `now`, oldest first, skipping `exclude` (rows
+    /// already being sent).
+    pub fn due(
+        &self,
+        now: f64,
+        limit: usize,
+        exclude: &[i64],
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, incident_id, event, idempotency_key, body, created_at, attempts
+                 FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, id LIMIT ?2",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![now, (limit + exclude.len()) as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, f64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for (id, incident, event, key, body, created_at, attempts) in rows {
+            if exclude.contains(&id) || out.len() >= limit {
+                continue;
+            }
+            let body: IncidentBody =
+                serde_json::from_str(&body).map_err(|source| StoreError::Json {
+                    what: format!("outbox row {id}"),
+                    source,
+                })?;
+            out.push(OutboxItem {
+                id,
+                incident_id: incident.parse().unwrap_or(body.incident_id),
+                event,
+                idempotency_key: key,
+                body,
+                created_at,
+                attempts: attempts as u32,
+                evidence: self.evidence_of_outbox(id)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn evidence_of_outbox(&self, outbox_id: i64) -> Result<Vec<EvidenceRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, role, path, content_type, sha256, bytes, deleted_at IS NOT NULL
+                 FROM evidence WHERE outbox_id = ?1 AND deleted_at IS NULL ORDER BY id",
+            )
+            .map_err(self.err())?;
+        stmt.query_map([outbox_id], evidence_row)
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())
+    }
+
+    /// Marks an outbox row delivered.
+    pub fn mark_delivered(&mut self, id: i64, status: u16, now: f64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_status = ?2,
+                     last_error = NULL, delivered_at = ?3
+                 WHERE id = ?1",
+                params![id, status, now],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records a failed attempt that will be retried at `next_at`.
+    pub fn mark_retry(
+        &mut self,
+        id: i64,
+        status: Option<u16>,
+        error: &str,
+        next_at: f64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_status = ?2, last_error = ?3,
+                     next_attempt_at = ?4
+                 WHERE id = ?1 AND state = 'pending'",
+                params![id, status, error, next_at],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Gives up on an outbox row (dead letter): the city system refused it.
+    pub fn mark_dead(
+        &mut self,
+        id: i64,
+        status: Option<u16>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_status = ?2,
+                     last_error = ?3
+                 WHERE id = ?1",
+                params![id, status, error],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Outbox rows by state.
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let mut counts = OutboxCounts::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.err())?;
+        for row in rows {
+            let (state, n) = row.map_err(self.err())?;
+            match state.as_str() {
+                "pending" => counts.pending = n as u64,
+                "delivered" => counts.delivered = n as u64,
+                "dead" => counts.dead = n as u64,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// When the next pending row is due (unix seconds), if any.
+    pub fn next_due(&self) -> Result<Option<f64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// Records a case report from the city system. `false` if the incident is unknown.
+    pub fn record_case(
+        &mut self,
+        incident: Uuid,
+        report: &CaseReport,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT INTO case_reports (incident_id, status, case_number, note, reported_at,
+                     received_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM incidents WHERE id = ?1)",
+                params![
+                    incident.to_string(),
+                    report.status,
+                    report.case_number,
+                    report.note,
+                    report.reported_at,
+                    now
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(n > 0)
+    }
+
+    /// One incident with its deliveries, evidence and case reports.
+    pub fn incident(&self, id: Uuid) -> Result<Option<IncidentRow>, StoreError> {
+        let rows = self.query_incidents(
+            "WHERE id = ?1",
+            &[&id.to_string() as &dyn rusqlite::ToSql],
+            1,
+            0,
+        )?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Incidents matching `q`, newest first.
+    pub fn incidents(&self, q: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(c) = &q.camera {
+            args.push(Box::new(c.clone()));
+            clauses.push(format!("camera_id = ?{}", args.len()));
+        }
+        if let Some(s) = &q.state {
+            args.push(Box::new(s.clone()));
+            clauses.push(format!("state = ?{}", args.len()));
+        }
+        if let Some(t) = q.since {
+            args.push(Box::new(t));
+            clauses.push(format!("raised_at >= ?{}", args.len()));
+        }
+        if let Some(t) = q.until {
+            args.push(Box::new(t));
+            clauses.push(format!("raised_at < ?{}", args.len()));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        self.query_incidents(&filter, &refs, q.limit, q.offset)
+    }
+
+    fn query_incidents(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, camera_id, zone, state, category_code, appeared_at, raised_at, updated_at,
+                 cleared_at, dwell_s, confidence, objects, actor
+             FROM incidents {filter} ORDER BY raised_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let raw = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    IncidentRow {
+                        id: Uuid::nil(),
+                        camera_id: r.get(1)?,
+                        zone: r.get(2)?,
+                        state: r.get(3)?,
+                        category_code: r.get(4)?,
+                        appeared_at: r.get(5)?,
+                        raised_at: r.get(6)?,
+                        updated_at: r.get(7)?,
+                        cleared_at: r.get(8)?,
+                        dwell_s: r.get(9)?,
+                        confidence: r.get(10)?,
+                        objects: serde_json::Value::Null,
+                        actor: None,
+                        deliveries: vec![],
+                        evidence: vec![],
+                        case_reports: vec![],
+                    },
+                    r.get::<_, String>(11)?,
+                    r.get::<_, Option<String>>(12)?,
+                ))
+            })
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        let json = |what: &str, text: &str| {
+            serde_json::from_str(text).map_err(|source| StoreError::Json {
+                what: what.to_owned(),
+                source,
+            })
+        };
+        let mut out = Vec::with_capacity(raw.len());
+        for (id, mut row, objects, actor) in raw {
+            row.id = id.parse().map_err(|_| StoreError::Json {
+                what: format!("incident id {id:?}"),
+                source: serde::de::Error::custom("not a UUID"),
+            })?;
+            row.objects = json(&format!("objects of incident {id}"), &objects)?;
+            row.actor = actor
+                .map(|a| json(&format!("actor of incident {id}"), &a))
+                .transpose()?;
+            row.deliveries = self.deliveries_of(&id)?;
+            row.evidence = self.evidence_of(&id)?;
+            row.case_reports = self.case_reports_of(&id)?;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn deliveries_of(&self, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT event, idempotency_key, state, attempts, next_attempt_at, last_status,
+                     last_error, delivered_at
+                 FROM outbox WHERE incident_id = ?1 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        stmt.query_map([id], |r| {
+            let state: String = r.get(2)?;
+            let next: f64 = r.get(4)?;
+            Ok(DeliveryRow {
+                event: r.get(0)?,
+                idempotency_key: r.get(1)?,
+                next_attempt_at: (state == "pending").then_some(next),
+                state,
+                attempts: r.get::<_, i64>(3)? as u32,
+                last_status: r.get::<_, Option<i64>>(5)?.map(|s| s as u16),
+                last_error: r.get(6)?,
+                delivered_at: r.get(7)?,
+            })
+        })
+        .map_err(self.err())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(self.err())
+    }
+
+    fn evidence_of(&self, id: &str) -> Result<Vec<EvidenceRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, role, path, content_type, sha256, bytes, deleted_at IS NOT NULL
+                 FROM evidence WHERE incident_id = ?1 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        stmt.query_map([id], evidence_row)
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())
+    }
+
+    fn case_reports_of(&self, id: &str) -> Result<Vec<CaseReport>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT status, case_number, note, reported_at FROM case_reports
+                 WHERE incident_id = ?1 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        stmt.query_map([id], |r| {
+            Ok(CaseReport {
+                status: r.get(0)?,
+                case_number: r.get(1)?,
+                note: r.get(2)?,
+                reported_at: r.get(3)?,
+            })
+        })
+        .map_err(self.err())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(self.err())
+    }
+
+    /// The evidence file with row id `id` of incident `incident`, if stored and not deleted.
+    pub fn evidence_file(
+        &self,
+        incident: Uuid,
+        id: i64,
+    ) -> Result<Option<EvidenceRow>, StoreError> {
+        Ok(self
+            .evidence_of(&incident.to_string())?
+            .into_iter()
+            .find(|e| e.id == id && !e.deleted))
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Reads `id, role, path, content_type, sha256, bytes, deleted` into an [`EvidenceRow`].
+fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvidenceRow> {
+    Ok(EvidenceRow {
+        id: r.get(0)?,
+        role: r.get(1)?,
+        path: r.get(2)?,
+        content_type: r.get(3)?,
+        sha256: r.get(4)?,
+        bytes: r.get::<_, i64>(5)? as u64,
+        deleted: r.get(6)?,
+    })
+}

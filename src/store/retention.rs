@@ -1,0 +1,98 @@
+//! Evidence retention: removes old evidence files by age and by total size, never those of an
+//! incident that is still open or has an event not yet delivered.
+
+use std::path::Path;
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+
+/// Retention limits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetentionLimits {
+    /// Files older than this many seconds may go.
+    pub max_age_s: f64,
+    /// Beyond this many bytes of evidence in total, the oldest files that may go, go.
+    pub max_bytes: u64,
+}
+
+/// What one retention pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Files removed.
+    pub removed: u64,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+    /// Bytes of evidence kept.
+    pub kept_bytes: u64,
+    /// Files that could not be removed (left for the next pass).
+    pub failed: u64,
+}
+
+impl Store {
+    /// Applies `limits` to the evidence under `storage_dir` at `now` (unix seconds).
+    pub fn apply_retention(
+        &mut self,
+        storage_dir: &Path,
+        limits: RetentionLimits,
+        now: f64,
+    ) -> Result<RetentionReport, StoreError> {
+        let total: i64 = self
+            .conn()
+            .query_row(
+                "SELECT coalesce(sum(bytes), 0) FROM evidence WHERE deleted_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        // Oldest first; only evidence of cleared incidents whose every event was delivered or
+        // given up on (a dead letter is visible in the API and kept with its evidence as long as
+        // the rest).
+        let removable: Vec<(i64, String, i64, f64)> = {
+            let mut stmt = self
+                .conn()
+                .prepare(
+                    "SELECT e.id, e.path, e.bytes, e.created_at FROM evidence e
+                     JOIN incidents i ON i.id = e.incident_id
+                     WHERE e.deleted_at IS NULL AND i.state = 'cleared'
+                       AND NOT EXISTS (SELECT 1 FROM outbox o
+                                       WHERE o.incident_id = e.incident_id AND o.state = 'pending')
+                     ORDER BY e.created_at, e.id",
+                )
+                .map_err(self.err())?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        let mut report = RetentionReport::default();
+        let mut remaining = total.max(0) as u64;
+        for (id, path, bytes, created_at) in removable {
+            let too_old = now - created_at > limits.max_age_s;
+            if !too_old && remaining <= limits.max_bytes {
+                continue;
+            }
+            let file = storage_dir.join(&path);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %file.display(), error = %e, "retention: cannot remove an evidence file");
+                    report.failed += 1;
+                    continue;
+                }
+            }
+            self.conn()
+                .execute(
+                    "UPDATE evidence SET deleted_at = ?2 WHERE id = ?1",
+                    params![id, now],
+                )
+                .map_err(self.err())?;
+            report.removed += 1;
+            report.freed_bytes += bytes.max(0) as u64;
+            remaining = remaining.saturating_sub(bytes.max(0) as u64);
+        }
+        report.kept_bytes = remaining;
+        Ok(report)
+    }
+}

@@ -1,0 +1,603 @@
+//! Durable delivery against the reference receiver, over real HTTP on 127.0.0.1 with real SQLite
+//! files: outages, retries as the server asks, dead letters, a SIGKILLed service in the middle of
+//! a burst, and an unwritable evidence directory. Every body the receiver keeps is checked
+//! against `config/schema/incident.schema.json`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use dumpwatch::analyze::{ActorSighting, Event, EventKind, EventObject, FrameRole};
+use dumpwatch::config::CameraConfig;
+use dumpwatch::decode::DecodedFrame;
+use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
+use dumpwatch::geometry::{BBox, Polygon};
+use dumpwatch::incident::{Categories, FrameSize, ModelRef};
+use dumpwatch::receiver::ReceiverSettings;
+use dumpwatch::store::Store;
+use dumpwatch::store::writer::StoreHandle;
+use dumpwatch::watch::IncidentRecorder;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const SECRET: &[u8] = b"test-secret";
+
+fn recorder(store: &StoreHandle, dir: &Path) -> IncidentRecorder {
+    IncidentRecorder {
+        store: store.clone(),
+        storage_dir: dir.to_path_buf(),
+        categories: Categories {
+            dumping: "0102".into(),
+            accumulation: "0103".into(),
+            cleared: "0102".into(),
+        },
+        model: ModelRef {
+            name: "yolov12n".into(),
+            sha256: "e548ab3a406227202334bf5a6623c9814ac6286ff04e68aeb4dc2357732d1a4f".into(),
+        },
+        utc_offset_min: 480,
+        evidence_errors: prometheus::IntCounter::new("evidence_errors", "test").unwrap(),
+    }
+}
+
+fn picture(level: u8) -> Arc<DecodedFrame> {
+    let (w, h) = (64u32, 48u32);
+    let y = vec![level; (w * h) as usize];
+    let c = vec![128u8; (w * h / 4) as usize];
+    Arc::new(
+        DecodedFrame::from_planes(
+            0,
+            SystemTime::now(),
+            Instant::now(),
+            0.0,
+            true,
+            (w, h),
+            (&y, &c, &c),
+            (w as usize, (w / 2) as usize, (w / 2) as usize),
+        )
+        .unwrap(),
+    )
+}
+
+fn raised(n: u64, at: f64) -> Event {
+    let bbox = BBox {
+        x1: 10.0,
+        y1: 10.0,
+        x2: 30.0,
+        y2: 25.0,
+    };
+    Event {
+        kind: EventKind::Raised,
+        incident: n,
+        zone_index: 0,
+        zone: "roadside".into(),
+        at,
+        appeared_at: at - 31.0,
+        dwell_s: 30.0,
+        confidence: 0.8,
+        objects: vec![EventObject {
+            class: "object".into(),
+            score: 0.8,
+            bbox,
+        }],
+        actor: Some(ActorSighting {
+            class: "person".into(),
+            bbox,
+            last_seen: at - 30.0,
+        }),
+        frames: vec![],
+    }
+}
+
+/// Records `n` raised incidents with before / actor / event pictures; returns their ids.
+fn record_incidents(store: &StoreHandle, dir: &Path, n: u64) -> Vec<Uuid> {
+    let rec = recorder(store, dir);
+    let camera = CameraConfig::new("cam-01", "rtsp://127.0.0.1/x");
+    let now = dumpwatch::deliver::unix_now();
+    let pictures = vec![
+        (FrameRole::Before, picture(90)),
+        (FrameRole::Actor, picture(120)),
+        (FrameRole::Event, picture(150)),
+    ];
+    (0..n)
+        .map(|i| {
+            let id = Uuid::now_v7();
+            rec.record_event(
+                &camera,
+                &Polygon::full_frame(),
+                id,
+                &raised(i + 1, now),
+                &pictures,
+                FrameSize {
+                    width: 64,
+                    height: 48,
+                },
+            );
+            id
+        })
+        .collect()
+}
+
+fn settings(endpoint: String, dir: &Path) -> DeliverySettings {
+    DeliverySettings {
+        endpoint,
+        secret: Some(SECRET.to_vec()),
+        snapshots: SnapshotMode::Inline,
+        public_url: "http://127.0.0.1:1".into(),
+        concurrency: 4,
+        timeout: Duration::from_secs(5),
+        backoff: Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        },
+        storage_dir: dir.to_path_buf(),
+    }
+}
+
+fn receiver_settings(dir: &Path) -> ReceiverSettings {
+    ReceiverSettings {
+        dir: dir.to_path_buf(),
+        secret: Some(SECRET.to_vec()),
+        fail_share: 0.0,
+        fail_first: 0,
+        fail_status: 500,
+        retry_after_s: None,
+        latency: Duration::ZERO,
+    }
+}
+
+/// A receiver on `addr` (port 0: any), served until the returned token is cancelled.
+async fn start_receiver(
+    addr: &str,
+    settings: ReceiverSettings,
+) -> (std::net::SocketAddr, CancellationToken) {
+    let app = dumpwatch::receiver::router(settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await
+            .unwrap();
+    });
+    (local, stop)
+}
+
+fn start_deliverer(store: &StoreHandle, settings: DeliverySettings) -> CancellationToken {
+    let registry = prometheus::Registry::new();
+    let metrics = DeliveryMetrics::register(&registry);
+    let d = Deliverer::new(store.clone(), settings, metrics).unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(d.run(stop.clone(), Duration::from_secs(1)));
+    stop
+}
+
+/// Waits until the store's outbox has no pending row (or panics after `limit`).
+async fn wait_until_settled(
+    store: &StoreHandle,
+    limit: Duration,
+) -> dumpwatch::store::OutboxCounts {
+    let start = Instant::now();
+    loop {
+        let c = store.call(|s| s.outbox_counts()).await.unwrap().unwrap();
+        if c.pending == 0 {
+            return c;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "still {} pending after {limit:?}: {c:?}",
+            c.pending
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The receiver's log lines: (key, outcome, at).
+fn received(dir: &Path) -> Vec<(String, String, f64)> {
+    std::fs::read_to_string(dir.join("received.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["outcome"].as_str().unwrap().to_owned(),
+                v["at"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The bodies the receiver kept, by key, each checked against the JSON Schema.
+fn bodies_valid_against_schema(dir: &Path) -> Vec<serde_json::Value> {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("config/schema/incident.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir.join("bodies")).unwrap() {
+        let path = entry.unwrap().path();
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        out.push(body);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_down_then_up_every_incident_is_delivered_once() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    // A port nobody listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}/api/incidents");
+    let ids = {
+        let (store, dir) = (store.clone(), storage.path().to_path_buf());
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 20))
+            .await
+            .unwrap()
+    };
+    let stop = start_deliverer(&store, settings(endpoint, storage.path()));
+    // Down for two seconds: attempts fail with connection errors and are retried.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pending = store.call(|s| s.outbox_counts()).await.unwrap().unwrap();
+    assert_eq!(
+        pending.pending, 20,
+        "nothing delivered while the receiver is down"
+    );
+    let first = ids[0];
+    let failed = store
+        .call(move |s| s.incident(first))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(failed.deliveries[0].attempts >= 1);
+    assert!(
+        failed.deliveries[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("onnect"),
+        "{:?}",
+        failed.deliveries[0].last_error
+    );
+    let (_, recv_stop) = start_receiver(
+        &format!("127.0.0.1:{port}"),
+        receiver_settings(inbox.path()),
+    )
+    .await;
+    let counts = wait_until_settled(&store, Duration::from_secs(20)).await;
+    assert_eq!((counts.delivered, counts.dead), (20, 0));
+    let bodies = bodies_valid_against_schema(inbox.path());
+    assert_eq!(bodies.len(), 20);
+    for b in &bodies {
+        let snaps = b["snapshots"].as_array().unwrap();
+        let roles: Vec<&str> = snaps.iter().map(|s| s["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["before", "actor", "event", "event_clean"]);
+    }
+    // Snapshots arrived intact (the receiver checks each sha256 before keeping it).
+    let key = ids[3].to_string();
+    for role in ["before", "actor", "event", "event_clean"] {
+        assert!(
+            inbox
+                .path()
+                .join("snapshots")
+                .join(&key)
+                .join(format!("{role}.jpg"))
+                .is_file()
+        );
+    }
+    stop.cancel();
+    recv_stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_500_and_429_are_retried_after_the_time_the_server_asks_for() {
+    for status in [500u16, 429] {
+        let storage = tempfile::tempdir().unwrap();
+        let inbox = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(storage.path()).unwrap();
+        let (addr, recv_stop) = start_receiver(
+            "127.0.0.1:0",
+            ReceiverSettings {
+                fail_first: 2,
+                fail_status: status,
+                retry_after_s: Some(2),
+                ..receiver_settings(inbox.path())
+            },
+        )
+        .await;
+        {
+            let (store, dir) = (store.clone(), storage.path().to_path_buf());
+            tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 1))
+                .await
+                .unwrap();
+        }
+        let stop = start_deliverer(
+            &store,
+            settings(format!("http://{addr}/api/incidents"), storage.path()),
+        );
+        let counts = wait_until_settled(&store, Duration::from_secs(20)).await;
+        assert_eq!(counts.delivered, 1, "status {status}");
+        let log = received(inbox.path());
+        let outcomes: Vec<&str> = log.iter().map(|(_, o, _)| o.as_str()).collect();
+        assert_eq!(
+            outcomes,
+            ["injected_failure", "injected_failure", "accepted"],
+            "status {status}"
+        );
+        // The backoff alone would retry within 0.5 s; the server asked for 2 s each time.
+        for w in log.windows(2) {
+            let gap = w[1].2 - w[0].2;
+            assert!(gap >= 1.9, "status {status}: retried after {gap:.2} s");
+        }
+        bodies_valid_against_schema(inbox.path());
+        stop.cancel();
+        recv_stop.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_goes_to_the_dead_letter_and_stays_visible() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let (addr, recv_stop) = start_receiver(
+        "127.0.0.1:0",
+        ReceiverSettings {
+            fail_share: 1.0,
+            fail_status: 400,
+            ..receiver_settings(inbox.path())
+        },
+    )
+    .await;
+    let ids = {
+        let (store, dir) = (store.clone(), storage.path().to_path_buf());
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 2))
+            .await
+            .unwrap()
+    };
+    let stop = start_deliverer(
+        &store,
+        settings(format!("http://{addr}/api/incidents"), storage.path()),
+    );
+    let counts = wait_until_settled(&store, Duration::from_secs(10)).await;
+    assert_eq!((counts.delivered, counts.dead), (0, 2));
+    // Exactly one attempt each: a 400 is not retried.
+    assert_eq!(received(inbox.path()).len(), 2);
+    let second = ids[1];
+    let row = store
+        .call(move |s| s.incident(second))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let d = &row.deliveries[0];
+    assert_eq!(
+        (d.state.as_str(), d.attempts, d.last_status),
+        ("dead", 1, Some(400))
+    );
+    assert!(
+        d.last_error.as_deref().unwrap().starts_with("HTTP 400"),
+        "{d:?}"
+    );
+    stop.cancel();
+    recv_stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    // `evidence` is a file: no directory can be made under it (whoever runs the test, root too).
+    std::fs::write(storage.path().join("evidence"), b"not a directory").unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let (addr, recv_stop) = start_receiver("127.0.0.1:0", receiver_settings(inbox.path())).await;
+    let rec = recorder(&store, storage.path());
+    let errors = rec.evidence_errors.clone();
+    let id = Uuid::now_v7();
+    tokio::task::spawn_blocking(move || {
+        rec.record_event(
+            &CameraConfig::new("cam-01", "rtsp://127.0.0.1/x"),
+            &Polygon::full_frame(),
+            id,
+            &raised(1, dumpwatch::deliver::unix_now()),
+            &[
+                (FrameRole::Before, picture(90)),
+                (FrameRole::Event, picture(150)),
+            ],
+            FrameSize {
+                width: 64,
+                height: 48,
+            },
+        );
+    })
+    .await
+    .unwrap();
+    assert_eq!(errors.get(), 2, "both pictures counted as evidence errors");
+    let stop = start_deliverer(
+        &store,
+        settings(format!("http://{addr}/api/incidents"), storage.path()),
+    );
+    let counts = wait_until_settled(&store, Duration::from_secs(10)).await;
+    assert_eq!(counts.delivered, 1);
+    let bodies = bodies_valid_against_schema(inbox.path());
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["incident_id"], id.to_string());
+    assert!(bodies[0]["snapshots"].as_array().unwrap().is_empty());
+    stop.cancel();
+    recv_stop.cancel();
+}
+
+fn dumpwatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dumpwatch"));
+    c.env(
+        "ORT_DYLIB_PATH",
+        std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| {
+            common::root()
+                .join("models/onnxruntime/libonnxruntime.so.1.31.1")
+                .display()
+                .to_string()
+        }),
+    )
+    .env("RUST_LOG", "info,retina=warn")
+    .stdout(Stdio::null());
+    c
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `dumpwatch run` with no cameras on `storage`, delivering to `endpoint`.
+fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) -> Killed {
+    let service = config_dir.join("dumpwatch.toml");
+    std::fs::write(
+        &service,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstorage_dir = {storage:?}\ncameras_file = \"cameras.toml\"\n\
+             [model]\npath = {model:?}\nsessions = 1\n\
+             [delivery]\nendpoint = {endpoint:?}\nsecret_env = \"DW_TEST_SECRET\"\nconcurrency = 4\n\
+             backoff_initial_s = 0.2\nbackoff_max_s = 1.0\n",
+            model = common::root().join("models/yolov12n.onnx"),
+        ),
+    )
+    .unwrap();
+    std::fs::write(config_dir.join("cameras.toml"), "cameras = []\n").unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Killed(
+        dumpwatch()
+            .args(["run", "--config"])
+            .arg(&service)
+            .env("DW_TEST_SECRET", std::str::from_utf8(SECRET).unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn accepted_keys(inbox: &Path) -> usize {
+    std::fs::read_dir(inbox.join("bodies"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_restart() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let log = config_dir.path().join("service.log");
+    // The burst: 200 raised incidents with their pictures, recorded as the live sink records them.
+    {
+        let store = StoreHandle::open(storage.path()).unwrap();
+        let dir = storage.path().to_path_buf();
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 200))
+            .await
+            .unwrap();
+    }
+    // A slow receiver (40 ms a request, 4 at a time: about 2 s for the burst), in its own process.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _receiver = Killed(
+        dumpwatch()
+            .args([
+                "receiver",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--dir",
+            ])
+            .arg(inbox.path())
+            .args(["--latency-ms", "40", "--secret-env", "DW_TEST_SECRET"])
+            .env("DW_TEST_SECRET", std::str::from_utf8(SECRET).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}/api/incidents");
+    let mut service = start_service(config_dir.path(), storage.path(), &endpoint, &log);
+    let start = Instant::now();
+    while accepted_keys(inbox.path()) < 40 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no deliveries; service log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGKILL in the middle of the burst.
+    service.0.kill().unwrap();
+    service.0.wait().unwrap();
+    let at_kill = accepted_keys(inbox.path());
+    assert!(
+        at_kill < 200,
+        "the burst was over before the kill ({at_kill})"
+    );
+    let _service = start_service(config_dir.path(), storage.path(), &endpoint, &log);
+    let start = Instant::now();
+    loop {
+        let counts = Store::open(storage.path())
+            .unwrap()
+            .outbox_counts()
+            .unwrap();
+        if counts.delivered == 200 {
+            assert_eq!((counts.pending, counts.dead), (0, 0));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "after restart: {counts:?}; service log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Exactly 200 distinct keys, each body valid; a request in flight at the kill may have been
+    // sent twice, under the same key, and the receiver kept it once.
+    let bodies = bodies_valid_against_schema(inbox.path());
+    assert_eq!(bodies.len(), 200);
+    let mut ids: Vec<String> = bodies
+        .iter()
+        .map(|b| b["incident_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    let log_lines = received(inbox.path());
+    let accepted = log_lines.iter().filter(|(_, o, _)| o == "accepted").count();
+    assert_eq!(accepted, 200, "each key accepted once");
+    assert!(
+        log_lines
+            .iter()
+            .all(|(_, o, _)| o == "accepted" || o == "duplicate")
+    );
+}
