@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const SECRET: &[u8] = b"test-secret";
+const TOKEN: &str = "test-api-token";
 
 fn recorder(store: &StoreHandle, dir: &Path) -> IncidentRecorder {
     IncidentRecorder {
@@ -480,6 +481,7 @@ fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) 
         format!(
             "listen = \"127.0.0.1:0\"\nstorage_dir = {storage:?}\ncameras_file = \"cameras.toml\"\n\
              [model]\npath = {model:?}\nsessions = 1\n\
+             [api]\ntoken_env = \"DW_TEST_TOKEN\"\n\
              [delivery]\nendpoint = {endpoint:?}\nsecret_env = \"DW_TEST_SECRET\"\nconcurrency = 4\n\
              backoff_initial_s = 0.2\nbackoff_max_s = 1.0\n",
             model = common::root().join("models/yolov12n.onnx"),
@@ -497,6 +499,7 @@ fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) 
             .args(["run", "--config"])
             .arg(&service)
             .env("DW_TEST_SECRET", std::str::from_utf8(SECRET).unwrap())
+            .env("DW_TEST_TOKEN", TOKEN)
             .stderr(log)
             .spawn()
             .unwrap(),
@@ -516,13 +519,16 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
     let config_dir = tempfile::tempdir().unwrap();
     let log = config_dir.path().join("service.log");
     // The burst: 200 raised incidents with their pictures, recorded as the live sink records them.
-    {
+    let recorded: Vec<String> = {
         let store = StoreHandle::open(storage.path()).unwrap();
         let dir = storage.path().to_path_buf();
         tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 200))
             .await
-            .unwrap();
-    }
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    };
     // A slow receiver (40 ms a request, 4 at a time: about 2 s for the burst), in its own process.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -600,4 +606,96 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
             .iter()
             .all(|(_, o, _)| o == "accepted" || o == "duplicate")
     );
+
+    // The city system reports its case steps back (bearer token); the API shows them.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let api = text
+        .lines()
+        .filter_map(|l| l.split("serving http://").nth(1))
+        .last()
+        .expect("the service prints its address")
+        .trim()
+        .to_owned();
+    let id = &recorded[7];
+    dumpwatch::deliver::install_tls_provider();
+    let http = reqwest::Client::new();
+    let case = |token: &str, id: &str, body: serde_json::Value| {
+        http.post(format!("http://{api}/api/v1/incidents/{id}/case"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let report = serde_json::json!({"status": "registered", "case_number": "2026-GL-000123"});
+    let r = case(TOKEN, id, report.clone()).await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let dispatched = serde_json::json!({
+        "status": "dispatched", "case_number": "2026-GL-000123", "note": "城管三中队"
+    });
+    assert_eq!(case(TOKEN, id, dispatched).await.unwrap().status(), 201);
+    assert_eq!(
+        case("wrong", id, report.clone()).await.unwrap().status(),
+        401
+    );
+    let unknown = Uuid::now_v7().to_string();
+    assert_eq!(
+        case(TOKEN, &unknown, report.clone())
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        case(TOKEN, "not-an-id", report.clone())
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let bad = serde_json::json!({"status": "lost", "case_number": "x"});
+    let r = case(TOKEN, id, bad).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("registered, dispatched, handled, closed")
+    );
+    let get = |path: String| http.get(format!("http://{api}{path}")).send();
+    let row: serde_json::Value = get(format!("/api/v1/incidents/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let steps: Vec<&str> = row["case_reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["registered", "dispatched"]);
+    assert_eq!(row["deliveries"][0]["state"], "delivered");
+    // The feed pages through all 200; bounds are checked.
+    let page: serde_json::Value =
+        get("/api/v1/incidents?camera=cam-01&limit=150&offset=100".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(page["incidents"].as_array().unwrap().len(), 100);
+    let r = get("/api/v1/incidents?limit=100000".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Evidence files are served by number, only those of the incident.
+    let file = row["evidence"][0]["id"].as_i64().unwrap();
+    let r = get(format!("/api/v1/incidents/{id}/evidence/{file}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let other = &recorded[8];
+    let r = get(format!("/api/v1/incidents/{other}/evidence/{file}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -140,8 +140,7 @@ impl Deliverer {
         settings: DeliverySettings,
         metrics: DeliveryMetrics,
     ) -> Result<Deliverer, DeliveryError> {
-        // TLS through rustls with the ring provider (installed once per process).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
@@ -403,6 +402,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Makes ring the process's TLS provider for rustls (reqwest is built without one). Call it
+/// before building any `reqwest::Client`; later calls do nothing.
+pub fn install_tls_provider() {
+    // An error means a provider is installed already, which is the point.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Seconds since the Unix epoch.

@@ -152,9 +152,21 @@ pub fn camera(id: &str, url: &str) -> CameraConfig {
     CameraConfig::new(id, url)
 }
 
-/// Service settings with short timeouts for tests.
+/// A fresh storage directory for one service under the test target directory (kept after the
+/// test for inspection).
+pub fn fresh_storage_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("storage-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Service settings with short timeouts for tests, and a storage directory of its own.
 pub fn fast_service() -> ServiceConfig {
     let mut s = ServiceConfig::default();
+    s.storage_dir = fresh_storage_dir();
     s.ingest.connect_timeout_s = 3.0;
     s.ingest.frame_timeout_s = 3.0;
     s.ingest.backoff_initial_s = 0.2;

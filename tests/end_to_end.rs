@@ -1,0 +1,147 @@
+//! End to end: a dumping scenario clip served as a live camera by the GStreamer RTSP server →
+//! dumpwatch with the real model → the reference receiver holds the incident with its snapshots
+//! within dwell + 10 s of the bag being put down.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{RtspServer, Service, camera, fast_service};
+use dumpwatch::config::Config;
+use dumpwatch::receiver::ReceiverSettings;
+
+/// When the bag appears in `l01_bag_left` (see scripts/make_scenarios.py, set `live`).
+const PUT_DOWN_S: f64 = 33.0;
+const DWELL_S: f64 = 10.0;
+
+/// The live scenario clip as Annex B H.264 for the RTSP server (cached under target/).
+fn live_clip() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scenarios-live");
+    let h264 = dir.join("l01_bag_left.h264");
+    if h264.exists() {
+        return h264;
+    }
+    let status = Command::new("python3")
+        .arg(common::root().join("scripts/make_scenarios.py"))
+        .arg(&dir)
+        .args(["--set", "live"])
+        .status()
+        .expect(
+            "running scripts/make_scenarios.py (needs python3 and ffmpeg: run scripts/setup.sh)",
+        );
+    assert!(status.success(), "make_scenarios.py failed");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(dir.join("clips/l01_bag_left.mp4"))
+        .args(["-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264"])
+        .arg(&h264)
+        .status()
+        .expect("ffmpeg");
+    assert!(
+        status.success(),
+        "ffmpeg could not extract the H.264 stream"
+    );
+    h264
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snapshots() {
+    let clip = live_clip();
+    let inbox = tempfile::tempdir().unwrap();
+    let app = dumpwatch::receiver::router(ReceiverSettings {
+        dir: inbox.path().to_path_buf(),
+        secret: None,
+        fail_share: 0.0,
+        fail_first: 0,
+        fail_status: 500,
+        retry_after_s: None,
+        latency: Duration::ZERO,
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
+    let mut svc = fast_service();
+    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
+    svc.analyze.dwell_s = DWELL_S;
+    svc.analyze.clear_after_s = DWELL_S;
+    svc.model.sessions = 1;
+    let service = Service::start(Config {
+        service: svc,
+        cameras: vec![camera("square", &server.url("square"))],
+    })
+    .await;
+    // The server starts the clip for its first client: the first frame received is the clip's
+    // start.
+    service
+        .wait_for("the first frame", Duration::from_secs(20), |s| {
+            s.frames("square", "received") > 0
+        })
+        .await;
+    let clip_start = Instant::now();
+    let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
+    let bodies = inbox.path().join("bodies");
+    let body = loop {
+        let found = std::fs::read_dir(&bodies).ok().and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        });
+        if let Some(path) = found {
+            break serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap())
+                .unwrap();
+        }
+        assert!(
+            clip_start.elapsed() < deadline,
+            "no incident at the receiver {:.0} s after the clip started (bag put down at {PUT_DOWN_S} s, dwell {DWELL_S} s); metrics:\n{}",
+            clip_start.elapsed().as_secs_f64(),
+            service
+                .handles
+                .metrics
+                .render()
+                .lines()
+                .filter(|l| l.contains("incident")
+                    || l.contains("frames_total")
+                    || l.contains("delivery"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let took = clip_start.elapsed().as_secs_f64();
+    assert!(
+        took >= PUT_DOWN_S + DWELL_S - 2.0,
+        "raised {took:.1} s into the clip, before the bag had been there for the dwell"
+    );
+    assert_eq!(body["event"], "raised");
+    assert_eq!(body["camera"]["id"], "square");
+    let roles: Vec<&str> = body["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    for role in ["event", "event_clean"] {
+        assert!(roles.contains(&role), "snapshots {roles:?} lack {role}");
+    }
+    assert!(
+        roles.contains(&"before") || roles.contains(&"actor"),
+        "snapshots {roles:?}"
+    );
+    // The snapshots arrived whole (the receiver checked their sha256) and are JPEG.
+    let key = body["incident_id"].as_str().unwrap();
+    let event_jpg =
+        std::fs::read(inbox.path().join("snapshots").join(key).join("event.jpg")).unwrap();
+    assert_eq!(&event_jpg[..2], &[0xff, 0xd8]);
+    // The service's API lists it, delivered.
+    let (status, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(status, 200);
+    let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(row["deliveries"][0]["state"], "delivered");
+    service.stop().await;
+}
