@@ -49,7 +49,7 @@ impl Default for BackgroundConfig {
             grid_width: 160,
             short_tau_s: 4.0,
             long_tau_s: 300.0,
-            threshold: 16.0,
+            threshold: 12.0,
             global_change_share: 0.35,
             min_cells: 6,
             max_share: 0.25,

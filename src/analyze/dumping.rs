@@ -517,11 +517,25 @@ impl Analyzer {
     ) {
         let frame_area = self.frame.0 * self.frame.1;
         for blob in blobs.iter() {
-            if self
+            if let Some(k) = self
                 .candidates
                 .iter()
-                .any(|c| blob.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.5)
+                .position(|c| blob.bbox.covered_by(&c.bbox.grown(0.25)) >= 0.5)
             {
+                // A followed object. Pending, and seen more fully now (someone had hidden part of
+                // it when it was found): it takes the blob's extent.
+                let c = &self.candidates[k];
+                let grown = c.bbox.union(&blob.bbox);
+                if c.state == State::Pending
+                    && blob.bbox.covered_by(&c.bbox) < 0.9
+                    && grown.area() <= self.cfg.zones[c.zone].max_object_area * frame_area
+                    && grown.area() <= 4.0 * c.bbox.area()
+                    && !actors
+                        .iter()
+                        .any(|(_, a)| grown.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
+                {
+                    self.reshape(k, grown);
+                }
                 continue;
             }
             if actors

@@ -51,7 +51,8 @@ pub struct AnalyzeConfig {
     /// Grey-level difference (0..255, on the analyzer's 160-px-wide grid) between a spot and
     /// how it looked minutes ago that counts as something new there. Lower finds fainter
     /// objects (a white sack on light concrete) and risks more false alarms from light and
-    /// compression. Default 16.
+    /// compression. Default 12 (chosen with `eval --sweep change_threshold=10:16:1` on the
+    /// development set, docs/evaluation.md).
     pub change_threshold: f64,
 }
 
@@ -73,7 +74,7 @@ impl Default for AnalyzeConfig {
             gate_change_share: 0.003,
             startup_grace_s: 10.0,
             reclaim_after_s: 5.0,
-            change_threshold: 16.0,
+            change_threshold: 12.0,
         }
     }
 }
