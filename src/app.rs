@@ -15,6 +15,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::analyze::AnalyzerConfig;
 use crate::api::{ApiState, LatestPictures};
+use crate::clip::ClipRecorder;
 use crate::config::{Config, credentials_from_env};
 use crate::decode::{DecodeError, DecodePool, DecodedFrame};
 use crate::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings};
@@ -203,6 +204,15 @@ pub async fn run(
         utc_offset_min: crate::incident::parse_utc_offset(&svc.delivery.utc_offset).unwrap_or(480),
         evidence_errors: metrics.evidence_errors.clone(),
     };
+    let clips = Arc::new(ClipRecorder {
+        rings: ClipRecorder::rings(n, svc.evidence.clip_pre_s, svc.evidence.clip_post_s),
+        store: store.clone(),
+        storage_dir: svc.storage_dir.clone(),
+        pre_s: svc.evidence.clip_pre_s,
+        post_s: svc.evidence.clip_post_s,
+        errors: metrics.evidence_errors.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    });
     let watches = cameras
         .iter()
         .enumerate()
@@ -225,6 +235,7 @@ pub async fn run(
         pictures.clone(),
         metrics.clone(),
         recorder,
+        Some(clips.clone()),
     ));
     let samplers = watch.samplers();
     let decode = DecodePool::start(
@@ -272,6 +283,7 @@ pub async fn run(
             output: encoded.clone(),
             start_delay: spread,
             sampling: Some(samplers[slot].clone()),
+            clip_ring: Some(clips.rings[slot].clone()),
         };
         tracker.spawn(
             task.run(cancel.clone())

@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod annotate;
 pub mod api;
 pub mod app;
+pub mod clip;
 pub mod config;
 pub mod decode;
 pub mod deliver;

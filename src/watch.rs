@@ -3,6 +3,9 @@
 //! stored incidents: evidence pictures written under `storage_dir/evidence/<camera>/<incident>/`,
 //! then the event and its outbox row recorded in the store (which wakes delivery).
 //!
+//! A raised incident also gets a clip of the video around it ([`crate::clip`]), written once
+//! the post-event seconds have been received.
+//!
 //! Recording blocks the detector worker while the store is busy: an incident is never dropped
 //! to keep up (incidents are rare; pictures are not).
 
@@ -16,6 +19,7 @@ use uuid::Uuid;
 use crate::analyze::sampling::SharedSampler;
 use crate::analyze::{Analyzer, AnalyzerConfig, Event, EventKind, FrameRole};
 use crate::api::LatestPictures;
+use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
 use crate::decode::{DecodedFrame, unix_seconds};
 use crate::detect::worker::{DetectionSink, FrameDetections};
@@ -83,6 +87,7 @@ pub struct Watch {
     pictures: Arc<LatestPictures>,
     metrics: Metrics,
     recorder: IncidentRecorder,
+    clips: Option<Arc<ClipRecorder>>,
 }
 
 impl Watch {
@@ -92,12 +97,14 @@ impl Watch {
         pictures: Arc<LatestPictures>,
         metrics: Metrics,
         recorder: IncidentRecorder,
+        clips: Option<Arc<ClipRecorder>>,
     ) -> Self {
         Watch {
             cameras,
             pictures,
             metrics,
             recorder,
+            clips,
         }
     }
 
@@ -165,6 +172,17 @@ impl Watch {
             };
             self.recorder
                 .record_event(&cam.camera, &zone, id, &event, &pictures, size);
+            if event.kind == EventKind::Raised
+                && let Some(clips) = &self.clips
+            {
+                clips.request(ClipRequest {
+                    camera: result.camera,
+                    camera_id: cam.camera.id.clone(),
+                    incident: id,
+                    at: event.at,
+                    size: (size.width, size.height),
+                });
+            }
         }
     }
 }

@@ -71,6 +71,9 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     svc.analyze.dwell_s = DWELL_S;
     svc.analyze.clear_after_s = DWELL_S;
     svc.model.sessions = 1;
+    svc.evidence.clip_pre_s = 6.0;
+    svc.evidence.clip_post_s = 4.0;
+    let storage = svc.storage_dir.clone();
     let service = Service::start(Config {
         service: svc,
         cameras: vec![camera("square", &server.url("square"))],
@@ -143,5 +146,57 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     assert_eq!(status, 200);
     let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(row["deliveries"][0]["state"], "delivered");
+    // The evidence clip: written once the 4 s after the event have arrived, an MP4 that ffprobe
+    // reads, from the keyframe before the 6 s ahead of the event.
+    let start = Instant::now();
+    let clip = loop {
+        let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
+        let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        if let Some(c) = row["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["role"] == "clip")
+        {
+            break c.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no clip: {row:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(clip["content_type"], "video/mp4");
+    let path = storage.join(clip["path"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        dumpwatch::hashing::sha256_hex(&bytes),
+        clip["sha256"].as_str().unwrap()
+    );
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-of", "json"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        probe.status.success() && probe.stderr.is_empty(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &info["streams"][0];
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(768), Some(576))
+    );
+    let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    // 10 fps: at least the 10 s asked for, at most a GOP (2 s) more before.
+    assert!((90..=125).contains(&frames), "{frames} frames");
     service.stop().await;
 }

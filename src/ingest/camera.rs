@@ -34,6 +34,8 @@ pub struct CameraTask {
     /// The camera's sampler: while it wants every frame, keyframe mode forwards P-frames too
     /// (from the next keyframe on). `None`: keyframes only.
     pub sampling: Option<Arc<crate::analyze::sampling::SharedSampler>>,
+    /// Keeps every frame of the last seconds for incident clips, when set.
+    pub clip_ring: Option<Arc<crate::clip::ring::ClipRing>>,
     /// Shared camera status.
     pub status: Arc<StatusBoard>,
     /// This camera's metric handles.
@@ -117,6 +119,10 @@ impl CameraTask {
         });
         self.status.set_state(self.index, CameraState::Streaming);
         self.metrics.up.set(1);
+        // Timestamps restart with the connection: clips never span two.
+        if let Some(ring) = &self.clip_ring {
+            ring.clear();
+        }
 
         let frame_timeout = self.ingest.frame_timeout();
         // After every (re)connect the decoder needs a keyframe: a client that joins mid-GOP gets
@@ -136,6 +142,9 @@ impl CameraTask {
             };
             streaming_since.get_or_insert_with(Instant::now);
             self.metrics.received.inc();
+            if let Some(ring) = &self.clip_ring {
+                ring.push(&frame, crate::decode::unix_seconds(frame.captured_at));
+            }
             let keyframe = frame.keyframe;
             self.status.update(self.index, |s| {
                 s.frames_received += 1;

@@ -1,0 +1,125 @@
+//! Evidence clips: each camera's recent encoded video is kept in a ring ([`ring::ClipRing`],
+//! pushed by ingest); for each raised incident, once the post-event seconds have been received,
+//! the frames from the keyframe before the pre-event window to the end of the post-event window
+//! are written as an MP4 ([`mux::mp4_of`]) next to the incident's pictures and added to its
+//! evidence.
+
+pub mod mux;
+pub mod ring;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info};
+use uuid::Uuid;
+
+use crate::store::EvidenceFile;
+use crate::store::writer::StoreHandle;
+use ring::ClipRing;
+
+/// Writes incident clips.
+pub struct ClipRecorder {
+    /// One ring per camera, indexed like the pipeline's camera slots.
+    pub rings: Arc<[Arc<ClipRing>]>,
+    /// The store (the clip is added to the incident's evidence).
+    pub store: StoreHandle,
+    /// The storage directory.
+    pub storage_dir: PathBuf,
+    /// Seconds before the event.
+    pub pre_s: f64,
+    /// Seconds after the event.
+    pub post_s: f64,
+    /// Counts clips that could not be written (`dumpwatch_evidence_errors_total`).
+    pub errors: prometheus::IntCounter,
+    /// The runtime the clip tasks run on (requests come from detector threads).
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// What a clip is for.
+#[derive(Clone, Debug)]
+pub struct ClipRequest {
+    /// Camera slot.
+    pub camera: usize,
+    /// Camera id (directory name).
+    pub camera_id: String,
+    /// The incident.
+    pub incident: Uuid,
+    /// The event's time, unix seconds.
+    pub at: f64,
+    /// Picture size.
+    pub size: (u32, u32),
+}
+
+impl ClipRecorder {
+    /// Rings that keep enough for `pre_s` before an event and `post_s` after it is decided.
+    pub fn rings(cameras: usize, pre_s: f64, post_s: f64) -> Arc<[Arc<ClipRing>]> {
+        // The post window is collected while it happens; the ring must still hold the pre
+        // window then, plus a GOP.
+        (0..cameras)
+            .map(|_| Arc::new(ClipRing::new(pre_s + post_s + 5.0)))
+            .collect()
+    }
+
+    /// Writes the clip of `req` once its post-event seconds have arrived (in the background).
+    pub fn request(self: &Arc<Self>, req: ClipRequest) {
+        let me = self.clone();
+        self.runtime.spawn(async move {
+            let wait = req.at + me.post_s + 0.5 - crate::deliver::unix_now();
+            if wait > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+            let worker = me.clone();
+            let r = tokio::task::spawn_blocking(move || worker.write(&req)).await;
+            if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
+                error!(error = %e, "cannot write an incident clip; the incident goes on without it");
+                me.errors.inc();
+            }
+        });
+    }
+
+    fn write(&self, req: &ClipRequest) -> Result<(), String> {
+        let ring = self
+            .rings
+            .get(req.camera)
+            .ok_or_else(|| format!("no clip ring for camera slot {}", req.camera))?;
+        let frames = ring.window(req.at - self.pre_s, req.at + self.post_s);
+        if frames.is_empty() {
+            return Err(format!(
+                "camera {}: no video kept around {:.1} (reconnected?)",
+                req.camera_id, req.at
+            ));
+        }
+        let bytes = mux::mp4_of(&frames, req.size.0, req.size.1)
+            .map_err(|e| format!("camera {}: {e}", req.camera_id))?;
+        let rel = PathBuf::from("evidence")
+            .join(&req.camera_id)
+            .join(req.incident.to_string())
+            .join("clip.mp4");
+        let path = self.storage_dir.join(&rel);
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("mp4.tmp");
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = EvidenceFile {
+            role: "clip".into(),
+            path: rel.to_string_lossy().into_owned(),
+            content_type: "video/mp4".into(),
+            sha256: crate::hashing::sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+        };
+        let incident = req.incident;
+        self.store
+            .call_blocking(move |s| s.add_evidence(incident, &file, crate::deliver::unix_now()))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        info!(camera = %req.camera_id, incident = %req.incident, frames = frames.len(),
+              bytes = bytes.len(), "incident clip written");
+        Ok(())
+    }
+}
