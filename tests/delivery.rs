@@ -699,3 +699,41 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_snapshots_point_at_the_api_instead_of_carrying_the_data() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let (addr, recv_stop) = start_receiver("127.0.0.1:0", receiver_settings(inbox.path())).await;
+    let ids = {
+        let (store, dir) = (store.clone(), storage.path().to_path_buf());
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 1))
+            .await
+            .unwrap()
+    };
+    let stop = start_deliverer(
+        &store,
+        DeliverySettings {
+            snapshots: SnapshotMode::Url,
+            public_url: "https://dumpwatch.example.gov.cn/".into(),
+            ..settings(format!("http://{addr}/api/incidents"), storage.path())
+        },
+    );
+    wait_until_settled(&store, Duration::from_secs(10)).await;
+    let bodies = bodies_valid_against_schema(inbox.path());
+    let snaps = bodies[0]["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 4);
+    let prefix = format!(
+        "https://dumpwatch.example.gov.cn/api/v1/incidents/{}/evidence/",
+        ids[0]
+    );
+    for s in snaps {
+        assert!(s.get("data_base64").is_none());
+        let url = s["url"].as_str().unwrap();
+        assert!(url.starts_with(&prefix), "{url}");
+        assert!(url[prefix.len()..].parse::<u64>().is_ok(), "{url}");
+    }
+    stop.cancel();
+    recv_stop.cancel();
+}

@@ -816,3 +816,171 @@ fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvidenceRow> {
         deleted: r.get(6)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::retention::RetentionLimits;
+    use super::*;
+    use crate::incident::{CameraRef, FrameSize, ModelRef};
+
+    fn body(id: Uuid, event: &str) -> IncidentBody {
+        IncidentBody {
+            incident_id: id,
+            event: event.into(),
+            category_code: "0102".into(),
+            camera: CameraRef {
+                id: "cam-01".into(),
+                name: "cam-01".into(),
+                gb28181_id: None,
+                location: None,
+            },
+            zone: "roadside".into(),
+            detected_at: "2026-11-23T18:00:00.000+08:00".into(),
+            appeared_at: "2026-11-23T17:59:29.000+08:00".into(),
+            dwell_s: 30.0,
+            confidence: 0.7,
+            objects: vec![],
+            actor: None,
+            frame: FrameSize {
+                width: 1280,
+                height: 720,
+            },
+            snapshots: vec![],
+            model: ModelRef {
+                name: "m".into(),
+                sha256: "0".repeat(64),
+            },
+        }
+    }
+
+    fn event(id: Uuid, kind: EventKind, at: f64, files: &[&str]) -> NewEvent {
+        NewEvent {
+            body: body(id, kind.as_str()),
+            kind,
+            at,
+            appeared_at: at - 31.0,
+            evidence: files
+                .iter()
+                .map(|f| EvidenceFile {
+                    role: "event".into(),
+                    path: (*f).into(),
+                    content_type: "image/jpeg".into(),
+                    sha256: "0".repeat(64),
+                    bytes: 1000,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn events_get_their_own_keys_and_change_the_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let id = Uuid::now_v7();
+        s.record(&event(id, EventKind::Raised, 100.0, &["a.jpg"]), 100.0)
+            .unwrap();
+        s.record(&event(id, EventKind::Updated, 150.0, &[]), 150.0)
+            .unwrap();
+        s.record(&event(id, EventKind::Updated, 160.0, &[]), 160.0)
+            .unwrap();
+        s.record(&event(id, EventKind::Cleared, 300.0, &[]), 300.0)
+            .unwrap();
+        let row = s.incident(id).unwrap().unwrap();
+        assert_eq!(row.state, "cleared");
+        assert_eq!((row.updated_at, row.cleared_at), (Some(160.0), Some(300.0)));
+        let keys: Vec<String> = row
+            .deliveries
+            .iter()
+            .map(|d| d.idempotency_key.clone())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                id.to_string(),
+                format!("{id}:updated:1"),
+                format!("{id}:updated:2"),
+                format!("{id}:cleared")
+            ]
+        );
+        // An event of an unknown incident is refused, and nothing of it is stored.
+        let other = Uuid::now_v7();
+        assert!(matches!(
+            s.record(&event(other, EventKind::Cleared, 1.0, &["x.jpg"]), 1.0),
+            Err(StoreError::UnknownIncident(_))
+        ));
+        assert_eq!(s.outbox_counts().unwrap().pending, 4);
+        // Due rows come oldest first, without those being sent.
+        let due = s.due(1000.0, 10, &[]).unwrap();
+        assert_eq!(due.len(), 4);
+        assert_eq!(due[0].evidence.len(), 1);
+        let first = due[0].id;
+        assert_eq!(s.due(1000.0, 10, &[first]).unwrap().len(), 3);
+        s.mark_retry(first, Some(503), "HTTP 503", 2000.0).unwrap();
+        assert_eq!(s.due(1000.0, 10, &[]).unwrap().len(), 3);
+        assert_eq!(s.next_due().unwrap(), Some(150.0));
+    }
+
+    #[test]
+    fn the_schema_is_migrated_once_and_a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::now_v7();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.record(&event(id, EventKind::Raised, 1.0, &[]), 1.0)
+                .unwrap();
+        }
+        // Reopening keeps the data.
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.incident(id).unwrap().is_some());
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let e = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+
+    #[test]
+    fn retention_spares_open_and_undelivered_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let files = ["open.jpg", "pending.jpg", "done.jpg"];
+        for f in files {
+            std::fs::write(dir.path().join(f), [0u8; 1000]).unwrap();
+        }
+        let (open, pending, done) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        s.record(&event(open, EventKind::Raised, 0.0, &["open.jpg"]), 0.0)
+            .unwrap();
+        for (id, file) in [(pending, "pending.jpg"), (done, "done.jpg")] {
+            s.record(&event(id, EventKind::Raised, 0.0, &[file]), 0.0)
+                .unwrap();
+            s.record(&event(id, EventKind::Cleared, 10.0, &[]), 10.0)
+                .unwrap();
+        }
+        // Everything of `done` delivered; `pending`'s cleared event is not.
+        for item in s.due(100.0, 10, &[]).unwrap() {
+            if item.incident_id == done || (item.incident_id == pending && item.event == "raised") {
+                s.mark_delivered(item.id, 201, 20.0).unwrap();
+            }
+        }
+        let limits = RetentionLimits {
+            max_age_s: 3600.0,
+            max_bytes: 0,
+        };
+        let r = s.apply_retention(dir.path(), limits, 100.0).unwrap();
+        assert_eq!((r.removed, r.freed_bytes, r.kept_bytes), (1, 1000, 2000));
+        assert!(!dir.path().join("done.jpg").exists());
+        assert!(dir.path().join("open.jpg").exists() && dir.path().join("pending.jpg").exists());
+        assert!(s.incident(done).unwrap().unwrap().evidence[0].deleted);
+        // By age alone nothing else goes, however old: the others are still needed.
+        let r = s
+            .apply_retention(
+                dir.path(),
+                RetentionLimits {
+                    max_age_s: 1.0,
+                    max_bytes: u64::MAX,
+                },
+                1e9,
+            )
+            .unwrap();
+        assert_eq!(r.removed, 0);
+    }
+}
