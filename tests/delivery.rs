@@ -611,8 +611,8 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
     let text = std::fs::read_to_string(&log).unwrap();
     let api = text
         .lines()
-        .filter_map(|l| l.split("serving http://").nth(1))
-        .last()
+        .rev()
+        .find_map(|l| l.split("serving http://").nth(1))
         .expect("the service prints its address")
         .trim()
         .to_owned();

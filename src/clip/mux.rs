@@ -108,7 +108,7 @@ pub fn mp4_of(frames: &[ClipFrame], width: u32, height: u32) -> Result<Vec<u8>, 
         let mut bytes = Vec::with_capacity(f.data.len() + 16);
         for nal in nal_units(&f.data) {
             // Parameter sets live in avcC; access unit delimiters are not needed in MP4.
-            if matches!(nal[0] & 0x1f, 7 | 8 | 9) {
+            if matches!(nal[0] & 0x1f, 7..=9) {
                 continue;
             }
             bytes.extend_from_slice(&(nal.len() as u32).to_be_bytes());

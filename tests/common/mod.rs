@@ -165,8 +165,10 @@ pub fn fresh_storage_dir() -> PathBuf {
 
 /// Service settings with short timeouts for tests, and a storage directory of its own.
 pub fn fast_service() -> ServiceConfig {
-    let mut s = ServiceConfig::default();
-    s.storage_dir = fresh_storage_dir();
+    let mut s = ServiceConfig {
+        storage_dir: fresh_storage_dir(),
+        ..ServiceConfig::default()
+    };
     s.ingest.connect_timeout_s = 3.0;
     s.ingest.frame_timeout_s = 3.0;
     s.ingest.backoff_initial_s = 0.2;
