@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use dumpwatch::analyze::{Event, EventKind, EventObject, FrameRole};
 use dumpwatch::config::CameraConfig;
+use dumpwatch::config::CategoryConfig;
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
 use dumpwatch::geometry::{BBox, Polygon};
-use dumpwatch::incident::{Categories, FrameSize, ModelRef};
+use dumpwatch::incident::{FrameSize, ModelRef};
 use dumpwatch::receiver::ReceiverSettings;
 use dumpwatch::store::writer::StoreHandle;
 use dumpwatch::watch::IncidentRecorder;
@@ -50,13 +51,8 @@ fn main() {
     let stop = CancellationToken::new();
     rt.block_on(async {
         let app = dumpwatch::receiver::router(ReceiverSettings {
-            dir: inbox.path().to_path_buf(),
             secret: Some(secret.clone()),
-            fail_share: 0.0,
-            fail_first: 0,
-            fail_status: 500,
-            retry_after_s: None,
-            latency: Duration::ZERO,
+            ..ReceiverSettings::accepting(inbox.path())
         })
         .await
         .unwrap();
@@ -87,11 +83,7 @@ fn main() {
     let recorder = IncidentRecorder {
         store: store.clone(),
         storage_dir: storage.path().to_path_buf(),
-        categories: Categories {
-            dumping: "0102".into(),
-            accumulation: "0103".into(),
-            cleared: "0102".into(),
-        },
+        categories: CategoryConfig::default().to_categories(),
         model: ModelRef {
             name: "yolov12n".into(),
             sha256: "e548ab3a406227202334bf5a6623c9814ac6286ff04e68aeb4dc2357732d1a4f".into(),

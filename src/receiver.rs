@@ -47,6 +47,21 @@ pub struct ReceiverSettings {
     pub latency: Duration,
 }
 
+impl ReceiverSettings {
+    /// A well-behaved receiver storing under `dir`, without signature checks.
+    pub fn accepting(dir: impl Into<PathBuf>) -> ReceiverSettings {
+        ReceiverSettings {
+            dir: dir.into(),
+            secret: None,
+            fail_share: 0.0,
+            fail_first: 0,
+            fail_status: 500,
+            retry_after_s: None,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 struct Inner {
     settings: ReceiverSettings,
     keys: Mutex<HashSet<String>>,

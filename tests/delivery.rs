@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dumpwatch::analyze::{ActorSighting, Event, EventKind, EventObject, FrameRole};
-use dumpwatch::config::CameraConfig;
+use dumpwatch::config::{CameraConfig, CategoryConfig};
 use dumpwatch::decode::DecodedFrame;
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
 use dumpwatch::geometry::{BBox, Polygon};
-use dumpwatch::incident::{Categories, FrameSize, ModelRef};
+use dumpwatch::incident::{FrameSize, ModelRef};
 use dumpwatch::receiver::ReceiverSettings;
 use dumpwatch::store::Store;
 use dumpwatch::store::writer::StoreHandle;
@@ -30,11 +30,7 @@ fn recorder(store: &StoreHandle, dir: &Path) -> IncidentRecorder {
     IncidentRecorder {
         store: store.clone(),
         storage_dir: dir.to_path_buf(),
-        categories: Categories {
-            dumping: "0102".into(),
-            accumulation: "0103".into(),
-            cleared: "0102".into(),
-        },
+        categories: CategoryConfig::default().to_categories(),
         model: ModelRef {
             name: "yolov12n".into(),
             sha256: "e548ab3a406227202334bf5a6623c9814ac6286ff04e68aeb4dc2357732d1a4f".into(),
@@ -140,13 +136,8 @@ fn settings(endpoint: String, dir: &Path) -> DeliverySettings {
 
 fn receiver_settings(dir: &Path) -> ReceiverSettings {
     ReceiverSettings {
-        dir: dir.to_path_buf(),
         secret: Some(SECRET.to_vec()),
-        fail_share: 0.0,
-        fail_first: 0,
-        fail_status: 500,
-        retry_after_s: None,
-        latency: Duration::ZERO,
+        ..ReceiverSettings::accepting(dir)
     }
 }
 

@@ -50,17 +50,9 @@ fn live_clip() -> PathBuf {
 async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snapshots() {
     let clip = live_clip();
     let inbox = tempfile::tempdir().unwrap();
-    let app = dumpwatch::receiver::router(ReceiverSettings {
-        dir: inbox.path().to_path_buf(),
-        secret: None,
-        fail_share: 0.0,
-        fail_first: 0,
-        fail_status: 500,
-        retry_after_s: None,
-        latency: Duration::ZERO,
-    })
-    .await
-    .unwrap();
+    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let receiver = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
