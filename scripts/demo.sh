@@ -42,6 +42,10 @@ port="$(sed -n 's/READY port=//p' "$demo/rtsp.log")"
   done
 } > "$demo/cameras.toml"
 
+# The reference city system, where the service's embedded defaults deliver incidents.
+target/release/dumpwatch receiver --listen 127.0.0.1:8090 --dir "$demo/receiver" > "$demo/receiver.log" 2>&1 &
+pids+=($!)
+
 listen="${DEMO_LISTEN:-127.0.0.1:8080}"
 RUST_LOG="${RUST_LOG:-info,retina=warn}" target/release/dumpwatch run --cameras "$demo/cameras.toml" --listen "$listen" &
 pids+=($!)
@@ -52,6 +56,7 @@ cat <<MSG
     cameras:  http://$listen/api/v1/cameras
     picture:  http://$listen/api/v1/cameras/demo-01/latest.jpg
     metrics:  http://$listen/metrics
+    incidents: http://$listen/api/v1/incidents  (delivered to $demo/receiver/bodies/)
     RTSP:     rtsp://127.0.0.1:$port/cam1 .. cam8
 
 MSG
