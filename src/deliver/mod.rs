@@ -171,7 +171,12 @@ impl Deliverer {
                     .store
                     .call(move |s| {
                         let due = s.due(now, free, &exclude)?;
-                        let next = s.next_due()?;
+                        let busy: Vec<i64> = exclude
+                            .iter()
+                            .copied()
+                            .chain(due.iter().map(|d| d.id))
+                            .collect();
+                        let next = s.next_due(&busy)?;
                         Ok::<_, StoreError>((due, next))
                     })
                     .await

@@ -581,11 +581,17 @@ impl Store {
         Ok(counts)
     }
 
-    /// When the next pending row is due (unix seconds), if any.
-    pub fn next_due(&self) -> Result<Option<f64>, StoreError> {
+    /// When the next pending row is due (unix seconds), if any, not counting `exclude` (rows
+    /// being sent).
+    pub fn next_due(&self, exclude: &[i64]) -> Result<Option<f64>, StoreError> {
+        let ids: Vec<String> = exclude.iter().map(i64::to_string).collect();
         self.conn
             .query_row(
-                "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'",
+                &format!(
+                    "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'
+                     AND id NOT IN ({})",
+                    ids.join(",")
+                ),
                 [],
                 |r| r.get(0),
             )
@@ -917,7 +923,9 @@ mod tests {
         assert_eq!(s.due(1000.0, 10, &[first]).unwrap().len(), 3);
         s.mark_retry(first, Some(503), "HTTP 503", 2000.0).unwrap();
         assert_eq!(s.due(1000.0, 10, &[]).unwrap().len(), 3);
-        assert_eq!(s.next_due().unwrap(), Some(150.0));
+        assert_eq!(s.next_due(&[]).unwrap(), Some(150.0));
+        let second = s.due(1000.0, 1, &[]).unwrap()[0].id;
+        assert_eq!(s.next_due(&[second]).unwrap(), Some(160.0));
     }
 
     #[test]
