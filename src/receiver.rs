@@ -5,7 +5,8 @@
 //!
 //! On disk, under its directory: `bodies/<key>.json` (the first body of each key, as received),
 //! `snapshots/<key>/<role>.<ext>`, and `received.jsonl`, one line per request that reached the
-//! incident handler (accepted, duplicate, refused or failed on purpose).
+//! incident handler (accepted, duplicate, refused, injected_failure, bad_signature, or failed to
+//! store).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -196,6 +197,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
             Ok(b) => b,
             Err(e) => {
+                log_line(&s.dir, &key, "refused", 400).await;
                 return refuse(
                     StatusCode::BAD_REQUEST,
                     format!("snapshot {}: base64: {e}", snap.role),
@@ -203,6 +205,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             }
         };
         if crate::hashing::sha256_hex(&bytes) != snap.sha256 {
+            log_line(&s.dir, &key, "refused", 400).await;
             return refuse(
                 StatusCode::BAD_REQUEST,
                 format!("snapshot {}: sha256 does not match its data", snap.role),
@@ -215,6 +218,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         };
         let name = format!("{}.{ext}", key_file_name(&snap.role));
         if let Err(e) = write_atomic(&snap_dir, &name, &bytes).await {
+            log_line(&s.dir, &key, "failed", 500).await;
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("storing a snapshot: {e}"),
@@ -222,6 +226,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         }
     }
     if let Err(e) = write_atomic(&s.dir.join("bodies"), &format!("{file_key}.json"), &body).await {
+        log_line(&s.dir, &key, "failed", 500).await;
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("storing the body: {e}"),

@@ -262,12 +262,11 @@ impl IncidentRecorder {
         frame: FrameSize,
         evidence: Vec<EvidenceFile>,
     ) {
-        let r = self;
         let ctx = BodyContext {
             camera,
-            categories: &r.categories,
-            model: r.model.clone(),
-            utc_offset_min: r.utc_offset_min,
+            categories: &self.categories,
+            model: self.model.clone(),
+            utc_offset_min: self.utc_offset_min,
             frame,
         };
         let mut body = crate::incident::body(id, event, &ctx);
@@ -288,7 +287,7 @@ impl IncidentRecorder {
             appeared_at: event.appeared_at,
             evidence,
         };
-        if let Err(e) = r.store.record_blocking(new, crate::deliver::unix_now()) {
+        if let Err(e) = self.store.record_blocking(new, crate::deliver::unix_now()) {
             error!(camera = %camera.id, incident = %id, event = event.kind.as_str(), error = %e,
                    "cannot store an incident event");
         }

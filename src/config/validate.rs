@@ -65,6 +65,23 @@ impl Collector {
         }
     }
 
+    /// `SECTION.backoff_initial_s` and `SECTION.backoff_max_s`: each in range, and in order.
+    fn backoff(&mut self, section: &str, initial: f64, max: f64) {
+        self.range(
+            &format!("{section}.backoff_initial_s"),
+            initial,
+            0.01,
+            3600.0,
+        );
+        self.range(&format!("{section}.backoff_max_s"), max, 0.01, 86_400.0);
+        if max < initial {
+            self.add(
+                format!("{section}.backoff_max_s"),
+                format!("{max} is smaller than {section}.backoff_initial_s ({initial})"),
+            );
+        }
+    }
+
     fn count(&mut self, path: &str, value: u32, min: u32, max: u32) {
         if value < min || value > max {
             self.add(
@@ -89,24 +106,9 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         300.0,
     );
     c.range("ingest.frame_timeout_s", ing.frame_timeout_s, 0.5, 600.0);
-    c.range(
-        "ingest.backoff_initial_s",
-        ing.backoff_initial_s,
-        0.01,
-        3600.0,
-    );
-    c.range("ingest.backoff_max_s", ing.backoff_max_s, 0.01, 86400.0);
+    c.backoff("ingest", ing.backoff_initial_s, ing.backoff_max_s);
     c.range("ingest.stable_after_s", ing.stable_after_s, 0.0, 86400.0);
     c.range("ingest.startup_spread_s", ing.startup_spread_s, 0.0, 600.0);
-    if ing.backoff_max_s < ing.backoff_initial_s {
-        c.add(
-            "ingest.backoff_max_s",
-            format!(
-                "{} is smaller than ingest.backoff_initial_s ({})",
-                ing.backoff_max_s, ing.backoff_initial_s
-            ),
-        );
-    }
     c.count("decode.threads", svc.decode.threads, 1, 64);
     c.range(
         "decode.min_keyframe_interval_s",
@@ -179,22 +181,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     let d = &svc.delivery;
     c.count("delivery.concurrency", d.concurrency, 1, 256);
     c.range("delivery.timeout_s", d.timeout_s, 0.1, 600.0);
-    c.range(
-        "delivery.backoff_initial_s",
-        d.backoff_initial_s,
-        0.01,
-        3600.0,
-    );
-    c.range("delivery.backoff_max_s", d.backoff_max_s, 0.01, 86_400.0);
-    if d.backoff_max_s < d.backoff_initial_s {
-        c.add(
-            "delivery.backoff_max_s",
-            format!(
-                "{} is below delivery.backoff_initial_s ({})",
-                d.backoff_max_s, d.backoff_initial_s
-            ),
-        );
-    }
+    c.backoff("delivery", d.backoff_initial_s, d.backoff_max_s);
     c.range("delivery.shutdown_grace_s", d.shutdown_grace_s, 0.0, 60.0);
     if crate::incident::parse_utc_offset(&d.utc_offset).is_none() {
         c.add(

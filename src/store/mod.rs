@@ -450,14 +450,16 @@ impl Store {
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare(&format!(
                 "SELECT id, incident_id, event, idempotency_key, body, created_at, attempts
                  FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1
+                   AND id NOT IN ({})
                  ORDER BY next_attempt_at, id LIMIT ?2",
-            )
+                id_list(exclude)
+            ))
             .map_err(self.err())?;
         let rows = stmt
-            .query_map(params![now, (limit + exclude.len()) as i64], |r| {
+            .query_map(params![now, limit as i64], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -473,9 +475,6 @@ impl Store {
             .map_err(self.err())?;
         let mut out = Vec::new();
         for (id, incident, event, key, body, created_at, attempts) in rows {
-            if exclude.contains(&id) || out.len() >= limit {
-                continue;
-            }
             let body: IncidentBody =
                 serde_json::from_str(&body).map_err(|source| StoreError::Json {
                     what: format!("outbox row {id}"),
@@ -584,13 +583,12 @@ impl Store {
     /// When the next pending row is due (unix seconds), if any, not counting `exclude` (rows
     /// being sent).
     pub fn next_due(&self, exclude: &[i64]) -> Result<Option<f64>, StoreError> {
-        let ids: Vec<String> = exclude.iter().map(i64::to_string).collect();
         self.conn
             .query_row(
                 &format!(
                     "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'
                      AND id NOT IN ({})",
-                    ids.join(",")
+                    id_list(exclude)
                 ),
                 [],
                 |r| r.get(0),
@@ -808,6 +806,11 @@ impl Store {
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Row ids as an SQL list (`1,2,3`; integers only, so nothing to escape).
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Reads `id, role, path, content_type, sha256, bytes, deleted` into an [`EvidenceRow`].
