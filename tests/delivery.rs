@@ -228,6 +228,57 @@ fn bodies_valid_against_schema(dir: &Path) -> Vec<serde_json::Value> {
     out
 }
 
+/// A store with `incidents` recorded, a receiver, and a delivery worker between them; all stop
+/// when it is dropped.
+struct Rig {
+    /// Kept for the rig's life: the store's files.
+    _storage: tempfile::TempDir,
+    inbox: tempfile::TempDir,
+    store: StoreHandle,
+    ids: Vec<Uuid>,
+    stops: Vec<CancellationToken>,
+}
+
+impl Rig {
+    async fn start(
+        incidents: u64,
+        receiver: impl FnOnce(ReceiverSettings) -> ReceiverSettings,
+        delivery: impl FnOnce(DeliverySettings) -> DeliverySettings,
+    ) -> Rig {
+        let storage = tempfile::tempdir().unwrap();
+        let inbox = tempfile::tempdir().unwrap();
+        let store = StoreHandle::open(storage.path()).unwrap();
+        let (addr, recv_stop) =
+            start_receiver("127.0.0.1:0", receiver(receiver_settings(inbox.path()))).await;
+        let ids = {
+            let (store, dir) = (store.clone(), storage.path().to_path_buf());
+            tokio::task::spawn_blocking(move || record_incidents(&store, &dir, incidents))
+                .await
+                .unwrap()
+        };
+        let stop = start_deliverer(
+            &store,
+            delivery(settings(
+                format!("http://{addr}/api/incidents"),
+                storage.path(),
+            )),
+        );
+        Rig {
+            _storage: storage,
+            inbox,
+            store,
+            ids,
+            stops: vec![stop, recv_stop],
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stops.iter().for_each(CancellationToken::cancel);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_then_up_every_incident_is_delivered_once() {
     let storage = tempfile::tempdir().unwrap();
@@ -304,32 +355,20 @@ async fn receiver_down_then_up_every_incident_is_delivered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_500_and_429_are_retried_after_the_time_the_server_asks_for() {
     for status in [500u16, 429] {
-        let storage = tempfile::tempdir().unwrap();
-        let inbox = tempfile::tempdir().unwrap();
-        let store = StoreHandle::open(storage.path()).unwrap();
-        let (addr, recv_stop) = start_receiver(
-            "127.0.0.1:0",
-            ReceiverSettings {
+        let rig = Rig::start(
+            1,
+            |r| ReceiverSettings {
                 fail_first: 2,
                 fail_status: status,
                 retry_after_s: Some(2),
-                ..receiver_settings(inbox.path())
+                ..r
             },
+            |d| d,
         )
         .await;
-        {
-            let (store, dir) = (store.clone(), storage.path().to_path_buf());
-            tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 1))
-                .await
-                .unwrap();
-        }
-        let stop = start_deliverer(
-            &store,
-            settings(format!("http://{addr}/api/incidents"), storage.path()),
-        );
-        let counts = wait_until_settled(&store, Duration::from_secs(20)).await;
+        let counts = wait_until_settled(&rig.store, Duration::from_secs(20)).await;
         assert_eq!(counts.delivered, 1, "status {status}");
-        let log = received(inbox.path());
+        let log = received(rig.inbox.path());
         let outcomes: Vec<&str> = log.iter().map(|(_, o, _)| o.as_str()).collect();
         assert_eq!(
             outcomes,
@@ -341,42 +380,29 @@ async fn status_500_and_429_are_retried_after_the_time_the_server_asks_for() {
             let gap = w[1].2 - w[0].2;
             assert!(gap >= 1.9, "status {status}: retried after {gap:.2} s");
         }
-        bodies_valid_against_schema(inbox.path());
-        stop.cancel();
-        recv_stop.cancel();
+        bodies_valid_against_schema(rig.inbox.path());
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_goes_to_the_dead_letter_and_stays_visible() {
-    let storage = tempfile::tempdir().unwrap();
-    let inbox = tempfile::tempdir().unwrap();
-    let store = StoreHandle::open(storage.path()).unwrap();
-    let (addr, recv_stop) = start_receiver(
-        "127.0.0.1:0",
-        ReceiverSettings {
+    let rig = Rig::start(
+        2,
+        |r| ReceiverSettings {
             fail_share: 1.0,
             fail_status: 400,
-            ..receiver_settings(inbox.path())
+            ..r
         },
+        |d| d,
     )
     .await;
-    let ids = {
-        let (store, dir) = (store.clone(), storage.path().to_path_buf());
-        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 2))
-            .await
-            .unwrap()
-    };
-    let stop = start_deliverer(
-        &store,
-        settings(format!("http://{addr}/api/incidents"), storage.path()),
-    );
-    let counts = wait_until_settled(&store, Duration::from_secs(10)).await;
+    let counts = wait_until_settled(&rig.store, Duration::from_secs(10)).await;
     assert_eq!((counts.delivered, counts.dead), (0, 2));
     // Exactly one attempt each: a 400 is not retried.
-    assert_eq!(received(inbox.path()).len(), 2);
-    let second = ids[1];
-    let row = store
+    assert_eq!(received(rig.inbox.path()).len(), 2);
+    let second = rig.ids[1];
+    let row = rig
+        .store
         .call(move |s| s.incident(second))
         .await
         .unwrap()
@@ -391,8 +417,6 @@ async fn a_400_goes_to_the_dead_letter_and_stays_visible() {
         d.last_error.as_deref().unwrap().starts_with("HTTP 400"),
         "{d:?}"
     );
-    stop.cancel();
-    recv_stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,31 +717,23 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_snapshots_point_at_the_api_instead_of_carrying_the_data() {
-    let storage = tempfile::tempdir().unwrap();
-    let inbox = tempfile::tempdir().unwrap();
-    let store = StoreHandle::open(storage.path()).unwrap();
-    let (addr, recv_stop) = start_receiver("127.0.0.1:0", receiver_settings(inbox.path())).await;
-    let ids = {
-        let (store, dir) = (store.clone(), storage.path().to_path_buf());
-        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 1))
-            .await
-            .unwrap()
-    };
-    let stop = start_deliverer(
-        &store,
-        DeliverySettings {
+    let rig = Rig::start(
+        1,
+        |r| r,
+        |d| DeliverySettings {
             snapshots: SnapshotMode::Url,
             public_url: "https://dumpwatch.example.gov.cn/".into(),
-            ..settings(format!("http://{addr}/api/incidents"), storage.path())
+            ..d
         },
-    );
-    wait_until_settled(&store, Duration::from_secs(10)).await;
-    let bodies = bodies_valid_against_schema(inbox.path());
+    )
+    .await;
+    wait_until_settled(&rig.store, Duration::from_secs(10)).await;
+    let bodies = bodies_valid_against_schema(rig.inbox.path());
     let snaps = bodies[0]["snapshots"].as_array().unwrap();
     assert_eq!(snaps.len(), 4);
     let prefix = format!(
         "https://dumpwatch.example.gov.cn/api/v1/incidents/{}/evidence/",
-        ids[0]
+        rig.ids[0]
     );
     for s in snaps {
         assert!(s.get("data_base64").is_none());
@@ -725,6 +741,4 @@ async fn url_snapshots_point_at_the_api_instead_of_carrying_the_data() {
         assert!(url.starts_with(&prefix), "{url}");
         assert!(url[prefix.len()..].parse::<u64>().is_ok(), "{url}");
     }
-    stop.cancel();
-    recv_stop.cancel();
 }
