@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use crate::store::writer::StoreHandle;
-use crate::store::{CASE_STATUSES, CaseReport, IncidentQuery};
+use crate::store::{CASE_STATUSES, CaseReport, IncidentQuery, ReviewFilter, Verdict};
 
 /// Largest page of the incident feed.
 pub const MAX_PAGE: u32 = 500;
@@ -78,6 +78,8 @@ pub struct ListQuery {
     camera: Option<String>,
     /// `open` or `cleared`.
     state: Option<String>,
+    /// `unreviewed`, `acknowledged` or `dismissed`.
+    review: Option<String>,
     /// Raised at or after, unix seconds.
     since: Option<f64>,
     /// Raised before, unix seconds.
@@ -116,6 +118,19 @@ pub async fn list(
             format!("state: {state:?} is not one of open, cleared"),
         );
     }
+    let review = match q.review.as_deref() {
+        None => None,
+        Some("unreviewed") => Some(ReviewFilter::Unreviewed),
+        Some(v) => match Verdict::parse(v) {
+            Some(v) => Some(ReviewFilter::Is(v)),
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("review: {v:?} is not one of unreviewed, acknowledged, dismissed"),
+                );
+            }
+        },
+    };
     for (name, t) in [("since", q.since), ("until", q.until)] {
         if t.is_some_and(|t| !t.is_finite()) {
             return problem(StatusCode::BAD_REQUEST, format!("{name}: not a number"));
@@ -124,6 +139,7 @@ pub async fn list(
     let query = IncidentQuery {
         camera: q.camera,
         state: q.state,
+        review,
         since: q.since,
         until: q.until,
         limit,
@@ -287,6 +303,88 @@ pub async fn case(
             (StatusCode::CREATED, Json(json!({ "status": "recorded" }))).into_response()
         }
         Ok(Ok(false)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Body of `POST /api/v1/incidents/{id}/ack` and `/dismiss` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// Who reviewed (e.g. the operator's name), up to 100 bytes.
+    #[serde(default)]
+    by: Option<String>,
+    /// Why, up to 2000 bytes.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/ack` (bearer token): an operator confirms the incident.
+pub async fn ack(
+    s: State<ApiState>,
+    id: Path<String>,
+    h: HeaderMap,
+    b: axum::body::Bytes,
+) -> Response {
+    review(s, id, h, b, Verdict::Acknowledged).await
+}
+
+/// `POST /api/v1/incidents/{id}/dismiss` (bearer token): an operator marks the incident a false
+/// positive. It is kept (for `dumpwatch export-feedback`); its pending deliveries are cancelled.
+pub async fn dismiss(
+    s: State<ApiState>,
+    id: Path<String>,
+    h: HeaderMap,
+    b: axum::body::Bytes,
+) -> Response {
+    review(s, id, h, b, Verdict::Dismissed).await
+}
+
+async fn review(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    verdict: Verdict,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers) {
+        return r;
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let body: ReviewBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReviewBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("body: not a review ({{\"by\": ..., \"note\": ...}}): {e}"),
+                );
+            }
+        }
+    };
+    if body.by.as_ref().is_some_and(|b| b.len() > 100) {
+        return problem(StatusCode::BAD_REQUEST, "by: longer than 100 bytes");
+    }
+    if body.note.as_ref().is_some_and(|n| n.len() > 2000) {
+        return problem(StatusCode::BAD_REQUEST, "note: longer than 2000 bytes");
+    }
+    let store = match store_of(&s) {
+        Ok(st) => st.clone(),
+        Err(r) => return r,
+    };
+    let now = crate::deliver::unix_now();
+    match store
+        .call(move |st| st.review(id, verdict, body.by.as_deref(), body.note.as_deref(), now))
+        .await
+    {
+        Ok(Ok(Some(row))) => Json(row).into_response(),
+        Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

@@ -2,6 +2,7 @@
 //! feed with its evidence, and the city system's case reports. Reads shared state and the store;
 //! nothing in the pipeline depends on it.
 
+pub mod dashboard;
 pub mod incidents;
 
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,10 @@ pub struct ApiState {
 /// The router with every endpoint.
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -84,6 +89,8 @@ pub fn router(state: ApiState) -> Router {
             get(incidents::evidence),
         )
         .route("/api/v1/incidents/{id}/case", post(incidents::case))
+        .route("/api/v1/incidents/{id}/ack", post(incidents::ack))
+        .route("/api/v1/incidents/{id}/dismiss", post(incidents::dismiss))
         .with_state(state)
 }
 
@@ -133,7 +140,48 @@ async fn camera(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn latest_jpeg(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Query of `latest.jpg`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PictureQuery {
+    /// Scale the picture down to this width (16..=3840 pixels; never up).
+    width: Option<u32>,
+    /// Ignored (browsers add it to defeat caches).
+    #[allow(dead_code)]
+    t: Option<String>,
+}
+
+async fn latest_jpeg(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<PictureQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let width = match query {
+        Ok(q) => q.0.width,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": e.body_text() })),
+            )
+                .into_response();
+        }
+    };
+    if let Some(w) = width
+        && !(16..=3840).contains(&w)
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": format!("width: {w} is out of range: must be between 16 and 3840") })),
+        )
+            .into_response();
+    }
     let Some(i) = s.status.index_of(&id) else {
         return not_found(&id);
     };
@@ -164,7 +212,14 @@ async fn latest_jpeg(State(s): State<ApiState>, Path(id): Path<String>) -> Respo
                 class_colour(d.class_id),
             );
         }
-        encode_jpeg(&rgb, 85)
+        match width {
+            Some(w) if w < rgb.width() => {
+                let h =
+                    (u64::from(rgb.height()) * u64::from(w) / u64::from(rgb.width())).max(1) as u32;
+                encode_jpeg(&image::imageops::thumbnail(&rgb, w, h), 80)
+            }
+            _ => encode_jpeg(&rgb, 85),
+        }
     })
     .await;
     match encoded {

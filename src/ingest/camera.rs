@@ -147,9 +147,7 @@ impl CameraTask {
             }
             let keyframe = frame.keyframe;
             self.status.update(self.index, |s| {
-                s.frames_received += 1;
-                s.keyframes_received += u64::from(keyframe);
-                s.last_frame_at = Some(frame.captured_at);
+                s.count_frame(keyframe, frame.captured_at);
                 if keyframe && s.resolution.is_none() {
                     s.resolution = stream.info().resolution;
                 }
@@ -162,10 +160,16 @@ impl CameraTask {
                 debug!(camera = %self.id, "first keyframe");
                 synced = true;
             }
+            if self.mode != DecodeMode::Keyframes && keyframe {
+                self.status.update(self.index, |s| s.decode = "all");
+            }
             if self.mode == DecodeMode::Keyframes {
                 // An active camera gets every frame, from a keyframe on (P-frames need it).
                 if keyframe {
                     all_frames = self.sampling.as_ref().is_some_and(|s| s.wants_all_frames());
+                    self.status.update(self.index, |s| {
+                        s.decode = if all_frames { "active" } else { "idle" };
+                    });
                 }
                 // Half a frame of tolerance, so a 2 s GOP with a 4 s interval decodes every other
                 // keyframe rather than every third.

@@ -58,6 +58,38 @@ pub struct CameraStatus {
     pub frames_received: u64,
     /// Keyframes received since start.
     pub keyframes_received: u64,
+    /// Frames per second received, measured over the last few seconds.
+    pub fps: Option<f64>,
+    /// What is decoded: `idle` (keyframes only), `active` (every frame, someone is near a
+    /// zone or an object is pending) or `all` (`decode.mode = "all"`).
+    pub decode: &'static str,
+    #[serde(skip)]
+    fps_window: Option<(std::time::Instant, u64)>,
+}
+
+impl CameraStatus {
+    /// Counts a received frame and refreshes the frame rate every two seconds.
+    pub fn count_frame(&mut self, keyframe: bool, at: SystemTime) {
+        self.frames_received += 1;
+        self.keyframes_received += u64::from(keyframe);
+        self.last_frame_at = Some(at);
+        let now = std::time::Instant::now();
+        match self.fps_window {
+            Some((start, n)) if now.duration_since(start).as_secs_f64() >= 2.0 => {
+                let secs = now.duration_since(start).as_secs_f64();
+                self.fps = Some(((self.frames_received - n) as f64 / secs * 10.0).round() / 10.0);
+                self.fps_window = Some((now, self.frames_received));
+            }
+            Some(_) => {}
+            None => self.fps_window = Some((now, self.frames_received)),
+        }
+    }
+
+    /// Forgets the frame rate (the stream stopped).
+    pub fn reset_rate(&mut self) {
+        self.fps = None;
+        self.fps_window = None;
+    }
 }
 
 /// The status of every camera, indexed like the camera list.
@@ -88,6 +120,9 @@ impl StatusBoard {
                         last_frame_at: None,
                         frames_received: 0,
                         keyframes_received: 0,
+                        fps: None,
+                        decode: "idle",
+                        fps_window: None,
                     })
                 })
                 .collect(),
@@ -116,6 +151,9 @@ impl StatusBoard {
             if s.state != state {
                 s.state = state;
                 s.since = SystemTime::now();
+                if state != CameraState::Streaming {
+                    s.reset_rate();
+                }
             }
         });
     }

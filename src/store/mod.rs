@@ -152,6 +152,59 @@ pub struct IncidentRow {
     pub evidence: Vec<EvidenceRow>,
     /// The city's case reports, oldest first.
     pub case_reports: Vec<CaseReport>,
+    /// The operations center's verdict, if any.
+    pub review: Option<Review>,
+}
+
+/// What an operator said of an incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Seen and confirmed: a real dumping.
+    Acknowledged,
+    /// A false positive: kept for tuning (`dumpwatch export-feedback`), not delivered further.
+    Dismissed,
+}
+
+impl Verdict {
+    /// The stored and query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Acknowledged => "acknowledged",
+            Verdict::Dismissed => "dismissed",
+        }
+    }
+
+    /// Parses a stored or query value.
+    pub fn parse(s: &str) -> Option<Verdict> {
+        match s {
+            "acknowledged" => Some(Verdict::Acknowledged),
+            "dismissed" => Some(Verdict::Dismissed),
+            _ => None,
+        }
+    }
+}
+
+/// An operator's review of an incident.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Review {
+    /// Acknowledged or dismissed.
+    pub verdict: Verdict,
+    /// Unix seconds.
+    pub at: f64,
+    /// Who (free text from the request, e.g. the operator's name).
+    pub by: Option<String>,
+    /// Why (free text).
+    pub note: Option<String>,
+}
+
+/// Filter on the review of an incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewFilter {
+    /// Not reviewed yet.
+    Unreviewed,
+    /// With this verdict.
+    Is(Verdict),
 }
 
 /// Delivery state of one event.
@@ -218,6 +271,8 @@ pub struct IncidentQuery {
     pub camera: Option<String>,
     /// Only this state (`open`, `cleared`).
     pub state: Option<String>,
+    /// Only incidents with this review.
+    pub review: Option<ReviewFilter>,
     /// Raised at or after (unix seconds).
     pub since: Option<f64>,
     /// Raised before (unix seconds).
@@ -237,6 +292,8 @@ pub struct OutboxCounts {
     pub delivered: u64,
     /// Given up (dead letter).
     pub dead: u64,
+    /// Not sent: the incident was dismissed.
+    pub cancelled: u64,
 }
 
 /// The open database.
@@ -376,10 +433,13 @@ impl Store {
             }
         };
         let body = serde_json::to_string(&ev.body).expect("plain data");
+        // A dismissed incident's later events are kept but not sent.
         tx.execute(
             "INSERT INTO outbox (incident_id, event, idempotency_key, body, created_at, state,
                  next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5,
+                 CASE WHEN (SELECT review FROM incidents WHERE id = ?1) = 'dismissed'
+                      THEN 'cancelled' ELSE 'pending' END, ?6)",
             params![id_text, ev.kind.as_str(), key, body, ev.at, now],
         )
         .map_err(err)?;
@@ -574,6 +634,7 @@ impl Store {
                 "pending" => counts.pending = n as u64,
                 "delivered" => counts.delivered = n as u64,
                 "dead" => counts.dead = n as u64,
+                "cancelled" => counts.cancelled = n as u64,
                 _ => {}
             }
         }
@@ -622,6 +683,51 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Records an operator's review. A dismissal cancels the incident's pending deliveries; an
+    /// acknowledgement after a dismissal puts them back in the queue. `None` if the incident is
+    /// unknown, else the incident as it now is.
+    pub fn review(
+        &mut self,
+        incident: Uuid,
+        verdict: Verdict,
+        by: Option<&str>,
+        note: Option<&str>,
+        now: f64,
+    ) -> Result<Option<IncidentRow>, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let id = incident.to_string();
+        let tx = self.conn.transaction().map_err(err)?;
+        let changed = tx
+            .execute(
+                "UPDATE incidents SET review = ?2, reviewed_at = ?3, reviewed_by = ?4,
+                     review_note = ?5 WHERE id = ?1",
+                params![id, verdict.as_str(), now, by, note],
+            )
+            .map_err(err)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        match verdict {
+            Verdict::Dismissed => tx.execute(
+                "UPDATE outbox SET state = 'cancelled', last_error = 'dismissed by the operations center'
+                 WHERE incident_id = ?1 AND state = 'pending'",
+                [&id],
+            ),
+            Verdict::Acknowledged => tx.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = NULL
+                 WHERE incident_id = ?1 AND state = 'cancelled'",
+                params![id, now],
+            ),
+        }
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        self.incident(incident)
+    }
+
     /// One incident with its deliveries, evidence and case reports.
     pub fn incident(&self, id: Uuid) -> Result<Option<IncidentRow>, StoreError> {
         let rows = self.query_incidents(
@@ -644,6 +750,14 @@ impl Store {
         if let Some(s) = &q.state {
             args.push(Box::new(s.clone()));
             clauses.push(format!("state = ?{}", args.len()));
+        }
+        match q.review {
+            None => {}
+            Some(ReviewFilter::Unreviewed) => clauses.push("review IS NULL".to_owned()),
+            Some(ReviewFilter::Is(v)) => {
+                args.push(Box::new(v.as_str()));
+                clauses.push(format!("review = ?{}", args.len()));
+            }
         }
         if let Some(t) = q.since {
             args.push(Box::new(t));
@@ -671,7 +785,8 @@ impl Store {
     ) -> Result<Vec<IncidentRow>, StoreError> {
         let sql = format!(
             "SELECT id, camera_id, zone, state, category_code, appeared_at, raised_at, updated_at,
-                 cleared_at, dwell_s, confidence, objects, actor
+                 cleared_at, dwell_s, confidence, objects, actor, review, reviewed_at, reviewed_by,
+                 review_note
              FROM incidents {filter} ORDER BY raised_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
@@ -696,6 +811,19 @@ impl Store {
                         deliveries: vec![],
                         evidence: vec![],
                         case_reports: vec![],
+                        review: match r
+                            .get::<_, Option<String>>(13)?
+                            .as_deref()
+                            .map(Verdict::parse)
+                        {
+                            Some(Some(verdict)) => Some(Review {
+                                verdict,
+                                at: r.get(14)?,
+                                by: r.get(15)?,
+                                note: r.get(16)?,
+                            }),
+                            _ => None,
+                        },
                     },
                     r.get::<_, String>(11)?,
                     r.get::<_, Option<String>>(12)?,

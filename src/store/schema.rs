@@ -68,4 +68,13 @@ CREATE TABLE case_reports (
 );
 CREATE INDEX case_reports_incident ON case_reports (incident_id, id);
 "#,
+    // 2: the operations center's review of an incident. A dismissal is a false positive: kept for
+    // tuning, its pending deliveries cancelled (outbox state `cancelled`).
+    r#"
+ALTER TABLE incidents ADD COLUMN review TEXT;        -- NULL | acknowledged | dismissed
+ALTER TABLE incidents ADD COLUMN reviewed_at REAL;
+ALTER TABLE incidents ADD COLUMN reviewed_by TEXT;
+ALTER TABLE incidents ADD COLUMN review_note TEXT;
+CREATE INDEX incidents_review ON incidents (review, raised_at);
+"#,
 ];

@@ -1,0 +1,247 @@
+// The operations center page: polls the service's JSON API and draws the camera grid and the
+// incident feed. No framework, no CDN: this file is compiled into the binary.
+"use strict";
+
+const CAMERA_POLL_MS = 2000;
+const INCIDENT_POLL_MS = 3000;
+const THUMB_REFRESH_MS = 5000;
+const PAGE = 50;
+
+const $ = (sel) => document.querySelector(sel);
+const state = { cameras: new Map(), selected: "", thumbsAt: 0, incidentsKey: "" };
+
+const tokenInput = $("#token");
+tokenInput.value = localStorage.getItem("dumpwatch.token") || "";
+tokenInput.addEventListener("change", () => localStorage.setItem("dumpwatch.token", tokenInput.value));
+
+function setConn(ok) {
+  $("#conn").className = "conn " + (ok ? "ok" : "bad");
+}
+
+async function getJson(url) {
+  const r = await fetch(url, { cache: "no-store" });
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (_) {}
+    throw new Error(msg);
+  }
+  return r.json();
+}
+
+function fmtTime(unix) {
+  return new Date(unix * 1000).toLocaleString();
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 90) return Math.round(s) + " s ago";
+  if (s < 5400) return Math.round(s / 60) + " min ago";
+  return Math.round(s / 3600) + " h ago";
+}
+
+// ---- cameras -----------------------------------------------------------------------------
+
+function cameraCard(cam) {
+  const node = $("#camera-card").content.firstElementChild.cloneNode(true);
+  node.dataset.camera = cam.id;
+  node.querySelector(".name").textContent = cam.name;
+  node.querySelector(".id").textContent = cam.id;
+  node.addEventListener("click", () => selectCamera(state.selected === cam.id ? "" : cam.id));
+  const img = node.querySelector("img");
+  img.addEventListener("load", () => node.querySelector(".thumb").classList.add("has-picture"));
+  img.addEventListener("error", () => node.querySelector(".thumb").classList.remove("has-picture"));
+  return node;
+}
+
+function drawCameras(list) {
+  const grid = $("#cameras");
+  const seen = new Set();
+  const refreshThumbs = Date.now() - state.thumbsAt > THUMB_REFRESH_MS;
+  if (refreshThumbs) state.thumbsAt = Date.now();
+  for (const cam of list) {
+    seen.add(cam.id);
+    let node = grid.querySelector(`article[data-camera="${CSS.escape(cam.id)}"]`);
+    if (!node) {
+      node = cameraCard(cam);
+      grid.appendChild(node);
+    }
+    node.className = "camera " + cam.state + (cam.decode === "active" ? " active" : "") +
+      (state.selected === cam.id ? " selected" : "");
+    node.querySelector(".name").textContent = cam.name;
+    node.querySelector(".state").textContent = cam.state.replace("_", " ");
+    node.querySelector(".mode").textContent = cam.decode;
+    node.querySelector(".fps").textContent = cam.fps != null ? cam.fps + " fps" : "no frames";
+    const err = node.querySelector(".err");
+    err.textContent = cam.state === "streaming" ? "" : (cam.last_error || "");
+    err.title = cam.last_error || "";
+    node.title = "last frame " + ago(cam.last_frame_at) + ", " + cam.reconnects + " reconnects";
+    const img = node.querySelector("img");
+    if (cam.state === "streaming" && (refreshThumbs || !img.src)) {
+      img.src = `/api/v1/cameras/${encodeURIComponent(cam.id)}/latest.jpg?width=320&t=${Date.now()}`;
+    }
+  }
+  for (const node of [...grid.children]) {
+    if (!seen.has(node.dataset.camera)) node.remove();
+  }
+  // The camera filter follows the camera list.
+  const select = $("#filter-camera");
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const cam of list) {
+    if (!have.has(cam.id)) select.add(new Option(cam.name + " (" + cam.id + ")", cam.id));
+  }
+  const up = list.filter((c) => c.state === "streaming").length;
+  const active = list.filter((c) => c.decode === "active").length;
+  $("#camera-count").textContent = `${up} / ${list.length} streaming, ${active} active`;
+  state.cameras = new Map(list.map((c) => [c.id, c]));
+}
+
+async function pollCameras() {
+  try {
+    drawCameras(await getJson("/api/v1/cameras"));
+    setConn(true);
+  } catch (e) {
+    setConn(false);
+  }
+}
+
+function selectCamera(id) {
+  state.selected = id;
+  $("#filter-camera").value = id;
+  for (const n of $("#cameras").children) n.classList.toggle("selected", n.dataset.camera === id);
+  pollIncidents();
+}
+
+// ---- incidents ---------------------------------------------------------------------------
+
+const PICTURE_ROLES = ["before", "event", "after"];
+
+function evidenceUrl(inc, ev) {
+  return `/api/v1/incidents/${inc.id}/evidence/${ev.id}`;
+}
+
+function incidentCard(inc) {
+  const node = $("#incident-card").content.firstElementChild.cloneNode(true);
+  node.dataset.incident = inc.id;
+  node.querySelector(".ack").addEventListener("click", () => review(inc.id, "ack", node));
+  node.querySelector(".dismiss").addEventListener("click", () => review(inc.id, "dismiss", node));
+  return node;
+}
+
+function drawIncident(node, inc) {
+  const verdict = inc.review ? inc.review.verdict : "";
+  node.className = "incident " + inc.state + (verdict ? " " + verdict : "");
+  const cam = state.cameras.get(inc.camera_id);
+  node.querySelector(".camera-name").textContent = cam ? cam.name : inc.camera_id;
+  node.querySelector(".zone").textContent = inc.zone;
+  node.querySelector(".state").textContent = inc.state;
+  node.querySelector(".review").textContent = verdict;
+  node.querySelector(".raised").textContent = fmtTime(inc.raised_at);
+  const pics = node.querySelector(".pictures");
+  const key = inc.evidence.map((e) => e.id + (e.deleted ? "d" : "")).join(",");
+  if (pics.dataset.key !== key) {
+    pics.dataset.key = key;
+    pics.replaceChildren();
+    for (const role of PICTURE_ROLES) {
+      // The newest picture of each role (an update adds pictures).
+      const ev = inc.evidence.filter((e) => e.role === role && !e.deleted).pop();
+      if (!ev) continue;
+      const fig = document.createElement("figure");
+      const img = document.createElement("img");
+      img.loading = "lazy";
+      img.alt = role;
+      img.src = evidenceUrl(inc, ev);
+      const cap = document.createElement("figcaption");
+      cap.textContent = role;
+      fig.append(img, cap);
+      pics.appendChild(fig);
+    }
+    const clip = inc.evidence.find((e) => e.role === "clip" && !e.deleted);
+    const link = node.querySelector(".clip");
+    link.hidden = !clip;
+    if (clip) link.href = evidenceUrl(inc, clip);
+  }
+  const objects = (inc.objects || []).map((o) => o.class).join(", ") || "object";
+  const delivery = inc.deliveries.map((d) => d.event + ": " + d.state).join(", ");
+  const cases = inc.case_reports.length ? " · case " + inc.case_reports[inc.case_reports.length - 1].case_number +
+    " " + inc.case_reports[inc.case_reports.length - 1].status : "";
+  node.querySelector(".facts").textContent =
+    `${objects} · unattended ${Math.round(inc.dwell_s)} s · confidence ${inc.confidence.toFixed(2)} · ${delivery}${cases}`;
+  node.querySelector(".ack").disabled = verdict === "acknowledged";
+  node.querySelector(".dismiss").disabled = verdict === "dismissed";
+}
+
+function drawIncidents(list) {
+  const feed = $("#incidents");
+  const keep = new Set(list.map((i) => i.id));
+  for (const node of [...feed.children]) {
+    if (!keep.has(node.dataset.incident)) node.remove();
+  }
+  let prev = null;
+  for (const inc of list) {
+    let node = feed.querySelector(`article[data-incident="${inc.id}"]`);
+    if (!node) node = incidentCard(inc);
+    drawIncident(node, inc);
+    // Newest first, in the order the service gives.
+    const want = prev ? prev.nextSibling : feed.firstChild;
+    if (want !== node) feed.insertBefore(node, want);
+    prev = node;
+  }
+  if (!list.length) {
+    const p = document.createElement("p");
+    p.className = "empty";
+    p.textContent = "No incidents.";
+    feed.replaceChildren(p);
+  } else {
+    for (const n of [...feed.children]) if (!n.dataset.incident) n.remove();
+  }
+}
+
+async function pollIncidents() {
+  const params = new URLSearchParams({ limit: PAGE });
+  const cam = $("#filter-camera").value;
+  const rev = $("#filter-review").value;
+  if (cam) params.set("camera", cam);
+  if (rev) params.set("review", rev);
+  try {
+    const page = await getJson("/api/v1/incidents?" + params);
+    drawIncidents(page.incidents);
+    $("#incident-error").textContent = "";
+    const open = page.incidents.filter((i) => i.state === "open" && !(i.review && i.review.verdict === "dismissed")).length;
+    $("#summary").textContent = `${open} open incident${open === 1 ? "" : "s"} on this page`;
+  } catch (e) {
+    $("#incident-error").textContent = "incidents: " + e.message;
+  }
+}
+
+async function review(id, action, node) {
+  const err = node.querySelector(".action-error");
+  err.textContent = "";
+  const token = tokenInput.value.trim();
+  if (!token) {
+    err.textContent = "enter the API token (top right) first";
+    return;
+  }
+  try {
+    const r = await fetch(`/api/v1/incidents/${id}/${action}`, {
+      method: "POST",
+      headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
+      body: JSON.stringify({ by: "dashboard" }),
+    });
+    if (!r.ok) {
+      let msg = r.status + " " + r.statusText;
+      try { msg = (await r.json()).error || msg; } catch (_) {}
+      throw new Error(msg);
+    }
+    drawIncident(node, await r.json());
+  } catch (e) {
+    err.textContent = action + ": " + e.message;
+  }
+}
+
+$("#filter-camera").addEventListener("change", (e) => selectCamera(e.target.value));
+$("#filter-review").addEventListener("change", pollIncidents);
+
+pollCameras().then(pollIncidents);
+setInterval(pollCameras, CAMERA_POLL_MS);
+setInterval(pollIncidents, INCIDENT_POLL_MS);
