@@ -3,6 +3,8 @@
 # present (with the right hash) is skipped. Called by scripts/demo.sh and scripts/test.sh.
 #
 #   scripts/setup.sh            # apt packages + ONNX Runtime library + YOLOv12n model
+#   scripts/setup.sh --test     # also what the tests use: chromium + chromium-driver (the
+#                               # dashboard test), prometheus (promtool checks the alert rules)
 #   SKIP_APT=1 scripts/setup.sh # only the model files
 set -euo pipefail
 
@@ -20,6 +22,9 @@ APT_PACKAGES=(nasm pkg-config ffmpeg curl unzip ca-certificates
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   opencv-doc darknet fonts-dejavu-core)
+if [ "${1:-}" = "--test" ]; then
+  APT_PACKAGES+=(chromium chromium-driver prometheus)
+fi
 
 install_apt() {
   local missing=()

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo >/dev/null || { echo "test: cargo not found: install a Rust toolchain (1.85 or newer, e.g. with rustup)" >&2; exit 1; }
-scripts/setup.sh
+scripts/setup.sh --test
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/models/onnxruntime/libonnxruntime.so.1.31.1}"
 # Integration tests start several RTSP servers and services at once; two jobs keep a 2-core
 # machine responsive enough for their timeouts.

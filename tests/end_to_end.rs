@@ -1,6 +1,7 @@
 //! End to end: a dumping scenario clip served as a live camera by the GStreamer RTSP server →
 //! dumpwatch with the real model → the reference receiver holds the incident with its snapshots
-//! within dwell + 10 s of the bag being put down.
+//! within dwell + 10 s of the bag being put down; the operations center's dashboard, in headless
+//! chromium, shows the camera, the incident appears in its feed, and an operator dismisses it.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::webdriver::Browser;
 use common::{RtspServer, Service, camera, fast_service};
 use dumpwatch::config::Config;
 use dumpwatch::receiver::ReceiverSettings;
@@ -65,6 +67,9 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     svc.model.sessions = 1;
     svc.evidence.clip_pre_s = 6.0;
     svc.evidence.clip_post_s = 4.0;
+    // SAFETY: set before the service starts, read by it once; no other thread reads it.
+    unsafe { std::env::set_var("DUMPWATCH_E2E_TOKEN", "operator-secret") };
+    svc.api.token_env = Some("DUMPWATCH_E2E_TOKEN".into());
     let storage = svc.storage_dir.clone();
     let service = Service::start(Config {
         service: svc,
@@ -79,6 +84,29 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         })
         .await;
     let clip_start = Instant::now();
+    // The operations center opens the dashboard: the camera is there, streaming.
+    let browser = Browser::start(1400, 900).await;
+    let page = format!("http://{}/", service.addr);
+    browser.goto(&page).await;
+    let card = browser
+        .wait_for(
+            r#"article.camera.streaming[data-camera="square"]"#,
+            Duration::from_secs(15),
+            "the camera card, streaming",
+        )
+        .await;
+    assert!(browser.text(&card).await.contains("square"));
+    browser
+        .wait_for(
+            r#"article.camera[data-camera="square"] .thumb.has-picture"#,
+            Duration::from_secs(20),
+            "the camera's latest picture",
+        )
+        .await;
+    let token = browser
+        .wait_for("#token", Duration::from_secs(5), "the token field")
+        .await;
+    browser.type_into(&token, "operator-secret\n").await;
     let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
     let bodies = inbox.path().join("bodies");
     let body = loop {
@@ -190,5 +218,41 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
     // 10 fps: at least the 10 s asked for, at most a GOP (2 s) more before.
     assert!((90..=125).contains(&frames), "{frames} frames");
+
+    // The incident appeared in the page without a reload, with its pictures; dismiss it.
+    let selector = format!(r#"article.incident[data-incident="{key}"]"#);
+    browser
+        .wait_for(
+            &format!("{selector} .pictures img"),
+            Duration::from_secs(10),
+            "the incident in the feed",
+        )
+        .await;
+    let screenshot = browser.screenshot().await;
+    std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png"),
+        &screenshot,
+    )
+    .unwrap();
+    let dismiss = browser
+        .wait_for(
+            &format!("{selector} button.dismiss"),
+            Duration::from_secs(5),
+            "the dismiss button",
+        )
+        .await;
+    browser.click(&dismiss).await;
+    browser
+        .wait_for(
+            &format!("{selector}.dismissed"),
+            Duration::from_secs(10),
+            "the incident shown dismissed",
+        )
+        .await;
+    let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
+    let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(row["review"]["verdict"], "dismissed", "{row:#}");
+    assert_eq!(row["review"]["by"], "dashboard");
+    browser.quit().await;
     service.stop().await;
 }
