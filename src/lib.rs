@@ -28,6 +28,7 @@ pub mod probe;
 pub mod receiver;
 pub mod redact;
 pub mod replay;
+pub mod shard;
 pub mod slots;
 pub mod store;
 pub mod watch;

@@ -33,6 +33,10 @@ enum Command {
         /// HTTP listen address, overriding `listen`.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Watch only part of the cameras: INDEX/COUNT keeps those whose id hashes (SHA-256) to
+        /// INDEX modulo COUNT, so COUNT instances with 0..COUNT share every camera once.
+        #[arg(long, env = "DUMPWATCH_SHARD", default_value = "0/1")]
+        shard: dumpwatch::shard::Shard,
     },
     /// Check the configuration and print every problem with its path.
     CheckConfig {
@@ -204,6 +208,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             cameras,
             listen,
+            shard,
         } => {
             let mut cfg = match Config::load(config.as_deref(), cameras.as_deref()) {
                 Ok(c) => c,
@@ -212,6 +217,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            if shard != dumpwatch::shard::Shard::ALL {
+                let before = cfg.cameras.len();
+                cfg.cameras.retain(|c| shard.owns(&c.id));
+                tracing::info!(%shard, cameras = cfg.cameras.len(), of = before, "shard: watching part of the cameras");
+            }
             if let Some(l) = listen {
                 cfg.service.listen = l;
             }

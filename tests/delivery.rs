@@ -490,6 +490,19 @@ impl Drop for Killed {
 
 /// Starts `dumpwatch run` with no cameras on `storage`, delivering to `endpoint`.
 fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) -> Killed {
+    start_service_with(config_dir, storage, endpoint, log, "cameras = []\n", "")
+}
+
+/// Starts `dumpwatch run` with `cameras` (a cameras file) on `storage`, delivering to
+/// `endpoint`, with `delivery_extra` added to its [delivery] section.
+fn start_service_with(
+    config_dir: &Path,
+    storage: &Path,
+    endpoint: &str,
+    log: &Path,
+    cameras: &str,
+    delivery_extra: &str,
+) -> Killed {
     let service = config_dir.join("dumpwatch.toml");
     std::fs::write(
         &service,
@@ -498,12 +511,12 @@ fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) 
              [model]\npath = {model:?}\nsessions = 1\n\
              [api]\ntoken_env = \"DW_TEST_TOKEN\"\n\
              [delivery]\nendpoint = {endpoint:?}\nsecret_env = \"DW_TEST_SECRET\"\nconcurrency = 4\n\
-             backoff_initial_s = 0.2\nbackoff_max_s = 1.0\n",
+             backoff_initial_s = 0.2\nbackoff_max_s = 1.0\n{delivery_extra}",
             model = common::root().join("models/yolov12n.onnx"),
         ),
     )
     .unwrap();
-    std::fs::write(config_dir.join("cameras.toml"), "cameras = []\n").unwrap();
+    std::fs::write(config_dir.join("cameras.toml"), cameras).unwrap();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -741,4 +754,95 @@ async fn url_snapshots_point_at_the_api_instead_of_carrying_the_data() {
         assert!(url.starts_with(&prefix), "{url}");
         assert!(url[prefix.len()..].parse::<u64>().is_ok(), "{url}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_streaming_cameras_and_a_delivery_in_flight_exits_0_within_10_s() {
+    let storage = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let log = config_dir.path().join("service.log");
+    {
+        let store = StoreHandle::open(storage.path()).unwrap();
+        let dir = storage.path().to_path_buf();
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 3))
+            .await
+            .unwrap();
+    }
+    // A city system that takes the connection and never answers: deliveries are in flight when
+    // the signal comes, and only the grace period ends them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/api/incidents", silent.local_addr().unwrap());
+    let media = common::media("test360");
+    let server = common::RtspServer::start(&[
+        "--h264",
+        &format!("a={}", media.display()),
+        "--h264",
+        &format!("b={}", media.display()),
+        "--h264",
+        &format!("c={}", media.display()),
+    ]);
+    let cameras: String = ["a", "b", "c"]
+        .iter()
+        .map(|id| format!("[[cameras]]\nid = {id:?}\nurl = {:?}\n", server.url(id)))
+        .collect();
+    let mut service = start_service_with(
+        config_dir.path(),
+        storage.path(),
+        &endpoint,
+        &log,
+        &cameras,
+        "timeout_s = 60\nshutdown_grace_s = 2\n",
+    );
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("camera connected").count() >= 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "cameras did not connect; service log:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = service.0.id().to_string();
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = service.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM; service log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = signalled.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "exit {status}; service log:\n{text}");
+    assert!(text.contains("stopped"), "service log:\n{text}");
+    // The grace period ran (2 s) and nothing was lost: the three incidents wait for the next run.
+    assert!(
+        took >= Duration::from_secs(2),
+        "exited after {took:?}, before the grace period"
+    );
+    let counts = Store::open(storage.path())
+        .unwrap()
+        .outbox_counts()
+        .unwrap();
+    assert_eq!(
+        (counts.pending, counts.delivered, counts.dead),
+        (3, 0, 0),
+        "{counts:?}"
+    );
+    drop(silent);
 }
