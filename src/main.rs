@@ -118,6 +118,23 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Write the incidents reviewed in the operations center as an evaluation dataset:
+    /// confirmed ones with a dumping event, dismissed ones (false positives) without, each with
+    /// its evidence clip and its camera's zone. Then `dumpwatch eval --dataset OUT`.
+    ExportFeedback {
+        /// Service file (its storage_dir and cameras file). Without it, embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Cameras file, overriding `cameras_file` of the service file.
+        #[arg(long)]
+        cameras: Option<PathBuf>,
+        /// New dataset directory (labels.toml and clips/).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only incidents raised at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// A reference city-system endpoint for the demo and tests: verifies signatures, stores bodies
     /// and snapshots, keeps each Idempotency-Key once; can be told to fail on purpose.
     Receiver {
@@ -235,6 +252,49 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 })?;
             eprintln!("dumpwatch: serving http://{}", listener.local_addr()?);
             dumpwatch::app::run(cfg, listener, shutdown_signal(), |_| {}).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExportFeedback {
+            config,
+            cameras,
+            out,
+            since,
+        } => {
+            let cfg = match Config::load(config.as_deref(), cameras.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    print_config_error(&e);
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let since = since
+                .map(|t| {
+                    humantime::parse_rfc3339_weak(&t)
+                        .map(dumpwatch::decode::unix_seconds)
+                        .with_context(|| format!("--since {t:?}: not an RFC 3339 time"))
+                })
+                .transpose()?;
+            let dir = &cfg.service.storage_dir;
+            if !dir.join(dumpwatch::store::DB_FILE).exists() {
+                bail!(
+                    "{}: no incident store here (storage_dir); run the service first or point --config at its service file",
+                    dir.display()
+                );
+            }
+            let store = dumpwatch::store::Store::open(dir)?;
+            let summary =
+                dumpwatch::eval::feedback::export_feedback(&store, dir, &cfg.cameras, &out, since)?;
+            for (id, why) in &summary.skipped {
+                eprintln!("skipped incident {id}: {why}");
+            }
+            println!(
+                "wrote {}: {} confirmed, {} dismissed, {} skipped; score it with `dumpwatch eval --dataset {}`",
+                out.join("labels.toml").display(),
+                summary.confirmed,
+                summary.dismissed,
+                summary.skipped.len(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {

@@ -8,6 +8,9 @@
 //! - [`dumping`]: the per-camera [`Analyzer`]: candidates, owners, dwell, incidents, clearing.
 //! - [`sampling`]: which pictures go to the detector (idle / active, scene-change gate).
 
+/// The zone name of a camera without zones (its whole frame is watched).
+pub const WHOLE_FRAME_ZONE: &str = "frame";
+
 pub mod background;
 pub mod dumping;
 pub mod grey;
@@ -91,7 +94,7 @@ impl AnalyzerConfig {
         let n = class_names.len();
         AnalyzerConfig {
             zones: vec![ZoneRules {
-                name: "frame".into(),
+                name: WHOLE_FRAME_ZONE.into(),
                 polygon: Polygon::full_frame(),
                 dwell_s: 30.0,
                 clear_after_s: 30.0,
@@ -330,7 +333,7 @@ impl AnalyzerConfig {
             Ok(out)
         };
         let whole = [(
-            "frame".to_owned(),
+            WHOLE_FRAME_ZONE.to_owned(),
             Polygon::full_frame(),
             &crate::config::AnalyzeOverrides::default(),
         )];

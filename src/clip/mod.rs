@@ -103,7 +103,18 @@ impl ClipRecorder {
             }
             let tmp = path.with_extension("mp4.tmp");
             std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, &path)?;
+            // When the clip starts and ends (arrival times): `export-feedback` places the
+            // incident in it.
+            let span = ClipSpan {
+                start: frames[0].at,
+                end: frames[frames.len() - 1].at,
+                frames: frames.len(),
+            };
+            std::fs::write(
+                path.with_file_name(CLIP_SPAN_FILE),
+                serde_json::to_vec(&span).expect("plain data"),
+            )
         };
         write().map_err(|e| format!("{}: {e}", path.display()))?;
         let file = EvidenceFile {
@@ -122,4 +133,18 @@ impl ClipRecorder {
               bytes = bytes.len(), "incident clip written");
         Ok(())
     }
+}
+
+/// Name of the file next to `clip.mp4` that says when the clip starts and ends.
+pub const CLIP_SPAN_FILE: &str = "clip.json";
+
+/// When an evidence clip starts and ends, unix seconds of arrival of its first and last frame.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClipSpan {
+    /// First frame (a keyframe).
+    pub start: f64,
+    /// Last frame.
+    pub end: f64,
+    /// Frames in the clip.
+    pub frames: usize,
 }

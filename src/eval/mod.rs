@@ -1,8 +1,9 @@
 //! Evaluation against labelled footage (`dumpwatch eval`): the dataset format ([`dataset`]),
-//! the scoring rules ([`score`]), running the real pipeline over the clips ([`run`]) and the
+//! feedback from the operations center as a dataset ([`feedback`]), the scoring rules ([`score`]), running the real pipeline over the clips ([`run`]) and the
 //! sweep plot ([`plot`]).
 
 pub mod dataset;
+pub mod feedback;
 pub mod plot;
 pub mod run;
 pub mod score;

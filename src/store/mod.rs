@@ -954,13 +954,13 @@ fn evidence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvidenceRow> {
     })
 }
 
+/// Incidents for tests of the store and of what reads it.
 #[cfg(test)]
-mod tests {
-    use super::retention::RetentionLimits;
+pub(crate) mod testing {
     use super::*;
     use crate::incident::{CameraRef, FrameSize, ModelRef};
 
-    fn body(id: Uuid, event: &str) -> IncidentBody {
+    pub(crate) fn body(id: Uuid, event: &str) -> IncidentBody {
         IncidentBody {
             incident_id: id,
             event: event.into(),
@@ -990,7 +990,7 @@ mod tests {
         }
     }
 
-    fn event(id: Uuid, kind: EventKind, at: f64, files: &[&str]) -> NewEvent {
+    pub(crate) fn event(id: Uuid, kind: EventKind, at: f64, files: &[&str]) -> NewEvent {
         NewEvent {
             body: body(id, kind.as_str()),
             kind,
@@ -1007,6 +1007,66 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retention::RetentionLimits;
+    use super::testing::event;
+    use super::*;
+
+    #[test]
+    fn a_dismissal_cancels_pending_deliveries_and_later_events_and_an_ack_puts_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let id = Uuid::now_v7();
+        s.record(&event(id, EventKind::Raised, 100.0, &[]), 100.0)
+            .unwrap();
+        let row = s
+            .review(
+                id,
+                Verdict::Dismissed,
+                Some("op"),
+                Some("a parked cart"),
+                110.0,
+            )
+            .unwrap()
+            .unwrap();
+        let review = row.review.unwrap();
+        assert_eq!(
+            (review.verdict, review.by.as_deref(), review.note.as_deref()),
+            (Verdict::Dismissed, Some("op"), Some("a parked cart"))
+        );
+        assert_eq!(row.deliveries[0].state, "cancelled");
+        s.record(&event(id, EventKind::Cleared, 200.0, &[]), 200.0)
+            .unwrap();
+        let counts = s.outbox_counts().unwrap();
+        assert_eq!((counts.pending, counts.cancelled), (0, 2));
+        assert!(s.due(1e9, 10, &[]).unwrap().is_empty());
+        let dismissed = IncidentQuery {
+            review: Some(ReviewFilter::Is(Verdict::Dismissed)),
+            limit: 10,
+            ..IncidentQuery::default()
+        };
+        assert_eq!(s.incidents(&dismissed).unwrap().len(), 1);
+        // The operator changes their mind: both events go out after all.
+        s.review(id, Verdict::Acknowledged, None, None, 300.0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.outbox_counts().unwrap().pending, 2);
+        assert!(s.incidents(&dismissed).unwrap().is_empty());
+        let unreviewed = IncidentQuery {
+            review: Some(ReviewFilter::Unreviewed),
+            limit: 10,
+            ..IncidentQuery::default()
+        };
+        assert!(s.incidents(&unreviewed).unwrap().is_empty());
+        assert!(
+            s.review(Uuid::now_v7(), Verdict::Dismissed, None, None, 1.0)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
