@@ -75,9 +75,11 @@ fn pipeline(
         .map(|_| Detector::load(&model(threads)).unwrap())
         .collect();
     let metrics = Metrics::new();
-    let camera_metrics: Arc<[_]> = (0..cameras)
-        .map(|i| metrics.camera(&format!("c{i}")))
-        .collect();
+    let camera_metrics: Arc<dumpwatch::slots::SlotTable<_>> = Arc::new(
+        (0..cameras)
+            .map(|i| metrics.camera(&format!("c{i}")))
+            .collect(),
+    );
     let slots = Arc::new(LatestSlots::<DecodedFrame>::new(cameras));
     let done = Arc::new(AtomicU64::new(0));
     let refill = Arc::new(AtomicBool::new(true));
@@ -91,7 +93,11 @@ fn pipeline(
             }
         })
     };
-    let zones = Arc::new(vec![vec![Polygon::full_frame()]; cameras]);
+    let zones = Arc::new(
+        (0..cameras)
+            .map(|_| Arc::new(vec![Polygon::full_frame()]))
+            .collect(),
+    );
     for c in 0..cameras {
         let mut f = frame.clone();
         f.camera = c;

@@ -10,26 +10,23 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{Instrument, info, info_span};
+use tracing::info;
 
-use crate::analyze::AnalyzerConfig;
 use crate::api::{ApiState, LatestPictures};
 use crate::clip::ClipRecorder;
-use crate::config::{Config, credentials_from_env};
+use crate::config::Config;
 use crate::decode::{DecodeError, DecodePool, DecodedFrame};
-use crate::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings};
+use crate::deliver::{Deliverer, DeliveryMetrics, DeliverySettings};
 use crate::detect::worker::DetectPool;
 use crate::detect::{DetectError, Detector, ModelInfo};
-use crate::geometry::Polygon;
 use crate::incident::ModelRef;
-use crate::ingest::camera::CameraTask;
-use crate::ingest::{ConnectOptions, EncodedFrame, StatusBoard};
-use crate::metrics::{CameraMetrics, Metrics};
-use crate::slots::LatestSlots;
+use crate::ingest::{EncodedFrame, StatusBoard};
+use crate::metrics::Metrics;
+use crate::slots::{LatestSlots, SlotTable};
 use crate::store::retention::RetentionLimits;
 use crate::store::writer::StoreHandle;
-use crate::watch::{CameraWatch, IncidentRecorder, Watch};
+use crate::supervisor::{ConfigSource, PipelineSlots, ReloadHandle, Supervisor};
+use crate::watch::{IncidentRecorder, Watch};
 
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
@@ -40,17 +37,10 @@ pub enum AppError {
     /// The detector could not be loaded.
     #[error(transparent)]
     Detector(#[from] DetectError),
-    /// A camera URL that validation accepted failed to parse (a bug).
-    #[error("cameras[{index}].url: {message}")]
-    CameraUrl {
-        /// Index in the cameras file.
-        index: usize,
-        /// Parser message.
-        message: String,
-    },
-    /// A camera's analyzer settings name a class the model lacks.
+    /// The cameras cannot run with this model or this many slots (every problem, with its
+    /// path).
     #[error(transparent)]
-    Analyzer(#[from] crate::analyze::UnknownClass),
+    Cameras(crate::config::ConfigError),
     /// The storage directory could not be created.
     #[error("storage_dir {dir}: {source}")]
     StorageDir {
@@ -80,45 +70,46 @@ pub enum AppError {
 pub struct Handles {
     /// Metrics registry.
     pub metrics: Metrics,
-    /// Camera status, indexed like the enabled cameras.
+    /// Camera status, by pipeline slot (the enabled cameras in file order at start).
     pub status: Arc<StatusBoard>,
-    /// Latest picture per camera.
+    /// Latest picture per camera slot.
     pub pictures: Arc<LatestPictures>,
     /// The detector's model.
     pub model: Arc<ModelInfo>,
+    /// Reloads the configuration (what SIGHUP does).
+    pub reload: ReloadHandle,
 }
 
 /// Runs the service on `listener` until `shutdown` completes. `on_start` receives the shared
-/// handles once everything is started.
+/// handles once everything is started. The configuration cannot be reloaded.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_start: impl FnOnce(Handles),
 ) -> Result<(), AppError> {
+    run_with_reload(config, None, listener, shutdown, on_start).await
+}
+
+/// [`run`], with `source` reading the configuration again on a reload (SIGHUP, or
+/// `POST /api/v1/config/reload`).
+pub async fn run_with_reload(
+    config: Config,
+    source: Option<ConfigSource>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_start: impl FnOnce(Handles),
+) -> Result<(), AppError> {
     let metrics = Metrics::new();
-    let cameras: Vec<_> = config
-        .cameras
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.enabled)
-        .collect();
-    let n = cameras.len();
-    let status = Arc::new(StatusBoard::new(
-        cameras
-            .iter()
-            .map(|(_, c)| (c.id.clone(), c.display_name().to_owned())),
-    ));
-    let camera_metrics: Arc<[CameraMetrics]> =
-        cameras.iter().map(|(_, c)| metrics.camera(&c.id)).collect();
-    let encoded = Arc::new(LatestSlots::<EncodedFrame>::new(n));
-    let decoded = Arc::new(LatestSlots::<DecodedFrame>::new(n));
-    let pictures = Arc::new(LatestPictures::new(n));
+    let svc = config.service.clone();
+    let enabled = config.cameras.iter().filter(|c| c.enabled).count();
+    // Slots for the cameras of a reload too; never fewer than the cameras of the start.
+    let capacity = (svc.max_cameras as usize).max(enabled).max(1);
 
     // One detector session per worker thread, loaded (and warmed up) before any camera starts,
     // so a missing model or runtime stops the service at once with a clear error.
     let detectors = {
-        let model = config.service.model.clone();
+        let model = svc.model.clone();
         tokio::task::spawn_blocking(move || {
             (0..model.sessions)
                 .map(|_| Detector::load(&model))
@@ -130,56 +121,23 @@ pub async fn run(
     let model = detectors[0].info().clone();
     info!(model = %model.name, sha256 = %model.sha256, sessions = detectors.len(),
           classes = model.class_names.len(), input = ?model.input_size, "detector loaded");
-    // A camera without zones watches its whole frame as one zone.
-    let zones: Arc<Vec<Vec<Polygon>>> = Arc::new(
-        cameras
-            .iter()
-            .map(|(_, c)| {
-                if c.zones.is_empty() {
-                    vec![Polygon::full_frame()]
-                } else {
-                    c.zones.iter().map(|z| z.polygon.clone()).collect()
-                }
-            })
-            .collect(),
-    );
-    let svc = &config.service;
     std::fs::create_dir_all(&svc.storage_dir).map_err(|source| AppError::StorageDir {
         dir: svc.storage_dir.display().to_string(),
         source,
     })?;
     let store = StoreHandle::open(&svc.storage_dir)?;
-    let delivery_metrics = DeliveryMetrics::register(metrics.registry());
-    let secret = svc
-        .delivery
-        .secret_env
-        .as_ref()
-        .and_then(|n| std::env::var(n).ok())
-        .map(String::into_bytes);
+    let public_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_or_else(|_| svc.listen.to_string(), |a| a.to_string())
+    );
     let deliverer = Deliverer::new(
         store.clone(),
-        DeliverySettings {
-            endpoint: svc.delivery.endpoint.clone(),
-            secret,
-            snapshots: svc.delivery.snapshots,
-            public_url: svc.delivery.public_url.clone().unwrap_or_else(|| {
-                format!(
-                    "http://{}",
-                    listener
-                        .local_addr()
-                        .map_or_else(|_| svc.listen.to_string(), |a| a.to_string())
-                )
-            }),
-            concurrency: svc.delivery.concurrency as usize,
-            timeout: Duration::from_secs_f64(svc.delivery.timeout_s),
-            backoff: Backoff {
-                initial: Duration::from_secs_f64(svc.delivery.backoff_initial_s),
-                max: Duration::from_secs_f64(svc.delivery.backoff_max_s),
-            },
-            storage_dir: svc.storage_dir.clone(),
-        },
-        delivery_metrics,
+        DeliverySettings::from_config(&svc.delivery, &svc.storage_dir, &public_url),
+        DeliveryMetrics::register(metrics.registry()),
     )?;
+    let delivery_settings = deliverer.settings();
     let delivery_cancel = CancellationToken::new();
     let delivery = tokio::spawn(deliverer.run(
         delivery_cancel.clone(),
@@ -205,7 +163,7 @@ pub async fn run(
         evidence_errors: metrics.evidence_errors.clone(),
     };
     let clips = Arc::new(ClipRecorder {
-        rings: ClipRecorder::rings(n, svc.evidence.clip_pre_s, svc.evidence.clip_post_s),
+        rings: ClipRecorder::rings(capacity, svc.evidence.clip_pre_s, svc.evidence.clip_post_s),
         store: store.clone(),
         storage_dir: svc.storage_dir.clone(),
         pre_s: svc.evidence.clip_pre_s,
@@ -213,100 +171,70 @@ pub async fn run(
         errors: metrics.evidence_errors.clone(),
         runtime: tokio::runtime::Handle::current(),
     });
-    let watches = cameras
-        .iter()
-        .enumerate()
-        .map(|(slot, (index, cam))| {
-            let cfg = AnalyzerConfig::resolve(
-                &config.service.analyze,
-                cam,
-                &model.class_names,
-                &format!("cameras[{index}]"),
-            )?;
-            Ok(CameraWatch::new(
-                (*cam).clone(),
-                cfg,
-                camera_metrics[slot].clone(),
-            ))
-        })
-        .collect::<Result<Vec<_>, AppError>>()?;
-    let watch = Arc::new(Watch::new(
-        watches,
-        pictures.clone(),
-        metrics.clone(),
-        recorder,
-        Some(clips.clone()),
-    ));
-    let samplers = watch.samplers();
+    let pictures = Arc::new(LatestPictures::new(capacity));
+    let slots = PipelineSlots {
+        status: Arc::new(StatusBoard::with_capacity(capacity)),
+        encoded: Arc::new(LatestSlots::<EncodedFrame>::new(capacity)),
+        decoded: Arc::new(LatestSlots::<DecodedFrame>::new(capacity)),
+        pictures: pictures.clone(),
+        camera_metrics: Arc::new(SlotTable::new(capacity)),
+        detect_zones: Arc::new(SlotTable::new(capacity)),
+        api_zones: Arc::new(SlotTable::new(capacity)),
+        watch: Arc::new(Watch::new(
+            capacity,
+            pictures.clone(),
+            metrics.clone(),
+            recorder.clone(),
+            Some(clips.clone()),
+        )),
+        clips,
+    };
     let decode = DecodePool::start(
-        config.service.decode.threads as usize,
-        config.service.decode.mode,
-        encoded.clone(),
-        decoded.clone(),
-        camera_metrics.clone(),
+        svc.decode.threads as usize,
+        svc.decode.mode,
+        slots.encoded.clone(),
+        slots.decoded.clone(),
+        slots.camera_metrics.clone(),
         metrics.decode_seconds.clone(),
-        Some(samplers.clone()),
+        Some(slots.watch.samplers()),
     )?;
     let detect = DetectPool::start(
         detectors,
-        decoded.clone(),
-        zones,
-        watch.clone(),
+        slots.decoded.clone(),
+        slots.detect_zones.clone(),
+        slots.watch.clone(),
         metrics.detect().clone(),
-        camera_metrics.clone(),
-        config.service.model.max_batch as usize,
+        slots.camera_metrics.clone(),
+        svc.model.max_batch as usize,
     );
 
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let ing = &config.service.ingest;
-    for (slot, (index, cam)) in cameras.iter().enumerate() {
-        let url = url::Url::parse(&cam.url).map_err(|e| AppError::CameraUrl {
-            index: *index,
-            message: e.to_string(),
-        })?;
-        let spread = Duration::from_secs_f64(ing.startup_spread_s * slot as f64 / n.max(1) as f64);
-        let task = CameraTask {
-            index: slot,
-            id: cam.id.clone(),
-            connect: ConnectOptions {
-                url,
-                credentials: credentials_from_env(cam),
-                transport: cam.transport.unwrap_or(ing.transport),
-                step_timeout: ing.connect_timeout(),
-            },
-            ingest: ing.clone(),
-            mode: config.service.decode.mode,
-            min_keyframe_interval_s: config.service.decode.min_keyframe_interval_s,
-            status: status.clone(),
-            metrics: camera_metrics[slot].clone(),
-            output: encoded.clone(),
-            start_delay: spread,
-            sampling: Some(samplers[slot].clone()),
-            clip_ring: Some(clips.rings[slot].clone()),
-        };
-        tracker.spawn(
-            task.run(cancel.clone())
-                .instrument(info_span!("camera", id = %cam.id)),
-        );
-    }
-    tracker.close();
-    info!(cameras = n, listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dumpwatch started");
+    let mut supervisor = Supervisor::new(
+        slots.clone(),
+        metrics.clone(),
+        model.clone(),
+        config,
+        delivery_settings,
+        recorder,
+        public_url,
+    );
+    supervisor.start().map_err(AppError::Cameras)?;
+    let supervisor_cancel = CancellationToken::new();
+    let (reload, supervisor_task) = supervisor.serve(source, supervisor_cancel.clone());
+    info!(cameras = enabled, slots = capacity, listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dumpwatch started");
 
-    let handles = Handles {
+    on_start(Handles {
         metrics: metrics.clone(),
-        status: status.clone(),
+        status: slots.status.clone(),
         pictures: pictures.clone(),
         model: model.clone(),
-    };
-    on_start(handles);
+        reload: reload.clone(),
+    });
 
-    let zone_configs = Arc::new(cameras.iter().map(|(_, c)| c.zones.clone()).collect());
     let app = crate::api::router(ApiState {
         metrics,
-        status,
+        status: slots.status.clone(),
         pictures,
-        zones: zone_configs,
+        zones: slots.api_zones.clone(),
         model,
         store: Some(store.clone()),
         api_token: svc
@@ -316,6 +244,7 @@ pub async fn run(
             .and_then(|n| std::env::var(n).ok())
             .filter(|t| !t.is_empty()),
         storage_dir: svc.storage_dir.clone(),
+        reload: Some(reload),
     });
     let addr = listener
         .local_addr()
@@ -333,8 +262,8 @@ pub async fn run(
 
     shutdown.await;
     info!("shutting down: stopping cameras");
-    cancel.cancel();
-    tracker.wait().await;
+    supervisor_cancel.cancel();
+    let _ = supervisor_task.await;
     tokio::task::spawn_blocking(move || {
         decode.shutdown();
         detect.shutdown();

@@ -31,4 +31,5 @@ pub mod replay;
 pub mod shard;
 pub mod slots;
 pub mod store;
+pub mod supervisor;
 pub mod watch;

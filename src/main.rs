@@ -227,21 +227,26 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             shard,
         } => {
-            let mut cfg = match Config::load(config.as_deref(), cameras.as_deref()) {
+            // The same files, read again on SIGHUP or POST /api/v1/config/reload.
+            let load = move || {
+                let mut cfg = Config::load(config.as_deref(), cameras.as_deref())?;
+                if let Some(l) = listen {
+                    cfg.service.listen = l;
+                }
+                if shard != dumpwatch::shard::Shard::ALL {
+                    let before = cfg.cameras.len();
+                    cfg.cameras.retain(|c| shard.owns(&c.id));
+                    tracing::info!(%shard, cameras = cfg.cameras.len(), of = before, "shard: watching part of the cameras");
+                }
+                Ok(cfg)
+            };
+            let cfg = match load() {
                 Ok(c) => c,
                 Err(e) => {
                     print_config_error(&e);
                     return Ok(ExitCode::from(2));
                 }
             };
-            if shard != dumpwatch::shard::Shard::ALL {
-                let before = cfg.cameras.len();
-                cfg.cameras.retain(|c| shard.owns(&c.id));
-                tracing::info!(%shard, cameras = cfg.cameras.len(), of = before, "shard: watching part of the cameras");
-            }
-            if let Some(l) = listen {
-                cfg.service.listen = l;
-            }
             let listener = tokio::net::TcpListener::bind(cfg.service.listen)
                 .await
                 .with_context(|| {
@@ -251,7 +256,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     )
                 })?;
             eprintln!("dumpwatch: serving http://{}", listener.local_addr()?);
-            dumpwatch::app::run(cfg, listener, shutdown_signal(), |_| {}).await?;
+            dumpwatch::app::run_with_reload(
+                cfg,
+                Some(std::sync::Arc::new(load)),
+                listener,
+                shutdown_signal(),
+                |handles| {
+                    tokio::spawn(reload_on_sighup(handles.reload));
+                },
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ExportFeedback {
@@ -576,6 +590,25 @@ fn detect_images(
 
 fn print_config_error(e: &ConfigError) {
     eprintln!("{e}");
+}
+
+/// Reloads the configuration at every SIGHUP (the outcome is logged).
+async fn reload_on_sighup(reload: dumpwatch::supervisor::ReloadHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /api/v1/config/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        match reload.reload().await {
+            Ok(report) => tracing::info!(added = ?report.added, removed = ?report.removed,
+                reconnected = ?report.reconnected, changed = ?report.changed,
+                delivery_changed = report.delivery_changed, restart_needed = ?report.restart_needed,
+                "configuration reloaded"),
+            Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+        }
+    }
 }
 
 /// Completes at the first SIGINT or SIGTERM; a second one exits at once.

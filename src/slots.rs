@@ -145,6 +145,62 @@ impl<T> LatestSlots<T> {
     pub fn pending(&self) -> usize {
         self.lock().slots.iter().filter(|s| s.is_some()).count()
     }
+
+    /// Drops the camera's waiting value, if any (the camera was removed or its slot is reused).
+    pub fn clear(&self, camera: usize) -> Option<T> {
+        let mut inner = self.lock();
+        let value = inner.slots[camera].take();
+        if value.is_some() {
+            inner.ready.retain(|&c| c != camera);
+        }
+        value
+    }
+}
+
+impl<T> FromIterator<T> for SlotTable<T> {
+    /// One occupied slot per value.
+    fn from_iter<I: IntoIterator<Item = T>>(values: I) -> Self {
+        SlotTable {
+            slots: values
+                .into_iter()
+                .map(|v| std::sync::RwLock::new(Some(v)))
+                .collect(),
+        }
+    }
+}
+
+/// A value per camera slot that the supervisor sets when a camera starts, changes on reload and
+/// removes when the camera stops; readers clone it out (cheap: handles and `Arc`s).
+pub struct SlotTable<T> {
+    slots: Vec<std::sync::RwLock<Option<T>>>,
+}
+
+impl<T: Clone> SlotTable<T> {
+    /// `n` vacant slots.
+    pub fn new(n: usize) -> Self {
+        SlotTable {
+            slots: (0..n).map(|_| std::sync::RwLock::new(None)).collect(),
+        }
+    }
+
+    /// Slot `i`'s value; `None` if vacant or out of range.
+    pub fn get(&self, i: usize) -> Option<T> {
+        self.slots
+            .get(i)?
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets (or with `None` vacates) slot `i`.
+    pub fn set(&self, i: usize, value: Option<T>) {
+        *self.slots[i].write().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +256,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         s.close();
         assert!(worker.join().unwrap());
+    }
+
+    #[test]
+    fn a_cleared_camera_is_no_longer_ready() {
+        let s = LatestSlots::new(2);
+        s.put(0, 1);
+        s.put(1, 2);
+        assert_eq!(s.clear(0), Some(1));
+        assert_eq!(s.clear(0), None);
+        let (lease, v) = s.take(Some(Duration::from_millis(10))).unwrap();
+        assert_eq!((lease.camera(), v), (1, 2));
+        drop(lease);
+        assert!(s.take(Some(Duration::from_millis(10))).is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
-use crate::analyze::{Analyzer, AnalyzerConfig, Event, EventKind, FrameRole};
+use crate::analyze::{Analyzer, AnalyzerConfig, Event, EventKind, FrameRole, Reconfigured};
 use crate::api::LatestPictures;
 use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
@@ -27,21 +27,21 @@ use crate::evidence::EvidenceFrames;
 use crate::geometry::Polygon;
 use crate::incident::{BodyContext, Categories, FrameSize, ModelRef, SnapshotRef};
 use crate::metrics::{CameraMetrics, Metrics};
+use crate::slots::SlotTable;
 use crate::store::writer::StoreHandle;
 use crate::store::{EvidenceFile, NewEvent};
 
 /// One camera's live analysis state.
 pub struct CameraWatch {
-    /// The camera.
-    pub camera: CameraConfig,
     /// The camera's sampler (shared with ingest and decode).
     pub sampler: Arc<SharedSampler>,
     state: Mutex<CameraState>,
-    zones: Vec<Polygon>,
     metrics: CameraMetrics,
 }
 
 struct CameraState {
+    camera: CameraConfig,
+    zones: Vec<Polygon>,
     analyzer: Analyzer,
     frames: EvidenceFrames,
     /// The store's id of each open incident, by the analyzer's number.
@@ -49,13 +49,20 @@ struct CameraState {
 }
 
 impl CameraWatch {
-    /// A camera's analysis with its resolved configuration.
-    pub fn new(camera: CameraConfig, cfg: AnalyzerConfig, metrics: CameraMetrics) -> Self {
+    /// A camera's analysis with its resolved configuration, using the slot's `sampler` (which
+    /// starts over, idle, with the camera's sampling settings).
+    pub fn new(
+        camera: CameraConfig,
+        cfg: AnalyzerConfig,
+        metrics: CameraMetrics,
+        sampler: Arc<SharedSampler>,
+    ) -> Self {
+        sampler.reconfigure(cfg.sampling.clone(), true);
         CameraWatch {
-            camera,
-            sampler: Arc::new(SharedSampler::new(cfg.sampling.clone())),
-            zones: cfg.zones.iter().map(|z| z.polygon.clone()).collect(),
+            sampler,
             state: Mutex::new(CameraState {
+                camera,
+                zones: cfg.zones.iter().map(|z| z.polygon.clone()).collect(),
                 analyzer: Analyzer::new(cfg),
                 frames: EvidenceFrames::default(),
                 incidents: HashMap::new(),
@@ -63,9 +70,31 @@ impl CameraWatch {
             metrics,
         }
     }
+
+    /// Applies a reloaded configuration of the same camera without stopping its stream.
+    /// Thresholds change in place and what the analyzer follows is kept; new zones or masks
+    /// start the analyzer over (what it followed is forgotten, logged with the count of open
+    /// incidents, which stay open in the store until reviewed).
+    pub fn reconfigure(&self, camera: CameraConfig, cfg: AnalyzerConfig) -> Reconfigured {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.sampler.reconfigure(cfg.sampling.clone(), false);
+        state.zones = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
+        state.camera = camera;
+        let outcome = state.analyzer.reconfigure(cfg);
+        if let Reconfigured::Restarted { open_incidents } = outcome {
+            state.incidents.clear();
+            state.frames = EvidenceFrames::default();
+            if open_incidents > 0 {
+                warn!(camera = %state.camera.id, open_incidents,
+                      "zones or masks changed: the analyzer starts over; its open incidents stay open in the store");
+            }
+        }
+        outcome
+    }
 }
 
 /// Where incident events go: the store, with evidence files in the storage directory.
+#[derive(Clone)]
 pub struct IncidentRecorder {
     /// The store.
     pub store: StoreHandle,
@@ -83,34 +112,73 @@ pub struct IncidentRecorder {
 
 /// The service's detect sink.
 pub struct Watch {
-    cameras: Vec<CameraWatch>,
+    cameras: SlotTable<Arc<CameraWatch>>,
+    samplers: Arc<[Arc<SharedSampler>]>,
     pictures: Arc<LatestPictures>,
     metrics: Metrics,
-    recorder: IncidentRecorder,
+    recorder: std::sync::RwLock<Arc<IncidentRecorder>>,
     clips: Option<Arc<ClipRecorder>>,
 }
 
 impl Watch {
-    /// The sink for `cameras` (indexed like the pipeline's camera slots).
+    /// The sink for `slots` camera slots, all vacant.
     pub fn new(
-        cameras: Vec<CameraWatch>,
+        slots: usize,
         pictures: Arc<LatestPictures>,
         metrics: Metrics,
         recorder: IncidentRecorder,
         clips: Option<Arc<ClipRecorder>>,
     ) -> Self {
         Watch {
-            cameras,
+            cameras: SlotTable::new(slots),
+            samplers: (0..slots)
+                .map(|_| Arc::new(SharedSampler::new(Default::default())))
+                .collect(),
             pictures,
             metrics,
-            recorder,
+            recorder: std::sync::RwLock::new(Arc::new(recorder)),
             clips,
         }
     }
 
-    /// The samplers, by camera index (for ingest and decode).
+    /// The samplers, by camera slot (for ingest and decode).
     pub fn samplers(&self) -> Arc<[Arc<SharedSampler>]> {
-        self.cameras.iter().map(|c| c.sampler.clone()).collect()
+        self.samplers.clone()
+    }
+
+    /// Starts analysing a camera in `slot`.
+    pub fn install(
+        &self,
+        slot: usize,
+        camera: CameraConfig,
+        cfg: AnalyzerConfig,
+        metrics: CameraMetrics,
+    ) {
+        let watch = CameraWatch::new(camera, cfg, metrics, self.samplers[slot].clone());
+        self.cameras.set(slot, Some(Arc::new(watch)));
+    }
+
+    /// Stops analysing the camera in `slot`.
+    pub fn remove(&self, slot: usize) {
+        self.cameras.set(slot, None);
+    }
+
+    /// The camera analysis in `slot`.
+    pub fn camera(&self, slot: usize) -> Option<Arc<CameraWatch>> {
+        self.cameras.get(slot)
+    }
+
+    /// Replaces the recorder (new category codes or UTC offset from a reload).
+    pub fn set_recorder(&self, recorder: IncidentRecorder) {
+        *self.recorder.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(recorder);
+    }
+
+    /// The recorder in force.
+    pub fn recorder(&self) -> Arc<IncidentRecorder> {
+        self.recorder
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn analyse(&self, result: &FrameDetections) {
@@ -132,6 +200,11 @@ impl Watch {
         cam.metrics
             .active
             .set(i64::from(cam.sampler.wants_all_frames()));
+        let recorder = if events.is_empty() {
+            None
+        } else {
+            Some(self.recorder())
+        };
         for (event, pictures) in events {
             self.metrics
                 .incidents
@@ -145,7 +218,7 @@ impl Watch {
                 _ => match state.incidents.get(&event.incident) {
                     Some(id) => *id,
                     None => {
-                        warn!(camera = %cam.camera.id, incident = event.incident, "event of an unknown incident ignored");
+                        warn!(camera = %state.camera.id, incident = event.incident, "event of an unknown incident ignored");
                         continue;
                     }
                 },
@@ -158,10 +231,10 @@ impl Watch {
                 .iter()
                 .map(|o| format!("{} {:.2}", o.class, o.score))
                 .collect();
-            info!(camera = %cam.camera.id, incident = %id, event = event.kind.as_str(), zone = %event.zone,
+            info!(camera = %state.camera.id, incident = %id, event = event.kind.as_str(), zone = %event.zone,
                   unattended_s = format!("{:.1}", event.dwell_s), confidence = format!("{:.2}", event.confidence),
                   objects = %objects.join(", "), "incident event");
-            let zone = cam
+            let zone = state
                 .zones
                 .get(event.zone_index)
                 .cloned()
@@ -170,14 +243,15 @@ impl Watch {
                 width: frame.width(),
                 height: frame.height(),
             };
-            self.recorder
-                .record_event(&cam.camera, &zone, id, &event, &pictures, size);
+            if let Some(r) = &recorder {
+                r.record_event(&state.camera, &zone, id, &event, &pictures, size);
+            }
             if event.kind == EventKind::Raised
                 && let Some(clips) = &self.clips
             {
                 clips.request(ClipRequest {
                     camera: result.camera,
-                    camera_id: cam.camera.id.clone(),
+                    camera_id: state.camera.id.clone(),
                     incident: id,
                     at: event.at,
                     size: (size.width, size.height),

@@ -84,7 +84,9 @@ fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
 fn the_pool_counts_decode_errors_and_keeps_going() {
     let keys = keyframes();
     let metrics = Metrics::new();
-    let cams: Arc<[_]> = vec![metrics.camera("c0")].into();
+    let cams = [metrics.camera("c0")];
+    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
+    table.set(0, Some(cams[0].clone()));
     let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let pool = DecodePool::start(
@@ -92,7 +94,7 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
         DecodeMode::Keyframes,
         input.clone(),
         output.clone(),
-        cams.clone(),
+        table.clone(),
         metrics.decode_seconds.clone(),
         None,
     )
@@ -136,7 +138,9 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
 fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     let aus = access_units(&media("test360"));
     let metrics = Metrics::new();
-    let cams: Arc<[_]> = vec![metrics.camera("c0")].into();
+    let cams = [metrics.camera("c0")];
+    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
+    table.set(0, Some(cams[0].clone()));
     let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let pool = DecodePool::start(
@@ -144,7 +148,7 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
         DecodeMode::All,
         input.clone(),
         output.clone(),
-        cams.clone(),
+        table.clone(),
         metrics.decode_seconds.clone(),
         None,
     )

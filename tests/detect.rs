@@ -364,9 +364,11 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
     use dumpwatch::slots::LatestSlots;
     use std::sync::{Arc, Mutex};
     let metrics = dumpwatch::metrics::Metrics::new();
-    let cams: Arc<[_]> = (0..cameras)
-        .map(|i| metrics.camera(&format!("c{i}")))
-        .collect();
+    let cams: Arc<dumpwatch::slots::SlotTable<_>> = Arc::new(
+        (0..cameras)
+            .map(|i| metrics.camera(&format!("c{i}")))
+            .collect(),
+    );
     let slots = Arc::new(LatestSlots::new(cameras));
     for c in 0..cameras {
         slots.put(
@@ -380,7 +382,7 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
         Arc::new(move |r: FrameDetections| seen.lock().unwrap().push(r.camera))
     };
     let detector = Detector::load(&model).unwrap();
-    let zones = Arc::new(vec![vec![]; cameras]);
+    let zones = Arc::new((0..cameras).map(|_| Arc::new(vec![])).collect());
     let pool = DetectPool::start(
         vec![detector],
         slots.clone(),

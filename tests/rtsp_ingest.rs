@@ -41,7 +41,7 @@ async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
     assert_eq!((picture.frame.width(), picture.frame.height()), (640, 360));
     assert!(picture.frame.keyframe);
     assert_eq!(picture.detected.letterbox.inner, (640, 360));
-    let status = svc.handles.status.get(i);
+    let status = svc.handles.status.get(i).unwrap();
     assert_eq!(status.state, CameraState::Streaming);
     assert_eq!(status.resolution, Some((640, 360)));
     // Keyframe mode: P-frames are skipped without decoding, none are lost.
@@ -114,11 +114,12 @@ async fn digest_auth_succeeds_and_a_wrong_password_is_reported_without_leaking_i
         s.handles
             .status
             .get(s.index("bad"))
+            .unwrap()
             .last_error
             .is_some_and(|e| e.contains("401"))
     })
     .await;
-    let bad = svc.handles.status.get(svc.index("bad"));
+    let bad = svc.handles.status.get(svc.index("bad")).unwrap();
     assert_ne!(bad.state, CameraState::Streaming);
     let (_, body) = http_get(svc.addr, "/api/v1/cameras").await;
     let (_, metrics) = http_get(svc.addr, "/metrics").await;
@@ -295,7 +296,7 @@ async fn a_killed_server_is_reconnected_while_another_camera_keeps_streaming() {
 
     one.kill();
     svc.wait_for("camera one notices", Duration::from_secs(10), |s| {
-        s.handles.status.get(s.index("one")).state != CameraState::Streaming
+        s.handles.status.get(s.index("one")).unwrap().state != CameraState::Streaming
     })
     .await;
     let two_before = svc.frames("two", "decoded");
@@ -309,10 +310,10 @@ async fn a_killed_server_is_reconnected_while_another_camera_keeps_streaming() {
     let one_before = svc.frames("one", "decoded");
     svc.wait_for("camera one streams again", Duration::from_secs(20), |s| {
         s.frames("one", "decoded") > one_before
-            && s.handles.status.get(s.index("one")).state == CameraState::Streaming
+            && s.handles.status.get(s.index("one")).unwrap().state == CameraState::Streaming
     })
     .await;
-    let status = svc.handles.status.get(svc.index("one"));
+    let status = svc.handles.status.get(svc.index("one")).unwrap();
     assert!(status.reconnects >= 1);
     assert!(status.last_error.is_some());
     let text = svc.handles.metrics.render();
@@ -351,12 +352,13 @@ async fn a_stalled_stream_is_caught_by_the_frame_timeout() {
         s.handles
             .status
             .get(s.index("frozen"))
+            .unwrap()
             .last_error
             .is_some_and(|e| e.contains("no video frame for 1.5 s"))
     })
     .await;
     assert_ne!(
-        svc.handles.status.get(svc.index("frozen")).state,
+        svc.handles.status.get(svc.index("frozen")).unwrap().state,
         CameraState::Streaming
     );
     server.signal("CONT");
@@ -383,13 +385,14 @@ async fn an_unsupported_codec_is_reported_and_does_not_disturb_other_cameras() {
     })
     .await;
     svc.wait_for("unsupported codec state", Duration::from_secs(15), |s| {
-        s.handles.status.get(s.index("mjpeg")).state == CameraState::UnsupportedCodec
+        s.handles.status.get(s.index("mjpeg")).unwrap().state == CameraState::UnsupportedCodec
     })
     .await;
     let err = svc
         .handles
         .status
         .get(svc.index("mjpeg"))
+        .unwrap()
         .last_error
         .unwrap();
     assert!(err.contains("unsupported codec \"jpeg\""), "{err}");
@@ -415,7 +418,10 @@ async fn udp_transport_can_be_selected() {
         s.frames("udp", "decoded") >= 2
     })
     .await;
-    assert_eq!(svc.handles.status.get(0).transport.as_deref(), Some("udp"));
+    assert_eq!(
+        svc.handles.status.get(0).unwrap().transport.as_deref(),
+        Some("udp")
+    );
     svc.stop().await;
 }
 
@@ -431,12 +437,12 @@ async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
     })
     .await;
     svc.wait_for("5 keyframes received", Duration::from_secs(30), |s| {
-        s.handles.status.get(0).keyframes_received >= 5
+        s.handles.status.get(0).unwrap().keyframes_received >= 5
     })
     .await;
     // Let the decoder finish the last one handed on.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let keyframes = svc.handles.status.get(0).keyframes_received;
+    let keyframes = svc.handles.status.get(0).unwrap().keyframes_received;
     let decoded = svc.frames("sparse", "decoded");
     assert!(
         decoded.abs_diff(keyframes.div_ceil(2)) <= 1,

@@ -114,6 +114,11 @@ pub struct BackgroundModel {
 }
 
 impl BackgroundModel {
+    /// New settings from a reload; what is followed is kept.
+    pub fn reconfigure(&mut self, cfg: BackgroundConfig) {
+        self.cfg = cfg;
+    }
+
     /// An empty model.
     pub fn new(cfg: BackgroundConfig) -> Self {
         BackgroundModel {

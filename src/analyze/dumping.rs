@@ -162,6 +162,18 @@ pub struct Followed {
     pub grey_now_vs_background: (f32, f32),
 }
 
+/// What new settings did to an analyzer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconfigured {
+    /// Same zones and masks: thresholds changed, everything followed is kept.
+    Kept,
+    /// Zones or masks changed: the analyzer started over.
+    Restarted {
+        /// Incidents it had open (they stay open in the store).
+        open_incidents: usize,
+    },
+}
+
 /// One camera's dumping analyzer.
 #[derive(Debug)]
 pub struct Analyzer {
@@ -199,6 +211,31 @@ impl Analyzer {
             footprints: Vec::new(),
             fixtures: Vec::new(),
             next_incident: 1,
+        }
+    }
+
+    /// Takes new settings. When the zones, masks, classes and background grid are the same,
+    /// thresholds change in place and everything followed is kept; otherwise the analyzer starts
+    /// over as if new.
+    pub fn reconfigure(&mut self, cfg: AnalyzerConfig) -> Reconfigured {
+        let same_layout = cfg.zones.len() == self.cfg.zones.len()
+            && cfg
+                .zones
+                .iter()
+                .zip(&self.cfg.zones)
+                .all(|(a, b)| a.name == b.name && a.polygon == b.polygon)
+            && cfg.masks == self.cfg.masks
+            && cfg.class_names == self.cfg.class_names
+            && cfg.background.grid_width == self.cfg.background.grid_width;
+        if same_layout {
+            self.tracker.reconfigure(cfg.tracker.clone());
+            self.background.reconfigure(cfg.background.clone());
+            self.cfg = cfg;
+            Reconfigured::Kept
+        } else {
+            let open_incidents = self.incidents.len();
+            *self = Analyzer::new(cfg);
+            Reconfigured::Restarted { open_incidents }
         }
     }
 

@@ -250,6 +250,19 @@ impl SharedSampler {
         self.lock().decide(now, grey)
     }
 
+    /// New settings. With `restart` the sampler starts over idle (a new camera in this slot);
+    /// without, it keeps its mode and timing (a reload of a running camera).
+    pub fn reconfigure(&self, cfg: SamplingConfig, restart: bool) {
+        let mut s = self.lock();
+        if restart {
+            *s = Sampler::new(cfg);
+            self.all_frames
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            s.cfg = cfg;
+        }
+    }
+
     /// See [`Sampler::report`].
     pub fn report(&self, now: f64, active: bool) {
         let mut s = self.lock();

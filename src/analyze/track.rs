@@ -104,6 +104,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// New settings from a reload; what is followed is kept.
+    pub fn reconfigure(&mut self, cfg: TrackerConfig) {
+        self.cfg = cfg;
+    }
+
     /// An empty tracker.
     pub fn new(cfg: TrackerConfig) -> Self {
         Tracker {

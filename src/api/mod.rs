@@ -39,6 +39,11 @@ impl LatestPictures {
         *self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(picture);
     }
 
+    /// Forgets camera `i`'s picture (the camera was removed).
+    pub fn clear(&self, i: usize) {
+        *self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Camera `i`'s newest picture.
     pub fn get(&self, i: usize) -> Option<Arc<FrameDetections>> {
         self.pictures[i]
@@ -57,8 +62,8 @@ pub struct ApiState {
     pub status: Arc<StatusBoard>,
     /// Latest picture per camera.
     pub pictures: Arc<LatestPictures>,
-    /// Zones per camera (indexed like the status board), for drawing.
-    pub zones: Arc<Vec<Vec<ZoneConfig>>>,
+    /// Zones per camera slot (like the status board), for drawing; a reload changes them.
+    pub zones: Arc<crate::slots::SlotTable<Arc<Vec<ZoneConfig>>>>,
     /// The detector's model (class names for labels).
     pub model: Arc<ModelInfo>,
     /// The incident store (`None`: the incident endpoints answer 503).
@@ -67,6 +72,8 @@ pub struct ApiState {
     pub api_token: Option<String>,
     /// The storage directory (evidence paths are relative to it).
     pub storage_dir: std::path::PathBuf,
+    /// Reloads the configuration (`None`: reload is not available).
+    pub reload: Option<crate::supervisor::ReloadHandle>,
 }
 
 /// The router with every endpoint.
@@ -91,6 +98,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}/case", post(incidents::case))
         .route("/api/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/api/v1/incidents/{id}/dismiss", post(incidents::dismiss))
+        .route("/api/v1/config/reload", post(reload))
         .with_state(state)
 }
 
@@ -134,9 +142,43 @@ fn not_found(id: &str) -> Response {
 }
 
 async fn camera(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
-    match s.status.index_of(&id) {
-        Some(i) => Json(s.status.get(i)).into_response(),
+    match s.status.index_of(&id).and_then(|i| s.status.get(i)) {
+        Some(status) => Json(status).into_response(),
         None => not_found(&id),
+    }
+}
+
+/// `POST /api/v1/config/reload` (bearer token): what SIGHUP does. 200 with what changed; 422
+/// with every problem of the new configuration (the running one stays).
+async fn reload(State(s): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(r) = incidents::authorize(&s, &headers) {
+        return r;
+    }
+    let Some(handle) = &s.reload else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": "this service cannot reload its configuration" })),
+        )
+            .into_response();
+    };
+    match handle.reload().await {
+        Ok(report) => Json(report).into_response(),
+        Err(crate::config::ConfigError::Invalid(problems)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({
+                "error": format!("the new configuration has {} problem(s); the running one stays", problems.len()),
+                "problems": problems,
+            })),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({
+                "error": format!("{e}; the running configuration stays"),
+                "problems": [],
+            })),
+        )
+            .into_response(),
     }
 }
 
@@ -192,10 +234,10 @@ async fn latest_jpeg(
         )
             .into_response();
     };
-    let (zones, model) = (s.zones.clone(), s.model.clone());
+    let (zones, model) = (s.zones.get(i), s.model.clone());
     let encoded = tokio::task::spawn_blocking(move || {
         let mut rgb = picture.frame.to_rgb();
-        for zone in zones.get(i).into_iter().flatten() {
+        for zone in zones.iter().flat_map(|z| z.iter()) {
             draw_zone(
                 &mut rgb,
                 &zone.polygon,

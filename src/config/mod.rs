@@ -88,6 +88,10 @@ pub struct ServiceConfig {
     pub api: ApiConfig,
     /// How dumping is decided and cameras are sampled (defaults for every camera and zone).
     pub analyze: AnalyzeConfig,
+    /// Most cameras this instance runs at once, including cameras added by a reload: the
+    /// pipeline's per-camera slots are made at start. Default 128; 1..=4096. Changing it needs a
+    /// restart.
+    pub max_cameras: u32,
 }
 
 impl ServiceConfig {
@@ -121,6 +125,7 @@ impl Default for ServiceConfig {
             evidence: EvidenceConfig::default(),
             api: ApiConfig::default(),
             analyze: AnalyzeConfig::default(),
+            max_cameras: 128,
         }
     }
 }

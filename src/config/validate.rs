@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::{AnalyzeConfig, AnalyzeOverrides, CameraConfig, Config};
 
 /// One problem in the configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Problem {
     /// Where: `ingest.frame_timeout_s`, `cameras[3].url`, ...
     pub path: String,
@@ -224,6 +224,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         );
     }
 
+    c.range("max_cameras", f64::from(svc.max_cameras), 1.0, 4096.0);
     validate_analyze(&mut c, "analyze", &AnalyzeOverrides::from(&svc.analyze));
     check_object_areas(&mut c, "analyze", &svc.analyze);
 

@@ -26,7 +26,7 @@ use crate::analyze::sampling::{Decision, SharedSampler};
 use crate::config::DecodeMode;
 use crate::ingest::EncodedFrame;
 use crate::metrics::{CameraMetrics, DropReason};
-use crate::slots::LatestSlots;
+use crate::slots::{LatestSlots, SlotTable};
 
 /// Per-camera decoding state for all-frames mode.
 #[derive(Default)]
@@ -41,7 +41,7 @@ struct Shared {
     mode: DecodeMode,
     input: Arc<LatestSlots<EncodedFrame>>,
     output: Arc<LatestSlots<DecodedFrame>>,
-    cameras: Arc<[CameraMetrics]>,
+    cameras: Arc<SlotTable<CameraMetrics>>,
     decode_seconds: prometheus::Histogram,
     per_camera: Vec<Mutex<CameraDecoder>>,
     samplers: Option<Arc<[Arc<SharedSampler>]>>,
@@ -61,7 +61,7 @@ impl DecodePool {
         mode: DecodeMode,
         input: Arc<LatestSlots<EncodedFrame>>,
         output: Arc<LatestSlots<DecodedFrame>>,
-        cameras: Arc<[CameraMetrics]>,
+        cameras: Arc<SlotTable<CameraMetrics>>,
         decode_seconds: prometheus::Histogram,
         samplers: Option<Arc<[Arc<SharedSampler>]>>,
     ) -> Result<DecodePool, DecodeError> {
@@ -71,7 +71,7 @@ impl DecodePool {
             mode,
             input: input.clone(),
             output,
-            per_camera: (0..cameras.len()).map(|_| Mutex::default()).collect(),
+            per_camera: (0..cameras.capacity()).map(|_| Mutex::default()).collect(),
             cameras,
             decode_seconds,
             samplers,
@@ -102,7 +102,11 @@ fn decode_loop(shared: &Shared) {
     let mut shared_decoder = H264Decoder::default();
     while let Some((lease, frame)) = shared.input.take(None) {
         let camera = lease.camera();
-        let metrics = &shared.cameras[camera];
+        // A frame of a camera removed a moment ago.
+        let Some(metrics) = shared.cameras.get(camera) else {
+            continue;
+        };
+        let metrics = &metrics;
         let started = Instant::now();
         let result = match shared.mode {
             DecodeMode::Keyframes if !frame.all_frames => {

@@ -55,6 +55,37 @@ pub struct DeliverySettings {
     pub storage_dir: PathBuf,
 }
 
+impl DeliverySettings {
+    /// The settings of `[delivery]`: the secret read from the environment variable it names,
+    /// `public_url` defaulting to `default_public_url` (the service's own address).
+    pub fn from_config(
+        cfg: &crate::config::DeliveryConfig,
+        storage_dir: &std::path::Path,
+        default_public_url: &str,
+    ) -> DeliverySettings {
+        DeliverySettings {
+            endpoint: cfg.endpoint.clone(),
+            secret: cfg
+                .secret_env
+                .as_ref()
+                .and_then(|n| std::env::var(n).ok())
+                .map(String::into_bytes),
+            snapshots: cfg.snapshots,
+            public_url: cfg
+                .public_url
+                .clone()
+                .unwrap_or_else(|| default_public_url.to_owned()),
+            concurrency: cfg.concurrency as usize,
+            timeout: Duration::from_secs_f64(cfg.timeout_s),
+            backoff: Backoff {
+                initial: Duration::from_secs_f64(cfg.backoff_initial_s),
+                max: Duration::from_secs_f64(cfg.backoff_max_s),
+            },
+            storage_dir: storage_dir.to_path_buf(),
+        }
+    }
+}
+
 /// The delivery metrics.
 #[derive(Clone)]
 pub struct DeliveryMetrics {
@@ -117,10 +148,27 @@ impl DeliveryMetrics {
     }
 }
 
+/// The delivery settings in force, replaced by a configuration reload; each attempt reads them
+/// when it starts.
+#[derive(Clone)]
+pub struct SettingsCell(Arc<std::sync::RwLock<Arc<DeliverySettings>>>);
+
+impl SettingsCell {
+    /// The settings now.
+    pub fn get(&self) -> Arc<DeliverySettings> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the settings (attempts in flight finish with the old ones).
+    pub fn set(&self, settings: DeliverySettings) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+    }
+}
+
 /// The delivery worker.
 pub struct Deliverer {
     store: StoreHandle,
-    settings: Arc<DeliverySettings>,
+    settings: SettingsCell,
     client: reqwest::Client,
     metrics: DeliveryMetrics,
 }
@@ -141,17 +189,22 @@ impl Deliverer {
         metrics: DeliveryMetrics,
     ) -> Result<Deliverer, DeliveryError> {
         install_tls_provider();
+        // Timeouts are set per request: a reload may change them.
         let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("dumpwatch/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Deliverer {
             store,
-            settings: Arc::new(settings),
+            settings: SettingsCell(Arc::new(std::sync::RwLock::new(Arc::new(settings)))),
             client,
             metrics,
         })
+    }
+
+    /// The settings, for a reload to replace.
+    pub fn settings(&self) -> SettingsCell {
+        self.settings.clone()
     }
 
     /// Delivers until `cancel`; then waits up to `grace` for the requests in flight (what is not
@@ -163,7 +216,8 @@ impl Deliverer {
         let mut next_due: Option<f64> = None;
         loop {
             self.refresh_gauges().await;
-            let free = self.settings.concurrency.saturating_sub(sending.len());
+            let settings = self.settings.get();
+            let free = settings.concurrency.saturating_sub(sending.len());
             if free > 0 {
                 let now = unix_now();
                 let exclude = sending.clone();
@@ -188,7 +242,7 @@ impl Deliverer {
                             sending.push(item.id);
                             let job = Attempt {
                                 store: self.store.clone(),
-                                settings: self.settings.clone(),
+                                settings: settings.clone(),
                                 client: self.client.clone(),
                                 metrics: self.metrics.clone(),
                             };
@@ -208,7 +262,7 @@ impl Deliverer {
             }
             // Sleep until something is recorded, a request finishes, or the next row is due
             // (rows being sent count as not due).
-            let wait = if sending.len() >= self.settings.concurrency {
+            let wait = if sending.len() >= settings.concurrency {
                 Duration::from_secs(3600)
             } else {
                 next_due.map_or(Duration::from_secs(3600), |t| {
@@ -360,6 +414,7 @@ impl Attempt {
         let mut req = self
             .client
             .post(&self.settings.endpoint)
+            .timeout(self.settings.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key);
         if let Some(secret) = &self.settings.secret {

@@ -17,7 +17,7 @@ use super::{Detected, Detector};
 use crate::decode::DecodedFrame;
 use crate::geometry::Polygon;
 use crate::metrics::{CameraMetrics, DetectMetrics};
-use crate::slots::LatestSlots;
+use crate::slots::{LatestSlots, SlotTable};
 
 /// The detections of one picture.
 #[derive(Clone, Debug)]
@@ -50,14 +50,15 @@ pub struct DetectPool {
 }
 
 impl DetectPool {
-    /// Starts one worker thread per detector. `zones[camera]` are that camera's zones.
+    /// Starts one worker thread per detector. `zones` holds each camera slot's zones (changed by
+    /// a reload while the workers run).
     pub fn start(
         detectors: Vec<Detector>,
         input: Arc<LatestSlots<DecodedFrame>>,
-        zones: Arc<Vec<Vec<Polygon>>>,
+        zones: Arc<SlotTable<Arc<Vec<Polygon>>>>,
         sink: Arc<dyn DetectionSink>,
         metrics: DetectMetrics,
-        cameras: Arc<[CameraMetrics]>,
+        cameras: Arc<SlotTable<CameraMetrics>>,
         max_batch: usize,
     ) -> DetectPool {
         let threads = detectors
@@ -91,10 +92,10 @@ impl DetectPool {
 fn work(
     mut detector: Detector,
     input: &LatestSlots<DecodedFrame>,
-    zones: &[Vec<Polygon>],
+    zones: &SlotTable<Arc<Vec<Polygon>>>,
     sink: &dyn DetectionSink,
     metrics: &DetectMetrics,
-    cameras: &[CameraMetrics],
+    cameras: &SlotTable<CameraMetrics>,
     max_batch: usize,
 ) {
     let class_counters: Vec<_> = detector
@@ -119,9 +120,11 @@ fn work(
             }
         }
         let frames: Vec<&DecodedFrame> = batch.iter().map(|(_, f)| f).collect();
-        let frame_zones: Vec<&[Polygon]> = batch
+        let zones_held: Vec<Option<Arc<Vec<Polygon>>>> =
+            batch.iter().map(|(l, _)| zones.get(l.camera())).collect();
+        let frame_zones: Vec<&[Polygon]> = zones_held
             .iter()
-            .map(|(l, _)| zones.get(l.camera()).map(Vec::as_slice).unwrap_or(&[]))
+            .map(|z| z.as_deref().map(Vec::as_slice).unwrap_or(&[]))
             .collect();
         let result = if frames.len() == 1 {
             detector

@@ -92,57 +92,82 @@ impl CameraStatus {
     }
 }
 
-/// The status of every camera, indexed like the camera list.
+/// The status of every camera, by pipeline slot. A slot is vacant until the supervisor starts a
+/// camera in it, and again after the camera is removed.
 pub struct StatusBoard {
-    cameras: Vec<Mutex<CameraStatus>>,
+    cameras: Vec<Mutex<Option<CameraStatus>>>,
+}
+
+fn fresh(id: String, name: String) -> CameraStatus {
+    CameraStatus {
+        id,
+        name,
+        state: CameraState::Starting,
+        since: SystemTime::now(),
+        last_error: None,
+        last_error_at: None,
+        reconnects: 0,
+        codec: None,
+        codec_string: None,
+        resolution: None,
+        transport: None,
+        last_frame_at: None,
+        frames_received: 0,
+        keyframes_received: 0,
+        fps: None,
+        decode: "idle",
+        fps_window: None,
+    }
 }
 
 impl StatusBoard {
-    /// One `Starting` entry per `(id, name)`.
+    /// One `Starting` entry per `(id, name)`, in slots `0..`, and no vacant slot.
     pub fn new(cameras: impl IntoIterator<Item = (String, String)>) -> Self {
-        let now = SystemTime::now();
         StatusBoard {
             cameras: cameras
                 .into_iter()
-                .map(|(id, name)| {
-                    Mutex::new(CameraStatus {
-                        id,
-                        name,
-                        state: CameraState::Starting,
-                        since: now,
-                        last_error: None,
-                        last_error_at: None,
-                        reconnects: 0,
-                        codec: None,
-                        codec_string: None,
-                        resolution: None,
-                        transport: None,
-                        last_frame_at: None,
-                        frames_received: 0,
-                        keyframes_received: 0,
-                        fps: None,
-                        decode: "idle",
-                        fps_window: None,
-                    })
-                })
+                .map(|(id, name)| Mutex::new(Some(fresh(id, name))))
                 .collect(),
         }
     }
 
+    /// `slots` vacant slots.
+    pub fn with_capacity(slots: usize) -> Self {
+        StatusBoard {
+            cameras: (0..slots).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn slot(&self, i: usize) -> std::sync::MutexGuard<'_, Option<CameraStatus>> {
+        self.cameras[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts a new camera, `Starting`, in slot `i`.
+    pub fn occupy(&self, i: usize, id: String, name: String) {
+        *self.slot(i) = Some(fresh(id, name));
+    }
+
+    /// Empties slot `i` (its camera was removed).
+    pub fn vacate(&self, i: usize) {
+        *self.slot(i) = None;
+    }
+
     /// Number of cameras.
     pub fn len(&self) -> usize {
-        self.cameras.len()
+        self.cameras
+            .iter()
+            .filter(|c| c.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            .count()
     }
 
     /// Whether there are no cameras.
     pub fn is_empty(&self) -> bool {
-        self.cameras.is_empty()
+        self.len() == 0
     }
 
-    /// Changes camera `i`'s status under its lock.
-    pub fn update<R>(&self, i: usize, f: impl FnOnce(&mut CameraStatus) -> R) -> R {
-        let mut s = self.cameras[i].lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut s)
+    /// Changes camera `i`'s status under its lock; `None` if the slot is vacant.
+    pub fn update<R>(&self, i: usize, f: impl FnOnce(&mut CameraStatus) -> R) -> Option<R> {
+        self.slot(i).as_mut().map(f)
     }
 
     /// Sets camera `i`'s state (and `since` if it changed).
@@ -158,19 +183,21 @@ impl StatusBoard {
         });
     }
 
-    /// A copy of camera `i`'s status.
-    pub fn get(&self, i: usize) -> CameraStatus {
-        self.update(i, |s| s.clone())
+    /// A copy of camera `i`'s status; `None` if the slot is vacant.
+    pub fn get(&self, i: usize) -> Option<CameraStatus> {
+        self.slot(i).clone()
     }
 
-    /// Copies of every camera's status.
+    /// Copies of every camera's status, in slot order.
     pub fn snapshot(&self) -> Vec<CameraStatus> {
-        (0..self.cameras.len()).map(|i| self.get(i)).collect()
+        (0..self.cameras.len())
+            .filter_map(|i| self.get(i))
+            .collect()
     }
 
-    /// Index of the camera with this id.
+    /// Slot of the camera with this id.
     pub fn index_of(&self, id: &str) -> Option<usize> {
-        (0..self.cameras.len()).find(|&i| self.update(i, |s| s.id == id))
+        (0..self.cameras.len()).find(|&i| self.update(i, |s| s.id == id) == Some(true))
     }
 }
 

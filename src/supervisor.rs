@@ -1,0 +1,491 @@
+//! The camera supervisor: which camera runs in which pipeline slot. It starts a camera (its
+//! ingest task and its analysis), stops one, and applies a reloaded configuration (SIGHUP or
+//! `POST /api/v1/config/reload`) while the other cameras keep streaming:
+//!
+//! - a new camera takes a free slot and starts; a removed one stops and frees its slot;
+//! - a camera whose connection changed (URL, transport, credentials) reconnects;
+//! - new zones, masks and thresholds apply to the running analysis (see
+//!   [`CameraWatch::reconfigure`](crate::watch::CameraWatch::reconfigure));
+//! - new delivery settings apply to the next attempt;
+//! - settings fixed at start (listen address, storage, model, decoder, ingest, evidence, API,
+//!   `max_cameras`) are reported as needing a restart.
+//!
+//! Everything is checked before anything changes: an invalid new configuration is refused with
+//! all its problems and the running one stays.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::analyze::AnalyzerConfig;
+use crate::api::LatestPictures;
+use crate::clip::ClipRecorder;
+use crate::config::{CameraConfig, Config, ConfigError, Problem, ZoneConfig, credentials_from_env};
+use crate::decode::DecodedFrame;
+use crate::deliver::SettingsCell;
+use crate::detect::ModelInfo;
+use crate::geometry::Polygon;
+use crate::ingest::camera::CameraTask;
+use crate::ingest::{ConnectOptions, EncodedFrame, StatusBoard};
+use crate::metrics::{CameraMetrics, Metrics};
+use crate::slots::{LatestSlots, SlotTable};
+use crate::watch::{IncidentRecorder, Watch};
+
+/// The per-camera-slot state of the pipeline, shared with its stages and the API.
+#[derive(Clone)]
+pub struct PipelineSlots {
+    /// Camera status.
+    pub status: Arc<StatusBoard>,
+    /// Ingest → decode.
+    pub encoded: Arc<LatestSlots<EncodedFrame>>,
+    /// Decode → detect.
+    pub decoded: Arc<LatestSlots<DecodedFrame>>,
+    /// The newest analysed picture.
+    pub pictures: Arc<LatestPictures>,
+    /// Metric handles.
+    pub camera_metrics: Arc<SlotTable<CameraMetrics>>,
+    /// Zones as the detector uses them.
+    pub detect_zones: Arc<SlotTable<Arc<Vec<Polygon>>>>,
+    /// Zones as the API draws them.
+    pub api_zones: Arc<SlotTable<Arc<Vec<ZoneConfig>>>>,
+    /// The analysis.
+    pub watch: Arc<Watch>,
+    /// Incident clips.
+    pub clips: Arc<ClipRecorder>,
+}
+
+struct Running {
+    slot: usize,
+    config: CameraConfig,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReloadReport {
+    /// Always `reloaded`.
+    pub status: &'static str,
+    /// Cameras started.
+    pub added: Vec<String>,
+    /// Cameras stopped.
+    pub removed: Vec<String>,
+    /// Cameras reconnected (URL, transport or credentials changed).
+    pub reconnected: Vec<String>,
+    /// Cameras whose zones, masks or thresholds changed without touching their stream.
+    pub changed: Vec<String>,
+    /// Whether the delivery settings changed.
+    pub delivery_changed: bool,
+    /// Settings that changed but apply only after a restart.
+    pub restart_needed: Vec<String>,
+}
+
+/// Reads the configuration again (the files the service was started with).
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// Asks the supervisor to reload; cheap to clone (the API and the SIGHUP handler hold one).
+#[derive(Clone)]
+pub struct ReloadHandle {
+    tx: mpsc::Sender<oneshot::Sender<Result<ReloadReport, ConfigError>>>,
+}
+
+impl ReloadHandle {
+    /// Reads the configuration again and applies it; the report, or every problem of the new
+    /// configuration (the running one stays).
+    pub async fn reload(&self) -> Result<ReloadReport, ConfigError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || {
+            ConfigError::Invalid(vec![Problem {
+                path: "service".into(),
+                message: "the service is shutting down".into(),
+            }])
+        };
+        self.tx.send(reply).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Owns the cameras' slots and tasks.
+pub struct Supervisor {
+    slots: PipelineSlots,
+    metrics: Metrics,
+    model: Arc<ModelInfo>,
+    config: Config,
+    running: BTreeMap<String, Running>,
+    /// Free slots, the lowest last (taken first).
+    free: Vec<usize>,
+    cancel: CancellationToken,
+    delivery: SettingsCell,
+    recorder: IncidentRecorder,
+    public_url: String,
+}
+
+impl Supervisor {
+    /// A supervisor with every slot free. `config` is what the service was started with;
+    /// `recorder` the incident recorder its delivery categories come from.
+    pub fn new(
+        slots: PipelineSlots,
+        metrics: Metrics,
+        model: Arc<ModelInfo>,
+        config: Config,
+        delivery: SettingsCell,
+        recorder: IncidentRecorder,
+        public_url: String,
+    ) -> Supervisor {
+        let n = slots.status_capacity();
+        Supervisor {
+            slots,
+            metrics,
+            model,
+            config,
+            running: BTreeMap::new(),
+            free: (0..n).rev().collect(),
+            cancel: CancellationToken::new(),
+            delivery,
+            recorder,
+            public_url,
+        }
+    }
+
+    /// Checks the enabled cameras of `config` against the slots and the model: every problem,
+    /// with its path.
+    fn check(&self, config: &Config) -> Result<BTreeMap<String, AnalyzerConfig>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut resolved = BTreeMap::new();
+        let enabled = config.cameras.iter().filter(|c| c.enabled).count();
+        let capacity = self.slots.status_capacity();
+        if enabled > capacity {
+            problems.push(Problem {
+                path: "cameras".into(),
+                message: format!(
+                    "{enabled} enabled cameras, more than max_cameras = {capacity} (the slots made at start); raise max_cameras and restart, or spread the cameras with --shard"
+                ),
+            });
+        }
+        for (i, cam) in config.cameras.iter().enumerate().filter(|(_, c)| c.enabled) {
+            match AnalyzerConfig::resolve(
+                &config.service.analyze,
+                cam,
+                &self.model.class_names,
+                &format!("cameras[{i}]"),
+            ) {
+                Ok(cfg) => {
+                    resolved.insert(cam.id.clone(), cfg);
+                }
+                Err(e) => problems.push(Problem {
+                    path: e.path.clone(),
+                    message: format!(
+                        "unknown class {:?}; the model's classes are: {}",
+                        e.class, e.known
+                    ),
+                }),
+            }
+        }
+        if problems.is_empty() {
+            Ok(resolved)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Starts every enabled camera of the configuration the supervisor was made with, their
+    /// first connects spread over `ingest.startup_spread_s`.
+    pub fn start(&mut self) -> Result<(), ConfigError> {
+        let mut resolved = self.check(&self.config)?;
+        let cameras: Vec<CameraConfig> = self
+            .config
+            .cameras
+            .iter()
+            .filter(|c| c.enabled)
+            .cloned()
+            .collect();
+        let n = cameras.len().max(1) as f64;
+        let spread = self.config.service.ingest.startup_spread_s;
+        for (k, cam) in cameras.into_iter().enumerate() {
+            let cfg = resolved.remove(&cam.id).expect("checked");
+            let delay = Duration::from_secs_f64(spread * k as f64 / n);
+            self.start_camera(cam, cfg, delay);
+        }
+        Ok(())
+    }
+
+    fn start_camera(&mut self, cam: CameraConfig, cfg: AnalyzerConfig, delay: Duration) {
+        let slot = self.free.pop().expect("checked against the capacity");
+        let s = &self.slots;
+        s.encoded.clear(slot);
+        s.decoded.clear(slot);
+        s.pictures.clear(slot);
+        s.clips.rings[slot].clear();
+        let metrics = self.metrics.camera(&cam.id);
+        s.camera_metrics.set(slot, Some(metrics.clone()));
+        s.detect_zones.set(
+            slot,
+            Some(Arc::new(
+                cfg.zones.iter().map(|z| z.polygon.clone()).collect(),
+            )),
+        );
+        s.api_zones.set(slot, Some(Arc::new(cam.zones.clone())));
+        s.status
+            .occupy(slot, cam.id.clone(), cam.display_name().to_owned());
+        s.watch.install(slot, cam.clone(), cfg, metrics.clone());
+        let svc = &self.config.service;
+        let url = url::Url::parse(&cam.url).expect("validated camera URL");
+        let task = CameraTask {
+            index: slot,
+            id: cam.id.clone(),
+            connect: ConnectOptions {
+                url,
+                credentials: credentials_from_env(&cam),
+                transport: cam.transport.unwrap_or(svc.ingest.transport),
+                step_timeout: svc.ingest.connect_timeout(),
+            },
+            ingest: svc.ingest.clone(),
+            mode: svc.decode.mode,
+            min_keyframe_interval_s: svc.decode.min_keyframe_interval_s,
+            status: s.status.clone(),
+            metrics,
+            output: s.encoded.clone(),
+            start_delay: delay,
+            sampling: Some(s.watch.samplers()[slot].clone()),
+            clip_ring: Some(s.clips.rings[slot].clone()),
+        };
+        let cancel = self.cancel.child_token();
+        let handle = tokio::spawn(
+            task.run(cancel.clone())
+                .instrument(info_span!("camera", id = %cam.id)),
+        );
+        self.running.insert(
+            cam.id.clone(),
+            Running {
+                slot,
+                config: cam,
+                cancel,
+                task: handle,
+            },
+        );
+    }
+
+    async fn stop_camera(&mut self, id: &str) {
+        let Some(run) = self.running.remove(id) else {
+            return;
+        };
+        run.cancel.cancel();
+        let _ = run.task.await;
+        let (s, slot) = (&self.slots, run.slot);
+        s.watch.remove(slot);
+        s.encoded.clear(slot);
+        s.decoded.clear(slot);
+        s.pictures.clear(slot);
+        s.clips.rings[slot].clear();
+        s.camera_metrics.set(slot, None);
+        s.detect_zones.set(slot, None);
+        s.api_zones.set(slot, None);
+        s.status.vacate(slot);
+        self.metrics.forget_camera(id);
+        self.free.push(slot);
+        // Lowest slot first next time: slot numbers stay small and stable.
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
+    /// Applies `new` (already validated by [`Config::load`]): see the module documentation.
+    pub async fn apply(&mut self, new: Config) -> Result<ReloadReport, ConfigError> {
+        let mut resolved = self.check(&new)?;
+        let mut report = ReloadReport {
+            status: "reloaded",
+            restart_needed: restart_needed(&self.config, &new),
+            ..ReloadReport::default()
+        };
+        let wanted: BTreeMap<&str, &CameraConfig> = new
+            .cameras
+            .iter()
+            .filter(|c| c.enabled)
+            .map(|c| (c.id.as_str(), c))
+            .collect();
+        // Stop first, so their slots are free for the cameras that come.
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|id| !wanted.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.stop_camera(&id).await;
+            info!(camera = %id, "reload: camera removed");
+            report.removed.push(id);
+        }
+        let reconnect: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(id, r)| connection_changed(&r.config, wanted[id.as_str()]))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &reconnect {
+            self.stop_camera(id).await;
+        }
+        for (id, cam) in &wanted {
+            let cfg = resolved.remove(*id).expect("checked");
+            match self.running.get_mut(*id) {
+                Some(run) => {
+                    let old_cfg = AnalyzerConfig::resolve(
+                        &self.config.service.analyze,
+                        &run.config,
+                        &self.model.class_names,
+                        "",
+                    )
+                    .ok();
+                    if run.config != **cam || old_cfg.as_ref() != Some(&cfg) {
+                        let slot = run.slot;
+                        run.config = (*cam).clone();
+                        self.slots.detect_zones.set(
+                            slot,
+                            Some(Arc::new(
+                                cfg.zones.iter().map(|z| z.polygon.clone()).collect(),
+                            )),
+                        );
+                        self.slots
+                            .api_zones
+                            .set(slot, Some(Arc::new(cam.zones.clone())));
+                        self.slots.status.update(slot, |s| {
+                            s.name = cam.display_name().to_owned();
+                        });
+                        if let Some(w) = self.slots.watch.camera(slot) {
+                            let outcome = w.reconfigure((*cam).clone(), cfg);
+                            info!(camera = %id, ?outcome, "reload: camera settings changed");
+                        }
+                        report.changed.push((*id).to_owned());
+                    }
+                }
+                None => {
+                    self.start_camera((*cam).clone(), cfg, Duration::ZERO);
+                    if reconnect.iter().any(|r| r == id) {
+                        info!(camera = %id, "reload: camera reconnects with its new connection settings");
+                        report.reconnected.push((*id).to_owned());
+                    } else {
+                        info!(camera = %id, "reload: camera added");
+                        report.added.push((*id).to_owned());
+                    }
+                }
+            }
+        }
+        if new.service.delivery != self.config.service.delivery {
+            let d = &new.service.delivery;
+            self.delivery
+                .set(crate::deliver::DeliverySettings::from_config(
+                    d,
+                    &new.service.storage_dir,
+                    &self.public_url,
+                ));
+            let mut recorder = self.recorder.clone();
+            recorder.categories = d.categories.to_categories();
+            recorder.utc_offset_min =
+                crate::incident::parse_utc_offset(&d.utc_offset).unwrap_or(480);
+            self.slots.watch.set_recorder(recorder.clone());
+            self.recorder = recorder;
+            report.delivery_changed = true;
+            info!(endpoint = %d.endpoint, "reload: delivery settings changed");
+        }
+        if !report.restart_needed.is_empty() {
+            warn!(settings = ?report.restart_needed, "reload: these settings changed but apply only after a restart");
+        }
+        // What is in force: the new cameras and what applies live; the rest as started.
+        let mut in_force = new;
+        keep_fixed_settings(&self.config, &mut in_force);
+        self.config = in_force;
+        Ok(report)
+    }
+
+    /// Serves reload requests from `handle`s until `cancel`, then stops every camera.
+    pub fn serve(
+        mut self,
+        source: Option<ConfigSource>,
+        cancel: CancellationToken,
+    ) -> (ReloadHandle, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<oneshot::Sender<Result<ReloadReport, ConfigError>>>(4);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    Some(reply) = rx.recv() => {
+                        let result = match &source {
+                            None => Err(ConfigError::Invalid(vec![Problem {
+                                path: "service".into(),
+                                message: "this service was started without configuration files to reload".into(),
+                            }])),
+                            Some(load) => match load() {
+                                Ok(config) => self.apply(config).await,
+                                Err(e) => Err(e),
+                            },
+                        };
+                        if let Err(e) = &result {
+                            warn!(error = %e, "reload refused; the running configuration stays");
+                        }
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            self.stop_all().await;
+        });
+        (ReloadHandle { tx }, task)
+    }
+
+    /// Stops every camera's ingest task and waits for them.
+    pub async fn stop_all(&mut self) {
+        self.cancel.cancel();
+        for (_, run) in std::mem::take(&mut self.running) {
+            let _ = run.task.await;
+        }
+    }
+}
+
+impl PipelineSlots {
+    fn status_capacity(&self) -> usize {
+        self.camera_metrics.capacity()
+    }
+}
+
+/// Whether the camera must reconnect to apply `new`.
+fn connection_changed(old: &CameraConfig, new: &CameraConfig) -> bool {
+    old.url != new.url
+        || old.transport != new.transport
+        || old.username_env != new.username_env
+        || old.password_env != new.password_env
+}
+
+/// The service settings that changed between `old` and `new` but apply only after a restart.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&old.service, &new.service);
+    let mut out = Vec::new();
+    let mut check = |name: &str, changed: bool| {
+        if changed {
+            out.push(name.to_owned());
+        }
+    };
+    check("listen", a.listen != b.listen);
+    check("storage_dir", a.storage_dir != b.storage_dir);
+    check("model", a.model != b.model);
+    check("ingest", a.ingest != b.ingest);
+    check("decode", a.decode != b.decode);
+    check("evidence", a.evidence != b.evidence);
+    check("api", a.api != b.api);
+    check("max_cameras", a.max_cameras != b.max_cameras);
+    out
+}
+
+/// Keeps in `new` the settings of `running` that apply only after a restart.
+fn keep_fixed_settings(running: &Config, new: &mut Config) {
+    let (a, b) = (&running.service, &mut new.service);
+    b.listen = a.listen;
+    b.storage_dir = a.storage_dir.clone();
+    b.model = a.model.clone();
+    b.ingest = a.ingest.clone();
+    b.decode = a.decode.clone();
+    b.evidence = a.evidence.clone();
+    b.api = a.api.clone();
+    b.max_cameras = a.max_cameras;
+}
