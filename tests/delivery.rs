@@ -5,8 +5,10 @@
 
 mod common;
 
+use common::{KillOnDrop, dumpwatch_command};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -463,33 +465,8 @@ async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident
     recv_stop.cancel();
 }
 
-fn dumpwatch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dumpwatch"));
-    c.env(
-        "ORT_DYLIB_PATH",
-        std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| {
-            common::root()
-                .join("models/onnxruntime/libonnxruntime.so.1.31.1")
-                .display()
-                .to_string()
-        }),
-    )
-    .env("RUST_LOG", "info,retina=warn")
-    .stdout(Stdio::null());
-    c
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `dumpwatch run` with no cameras on `storage`, delivering to `endpoint`.
-fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) -> Killed {
+fn start_service(config_dir: &Path, storage: &Path, endpoint: &str, log: &Path) -> KillOnDrop {
     start_service_with(config_dir, storage, endpoint, log, "cameras = []\n", "")
 }
 
@@ -502,7 +479,7 @@ fn start_service_with(
     log: &Path,
     cameras: &str,
     delivery_extra: &str,
-) -> Killed {
+) -> KillOnDrop {
     let service = config_dir.join("dumpwatch.toml");
     std::fs::write(
         &service,
@@ -522,8 +499,8 @@ fn start_service_with(
         .append(true)
         .open(log)
         .unwrap();
-    Killed(
-        dumpwatch()
+    KillOnDrop(
+        dumpwatch_command()
             .args(["run", "--config"])
             .arg(&service)
             .env("DW_TEST_SECRET", std::str::from_utf8(SECRET).unwrap())
@@ -563,8 +540,8 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
         .local_addr()
         .unwrap()
         .port();
-    let _receiver = Killed(
-        dumpwatch()
+    let _receiver = KillOnDrop(
+        dumpwatch_command()
             .args([
                 "receiver",
                 "--listen",

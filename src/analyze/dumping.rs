@@ -1361,6 +1361,34 @@ mod tests {
     }
 
     #[test]
+    fn a_threshold_reload_keeps_the_open_incident_and_a_zone_reload_starts_over() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().collect(),
+        });
+        assert_eq!(kinds(&events).len(), 1, "{events:#?}");
+        let mut longer = config();
+        longer.zones[0].dwell_s = 90.0;
+        longer.background.threshold += 2.0;
+        assert_eq!(a.reconfigure(longer.clone()), Reconfigured::Kept);
+        assert_eq!(a.open_incidents(), 1);
+        assert_eq!(a.config().zones[0].dwell_s, 90.0);
+        let mut moved = longer;
+        moved.zones[0].polygon = Polygon(
+            [(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)]
+                .map(|(x, y)| crate::geometry::Point { x, y })
+                .to_vec(),
+        );
+        assert_eq!(
+            a.reconfigure(moved),
+            Reconfigured::Restarted { open_incidents: 1 }
+        );
+        assert_eq!((a.open_incidents(), a.candidates()), (0, 0));
+    }
+
+    #[test]
     fn a_bag_taken_away_before_the_dwell_is_reclaimed() {
         let mut a = Analyzer::new(config());
         let events = run(&mut a, 2.0, 120.0, |t| Scene {

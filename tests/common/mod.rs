@@ -331,3 +331,30 @@ pub fn is_keyframe(au: &[u8]) -> bool {
     au.windows(4)
         .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
 }
+
+/// The `dumpwatch` binary, with the ONNX Runtime library and logging set; stdout discarded.
+pub fn dumpwatch_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dumpwatch"));
+    c.env(
+        "ORT_DYLIB_PATH",
+        std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| {
+            root()
+                .join("models/onnxruntime/libonnxruntime.so.1.31.1")
+                .display()
+                .to_string()
+        }),
+    )
+    .env("RUST_LOG", "info,retina=warn")
+    .stdout(Stdio::null());
+    c
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

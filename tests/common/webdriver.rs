@@ -19,6 +19,7 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless chromium session of `width` × `height`.
     pub async fn start(width: u32, height: u32) -> Browser {
+        dumpwatch::deliver::install_tls_provider();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()

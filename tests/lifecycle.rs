@@ -1,0 +1,286 @@
+//! The service as operators run it, as a process: configuration reload by SIGHUP and by the API
+//! (cameras added, removed and changed while the others keep streaming; an invalid file refused
+//! with all its problems), and `--shard` splitting the cameras between instances.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{KillOnDrop, RtspServer, dumpwatch_command};
+use serde_json::Value;
+
+const TOKEN: &str = "lifecycle-token";
+
+/// `dumpwatch run` with the service file `dir/dumpwatch.toml`, logging to `dir/service.log`;
+/// returns the process and its HTTP address.
+async fn start(dir: &Path, extra_args: &[&str]) -> (KillOnDrop, String) {
+    // reqwest is built without a TLS provider of its own.
+    dumpwatch::deliver::install_tls_provider();
+    let log_path = dir.join("service.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = dumpwatch_command()
+        .args(["run", "--config"])
+        .arg(dir.join("dumpwatch.toml"))
+        .args(extra_args)
+        .env("DW_LIFECYCLE_TOKEN", TOKEN)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("dumpwatch: serving http://"))
+        {
+            return (child, addr.trim().to_owned());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the service did not start; log:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn write_service(dir: &Path, endpoint: &str) {
+    std::fs::write(
+        dir.join("dumpwatch.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\nstorage_dir = \"storage\"\ncameras_file = \"cameras.toml\"\n\
+             [model]\npath = {model:?}\nsessions = 1\n\
+             [ingest]\nstartup_spread_s = 0\nbackoff_initial_s = 0.2\nbackoff_max_s = 1.0\n\
+             [api]\ntoken_env = \"DW_LIFECYCLE_TOKEN\"\n\
+             [delivery]\nendpoint = {endpoint:?}\n",
+            model = common::root().join("models/yolov12n.onnx"),
+        ),
+    )
+    .unwrap();
+}
+
+fn camera_entry(id: &str, url: &str, extra: &str) -> String {
+    format!("[[cameras]]\nid = {id:?}\nurl = {url:?}\n{extra}\n")
+}
+
+async fn cameras(addr: &str) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("http://{addr}/api/v1/cameras"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v.as_array().unwrap().clone()
+}
+
+fn find<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
+    list.iter().find(|c| c["id"] == id)
+}
+
+async fn wait_for_cameras(
+    addr: &str,
+    log: &Path,
+    what: &str,
+    cond: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let list = cameras(addr).await;
+        if cond(&list) {
+            return list;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what}: cameras are {list:#?}\nlog:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn streaming(list: &[Value], id: &str) -> bool {
+    find(list, id)
+        .is_some_and(|c| c["state"] == "streaming" && c["frames_received"].as_u64() > Some(0))
+}
+
+async fn post_reload(addr: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(format!("http://{addr}/api/v1/config/reload"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_removes_and_changes_cameras_while_the_others_keep_streaming() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("service.log");
+    let media = common::media("test360");
+    let server = RtspServer::start(&[
+        "--h264",
+        &format!("a={}", media.display()),
+        "--h264",
+        &format!("b={}", media.display()),
+        "--h264",
+        &format!("c={}", media.display()),
+    ]);
+    write_service(dir.path(), "http://127.0.0.1:9/api/incidents");
+    let cams = dir.path().join("cameras.toml");
+    std::fs::write(
+        &cams,
+        camera_entry("a", &server.url("a"), "") + &camera_entry("b", &server.url("b"), ""),
+    )
+    .unwrap();
+    let (service, addr) = start(dir.path(), &[]).await;
+    let before = wait_for_cameras(&addr, &log, "a and b streaming", |l| {
+        streaming(l, "a") && streaming(l, "b")
+    })
+    .await;
+    let a_since = find(&before, "a").unwrap()["since"].clone();
+
+    // SIGHUP: b removed, c added, a gets a zone and a shorter dwell.
+    std::fs::write(
+        &cams,
+        camera_entry(
+            "a",
+            &server.url("a"),
+            "name = \"Hotspot A\"\n[cameras.analyze]\ndwell_s = 20\n[[cameras.zones]]\nname = \"kerb\"\npolygon = [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]\n",
+        ) + &camera_entry("c", &server.url("c"), ""),
+    )
+    .unwrap();
+    let pid = service.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let after = wait_for_cameras(&addr, &log, "c streaming, b gone", |l| {
+        streaming(l, "c")
+            && find(l, "b").is_none()
+            && find(l, "a").is_some_and(|a| a["name"] == "Hotspot A")
+    })
+    .await;
+    let a = find(&after, "a").unwrap();
+    // a never stopped: same state since, no reconnect, still streaming.
+    assert_eq!(a["since"], a_since, "a's stream was restarted: {a:#}");
+    assert_eq!(a["reconnects"], 0);
+    assert_eq!(a["state"], "streaming");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("configuration reloaded"), "log:\n{text}");
+    // b's series are gone from /metrics; c's are there.
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("camera=\"b\""), "b still in /metrics");
+    assert!(metrics.contains("dumpwatch_camera_up{camera=\"c\"} 1"));
+
+    // An invalid file through the API: refused with every problem; nothing changes.
+    std::fs::write(
+        &cams,
+        camera_entry(
+            "a",
+            &server.url("a"),
+            "[[cameras.zones]]\nname = \"kerb\"\npolygon = [[0.1, 0.5], [0.9, 0.5]]\n",
+        ) + &camera_entry("d", "http://not-rtsp/x", "")
+            + &camera_entry("d", &server.url("c"), ""),
+    )
+    .unwrap();
+    let (status, body) = post_reload(&addr, None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post_reload(&addr, Some(TOKEN)).await;
+    assert_eq!(status, 422, "{body:#}");
+    let paths: Vec<&str> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for want in [
+        "cameras[0].zones[0].polygon",
+        "cameras[1].url",
+        "cameras[2].id",
+    ] {
+        assert!(paths.contains(&want), "{want} not among {paths:?}");
+    }
+    let still = cameras(&addr).await;
+    assert!(
+        streaming(&still, "a") && streaming(&still, "c") && still.len() == 2,
+        "{still:#?}"
+    );
+
+    // A valid file again, with a new delivery endpoint and a decoder change: delivery applies
+    // now, the decoder after a restart.
+    std::fs::write(
+        &cams,
+        camera_entry("a", &server.url("a"), "") + &camera_entry("c", &server.url("c"), ""),
+    )
+    .unwrap();
+    write_service(dir.path(), "http://127.0.0.1:10/api/incidents");
+    let service_file = dir.path().join("dumpwatch.toml");
+    let mut text = std::fs::read_to_string(&service_file).unwrap();
+    text.push_str("[decode]\nthreads = 3\n");
+    std::fs::write(&service_file, text).unwrap();
+    let (status, body) = post_reload(&addr, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["delivery_changed"], true, "{body:#}");
+    assert_eq!(
+        body["restart_needed"],
+        serde_json::json!(["decode"]),
+        "{body:#}"
+    );
+    assert_eq!(body["changed"], serde_json::json!(["a"]), "{body:#}");
+    let last = cameras(&addr).await;
+    assert_eq!(find(&last, "a").unwrap()["since"], a_since, "a restarted");
+    drop(service);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_the_cameras_by_a_stable_hash_of_their_id() {
+    let ids: Vec<String> = (1..=12).map(|i| format!("hotspot-{i:03}")).collect();
+    let mut seen = Vec::new();
+    for shard in 0..3u32 {
+        let dir = tempfile::tempdir().unwrap();
+        write_service(dir.path(), "http://127.0.0.1:9/api/incidents");
+        // Nobody listens on port 1: the cameras back off, which is enough to be listed.
+        let list: String = ids
+            .iter()
+            .map(|id| camera_entry(id, "rtsp://127.0.0.1:1/x", ""))
+            .collect();
+        std::fs::write(dir.path().join("cameras.toml"), list).unwrap();
+        let (service, addr) = start(dir.path(), &["--shard", &format!("{shard}/3")]).await;
+        let mine: Vec<String> = cameras(&addr)
+            .await
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        let expected: Vec<String> = ids
+            .iter()
+            .filter(|id| dumpwatch::shard::Shard::of(id, 3) == shard)
+            .cloned()
+            .collect();
+        assert_eq!(mine, expected, "shard {shard}/3");
+        seen.extend(mine);
+        drop(service);
+    }
+    seen.sort();
+    assert_eq!(seen, ids, "every camera watched exactly once");
+    // A bad value is refused before anything starts.
+    let out = dumpwatch_command()
+        .args(["run", "--shard", "3/3"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INDEX must be less than COUNT"), "{err}");
+}
