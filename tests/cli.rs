@@ -30,6 +30,52 @@ fn the_example_configuration_is_valid() {
 }
 
 #[test]
+fn the_deployment_configurations_are_valid() {
+    // The service file of the container image and the one inside the Kubernetes ConfigMap, with
+    // the example cameras and the secrets they name.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/deploy/kubernetes.yaml"),
+    )
+    .unwrap();
+    let start = manifest.find("dumpwatch.toml: |\n").unwrap() + "dumpwatch.toml: |\n".len();
+    let end = start + manifest[start..].find("  cameras.toml: |").unwrap();
+    let embedded: String = manifest[start..end]
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let k8s = dir.path().join("k8s.toml");
+    std::fs::write(&k8s, embedded).unwrap();
+    for service in [
+        std::path::PathBuf::from("config/deploy/dumpwatch.toml"),
+        k8s,
+    ] {
+        let out = dumpwatch()
+            .arg("check-config")
+            .arg("--config")
+            .arg(&service)
+            .args(["--cameras", "config/cameras.example.toml"])
+            .envs([
+                ("DW_HIK_USER", "u"),
+                ("DW_HIK_PASSWORD", "p"),
+                ("DW_DAHUA_USER", "u"),
+                ("DW_DAHUA_PASSWORD", "p"),
+                ("DUMPWATCH_API_TOKEN", "t"),
+                ("DUMPWATCH_DELIVERY_SECRET", "s"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            service.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn every_problem_is_printed_with_its_path_and_the_exit_code_is_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let cameras = dir.path().join("cameras.toml");

@@ -64,6 +64,7 @@ fn promtool(args: &[&str]) {
 fn the_alert_rules_pass_promtool_and_their_unit_tests() {
     promtool(&["check", "rules", "alerts.yml"]);
     promtool(&["test", "rules", "alerts.test.yml"]);
+    promtool(&["check", "config", "prometheus.yml"]);
 }
 
 #[test]
