@@ -59,6 +59,9 @@ upper='[[0.0, 0.2], [1.0, 0.2], [1.0, 0.72], [0.0, 0.72]]'
     n=$((i+1)); zone="$paths"; [ "$n" = 7 ] && zone="$upper"
     printf '[[cameras]]\nid = "demo-%02d"\nname = "%s"\nurl = "rtsp://127.0.0.1:%s/cam%d"\n' "$n" "${names[$i]}" "$port" "$n"
     printf 'location = { lat = 30.52, lon = 114.31, address = "Demo street %d" }\n' "$n"
+    # Camera 1's bag comes back at the same spot every loop: a short cooldown makes each return
+    # a new incident (the default, 120 s, would call it a repeat of the one cleared just before).
+    [ "$n" = 1 ] && printf '[cameras.analyze]\ncooldown_s = 20\n'
     printf '[[cameras.zones]]\nname = "roadside"\npolygon = %s\n\n' "$zone"
   done
 } > "$demo/cameras.toml"
@@ -92,7 +95,7 @@ cat <<MSG
     dashboard: http://$listen/            (API token for ack / dismiss: $DUMPWATCH_DEMO_TOKEN)
     API:       http://$listen/api/v1/openapi.json
     metrics:   http://$listen/metrics
-    incidents delivered to $demo/receiver/bodies/ (the first about a minute after start)
+    incidents delivered to $demo/receiver/bodies/ (the first about 1.5 minutes after start)
     RTSP:      rtsp://127.0.0.1:$port/cam1 .. cam8
     reload:    edit $demo/cameras.toml, then kill -HUP ${pids[-1]}
 

@@ -84,10 +84,11 @@ LIVE = [
 ]
 
 # The demo's eight cameras (scripts/demo.sh), each looped by the RTSP server. On d01 a bag is
-# left at 30 s and stays until the clip loops (159 s): with the default dwell and clearing times
-# that is a dumping raised about every 2.7 minutes, and cleared after each loop.
+# left at 60 s and stays until the clip loops (159 s): with the default dwell and clearing times
+# (30 s) and the demo's short cooldown for that camera, a dumping is raised about every 2.7
+# minutes and cleared after each loop.
 DEMO = [
-    ("d01_periodic_dumping", [dump("bag", 336, 262, 30.0)], [("dumping", 30.0)], {}),
+    ("d01_periodic_dumping", [dump("bag", 336, 262, 60.0)], [("dumping", 60.0)], {}),
     ("d02_square", [], [], {}),
     ("d03_square_later", [], [], {"offset": 20.0}),
     ("d04_bag_picked_up", [dump("bag", 490, 272, 17.0, 29.0)], [], {}),

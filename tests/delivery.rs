@@ -750,14 +750,7 @@ async fn sigterm_with_streaming_cameras_and_a_delivery_in_flight_exits_0_within_
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}/api/incidents", silent.local_addr().unwrap());
     let media = common::media("test360");
-    let server = common::RtspServer::start(&[
-        "--h264",
-        &format!("a={}", media.display()),
-        "--h264",
-        &format!("b={}", media.display()),
-        "--h264",
-        &format!("c={}", media.display()),
-    ]);
+    let server = common::RtspServer::looping(&media, &["a", "b", "c"]);
     let cameras: String = ["a", "b", "c"]
         .iter()
         .map(|id| format!("[[cameras]]\nid = {id:?}\nurl = {:?}\n", server.url(id)))

@@ -120,14 +120,7 @@ async fn reload_adds_removes_and_changes_cameras_while_the_others_keep_streaming
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("service.log");
     let media = common::media("test360");
-    let server = RtspServer::start(&[
-        "--h264",
-        &format!("a={}", media.display()),
-        "--h264",
-        &format!("b={}", media.display()),
-        "--h264",
-        &format!("c={}", media.display()),
-    ]);
+    let server = RtspServer::looping(&media, &["a", "b", "c"]);
     write_service(dir.path(), "http://127.0.0.1:9/api/incidents");
     let cams = dir.path().join("cameras.toml");
     std::fs::write(

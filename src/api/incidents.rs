@@ -70,6 +70,12 @@ pub fn authorize(s: &ApiState, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// The incident a change request names, once its bearer token is checked.
+fn change_of(s: &ApiState, headers: &HeaderMap, id: &str) -> Result<Uuid, Response> {
+    authorize(s, headers)?;
+    parse_id(id)
+}
+
 /// Query of `GET /api/v1/incidents`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,10 +260,7 @@ pub async fn case(
     headers: HeaderMap,
     body: Result<Json<CaseBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&s, &headers) {
-        return r;
-    }
-    let id = match parse_id(&id) {
+    let id = match change_of(&s, &headers, &id) {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -348,10 +351,7 @@ async fn review(
     body: axum::body::Bytes,
     verdict: Verdict,
 ) -> Response {
-    if let Err(r) = authorize(&s, &headers) {
-        return r;
-    }
-    let id = match parse_id(&id) {
+    let id = match change_of(&s, &headers, &id) {
         Ok(id) => id,
         Err(r) => return r,
     };

@@ -59,6 +59,16 @@ impl RtspServer {
     }
 
     /// `rtsp://127.0.0.1:PORT/path`.
+    /// A server with one path per name, each looping the same H.264 file.
+    pub fn looping(file: &Path, names: &[&str]) -> RtspServer {
+        let specs: Vec<String> = names
+            .iter()
+            .map(|n| format!("{n}={}", file.display()))
+            .collect();
+        let args: Vec<&str> = specs.iter().flat_map(|s| ["--h264", s.as_str()]).collect();
+        RtspServer::start(&args)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://127.0.0.1:{}/{path}", self.port)
     }
