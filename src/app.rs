@@ -170,6 +170,8 @@ pub async fn run_with_reload(
         post_s: svc.evidence.clip_post_s,
         errors: metrics.evidence_errors.clone(),
         runtime: tokio::runtime::Handle::current(),
+        flush: CancellationToken::new(),
+        pending: tokio_util::task::TaskTracker::new(),
     });
     let pictures = Arc::new(LatestPictures::new(capacity));
     let slots = PipelineSlots {
@@ -187,7 +189,7 @@ pub async fn run_with_reload(
             recorder.clone(),
             Some(clips.clone()),
         )),
-        clips,
+        clips: clips.clone(),
     };
     let decode = DecodePool::start(
         svc.decode.threads as usize,
@@ -270,8 +272,10 @@ pub async fn run_with_reload(
     })
     .await
     .expect("decode shutdown does not panic");
-    // Every analysed picture is through the analyzers and its incidents are in the store; give
-    // delivery its grace period for what is in flight.
+    // Every analysed picture is through the analyzers and its incidents are in the store; clips
+    // still waiting for their post-event seconds are written with what arrived. Then delivery
+    // gets its grace period for what is in flight.
+    clips.flush().await;
     info!("shutting down: delivery");
     delivery_cancel.cancel();
     let _ = delivery.await;

@@ -816,3 +816,73 @@ async fn sigterm_with_streaming_cameras_and_a_delivery_in_flight_exits_0_within_
     );
     drop(silent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
+    let storage = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let id = {
+        let (store, dir) = (store.clone(), storage.path().to_path_buf());
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 1)[0])
+            .await
+            .unwrap()
+    };
+    // Ten seconds of real video (test360, 10 fps) arrived up to now; the event is now, and the
+    // clip wants a minute after it, which will never come: the service is stopping.
+    let now = dumpwatch::deliver::unix_now();
+    let units = common::access_units(&common::media("test360"));
+    let clips = std::sync::Arc::new(dumpwatch::clip::ClipRecorder {
+        rings: dumpwatch::clip::ClipRecorder::rings(1, 20.0, 60.0),
+        store: store.clone(),
+        storage_dir: storage.path().to_path_buf(),
+        pre_s: 20.0,
+        post_s: 60.0,
+        errors: prometheus::IntCounter::new("e", "e").unwrap(),
+        runtime: tokio::runtime::Handle::current(),
+        flush: CancellationToken::new(),
+        pending: tokio_util::task::TaskTracker::new(),
+    });
+    for (i, au) in units.iter().take(100).enumerate() {
+        let frame = dumpwatch::ingest::EncodedFrame {
+            keyframe: common::is_keyframe(au),
+            data: au.clone(),
+            pts_s: i as f64 / 10.0,
+            captured_at: SystemTime::now(),
+            received: Instant::now(),
+            seq: i as u64,
+            all_frames: true,
+        };
+        clips.rings[0].push(&frame, now - 10.0 + i as f64 / 10.0);
+    }
+    clips.request(dumpwatch::clip::ClipRequest {
+        camera: 0,
+        camera_id: "cam-01".into(),
+        incident: id,
+        at: now,
+        size: (640, 360),
+    });
+    let started = Instant::now();
+    clips.flush().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "flush waited for the post window"
+    );
+    let row = store
+        .call(move |s| s.incident(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let clip = row
+        .evidence
+        .iter()
+        .find(|e| e.role == "clip")
+        .expect("the clip is in the incident's evidence");
+    let bytes = std::fs::read(storage.path().join(&clip.path)).unwrap();
+    assert_eq!(dumpwatch::hashing::sha256_hex(&bytes), clip.sha256);
+    let span: dumpwatch::clip::ClipSpan = serde_json::from_slice(
+        &std::fs::read(storage.path().join(&clip.path).with_file_name("clip.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(span.frames, 100, "every frame received is in the clip");
+}

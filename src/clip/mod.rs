@@ -34,6 +34,11 @@ pub struct ClipRecorder {
     pub errors: prometheus::IntCounter,
     /// The runtime the clip tasks run on (requests come from detector threads).
     pub runtime: tokio::runtime::Handle,
+    /// Cancelled at shutdown: clips still waiting for their post-event seconds are written with
+    /// what has been received.
+    pub flush: tokio_util::sync::CancellationToken,
+    /// The clip tasks, for [`ClipRecorder::flush`] to wait on.
+    pub pending: tokio_util::task::TaskTracker,
 }
 
 /// What a clip is for.
@@ -64,10 +69,14 @@ impl ClipRecorder {
     /// Writes the clip of `req` once its post-event seconds have arrived (in the background).
     pub fn request(self: &Arc<Self>, req: ClipRequest) {
         let me = self.clone();
-        self.runtime.spawn(async move {
+        self.pending.spawn_on(async move {
             let wait = req.at + me.post_s + 0.5 - crate::deliver::unix_now();
             if wait > 0.0 {
-                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
+                    // Shutting down: write what has arrived (a shorter clip beats none).
+                    _ = me.flush.cancelled() => {}
+                }
             }
             let worker = me.clone();
             let r = tokio::task::spawn_blocking(move || worker.write(&req)).await;
@@ -75,7 +84,15 @@ impl ClipRecorder {
                 error!(error = %e, "cannot write an incident clip; the incident goes on without it");
                 me.errors.inc();
             }
-        });
+        }, &self.runtime);
+    }
+
+    /// Writes every clip still waiting, with the video received so far, and waits for them
+    /// (shutdown, after the cameras have stopped).
+    pub async fn flush(&self) {
+        self.flush.cancel();
+        self.pending.close();
+        self.pending.wait().await;
     }
 
     fn write(&self, req: &ClipRequest) -> Result<(), String> {
