@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use dumpwatch::analyze::{Event, EventKind, EventObject, FrameRole};
 use dumpwatch::config::CameraConfig;
-use dumpwatch::config::CategoryConfig;
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
 use dumpwatch::geometry::{BBox, Polygon};
 use dumpwatch::incident::{FrameSize, ModelRef};
@@ -80,17 +79,16 @@ fn main() {
         .unwrap();
         tokio::spawn(deliverer.run(stop.clone(), Duration::from_secs(1)));
     });
-    let recorder = IncidentRecorder {
-        store: store.clone(),
-        storage_dir: storage.path().to_path_buf(),
-        categories: CategoryConfig::default().to_categories(),
-        model: ModelRef {
+    let recorder = IncidentRecorder::new(
+        store.clone(),
+        storage.path().to_path_buf(),
+        ModelRef {
             name: "yolov12n".into(),
             sha256: "e548ab3a406227202334bf5a6623c9814ac6286ff04e68aeb4dc2357732d1a4f".into(),
         },
-        utc_offset_min: 480,
-        evidence_errors: prometheus::IntCounter::new("errors", "bench").unwrap(),
-    };
+        &Default::default(),
+        prometheus::IntCounter::new("errors", "bench").unwrap(),
+    );
     let camera = CameraConfig::new("cam-01", "rtsp://127.0.0.1/x");
     let pictures = vec![
         (FrameRole::Before, frame.clone()),

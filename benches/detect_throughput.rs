@@ -77,7 +77,7 @@ fn pipeline(
     let metrics = Metrics::new();
     let camera_metrics: Arc<dumpwatch::slots::SlotTable<_>> = Arc::new(
         (0..cameras)
-            .map(|i| metrics.camera(&format!("c{i}")))
+            .map(|i| Arc::new(metrics.camera(&format!("c{i}"))))
             .collect(),
     );
     let slots = Arc::new(LatestSlots::<DecodedFrame>::new(cameras));

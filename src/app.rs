@@ -151,17 +151,16 @@ pub async fn run_with_reload(
             max_bytes: (svc.evidence.max_gb * 1e9) as u64,
         },
     ));
-    let recorder = IncidentRecorder {
-        store: store.clone(),
-        storage_dir: svc.storage_dir.clone(),
-        categories: svc.delivery.categories.to_categories(),
-        model: ModelRef {
+    let recorder = IncidentRecorder::new(
+        store.clone(),
+        svc.storage_dir.clone(),
+        ModelRef {
             name: model.name.clone(),
             sha256: model.sha256.clone(),
         },
-        utc_offset_min: crate::incident::parse_utc_offset(&svc.delivery.utc_offset).unwrap_or(480),
-        evidence_errors: metrics.evidence_errors.clone(),
-    };
+        &svc.delivery,
+        metrics.evidence_errors.clone(),
+    );
     let clips = Arc::new(ClipRecorder {
         rings: ClipRecorder::rings(capacity, svc.evidence.clip_pre_s, svc.evidence.clip_post_s),
         store: store.clone(),

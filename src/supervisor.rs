@@ -49,7 +49,7 @@ pub struct PipelineSlots {
     /// The newest analysed picture.
     pub pictures: Arc<LatestPictures>,
     /// Metric handles.
-    pub camera_metrics: Arc<SlotTable<CameraMetrics>>,
+    pub camera_metrics: Arc<SlotTable<Arc<CameraMetrics>>>,
     /// Zones as the detector uses them.
     pub detect_zones: Arc<SlotTable<Arc<Vec<Polygon>>>>,
     /// Zones as the API draws them.
@@ -223,7 +223,7 @@ impl Supervisor {
         s.pictures.clear(slot);
         s.clips.rings[slot].clear();
         let metrics = self.metrics.camera(&cam.id);
-        s.camera_metrics.set(slot, Some(metrics.clone()));
+        s.camera_metrics.set(slot, Some(Arc::new(metrics.clone())));
         s.detect_zones.set(
             slot,
             Some(Arc::new(
@@ -381,10 +381,7 @@ impl Supervisor {
                     &new.service.storage_dir,
                     &self.public_url,
                 ));
-            let mut recorder = self.recorder.clone();
-            recorder.categories = d.categories.to_categories();
-            recorder.utc_offset_min =
-                crate::incident::parse_utc_offset(&d.utc_offset).unwrap_or(480);
+            let recorder = self.recorder.with_delivery(d);
             self.slots.watch.set_recorder(recorder.clone());
             self.recorder = recorder;
             report.delivery_changed = true;

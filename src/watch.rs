@@ -262,6 +262,37 @@ impl Watch {
 }
 
 impl IncidentRecorder {
+    /// A recorder into `store` (evidence under `storage_dir`) naming `model` in every body, with
+    /// the category codes and UTC offset of `delivery`.
+    pub fn new(
+        store: StoreHandle,
+        storage_dir: PathBuf,
+        model: ModelRef,
+        delivery: &crate::config::DeliveryConfig,
+        evidence_errors: prometheus::IntCounter,
+    ) -> IncidentRecorder {
+        IncidentRecorder {
+            store,
+            storage_dir,
+            categories: delivery.categories.to_categories(),
+            model,
+            // Validation accepted it; +08:00 (the city's zone) if it ever did not parse.
+            utc_offset_min: crate::incident::parse_utc_offset(&delivery.utc_offset).unwrap_or(480),
+            evidence_errors,
+        }
+    }
+
+    /// The same recorder with the category codes and UTC offset of `delivery` (after a reload).
+    pub fn with_delivery(&self, delivery: &crate::config::DeliveryConfig) -> IncidentRecorder {
+        IncidentRecorder::new(
+            self.store.clone(),
+            self.storage_dir.clone(),
+            self.model.clone(),
+            delivery,
+            self.evidence_errors.clone(),
+        )
+    }
+
     /// Writes the event's pictures and records the event with them in the store (blocking).
     /// Evidence that cannot be written is logged and counted; the event is recorded without it.
     pub fn record_event(

@@ -86,7 +86,7 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
     let metrics = Metrics::new();
     let cams = [metrics.camera("c0")];
     let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
-    table.set(0, Some(cams[0].clone()));
+    table.set(0, Some(Arc::new(cams[0].clone())));
     let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let pool = DecodePool::start(
@@ -140,7 +140,7 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     let metrics = Metrics::new();
     let cams = [metrics.camera("c0")];
     let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
-    table.set(0, Some(cams[0].clone()));
+    table.set(0, Some(Arc::new(cams[0].clone())));
     let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let pool = DecodePool::start(

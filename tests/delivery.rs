@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dumpwatch::analyze::{ActorSighting, Event, EventKind, EventObject, FrameRole};
-use dumpwatch::config::{CameraConfig, CategoryConfig};
+use dumpwatch::config::CameraConfig;
 use dumpwatch::decode::DecodedFrame;
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
 use dumpwatch::geometry::{BBox, Polygon};
@@ -29,17 +29,16 @@ const SECRET: &[u8] = b"test-secret";
 const TOKEN: &str = "test-api-token";
 
 fn recorder(store: &StoreHandle, dir: &Path) -> IncidentRecorder {
-    IncidentRecorder {
-        store: store.clone(),
-        storage_dir: dir.to_path_buf(),
-        categories: CategoryConfig::default().to_categories(),
-        model: ModelRef {
+    IncidentRecorder::new(
+        store.clone(),
+        dir.to_path_buf(),
+        ModelRef {
             name: "yolov12n".into(),
             sha256: "e548ab3a406227202334bf5a6623c9814ac6286ff04e68aeb4dc2357732d1a4f".into(),
         },
-        utc_offset_min: 480,
-        evidence_errors: prometheus::IntCounter::new("evidence_errors", "test").unwrap(),
-    }
+        &Default::default(),
+        prometheus::IntCounter::new("evidence_errors", "test").unwrap(),
+    )
 }
 
 fn picture(level: u8) -> Arc<DecodedFrame> {

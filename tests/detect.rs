@@ -366,7 +366,7 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
     let metrics = dumpwatch::metrics::Metrics::new();
     let cams: Arc<dumpwatch::slots::SlotTable<_>> = Arc::new(
         (0..cameras)
-            .map(|i| metrics.camera(&format!("c{i}")))
+            .map(|i| Arc::new(metrics.camera(&format!("c{i}"))))
             .collect(),
     );
     let slots = Arc::new(LatestSlots::new(cameras));

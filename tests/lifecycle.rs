@@ -65,14 +65,21 @@ fn camera_entry(id: &str, url: &str, extra: &str) -> String {
     format!("[[cameras]]\nid = {id:?}\nurl = {url:?}\n{extra}\n")
 }
 
-async fn cameras(addr: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("http://{addr}/api/v1/cameras"))
+async fn get_json(addr: &str, path: &str) -> Value {
+    reqwest::get(format!("http://{addr}{path}"))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    v.as_array().unwrap().clone()
+        .unwrap()
+}
+
+async fn cameras(addr: &str) -> Vec<Value> {
+    get_json(addr, "/api/v1/cameras")
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn find<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
@@ -288,12 +295,7 @@ async fn every_path_of_the_openapi_document_is_served() {
     )
     .unwrap();
     let (_service, addr) = start(dir.path(), &[]).await;
-    let doc: Value = reqwest::get(format!("http://{addr}/api/v1/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&addr, "/api/v1/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     let client = reqwest::Client::new();
     let paths = doc["paths"].as_object().unwrap();

@@ -41,7 +41,7 @@ struct Shared {
     mode: DecodeMode,
     input: Arc<LatestSlots<EncodedFrame>>,
     output: Arc<LatestSlots<DecodedFrame>>,
-    cameras: Arc<SlotTable<CameraMetrics>>,
+    cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
     decode_seconds: prometheus::Histogram,
     per_camera: Vec<Mutex<CameraDecoder>>,
     samplers: Option<Arc<[Arc<SharedSampler>]>>,
@@ -61,7 +61,7 @@ impl DecodePool {
         mode: DecodeMode,
         input: Arc<LatestSlots<EncodedFrame>>,
         output: Arc<LatestSlots<DecodedFrame>>,
-        cameras: Arc<SlotTable<CameraMetrics>>,
+        cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         decode_seconds: prometheus::Histogram,
         samplers: Option<Arc<[Arc<SharedSampler>]>>,
     ) -> Result<DecodePool, DecodeError> {

@@ -58,7 +58,7 @@ impl DetectPool {
         zones: Arc<SlotTable<Arc<Vec<Polygon>>>>,
         sink: Arc<dyn DetectionSink>,
         metrics: DetectMetrics,
-        cameras: Arc<SlotTable<CameraMetrics>>,
+        cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         max_batch: usize,
     ) -> DetectPool {
         let threads = detectors
@@ -95,7 +95,7 @@ fn work(
     zones: &SlotTable<Arc<Vec<Polygon>>>,
     sink: &dyn DetectionSink,
     metrics: &DetectMetrics,
-    cameras: &SlotTable<CameraMetrics>,
+    cameras: &SlotTable<Arc<CameraMetrics>>,
     max_batch: usize,
 ) {
     let class_counters: Vec<_> = detector
