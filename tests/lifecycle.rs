@@ -112,6 +112,27 @@ fn streaming(list: &[Value], id: &str) -> bool {
         .is_some_and(|c| c["state"] == "streaming" && c["frames_received"].as_u64() > Some(0))
 }
 
+/// Checks `value` against the OpenAPI document's schema `name` (one without references), with no
+/// property the document does not list.
+async fn assert_documented(addr: &str, name: &str, value: &Value) {
+    let doc = get_json(addr, "/api/v1/openapi.json").await;
+    let mut schema = doc["components"]["schemas"][name].clone();
+    assert!(
+        schema.is_object(),
+        "no schema {name} in the OpenAPI document"
+    );
+    schema["additionalProperties"] = Value::Bool(false);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name} as documented: {errors:?}\n{value:#}"
+    );
+}
+
 async fn post_reload(addr: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().post(format!("http://{addr}/api/v1/config/reload"));
     if let Some(t) = token {
@@ -166,6 +187,9 @@ async fn reload_adds_removes_and_changes_cameras_while_the_others_keep_streaming
             && find(l, "a").is_some_and(|a| a["name"] == "Hotspot A")
     })
     .await;
+    for camera in &after {
+        assert_documented(&addr, "Camera", camera).await;
+    }
     let a = find(&after, "a").unwrap();
     // a never stopped: same state since, no reconnect, still streaming.
     assert_eq!(a["since"], a_since, "a's stream was restarted: {a:#}");
@@ -231,6 +255,7 @@ async fn reload_adds_removes_and_changes_cameras_while_the_others_keep_streaming
     std::fs::write(&service_file, text).unwrap();
     let (status, body) = post_reload(&addr, Some(TOKEN)).await;
     assert_eq!(status, 200, "{body:#}");
+    assert_documented(&addr, "ReloadResult", &body).await;
     assert_eq!(body["delivery_changed"], true, "{body:#}");
     assert_eq!(
         body["restart_needed"],
