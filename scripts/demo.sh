@@ -95,7 +95,7 @@ cat <<MSG
     dashboard: http://$listen/            (API token for ack / dismiss: $DUMPWATCH_DEMO_TOKEN)
     API:       http://$listen/api/v1/openapi.json
     metrics:   http://$listen/metrics
-    incidents delivered to $demo/receiver/bodies/ (the first about 1.5 minutes after start)
+    incidents delivered to $demo/receiver/bodies/ (the first within about two minutes)
     RTSP:      rtsp://127.0.0.1:$port/cam1 .. cam8
     reload:    edit $demo/cameras.toml, then kill -HUP ${pids[-1]}
 
