@@ -121,16 +121,6 @@ fn fresh(id: String, name: String) -> CameraStatus {
 }
 
 impl StatusBoard {
-    /// One `Starting` entry per `(id, name)`, in slots `0..`, and no vacant slot.
-    pub fn new(cameras: impl IntoIterator<Item = (String, String)>) -> Self {
-        StatusBoard {
-            cameras: cameras
-                .into_iter()
-                .map(|(id, name)| Mutex::new(Some(fresh(id, name))))
-                .collect(),
-        }
-    }
-
     /// `slots` vacant slots.
     pub fn with_capacity(slots: usize) -> Self {
         StatusBoard {
