@@ -60,9 +60,18 @@ pub struct PipelineSlots {
     pub clips: Arc<ClipRecorder>,
 }
 
+/// A camera of a configuration, checked: its analyzer settings resolved against the model and
+/// its URL parsed.
+struct Checked {
+    analyzer: AnalyzerConfig,
+    url: url::Url,
+}
+
 struct Running {
     slot: usize,
     config: CameraConfig,
+    /// Its analyzer settings as resolved when last applied (a reload compares against them).
+    analyzer: AnalyzerConfig,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -153,9 +162,9 @@ impl Supervisor {
         }
     }
 
-    /// Checks the enabled cameras of `config` against the slots and the model: every problem,
-    /// with its path.
-    fn check(&self, config: &Config) -> Result<BTreeMap<String, AnalyzerConfig>, ConfigError> {
+    /// Checks the enabled cameras of `config` against the slots and the model, and parses their
+    /// URLs: every problem, with its path.
+    fn check(&self, config: &Config) -> Result<BTreeMap<String, Checked>, ConfigError> {
         let mut problems = Vec::new();
         let mut resolved = BTreeMap::new();
         let enabled = config.cameras.iter().filter(|c| c.enabled).count();
@@ -169,22 +178,28 @@ impl Supervisor {
             });
         }
         for (i, cam) in config.cameras.iter().enumerate().filter(|(_, c)| c.enabled) {
-            match AnalyzerConfig::resolve(
+            let analyzer = AnalyzerConfig::resolve(
                 &config.service.analyze,
                 cam,
                 &self.model.class_names,
                 &format!("cameras[{i}]"),
-            ) {
-                Ok(cfg) => {
-                    resolved.insert(cam.id.clone(), cfg);
+            )
+            .map_err(|e| Problem {
+                path: e.path.clone(),
+                message: format!(
+                    "unknown class {:?}; the model's classes are: {}",
+                    e.class, e.known
+                ),
+            });
+            let url = url::Url::parse(&cam.url).map_err(|e| Problem {
+                path: format!("cameras[{i}].url"),
+                message: format!("not a URL: {e}"),
+            });
+            match (analyzer, url) {
+                (Ok(analyzer), Ok(url)) => {
+                    resolved.insert(cam.id.clone(), Checked { analyzer, url });
                 }
-                Err(e) => problems.push(Problem {
-                    path: e.path.clone(),
-                    message: format!(
-                        "unknown class {:?}; the model's classes are: {}",
-                        e.class, e.known
-                    ),
-                }),
+                (a, u) => problems.extend(a.err().into_iter().chain(u.err())),
             }
         }
         if problems.is_empty() {
@@ -208,14 +223,15 @@ impl Supervisor {
         let n = cameras.len().max(1) as f64;
         let spread = self.config.service.ingest.startup_spread_s;
         for (k, cam) in cameras.into_iter().enumerate() {
-            let cfg = resolved.remove(&cam.id).expect("checked");
+            let checked = resolved.remove(&cam.id).expect("checked");
             let delay = Duration::from_secs_f64(spread * k as f64 / n);
-            self.start_camera(cam, cfg, delay);
+            self.start_camera(cam, checked, delay);
         }
         Ok(())
     }
 
-    fn start_camera(&mut self, cam: CameraConfig, cfg: AnalyzerConfig, delay: Duration) {
+    fn start_camera(&mut self, cam: CameraConfig, checked: Checked, delay: Duration) {
+        let Checked { analyzer: cfg, url } = checked;
         let slot = self.free.pop().expect("checked against the capacity");
         let s = &self.slots;
         s.encoded.clear(slot);
@@ -233,9 +249,9 @@ impl Supervisor {
         s.api_zones.set(slot, Some(Arc::new(cam.zones.clone())));
         s.status
             .occupy(slot, cam.id.clone(), cam.display_name().to_owned());
-        s.watch.install(slot, cam.clone(), cfg, metrics.clone());
+        s.watch
+            .install(slot, cam.clone(), cfg.clone(), metrics.clone());
         let svc = &self.config.service;
-        let url = url::Url::parse(&cam.url).expect("validated camera URL");
         let task = CameraTask {
             index: slot,
             id: cam.id.clone(),
@@ -265,6 +281,7 @@ impl Supervisor {
             Running {
                 slot,
                 config: cam,
+                analyzer: cfg,
                 cancel,
                 task: handle,
             },
@@ -298,9 +315,11 @@ impl Supervisor {
         let mut resolved = self.check(&new)?;
         let mut report = ReloadReport {
             status: "reloaded",
-            restart_needed: restart_needed(&self.config, &new),
             ..ReloadReport::default()
         };
+        // What is in force: the new cameras and what applies live; the rest as started.
+        let mut new = new;
+        report.restart_needed = keep_fixed_settings(&self.config, &mut new);
         let wanted: BTreeMap<&str, &CameraConfig> = new
             .cameras
             .iter()
@@ -329,19 +348,13 @@ impl Supervisor {
             self.stop_camera(id).await;
         }
         for (id, cam) in &wanted {
-            let cfg = resolved.remove(*id).expect("checked");
+            let checked = resolved.remove(*id).expect("checked");
             match self.running.get_mut(*id) {
                 Some(run) => {
-                    let old_cfg = AnalyzerConfig::resolve(
-                        &self.config.service.analyze,
-                        &run.config,
-                        &self.model.class_names,
-                        "",
-                    )
-                    .ok();
-                    if run.config != **cam || old_cfg.as_ref() != Some(&cfg) {
-                        let slot = run.slot;
+                    if run.config != **cam || run.analyzer != checked.analyzer {
+                        let (slot, cfg) = (run.slot, checked.analyzer);
                         run.config = (*cam).clone();
+                        run.analyzer = cfg.clone();
                         self.slots.detect_zones.set(
                             slot,
                             Some(Arc::new(
@@ -362,7 +375,7 @@ impl Supervisor {
                     }
                 }
                 None => {
-                    self.start_camera((*cam).clone(), cfg, Duration::ZERO);
+                    self.start_camera((*cam).clone(), checked, Duration::ZERO);
                     if reconnect.iter().any(|r| r == id) {
                         info!(camera = %id, "reload: camera reconnects with its new connection settings");
                         report.reconnected.push((*id).to_owned());
@@ -378,7 +391,8 @@ impl Supervisor {
             self.delivery
                 .set(crate::deliver::DeliverySettings::from_config(
                     d,
-                    &new.service.storage_dir,
+                    // Evidence stays where it is written until a restart.
+                    &self.config.service.storage_dir,
                     &self.public_url,
                 ));
             let recorder = self.recorder.with_delivery(d);
@@ -390,10 +404,7 @@ impl Supervisor {
         if !report.restart_needed.is_empty() {
             warn!(settings = ?report.restart_needed, "reload: these settings changed but apply only after a restart");
         }
-        // What is in force: the new cameras and what applies live; the rest as started.
-        let mut in_force = new;
-        keep_fixed_settings(&self.config, &mut in_force);
-        self.config = in_force;
+        self.config = new;
         Ok(report)
     }
 
@@ -454,35 +465,59 @@ fn connection_changed(old: &CameraConfig, new: &CameraConfig) -> bool {
         || old.password_env != new.password_env
 }
 
-/// The service settings that changed between `old` and `new` but apply only after a restart.
-fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
-    let (a, b) = (&old.service, &new.service);
-    let mut out = Vec::new();
-    let mut check = |name: &str, changed: bool| {
-        if changed {
-            out.push(name.to_owned());
+/// Puts back in `new` the settings of `running` that apply only after a restart, and names those
+/// that differed.
+fn keep_fixed_settings(running: &Config, new: &mut Config) -> Vec<String> {
+    fn keep<T: Clone + PartialEq>(name: &str, old: &T, new: &mut T, changed: &mut Vec<String>) {
+        if old != new {
+            changed.push(name.to_owned());
+            *new = old.clone();
         }
-    };
-    check("listen", a.listen != b.listen);
-    check("storage_dir", a.storage_dir != b.storage_dir);
-    check("model", a.model != b.model);
-    check("ingest", a.ingest != b.ingest);
-    check("decode", a.decode != b.decode);
-    check("evidence", a.evidence != b.evidence);
-    check("api", a.api != b.api);
-    check("max_cameras", a.max_cameras != b.max_cameras);
-    out
+    }
+    let (a, b) = (&running.service, &mut new.service);
+    let mut changed = Vec::new();
+    keep("listen", &a.listen, &mut b.listen, &mut changed);
+    keep(
+        "storage_dir",
+        &a.storage_dir,
+        &mut b.storage_dir,
+        &mut changed,
+    );
+    keep("model", &a.model, &mut b.model, &mut changed);
+    keep("ingest", &a.ingest, &mut b.ingest, &mut changed);
+    keep("decode", &a.decode, &mut b.decode, &mut changed);
+    keep("evidence", &a.evidence, &mut b.evidence, &mut changed);
+    keep("api", &a.api, &mut b.api, &mut changed);
+    keep(
+        "max_cameras",
+        &a.max_cameras,
+        &mut b.max_cameras,
+        &mut changed,
+    );
+    changed
 }
 
-/// Keeps in `new` the settings of `running` that apply only after a restart.
-fn keep_fixed_settings(running: &Config, new: &mut Config) {
-    let (a, b) = (&running.service, &mut new.service);
-    b.listen = a.listen;
-    b.storage_dir = a.storage_dir.clone();
-    b.model = a.model.clone();
-    b.ingest = a.ingest.clone();
-    b.decode = a.decode.clone();
-    b.evidence = a.evidence.clone();
-    b.api = a.api.clone();
-    b.max_cameras = a.max_cameras;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_fixed_at_start_are_kept_and_named_and_the_rest_applies() {
+        let running = Config {
+            service: Default::default(),
+            cameras: vec![],
+        };
+        let mut new = running.clone();
+        new.service.model.sessions = 4;
+        new.service.max_cameras = 8;
+        new.service.analyze.dwell_s = 45.0;
+        new.service.delivery.endpoint = "http://city.example/api".into();
+        let changed = keep_fixed_settings(&running, &mut new);
+        assert_eq!(changed, ["model", "max_cameras"]);
+        assert_eq!(new.service.model, running.service.model);
+        assert_eq!(new.service.max_cameras, running.service.max_cameras);
+        assert_eq!(new.service.analyze.dwell_s, 45.0);
+        assert_eq!(new.service.delivery.endpoint, "http://city.example/api");
+        assert!(keep_fixed_settings(&running, &mut running.clone()).is_empty());
+    }
 }
