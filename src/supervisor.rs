@@ -236,7 +236,7 @@ impl Supervisor {
         let s = &self.slots;
         s.encoded.clear(slot);
         s.decoded.clear(slot);
-        s.pictures.clear(slot);
+        s.pictures.set(slot, None);
         s.clips.rings[slot].clear();
         let metrics = self.metrics.camera(&cam.id);
         s.camera_metrics.set(slot, Some(Arc::new(metrics.clone())));
@@ -298,7 +298,7 @@ impl Supervisor {
         s.watch.remove(slot);
         s.encoded.clear(slot);
         s.decoded.clear(slot);
-        s.pictures.clear(slot);
+        s.pictures.set(slot, None);
         s.clips.rings[slot].clear();
         s.camera_metrics.set(slot, None);
         s.detect_zones.set(slot, None);

@@ -402,6 +402,6 @@ impl IncidentRecorder {
 impl DetectionSink for Watch {
     fn deliver(&self, result: FrameDetections) {
         self.analyse(&result);
-        self.pictures.set(result.camera, Arc::new(result));
+        self.pictures.set(result.camera, Some(Arc::new(result)));
     }
 }

@@ -5,7 +5,7 @@
 pub mod dashboard;
 pub mod incidents;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -20,38 +20,8 @@ use crate::detect::worker::FrameDetections;
 use crate::ingest::{CameraState, StatusBoard};
 use crate::metrics::Metrics;
 
-/// The newest analysed picture of every camera, with its detections (indexed like the status
-/// board).
-pub struct LatestPictures {
-    pictures: Vec<Mutex<Option<Arc<FrameDetections>>>>,
-}
-
-impl LatestPictures {
-    /// Empty slots for `n` cameras.
-    pub fn new(n: usize) -> Self {
-        LatestPictures {
-            pictures: (0..n).map(|_| Mutex::new(None)).collect(),
-        }
-    }
-
-    /// Stores camera `i`'s newest picture.
-    pub fn set(&self, i: usize, picture: Arc<FrameDetections>) {
-        *self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(picture);
-    }
-
-    /// Forgets camera `i`'s picture (the camera was removed).
-    pub fn clear(&self, i: usize) {
-        *self.pictures[i].lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// Camera `i`'s newest picture.
-    pub fn get(&self, i: usize) -> Option<Arc<FrameDetections>> {
-        self.pictures[i]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
+/// The newest analysed picture of every camera slot, with its detections.
+pub type LatestPictures = crate::slots::SlotTable<Arc<FrameDetections>>;
 
 /// What the handlers read.
 #[derive(Clone)]

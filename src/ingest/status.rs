@@ -142,19 +142,6 @@ impl StatusBoard {
         *self.slot(i) = None;
     }
 
-    /// Number of cameras.
-    pub fn len(&self) -> usize {
-        self.cameras
-            .iter()
-            .filter(|c| c.lock().unwrap_or_else(|e| e.into_inner()).is_some())
-            .count()
-    }
-
-    /// Whether there are no cameras.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Changes camera `i`'s status under its lock; `None` if the slot is vacant.
     pub fn update<R>(&self, i: usize, f: impl FnOnce(&mut CameraStatus) -> R) -> Option<R> {
         self.slot(i).as_mut().map(f)
