@@ -11,8 +11,16 @@
 //! short-term background, is **static foreground**: something new that stopped moving. People
 //! walking by differ from the short-term background as well, so they are not static.
 //!
+//! Each cell has a grey level and, when the picture has colour, a chroma (U, V): a cell is new if
+//! either differs. Waste is often about as bright as the ground it lies on but of another colour
+//! (grey rubble or a blue bag on grass), and a change of light moves the grey levels far more than
+//! the colours.
+//!
 //! A global change (a cloud, street lights, the day/night IR switch) changes most cells at once;
 //! instead of reporting it, the model re-learns both backgrounds from the current picture.
+//! Light that changes slowly is followed by fitting the scene's brightness to the long-term
+//! background; a spot that changed less than the light did (a lamp, a sign, a clipped bright
+//! colour) is a surface that does not follow the light, not a new object.
 //! Compression noise is absorbed by a difference threshold and by removing isolated cells.
 
 use super::grey::GreyFrame;
@@ -30,6 +38,8 @@ pub struct BackgroundConfig {
     pub long_tau_s: f64,
     /// Grey-level difference (0..255) that counts as a change.
     pub threshold: f32,
+    /// Colour difference (|ΔU| + |ΔV|, chroma levels) that counts as a change.
+    pub colour_threshold: f32,
     /// Share of cells that must change at once for a global change (re-learn).
     pub global_change_share: f32,
     /// Smallest static blob, in cells.
@@ -50,6 +60,7 @@ impl Default for BackgroundConfig {
             short_tau_s: 4.0,
             long_tau_s: 300.0,
             threshold: 12.0,
+            colour_threshold: 12.0,
             global_change_share: 0.35,
             min_cells: 6,
             max_share: 0.25,
@@ -65,7 +76,8 @@ pub struct StaticBlob {
     pub bbox: BBox,
     /// Number of grid cells.
     pub cells: usize,
-    /// Mean absolute difference from the long-term background (grey levels).
+    /// Mean difference from the long-term background, in grey levels (a colour difference
+    /// counts as the grey-level difference that is as far above its threshold).
     pub contrast: f32,
 }
 
@@ -93,6 +105,93 @@ pub enum Layer {
     LongTerm,
 }
 
+/// The picture of a region at one moment, cell by cell: grey levels, and chroma when the picture
+/// has colour. The same box always gives the same cells, so patches taken at different times
+/// compare cell by cell ([`Patch::distance`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Patch {
+    luma: Vec<f32>,
+    chroma: Vec<[f32; 2]>,
+}
+
+impl Patch {
+    /// Number of cells (0 before the first picture).
+    pub fn len(&self) -> usize {
+        self.luma.len()
+    }
+
+    /// Whether the patch has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.luma.is_empty()
+    }
+
+    /// Whether `other` covers the same cells in the same way (comparable).
+    pub fn matches(&self, other: &Patch) -> bool {
+        !self.is_empty() && self.len() == other.len() && self.chroma.len() == other.chroma.len()
+    }
+
+    /// Mean grey level.
+    pub fn mean_luma(&self) -> f32 {
+        if self.luma.is_empty() {
+            0.0
+        } else {
+            self.luma.iter().sum::<f32>() / self.luma.len() as f32
+        }
+    }
+
+    /// How different two patches look: the mean absolute difference per cell of the grey levels
+    /// plus that of the chroma, each after removing the patch's own mean (so a uniform change of
+    /// brightness or tint does not count). Infinite if they do not match.
+    pub fn distance(&self, other: &Patch) -> f32 {
+        if !self.matches(other) {
+            return f32::INFINITY;
+        }
+        let luma = zero_mean_distance(self.luma.iter().copied(), other.luma.iter().copied());
+        let chroma: f32 = (0..2)
+            .map(|k| {
+                zero_mean_distance(
+                    self.chroma.iter().map(|c| c[k]),
+                    other.chroma.iter().map(|c| c[k]),
+                )
+            })
+            .sum();
+        luma + chroma
+    }
+
+    /// Moves this patch a `rate` share of the way towards `other` (following slow light
+    /// changes on an object); nothing if they do not match.
+    pub fn follow(&mut self, other: &Patch, rate: f32) {
+        if !self.matches(other) {
+            return;
+        }
+        for (a, b) in self.luma.iter_mut().zip(&other.luma) {
+            *a += rate * (b - *a);
+        }
+        for (a, b) in self.chroma.iter_mut().zip(&other.chroma) {
+            a[0] += rate * (b[0] - a[0]);
+            a[1] += rate * (b[1] - a[1]);
+        }
+    }
+}
+
+/// Mean absolute difference of two equally long series after removing each one's mean.
+fn zero_mean_distance(
+    a: impl Iterator<Item = f32> + Clone,
+    b: impl Iterator<Item = f32> + Clone,
+) -> f32 {
+    let n = a.clone().count();
+    if n == 0 {
+        return 0.0;
+    }
+    let (ma, mb) = (a.clone().sum::<f32>() / n as f32, b.clone().sum::<f32>() / n as f32);
+    a.zip(b).map(|(x, y)| ((x - ma) - (y - mb)).abs()).sum::<f32>() / n as f32
+}
+
+/// Colour difference of two cells: |ΔU| + |ΔV|.
+fn colour_diff(a: [f32; 2], b: [f32; 2]) -> f32 {
+    (a[0] - b[0]).abs() + (a[1] - b[1]).abs()
+}
+
 /// One camera's background model.
 #[derive(Clone, Debug)]
 pub struct BackgroundModel {
@@ -103,6 +202,13 @@ pub struct BackgroundModel {
     short: Vec<f32>,
     long: Vec<f32>,
     current: Vec<f32>,
+    /// Chroma of the short-term background, the long-term background and the latest picture;
+    /// empty when the pictures have no colour.
+    short_c: Vec<[f32; 2]>,
+    /// See `short_c`.
+    long_c: Vec<[f32; 2]>,
+    /// See `short_c`.
+    current_c: Vec<[f32; 2]>,
     /// Whether the long-term background of a cell has been seen free of actors.
     trusted: Vec<bool>,
     /// Scene-wide light of the current picture relative to the long-term background:
@@ -129,6 +235,9 @@ impl BackgroundModel {
             short: vec![],
             long: vec![],
             current: vec![],
+            short_c: vec![],
+            long_c: vec![],
+            current_c: vec![],
             trusted: vec![],
             gain: 1.0,
             offset: 0.0,
@@ -141,24 +250,44 @@ impl BackgroundModel {
         self.grid
     }
 
-    /// Averages `luma` (`width × height`, row-major) into the grid.
-    fn downscale(&mut self, luma: &[u8], width: u32, height: u32) {
+    /// Averages the grey picture (and its chroma, if it has colour) into the grid.
+    fn downscale(&mut self, grey: &GreyFrame) {
         let (gw, gh) = self.grid;
-        let (w, h) = (width as usize, height as usize);
+        let (w, h) = (grey.width as usize, grey.height as usize);
+        let colour = grey.chroma.len() == w * h;
         self.current.clear();
         self.current.resize(gw * gh, 0.0);
+        self.current_c.clear();
+        if colour {
+            self.current_c.resize(gw * gh, [0.0; 2]);
+        }
         let mut counts = vec![0u32; gw * gh];
-        for (y, row) in luma.chunks_exact(w).take(h).enumerate() {
+        for (y, row) in grey.data.chunks_exact(w).take(h).enumerate() {
             let gy = y * gh / h;
             for (x, &v) in row.iter().enumerate() {
                 let i = gy * gw + x * gw / w;
                 self.current[i] += f32::from(v);
+                if colour {
+                    let [u, v] = grey.chroma[y * w + x];
+                    self.current_c[i][0] += f32::from(u);
+                    self.current_c[i][1] += f32::from(v);
+                }
                 counts[i] += 1;
             }
         }
-        for (c, n) in self.current.iter_mut().zip(counts) {
-            *c /= n.max(1) as f32;
+        for (i, n) in counts.into_iter().enumerate() {
+            let n = n.max(1) as f32;
+            self.current[i] /= n;
+            if colour {
+                self.current_c[i][0] /= n;
+                self.current_c[i][1] /= n;
+            }
         }
+    }
+
+    /// Whether the model works with colour.
+    fn colour(&self) -> bool {
+        !self.current_c.is_empty()
     }
 
     /// Feeds the grey picture taken at `now` (seconds). Cells inside the `hold` boxes (source
@@ -172,15 +301,22 @@ impl BackgroundModel {
             return BackgroundUpdate::Blobs(vec![]);
         }
         let src = (grey.source_width.max(1), grey.source_height.max(1));
-        if self.src != src || self.input != (width, height) || self.last.is_none() {
+        let colour = grey.chroma.len() == width as usize * height as usize;
+        if self.src != src
+            || self.input != (width, height)
+            || self.last.is_none()
+            || colour != self.colour()
+        {
             let gw = (self.cfg.grid_width as usize).min(width as usize).max(1);
             let gh = ((height as usize * gw) / width as usize).max(1);
             self.src = src;
             self.input = (width, height);
             self.grid = (gw, gh);
-            self.downscale(&grey.data, width, height);
+            self.downscale(grey);
             self.short = self.current.clone();
             self.long = self.current.clone();
+            self.short_c = self.current_c.clone();
+            self.long_c = self.current_c.clone();
             // What stands in held boxes (people, vehicles) now is not the background: those cells
             // take the first picture that shows them free.
             self.trusted = self.cells_in(hold).iter().map(|h| !h).collect();
@@ -189,14 +325,15 @@ impl BackgroundModel {
         }
         let dt = (now - self.last.unwrap_or(now)).max(0.0);
         self.last = Some(now.max(self.last.unwrap_or(now)));
-        self.downscale(&grey.data, width, height);
+        self.downscale(grey);
 
-        let t = self.cfg.threshold;
-        let changed = self
-            .current
-            .iter()
-            .zip(&self.short)
-            .filter(|(c, s)| (*c - *s).abs() > t)
+        let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
+        let colour = self.colour();
+        let changed = (0..self.current.len())
+            .filter(|&i| {
+                (self.current[i] - self.short[i]).abs() > t
+                    || (colour && colour_diff(self.current_c[i], self.short_c[i]) > tc)
+            })
             .count();
         let share = changed as f32 / self.current.len() as f32;
         let held = self.cells_in(hold);
@@ -209,6 +346,10 @@ impl BackgroundModel {
             if !self.trusted[i] && !held[i] {
                 self.long[i] = self.current[i];
                 self.short[i] = self.current[i];
+                if colour {
+                    self.long_c[i] = self.current_c[i];
+                    self.short_c[i] = self.current_c[i];
+                }
                 self.trusted[i] = true;
             }
         }
@@ -237,25 +378,42 @@ impl BackgroundModel {
         let (g, o) = (self.gain, self.offset);
         let mut mask = vec![false; self.current.len()];
         for (i, m) in mask.iter_mut().enumerate() {
-            let (c, s, l) = (self.current[i], self.short[i], self.long[i] * g + o);
-            // New relative to minutes ago, settled relative to seconds ago. A spot that looks
-            // just as it did minutes ago is not new, whatever the light fit says: bright, clipped
-            // colours do not follow a change of light.
-            let raw = (c - self.long[i]).abs();
-            *m = self.trusted[i]
-                && (c - l).abs() > t
-                && raw > t * 0.5
-                && (s - l).abs() > t
-                && (c - s).abs() <= t;
+            let (c, s, old) = (self.current[i], self.short[i], self.long[i]);
+            let l = old * g + o;
+            // New relative to minutes ago, settled relative to seconds ago.
+            let settled = (c - s).abs() <= t
+                && (!colour || colour_diff(self.current_c[i], self.short_c[i]) <= tc);
+            // A spot between how it looked and how the light says it should look now changed
+            // less than the light did: a lamp, a sign, a bright clipped colour, not something
+            // new. (Without a change of light: a spot that looks as it did minutes ago.)
+            let (lo, hi) = (old.min(l) - t * 0.5, old.max(l) + t * 0.5);
+            let grey_new = (c - l).abs() > t && (s - l).abs() > t && !(lo..=hi).contains(&c);
+            let colour_new = colour
+                && colour_diff(self.current_c[i], self.long_c[i]) > tc
+                && colour_diff(self.short_c[i], self.long_c[i]) > tc;
+            *m = self.trusted[i] && settled && (grey_new || colour_new);
         }
         for i in 0..self.current.len() {
             self.short[i] += a_short * (self.current[i] - self.short[i]);
+            if colour {
+                for k in 0..2 {
+                    self.short_c[i][k] += a_short * (self.current_c[i][k] - self.short_c[i][k]);
+                }
+            }
             if !held[i] {
                 self.long[i] += a_long * (self.current[i] - self.long[i]);
+                if colour {
+                    for k in 0..2 {
+                        self.long_c[i][k] += a_long * (self.current_c[i][k] - self.long_c[i][k]);
+                    }
+                }
             }
         }
         let differing = (0..self.current.len())
-            .filter(|&i| (self.current[i] - (self.long[i] * g + o)).abs() > t)
+            .filter(|&i| {
+                (self.current[i] - (self.long[i] * g + o)).abs() > t
+                    || (colour && colour_diff(self.current_c[i], self.long_c[i]) > tc)
+            })
             .count() as f32
             / self.current.len() as f32;
         if differing > self.cfg.max_differing_share {
@@ -296,9 +454,13 @@ impl BackgroundModel {
                 self.long[i] = (self.long[i] + shift).clamp(0.0, 255.0);
             } else {
                 self.long[i] = self.current[i];
+                if self.colour() {
+                    self.long_c[i] = self.current_c[i];
+                }
             }
             self.short[i] = self.current[i];
         }
+        self.short_c.clone_from(&self.current_c);
     }
 
     /// Makes the current picture the background inside `bbox` (source pixels): used when an
@@ -313,6 +475,10 @@ impl BackgroundModel {
                 let i = y * gw + x;
                 self.short[i] = self.current[i];
                 self.long[i] = self.current[i];
+                if self.colour() {
+                    self.short_c[i] = self.current_c[i];
+                    self.long_c[i] = self.current_c[i];
+                }
             }
         }
     }
@@ -346,80 +512,100 @@ impl BackgroundModel {
         held
     }
 
-    /// Edge strength (mean absolute difference between neighbouring cells) inside `bbox` grown
-    /// by `margin`, in the current picture or in the long-term background (scaled to the current
-    /// light). A real object brings its outline into the current picture; a "ghost" — ground
-    /// uncovered where the background had learned something that has left — has the outline in
-    /// the long-term background instead.
+    /// Edge strength (mean absolute difference between neighbouring cells, grey levels plus
+    /// colour) inside `bbox` grown by `margin`, in the current picture or in the long-term
+    /// background (grey levels scaled to the current light). A real object brings its outline
+    /// into the current picture; a "ghost" — ground uncovered where the background had learned
+    /// something that has left — has the outline in the long-term background instead.
     pub fn edge_strength(&self, layer: Layer, bbox: &BBox, margin: f32) -> f32 {
         let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
             return 0.0;
         };
-        let (source, scale) = match layer {
-            Layer::Current => (&self.current, 1.0),
-            Layer::LongTerm => (&self.long, self.gain),
+        let (source, chroma, scale) = match layer {
+            Layer::Current => (&self.current, &self.current_c, 1.0),
+            Layer::LongTerm => (&self.long, &self.long_c, self.gain),
         };
         let gw = self.grid.0;
+        let edge = |i: usize, j: usize| {
+            (source[j] - source[i]).abs() * scale
+                + chroma
+                    .get(i)
+                    .zip(chroma.get(j))
+                    .map_or(0.0, |(a, b)| colour_diff(*a, *b))
+        };
         let (mut sum, mut n) = (0.0f32, 0u32);
         for y in y0..y1 {
             for x in x0..x1 {
-                let v = source[y * gw + x];
+                let i = y * gw + x;
                 if x + 1 < x1 {
-                    sum += (source[y * gw + x + 1] - v).abs();
+                    sum += edge(i, i + 1);
                     n += 1;
                 }
                 if y + 1 < y1 {
-                    sum += (source[(y + 1) * gw + x] - v).abs();
+                    sum += edge(i, i + gw);
                     n += 1;
                 }
             }
         }
-        if n == 0 { 0.0 } else { sum * scale / n as f32 }
+        if n == 0 { 0.0 } else { sum / n as f32 }
     }
 
-    /// The current picture on the grid, rounded to grey levels (for keeping a short history).
+    /// The current picture on the grid, rounded to 8 bits, for keeping a short history: the grey
+    /// levels of every cell, then (with colour) the U and then the V of every cell.
     pub fn current_cells(&self) -> Vec<u8> {
-        self.current
-            .iter()
-            .map(|v| v.round().clamp(0.0, 255.0) as u8)
-            .collect()
+        let level = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        let mut cells: Vec<u8> = self.current.iter().map(|v| level(*v)).collect();
+        for k in 0..2 {
+            cells.extend(self.current_c.iter().map(|c| level(c[k])));
+        }
+        cells
     }
 
     /// Like [`BackgroundModel::patch`], from grid cells kept earlier by
-    /// [`BackgroundModel::current_cells`] (empty if the grid changed size since).
-    pub fn patch_of(&self, cells: &[u8], bbox: &BBox, margin: f32) -> Vec<f32> {
-        if cells.len() != self.current.len() {
-            return vec![];
+    /// [`BackgroundModel::current_cells`] (empty if the grid changed since).
+    pub fn patch_of(&self, cells: &[u8], bbox: &BBox, margin: f32) -> Patch {
+        let n = self.current.len();
+        let colour = self.colour();
+        if cells.len() != if colour { 3 * n } else { n } {
+            return Patch::default();
         }
         let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
-            return vec![];
+            return Patch::default();
         };
         let gw = self.grid.0;
-        (y0..y1)
-            .flat_map(|y| {
-                cells[y * gw + x0..y * gw + x1]
-                    .iter()
-                    .map(|v| f32::from(*v))
-            })
-            .collect()
+        let indices = (y0..y1).flat_map(|y| y * gw + x0..y * gw + x1);
+        Patch {
+            luma: indices.clone().map(|i| f32::from(cells[i])).collect(),
+            chroma: if colour {
+                indices
+                    .map(|i| [f32::from(cells[n + i]), f32::from(cells[2 * n + i])])
+                    .collect()
+            } else {
+                vec![]
+            },
+        }
     }
 
-    /// The grey levels of the current picture (`Layer::Current`) or of the long-term background
-    /// (`Layer::LongTerm`) inside `bbox` grown by `margin` of its size, row by row; empty before
-    /// the first picture. The same box always gives the same cells, so patches taken at
-    /// different times compare cell by cell.
-    pub fn patch(&self, layer: Layer, bbox: &BBox, margin: f32) -> Vec<f32> {
+    /// The current picture (`Layer::Current`) or the long-term background (`Layer::LongTerm`)
+    /// inside `bbox` grown by `margin` of its size; empty before the first picture.
+    pub fn patch(&self, layer: Layer, bbox: &BBox, margin: f32) -> Patch {
         let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
-            return vec![];
+            return Patch::default();
         };
-        let source = match layer {
-            Layer::Current => &self.current,
-            Layer::LongTerm => &self.long,
+        let (luma, chroma) = match layer {
+            Layer::Current => (&self.current, &self.current_c),
+            Layer::LongTerm => (&self.long, &self.long_c),
         };
         let gw = self.grid.0;
-        (y0..y1)
-            .flat_map(|y| source[y * gw + x0..y * gw + x1].iter().copied())
-            .collect()
+        let indices = (y0..y1).flat_map(|y| y * gw + x0..y * gw + x1);
+        Patch {
+            luma: indices.clone().map(|i| luma[i]).collect(),
+            chroma: if chroma.is_empty() {
+                vec![]
+            } else {
+                indices.map(|i| chroma[i]).collect()
+            },
+        }
     }
 
     /// Connected components (4-neighbour) of the mask with the area limits, in source pixels.
@@ -445,7 +631,12 @@ impl BackgroundModel {
                 x1 = x1.max(x);
                 y1 = y1.max(y);
                 cells += 1;
-                contrast += (self.current[i] - (self.long[i] * self.gain + self.offset)).abs();
+                let grey = (self.current[i] - (self.long[i] * self.gain + self.offset)).abs();
+                // A colour difference counts as the grey difference as far above its threshold.
+                let colour = self.current_c.get(i).zip(self.long_c.get(i)).map_or(0.0, |(c, l)| {
+                    colour_diff(*c, *l) * self.cfg.threshold / self.cfg.colour_threshold.max(1.0)
+                });
+                contrast += grey.max(colour);
                 let neighbours = [
                     (x > 0).then(|| i - 1),
                     (x + 1 < gw).then(|| i + 1),
@@ -562,6 +753,7 @@ mod tests {
             data: luma.to_vec(),
             source_width: w,
             source_height: h,
+            chroma: vec![],
         };
         m.update(now, &grey, &[])
     }
@@ -621,6 +813,83 @@ mod tests {
                 "at {i}"
             );
         }
+    }
+
+    /// Like [`up`], with the colour of every pixel (`[U, V]`).
+    fn up_colour(m: &mut BackgroundModel, now: f64, luma: &[u8], chroma: &[[u8; 2]]) -> BackgroundUpdate {
+        let grey = GreyFrame {
+            width: W,
+            height: H,
+            data: luma.to_vec(),
+            source_width: W,
+            source_height: H,
+            chroma: chroma.to_vec(),
+        };
+        m.update(now, &grey, &[])
+    }
+
+    #[test]
+    fn an_object_as_bright_as_the_ground_is_found_by_its_colour() {
+        // Grass (U 104, V 123) and, from t = 11, a pile of grey rubble just as bright
+        // (U 118, V 131): the grey levels alone cannot tell it from the lawn.
+        let grass = vec![[104u8, 123u8]; (W * H) as usize];
+        let mut with_pile = grass.clone();
+        for y in 120..150 {
+            for x in 200..250 {
+                with_pile[(y * W + x) as usize] = [118, 131];
+            }
+        }
+        let (mut colour, mut grey_only) = (
+            BackgroundModel::new(BackgroundConfig::default()),
+            BackgroundModel::new(BackgroundConfig::default()),
+        );
+        let (mut found, mut found_grey_only) = (vec![], vec![]);
+        for i in 0..=40u32 {
+            let t = f64::from(i);
+            let chroma = if i > 10 { &with_pile } else { &grass };
+            let luma = scene(100, i);
+            if let BackgroundUpdate::Blobs(b) = up_colour(&mut colour, t, &luma, chroma) {
+                found.extend(b);
+            }
+            if let BackgroundUpdate::Blobs(b) = up(&mut grey_only, t, &luma, W, H) {
+                found_grey_only.extend(b);
+            }
+        }
+        assert!(found_grey_only.is_empty(), "{found_grey_only:?}");
+        let pile = found.first().expect("the pile is found by its colour");
+        let bb = pile.bbox;
+        assert!(bb.x1 >= 190.0 && bb.x2 <= 260.0 && bb.y1 >= 110.0 && bb.y2 <= 160.0, "{bb:?}");
+        assert!(pile.contrast > 12.0, "{pile:?}");
+    }
+
+    #[test]
+    fn a_spot_that_does_not_follow_a_slow_change_of_light_is_not_new() {
+        // Dusk over 40 s: the scene goes from 100 to 60, too slowly for a global re-learn. A lit
+        // sign (200) dims only to 190. Then a dark bag is put down on the dim ground.
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        let mut found = vec![];
+        for i in 0..=140u32 {
+            let t = f64::from(i) * 0.5;
+            let dusk = ((t - 10.0) / 40.0).clamp(0.0, 1.0);
+            let mut img = scene((100.0 - 40.0 * dusk) as u8, i);
+            paint(&mut img, 40, 40, 40, 30, (200.0 - 10.0 * dusk) as u8);
+            if t >= 55.0 {
+                paint(&mut img, 200, 120, 40, 30, 15);
+            }
+            match up(&mut m, t, &img, W, H) {
+                BackgroundUpdate::Blobs(b) => found.extend(b.into_iter().map(|b| (t, b))),
+                BackgroundUpdate::GlobalChange { share } => panic!("re-learned at {t}: {share}"),
+                BackgroundUpdate::Learned => {}
+            }
+        }
+        assert!(
+            found.iter().all(|(_, b)| b.bbox.x1 >= 150.0),
+            "the sign became an object: {found:?}"
+        );
+        assert!(
+            found.iter().any(|(t, b)| *t >= 55.0 && b.bbox.x1 >= 190.0),
+            "the bag put down at dusk is found"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@
 
 use std::collections::VecDeque;
 
-use super::background::{BackgroundModel, BackgroundUpdate, Layer, StaticBlob};
+use super::background::{BackgroundModel, BackgroundUpdate, Layer, Patch, StaticBlob};
 use super::grey::GreyFrame;
 use super::track::{Track, Tracker};
 use super::{
@@ -107,8 +107,8 @@ struct Candidate {
     owner_back_since: Option<f64>,
     /// Whether the owner came back after leaving (their next leaving counts from then).
     owner_returned: bool,
-    before_patch: Vec<f32>,
-    object_patch: Vec<f32>,
+    before_patch: Patch,
+    object_patch: Patch,
     patch_box: BBox,
     state: State,
     /// Pictures kept for this candidate (before, actor).
@@ -264,19 +264,14 @@ impl Analyzer {
                 sightings: c.sightings,
                 owner_near: c.unattended_since.is_none(),
                 absent_since: c.absent_since,
-                grey_now_vs_background: {
-                    let mean = |v: Vec<f32>| {
-                        if v.is_empty() {
-                            0.0
-                        } else {
-                            v.iter().sum::<f32>() / v.len() as f32
-                        }
-                    };
-                    (
-                        mean(self.background.patch(Layer::Current, &c.bbox, 0.0)),
-                        mean(self.background.patch(Layer::LongTerm, &c.bbox, 0.0)),
-                    )
-                },
+                grey_now_vs_background: (
+                    self.background
+                        .patch(Layer::Current, &c.bbox, 0.0)
+                        .mean_luma(),
+                    self.background
+                        .patch(Layer::LongTerm, &c.bbox, 0.0)
+                        .mean_luma(),
+                ),
             })
             .collect()
     }
@@ -499,14 +494,11 @@ impl Analyzer {
         let current = self
             .background
             .patch(Layer::Current, &c.patch_box, PATCH_MARGIN);
-        if current.is_empty()
-            || current.len() != c.object_patch.len()
-            || current.len() != c.before_patch.len()
-        {
+        if !current.matches(&c.object_patch) || !current.matches(&c.before_patch) {
             return Presence::Unknown;
         }
-        let d_object = zero_mean_distance(&current, &c.object_patch);
-        let d_before = zero_mean_distance(&current, &c.before_patch);
+        let d_object = current.distance(&c.object_patch);
+        let d_before = current.distance(&c.before_patch);
         if d_object < d_before * PATCH_RATIO {
             Presence::Present
         } else if d_before < d_object * PATCH_RATIO && d_object - d_before >= PATCH_MIN_GAP {
@@ -530,10 +522,8 @@ impl Analyzer {
                     c.sightings += 1;
                     c.absent_since = None;
                     // Follow slow light changes on the object itself.
-                    if let Some(cur) = current.filter(|p| p.len() == c.object_patch.len()) {
-                        for (o, v) in c.object_patch.iter_mut().zip(cur) {
-                            *o += 0.1 * (v - *o);
-                        }
+                    if let Some(cur) = current {
+                        c.object_patch.follow(&cur, 0.1);
                     }
                 }
                 Presence::Absent => {
@@ -561,9 +551,12 @@ impl Analyzer {
             {
                 // A followed object. Pending, and seen more fully now (someone had hidden part of
                 // it when it was found): it takes the blob's extent.
+                // One that is missing now is not seen more fully: the blob is something else
+                // there (and would replace the object's picture with the bare ground).
                 let c = &self.candidates[k];
                 let grown = c.bbox.union(&blob.bbox);
                 if c.state == State::Pending
+                    && c.absent_since.is_none()
                     && blob.bbox.covered_by(&c.bbox) < 0.9
                     && grown.area() <= self.cfg.zones[c.zone].max_object_area * frame_area
                     && grown.area() <= 4.0 * c.bbox.area()
@@ -618,6 +611,9 @@ impl Analyzer {
                 .position(|c| blob.bbox.intersection_area(&c.bbox.grown(0.5)) > 0.0)
             {
                 if self.candidates[k].state == State::Pending {
+                    if self.candidates[k].absent_since.is_some() {
+                        continue;
+                    }
                     let grown = self.candidates[k].bbox.union(&blob.bbox);
                     let zone = self.candidates[k].zone;
                     if grown.area() <= self.cfg.zones[zone].max_object_area * frame_area {
@@ -747,17 +743,14 @@ impl Analyzer {
         let mut saw_bare_ground = false;
         for m in self.history.iter().rev().skip(1) {
             let p = self.background.patch_of(&m.cells, &bbox, PATCH_MARGIN);
-            if p.len() != object_patch.len() || p.len() != before_patch.len() {
+            if !p.matches(&object_patch) || !p.matches(&before_patch) {
                 break;
             }
             let hidden = m
                 .actors
                 .iter()
                 .any(|(_, _, a)| bbox.covered_by(a) >= OCCLUDED_SHARE);
-            let (d_object, d_before) = (
-                zero_mean_distance(&p, &object_patch),
-                zero_mean_distance(&p, &before_patch),
-            );
+            let (d_object, d_before) = (p.distance(&object_patch), p.distance(&before_patch));
             if d_object < d_before * PATCH_RATIO {
                 appeared_at = m.at;
             } else if !hidden && d_before < d_object * PATCH_RATIO {
@@ -1175,20 +1168,6 @@ fn box_gap_in_heights(object: &BBox, actor: &BBox) -> f32 {
     dx.hypot(dy) / actor.height().max(1.0)
 }
 
-/// Mean absolute difference of two patches after removing each one's mean (so a uniform
-/// brightness change does not count).
-fn zero_mean_distance(a: &[f32], b: &[f32]) -> f32 {
-    if a.is_empty() || a.len() != b.len() {
-        return f32::INFINITY;
-    }
-    let n = a.len() as f32;
-    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| ((x - ma) - (y - mb)).abs())
-        .sum::<f32>()
-        / n
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,11 @@
 //! The downscaled grey picture the analyzer works on: small enough that the background model and
 //! the scene-change gate cost microseconds per picture, and independent of the camera's resolution.
+//! It carries the picture's colour (chroma) on the same grid: dumped waste often differs from the
+//! ground in colour more than in brightness (grey rubble on a lawn, a blue bag on grass).
 
-/// A downscaled grey (luma) picture, with the size of the source picture it was made from so
-/// that regions found on it map back to source pixels (the detector's coordinates).
+/// A downscaled grey (luma) picture, optionally with its chroma, and the size of the source
+/// picture it was made from so that regions found on it map back to source pixels (the
+/// detector's coordinates).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GreyFrame {
     /// Width in pixels of this picture.
@@ -15,6 +18,9 @@ pub struct GreyFrame {
     pub source_width: u32,
     /// Height of the source picture in pixels.
     pub source_height: u32,
+    /// Mean chroma `[U, V]` (128 = no colour) of each pixel of `data`, row-major; empty when the
+    /// picture came without colour.
+    pub chroma: Vec<[u8; 2]>,
 }
 
 impl GreyFrame {
@@ -61,7 +67,49 @@ impl GreyFrame {
             data,
             source_width: width,
             source_height: height,
+            chroma: vec![],
         })
+    }
+
+    /// Adds the colour of the picture: its U and V planes (`chroma_width × chroma_height`, rows
+    /// `stride` bytes apart; half the luma size in I420) averaged onto this picture's grid.
+    /// Planes shorter than their size says leave the picture without colour.
+    pub fn with_chroma(
+        mut self,
+        (u, v): (&[u8], &[u8]),
+        chroma_width: u32,
+        chroma_height: u32,
+        stride: usize,
+    ) -> GreyFrame {
+        let (cw, ch) = (chroma_width as usize, chroma_height as usize);
+        let (gw, gh) = (self.width as usize, self.height as usize);
+        let needed = stride * ch.saturating_sub(1) + cw;
+        if cw == 0 || ch == 0 || stride < cw || u.len() < needed || v.len() < needed {
+            self.chroma.clear();
+            return self;
+        }
+        let mut sums = vec![[0u32; 2]; gw * gh];
+        let mut counts = vec![0u32; gw * gh];
+        let cell_x: Vec<usize> = (0..cw).map(|x| (x * gw / cw).min(gw - 1)).collect();
+        for y in 0..ch {
+            let row = (y * gh / ch).min(gh - 1) * gw;
+            let (u_row, v_row) = (&u[y * stride..y * stride + cw], &v[y * stride..y * stride + cw]);
+            for ((&a, &b), &cx) in u_row.iter().zip(v_row).zip(&cell_x) {
+                let sum = &mut sums[row + cx];
+                sum[0] += u32::from(a);
+                sum[1] += u32::from(b);
+                counts[row + cx] += 1;
+            }
+        }
+        self.chroma = sums
+            .iter()
+            .zip(&counts)
+            .map(|(s, n)| {
+                let n = (*n).max(1);
+                [((s[0] + n / 2) / n) as u8, ((s[1] + n / 2) / n) as u8]
+            })
+            .collect();
+        self
     }
 
     /// Mean absolute difference of grey levels from `other` (`None` if the sizes differ).
@@ -106,6 +154,21 @@ mod tests {
         assert_eq!((g.width, g.height), (2, 1));
         assert_eq!(g.data, vec![25, 60]);
         assert_eq!((g.source_width, g.source_height), (4, 2));
+        assert!(g.chroma.is_empty());
+    }
+
+    #[test]
+    fn chroma_is_averaged_onto_the_same_grid() {
+        // 4 × 2 luma → 2 × 1 grid; chroma planes 2 × 1 (stride 3) land one value per cell.
+        let luma = [10, 20, 30, 50, 30, 40, 70, 90];
+        let g = GreyFrame::from_luma(&luma, 4, 2, 4, 2)
+            .unwrap()
+            .with_chroma((&[100, 200, 0], &[50, 60, 0]), 2, 1, 3);
+        assert_eq!(g.chroma, vec![[100, 50], [200, 60]]);
+        // Short planes: no colour, the grey picture unchanged.
+        let g = g.with_chroma((&[1], &[1]), 2, 1, 2);
+        assert!(g.chroma.is_empty());
+        assert_eq!(g.data, vec![25, 60]);
     }
 
     #[test]
@@ -124,6 +187,7 @@ mod tests {
             data: vec![10, 100],
             source_width: 2,
             source_height: 1,
+            chroma: vec![],
         };
         let b = GreyFrame {
             data: vec![14, 40],

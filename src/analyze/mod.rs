@@ -383,6 +383,7 @@ impl AnalyzerConfig {
             owner_radius: 1.5,
             background: BackgroundConfig {
                 threshold: cam.change_threshold as f32,
+                colour_threshold: cam.colour_threshold as f32,
                 ..BackgroundConfig::default()
             },
             tracker: TrackerConfig::default(),

@@ -154,6 +154,7 @@ mod tests {
             data: vec![level; 200],
             source_width: 20,
             source_height: 10,
+            chroma: vec![],
         }
     }
 

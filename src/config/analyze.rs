@@ -54,6 +54,11 @@ pub struct AnalyzeConfig {
     /// compression. Default 12 (chosen with `eval --sweep change_threshold=10:16:1` on the
     /// development set, docs/evaluation.md).
     pub change_threshold: f64,
+    /// Colour difference (|ΔU| + |ΔV| of the picture's chroma, on the same grid) between a spot
+    /// and how it looked minutes ago that counts as something new there: finds waste that is
+    /// about as bright as the ground but of another colour (grey rubble or a blue bag on grass).
+    /// Default 12.
+    pub colour_threshold: f64,
 }
 
 impl Default for AnalyzeConfig {
@@ -75,6 +80,7 @@ impl Default for AnalyzeConfig {
             startup_grace_s: 10.0,
             reclaim_after_s: 5.0,
             change_threshold: 12.0,
+            colour_threshold: 12.0,
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct AnalyzeOverrides {
     pub reclaim_after_s: Option<f64>,
     /// See [`AnalyzeConfig::change_threshold`]. Per camera only.
     pub change_threshold: Option<f64>,
+    /// See [`AnalyzeConfig::colour_threshold`]. Per camera only.
+    pub colour_threshold: Option<f64>,
 }
 
 macro_rules! override_fields {
@@ -139,6 +147,7 @@ impl AnalyzeOverrides {
         check(self.startup_grace_s.is_some(), "startup_grace_s");
         check(self.reclaim_after_s.is_some(), "reclaim_after_s");
         check(self.change_threshold.is_some(), "change_threshold");
+        check(self.colour_threshold.is_some(), "colour_threshold");
         out
     }
 
@@ -147,7 +156,7 @@ impl AnalyzeOverrides {
         let mut out = base.clone();
         override_fields!(self, out; dwell_s, clear_after_s, cooldown_s, min_object_area, max_object_area,
             dumpable_classes, actor_classes, active_fps, active_hold_s, idle_refresh_s, gate_change_share,
-            startup_grace_s, reclaim_after_s, change_threshold);
+            startup_grace_s, reclaim_after_s, change_threshold, colour_threshold);
         if let Some(extra) = &self.class_confidence {
             out.class_confidence
                 .extend(extra.iter().map(|(k, v)| (k.clone(), *v)));
@@ -175,6 +184,7 @@ impl From<&AnalyzeConfig> for AnalyzeOverrides {
             startup_grace_s: Some(c.startup_grace_s),
             reclaim_after_s: Some(c.reclaim_after_s),
             change_threshold: Some(c.change_threshold),
+            colour_threshold: Some(c.colour_threshold),
         }
     }
 }

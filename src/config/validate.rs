@@ -339,6 +339,7 @@ fn validate_analyze(c: &mut Collector, at: &str, a: &AnalyzeOverrides) {
         ("startup_grace_s", a.startup_grace_s, 0.0, 3600.0),
         ("reclaim_after_s", a.reclaim_after_s, 0.5, 3600.0),
         ("change_threshold", a.change_threshold, 4.0, 128.0),
+        ("colour_threshold", a.colour_threshold, 4.0, 128.0),
     ];
     for (name, value, min, max) in times {
         if let Some(v) = value {

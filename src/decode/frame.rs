@@ -95,9 +95,10 @@ impl DecodedFrame {
         &self.i420[..self.width as usize * self.height as usize]
     }
 
-    /// The luma plane box-averaged to [`super::GREY_WIDTH`] pixels wide: what the sampling gate
-    /// and the analyzer look at.
+    /// The luma plane box-averaged to [`super::GREY_WIDTH`] pixels wide, with the chroma on the
+    /// same grid: what the sampling gate and the analyzer look at.
     pub fn grey(&self) -> Option<crate::analyze::GreyFrame> {
+        let (cw, ch) = chroma_size(self.width, self.height);
         crate::analyze::GreyFrame::from_luma(
             self.luma(),
             self.width,
@@ -105,6 +106,7 @@ impl DecodedFrame {
             self.width as usize,
             super::GREY_WIDTH,
         )
+        .map(|g| g.with_chroma(self.chroma(), cw as u32, ch as u32, cw))
     }
 
     /// The U and V planes, each `⌈w/2⌉ × ⌈h/2⌉`.
@@ -213,5 +215,23 @@ mod tests {
         assert_eq!(make(16, 128, 128).get_pixel(1, 1).0, [0, 0, 0]);
         let red = make(81, 90, 240).get_pixel(0, 0).0;
         assert!(red[0] > 250 && red[1] < 5 && red[2] < 5, "{red:?}");
+    }
+
+    #[test]
+    fn the_grey_picture_carries_the_colour() {
+        let frame = DecodedFrame::from_planes(
+            0,
+            SystemTime::now(),
+            Instant::now(),
+            0.0,
+            true,
+            (4, 2),
+            (&[50; 8], &[90, 200], &[240, 60]),
+            (4, 2, 2),
+        )
+        .unwrap();
+        let grey = frame.grey().unwrap();
+        assert_eq!(grey.data, vec![50; 8]);
+        assert_eq!(grey.chroma, vec![[90, 240], [90, 240], [200, 60], [200, 60]]);
     }
 }
