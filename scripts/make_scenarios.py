@@ -93,12 +93,15 @@ HOLDOUT = [
 ]
 
 # The small set used inside the test suite: short clips, for dwell_s = clear_after_s = 10.
+# (The rubble sprite is shared with HOLDOUT: t05 guards the colour path, not a tuning target.)
 SMALL = [
     ("t01_bag_left", [dump("bag", 338, 238, 9.0)], [("dumping", 9.0)], {"length": 45.0}),
     ("t02_bag_picked_up", [dump("bag", 490, 272, 17.0, 23.0)], [], {"length": 45.0}),
     ("t03_light_change", [], [], {"length": 45.0, "light": [(20.0, -0.14)]}),
     ("t04_cleared", [dump("sack", 386, 290, 25.0, 45.0)], [("dumping", 25.0), ("cleared", 45.0)],
      {"length": 75.0}),
+    # Grey rubble on the lawn: about as bright as the grass, found by its colour.
+    ("t05_rubble_on_grass", [dump("rubble", 250, 330, 9.0)], [("dumping", 9.0)], {"length": 40.0}),
 ]
 
 # One clip served as a live camera (end-to-end test, demo): a bag left at 33 s, stays.

@@ -134,7 +134,7 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
     no_events("t02_bag_picked_up");
     no_events("t03_light_change");
     let clips = result["clips"].as_array().unwrap();
-    assert_eq!(clips.len(), 4);
+    assert_eq!(clips.len(), 5);
     let picked_up = clips
         .iter()
         .find(|c| c["file"].as_str().unwrap().contains("t02_bag_picked_up"))
@@ -154,6 +154,19 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
             left["false_alarms"].as_u64()
         ),
         (Some(1), Some(0))
+    );
+    // Rubble as bright as the grass it lies on: found by its colour, once.
+    let rubble = clips
+        .iter()
+        .find(|c| c["file"].as_str().unwrap().contains("t05_rubble_on_grass"))
+        .unwrap();
+    assert_eq!(
+        (
+            rubble["true_positives"].as_u64(),
+            rubble["false_alarms"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{rubble}"
     );
     assert!(
         stdout.contains("precision") && stdout.contains("t01_bag_left"),

@@ -183,8 +183,14 @@ fn zero_mean_distance(
     if n == 0 {
         return 0.0;
     }
-    let (ma, mb) = (a.clone().sum::<f32>() / n as f32, b.clone().sum::<f32>() / n as f32);
-    a.zip(b).map(|(x, y)| ((x - ma) - (y - mb)).abs()).sum::<f32>() / n as f32
+    let (ma, mb) = (
+        a.clone().sum::<f32>() / n as f32,
+        b.clone().sum::<f32>() / n as f32,
+    );
+    a.zip(b)
+        .map(|(x, y)| ((x - ma) - (y - mb)).abs())
+        .sum::<f32>()
+        / n as f32
 }
 
 /// Colour difference of two cells: |ΔU| + |ΔV|.
@@ -633,9 +639,14 @@ impl BackgroundModel {
                 cells += 1;
                 let grey = (self.current[i] - (self.long[i] * self.gain + self.offset)).abs();
                 // A colour difference counts as the grey difference as far above its threshold.
-                let colour = self.current_c.get(i).zip(self.long_c.get(i)).map_or(0.0, |(c, l)| {
-                    colour_diff(*c, *l) * self.cfg.threshold / self.cfg.colour_threshold.max(1.0)
-                });
+                let colour = self
+                    .current_c
+                    .get(i)
+                    .zip(self.long_c.get(i))
+                    .map_or(0.0, |(c, l)| {
+                        colour_diff(*c, *l) * self.cfg.threshold
+                            / self.cfg.colour_threshold.max(1.0)
+                    });
                 contrast += grey.max(colour);
                 let neighbours = [
                     (x > 0).then(|| i - 1),
@@ -816,7 +827,12 @@ mod tests {
     }
 
     /// Like [`up`], with the colour of every pixel (`[U, V]`).
-    fn up_colour(m: &mut BackgroundModel, now: f64, luma: &[u8], chroma: &[[u8; 2]]) -> BackgroundUpdate {
+    fn up_colour(
+        m: &mut BackgroundModel,
+        now: f64,
+        luma: &[u8],
+        chroma: &[[u8; 2]],
+    ) -> BackgroundUpdate {
         let grey = GreyFrame {
             width: W,
             height: H,
@@ -858,7 +874,10 @@ mod tests {
         assert!(found_grey_only.is_empty(), "{found_grey_only:?}");
         let pile = found.first().expect("the pile is found by its colour");
         let bb = pile.bbox;
-        assert!(bb.x1 >= 190.0 && bb.x2 <= 260.0 && bb.y1 >= 110.0 && bb.y2 <= 160.0, "{bb:?}");
+        assert!(
+            bb.x1 >= 190.0 && bb.x2 <= 260.0 && bb.y1 >= 110.0 && bb.y2 <= 160.0,
+            "{bb:?}"
+        );
         assert!(pile.contrast > 12.0, "{pile:?}");
     }
 

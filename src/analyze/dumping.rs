@@ -1168,7 +1168,6 @@ fn box_gap_in_heights(object: &BBox, actor: &BBox) -> f32 {
     dx.hypot(dy) / actor.height().max(1.0)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

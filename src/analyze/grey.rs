@@ -93,7 +93,10 @@ impl GreyFrame {
         let cell_x: Vec<usize> = (0..cw).map(|x| (x * gw / cw).min(gw - 1)).collect();
         for y in 0..ch {
             let row = (y * gh / ch).min(gh - 1) * gw;
-            let (u_row, v_row) = (&u[y * stride..y * stride + cw], &v[y * stride..y * stride + cw]);
+            let (u_row, v_row) = (
+                &u[y * stride..y * stride + cw],
+                &v[y * stride..y * stride + cw],
+            );
             for ((&a, &b), &cx) in u_row.iter().zip(v_row).zip(&cell_x) {
                 let sum = &mut sums[row + cx];
                 sum[0] += u32::from(a);

@@ -232,6 +232,9 @@ mod tests {
         .unwrap();
         let grey = frame.grey().unwrap();
         assert_eq!(grey.data, vec![50; 8]);
-        assert_eq!(grey.chroma, vec![[90, 240], [90, 240], [200, 60], [200, 60]]);
+        assert_eq!(
+            grey.chroma,
+            vec![[90, 240], [90, 240], [200, 60], [200, 60]]
+        );
     }
 }
