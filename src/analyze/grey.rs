@@ -88,30 +88,29 @@ impl GreyFrame {
             self.chroma.clear();
             return self;
         }
-        let mut sums = vec![[0u32; 2]; gw * gh];
-        let mut counts = vec![0u32; gw * gh];
-        let cell_x: Vec<usize> = (0..cw).map(|x| (x * gw / cw).min(gw - 1)).collect();
-        for y in 0..ch {
-            let row = (y * gh / ch).min(gh - 1) * gw;
-            let (u_row, v_row) = (
-                &u[y * stride..y * stride + cw],
-                &v[y * stride..y * stride + cw],
-            );
-            for ((&a, &b), &cx) in u_row.iter().zip(v_row).zip(&cell_x) {
-                let sum = &mut sums[row + cx];
-                sum[0] += u32::from(a);
-                sum[1] += u32::from(b);
-                counts[row + cx] += 1;
+        // The chroma pixels under each cell; at least one, so a grid finer than the chroma
+        // planes (a small picture) repeats the nearest sample instead of leaving cells blank.
+        let span = |i: usize, cells: usize, pixels: usize| {
+            let from = (i * pixels / cells).min(pixels - 1);
+            from..((i + 1) * pixels / cells).clamp(from + 1, pixels)
+        };
+        let columns: Vec<_> = (0..gw).map(|x| span(x, gw, cw)).collect();
+        self.chroma = Vec::with_capacity(gw * gh);
+        for gy in 0..gh {
+            let rows = span(gy, gh, ch);
+            for cols in &columns {
+                let (mut su, mut sv, mut n) = (0u32, 0u32, 0u32);
+                for y in rows.clone() {
+                    for x in cols.clone() {
+                        su += u32::from(u[y * stride + x]);
+                        sv += u32::from(v[y * stride + x]);
+                        n += 1;
+                    }
+                }
+                self.chroma
+                    .push([((su + n / 2) / n) as u8, ((sv + n / 2) / n) as u8]);
             }
         }
-        self.chroma = sums
-            .iter()
-            .zip(&counts)
-            .map(|(s, n)| {
-                let n = (*n).max(1);
-                [((s[0] + n / 2) / n) as u8, ((s[1] + n / 2) / n) as u8]
-            })
-            .collect();
         self
     }
 

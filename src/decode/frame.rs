@@ -231,10 +231,12 @@ mod tests {
         )
         .unwrap();
         let grey = frame.grey().unwrap();
+        // The grid (4 × 2) is finer than the chroma planes (2 × 1): each sample covers 2 cells.
         assert_eq!(grey.data, vec![50; 8]);
+        let (left, right) = ([90, 240], [200, 60]);
         assert_eq!(
             grey.chroma,
-            vec![[90, 240], [90, 240], [200, 60], [200, 60]]
+            vec![left, left, right, right, left, left, right, right]
         );
     }
 }
