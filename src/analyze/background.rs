@@ -296,6 +296,39 @@ impl BackgroundModel {
         !self.current_c.is_empty()
     }
 
+    /// How far cell `i` of the latest picture stands out from the long-term background under the
+    /// scene light `current ≈ g × long + o`, in thresholds (above 1: new), and 0 for a cell that
+    /// has not settled (it still differs from the short-term background: something moving).
+    /// Grey: the smallest of the difference from the long-term background, the same for the
+    /// short-term background (new relative to minutes ago, not just now), and twice the distance
+    /// outside the band between how the spot looked and how the light says it should look now (a
+    /// spot that changed less than the light did is a lamp, a sign or a clipped bright colour, not
+    /// something new). Colour: the difference of both backgrounds' chroma from the long-term one.
+    fn novelty(&self, i: usize, g: f32, o: f32) -> f32 {
+        let (t, tc) = (
+            self.cfg.threshold.max(1e-3),
+            self.cfg.colour_threshold.max(1e-3),
+        );
+        let (c, s, old) = (self.current[i], self.short[i], self.long[i]);
+        let colour = self.colour();
+        let settled = (c - s).abs() <= t
+            && (!colour || colour_diff(self.current_c[i], self.short_c[i]) <= tc);
+        if !self.trusted[i] || !settled {
+            return 0.0;
+        }
+        let l = old * g + o;
+        let outside_light = (old.min(l) - c).max(c - old.max(l)).max(0.0);
+        let grey = (c - l).abs().min((s - l).abs()).min(2.0 * outside_light) / t;
+        let colour = if colour {
+            colour_diff(self.current_c[i], self.long_c[i])
+                .min(colour_diff(self.short_c[i], self.long_c[i]))
+                / tc
+        } else {
+            0.0
+        };
+        grey.max(colour)
+    }
+
     /// Feeds the grey picture taken at `now` (seconds). Cells inside the `hold` boxes (source
     /// pixels: objects the analyzer is following, actors) keep their long-term background, so an
     /// object that stays for hours, or a car parked on the spot, is never learned into the scene.
@@ -363,42 +396,12 @@ impl BackgroundModel {
         let a_long = (1.0 - (-dt / self.cfg.long_tau_s).exp()) as f32;
         // Light that changed too slowly for a global re-learn (dusk, a slow cloud) shifts the
         // whole scene against the long-term background: compare with the long-term background
-        // mapped to the current light instead (see `scene_light`).
-        // Keep the fit only if it explains more of the scene than no change of light does (half
-        // the scene repainted is not a change of light).
-        let (fit_gain, fit_offset) = scene_light(&self.current, &self.long);
-        let explained = |gain: f32, offset: f32| {
-            self.current
-                .iter()
-                .zip(&self.long)
-                .filter(|(c, l)| (**c - (**l * gain + offset)).abs() <= t)
-                .count()
-        };
-        let (by_fit, unchanged) = (explained(fit_gain, fit_offset), explained(1.0, 0.0));
-        // A change of light moves the whole scene along one line: the fit explains most cells.
-        (self.gain, self.offset) = if by_fit > unchanged && by_fit * 10 >= self.current.len() * 7 {
-            (fit_gain, fit_offset)
-        } else {
-            (1.0, 0.0)
-        };
+        // mapped to the current light instead.
+        (self.gain, self.offset) = scene_light(&self.current, &self.long, t);
         let (g, o) = (self.gain, self.offset);
-        let mut mask = vec![false; self.current.len()];
-        for (i, m) in mask.iter_mut().enumerate() {
-            let (c, s, old) = (self.current[i], self.short[i], self.long[i]);
-            let l = old * g + o;
-            // New relative to minutes ago, settled relative to seconds ago.
-            let settled = (c - s).abs() <= t
-                && (!colour || colour_diff(self.current_c[i], self.short_c[i]) <= tc);
-            // A spot between how it looked and how the light says it should look now changed
-            // less than the light did: a lamp, a sign, a bright clipped colour, not something
-            // new. (Without a change of light: a spot that looks as it did minutes ago.)
-            let (lo, hi) = (old.min(l) - t * 0.5, old.max(l) + t * 0.5);
-            let grey_new = (c - l).abs() > t && (s - l).abs() > t && !(lo..=hi).contains(&c);
-            let colour_new = colour
-                && colour_diff(self.current_c[i], self.long_c[i]) > tc
-                && colour_diff(self.short_c[i], self.long_c[i]) > tc;
-            *m = self.trusted[i] && settled && (grey_new || colour_new);
-        }
+        let mask: Vec<bool> = (0..self.current.len())
+            .map(|i| self.novelty(i, g, o) > 1.0)
+            .collect();
         for i in 0..self.current.len() {
             self.short[i] += a_short * (self.current[i] - self.short[i]);
             if colour {
@@ -679,11 +682,34 @@ impl BackgroundModel {
 }
 
 /// How the light of the current picture relates to the long-term background, as
-/// `current ≈ gain × long + offset`, fitted robustly: the medians of the darker and of the
-/// brighter half of the cells give two points of the line. A camera's exposure change is mostly
-/// a gain, a haze or a brightness setting mostly an offset; objects are too few to move medians.
-/// `(1, 0)` when the scene is too flat to tell.
-fn scene_light(current: &[f32], long: &[f32]) -> (f32, f32) {
+/// `current ≈ gain × long + offset`, or `(1, 0)`: no change of light.
+///
+/// The line is fitted robustly (see [`light_line`]) and kept only if it explains more cells
+/// (residual within the threshold `t`) than no change of light does, and at least 70 % of them: a
+/// change of light moves the whole scene along one line; half the scene repainted, or people
+/// crossing a bright square, do not.
+fn scene_light(current: &[f32], long: &[f32], t: f32) -> (f32, f32) {
+    let (gain, offset) = light_line(current, long);
+    let explained = |gain: f32, offset: f32| {
+        current
+            .iter()
+            .zip(long)
+            .filter(|(c, l)| (**c - (**l * gain + offset)).abs() <= t)
+            .count()
+    };
+    let (by_fit, unchanged) = (explained(gain, offset), explained(1.0, 0.0));
+    if by_fit > unchanged && by_fit * 10 >= current.len() * 7 {
+        (gain, offset)
+    } else {
+        (1.0, 0.0)
+    }
+}
+
+/// The line `current ≈ gain × long + offset` through two robust points: the medians of the darker
+/// and of the brighter half of the cells. A camera's exposure change is mostly a gain, a haze or a
+/// brightness setting mostly an offset; objects are too few to move medians. `(1, 0)` when the
+/// scene is too flat to tell.
+fn light_line(current: &[f32], long: &[f32]) -> (f32, f32) {
     if current.len() < 16 || current.len() != long.len() {
         return (1.0, 0.0);
     }
@@ -909,6 +935,61 @@ mod tests {
             found.iter().any(|(t, b)| *t >= 55.0 && b.bbox.x1 >= 190.0),
             "the bag put down at dusk is found"
         );
+    }
+
+    /// A scene of 2000 cells with levels from 40 to 220 and a little noise.
+    fn levels(seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(3);
+        (0..2000u32)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                40.0 + (i * 37 % 181) as f32 + (s % 5) as f32 - 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn people_crossing_a_bright_square_are_not_a_change_of_light() {
+        let long = levels(1);
+        let mut current = levels(2);
+        // A fifth of the cells, all bright ground, covered by dark clothes.
+        for (c, l) in current
+            .iter_mut()
+            .zip(&long)
+            .filter(|(_, l)| **l > 150.0)
+            .take(400)
+        {
+            *c = 45.0 + l * 0.1;
+        }
+        assert_eq!(scene_light(&current, &long, 12.0), (1.0, 0.0));
+    }
+
+    #[test]
+    fn a_dimmer_scene_is_fitted_as_one_line() {
+        let long = levels(1);
+        let mut current: Vec<f32> = levels(2).iter().map(|l| l * 0.8 + 6.0).collect();
+        // Some people and objects that do not follow the light.
+        for c in current.iter_mut().step_by(20) {
+            *c = 60.0;
+        }
+        let (gain, offset) = scene_light(&current, &long, 12.0);
+        for level in [50.0, 130.0, 210.0] {
+            let (fitted, truth) = (level * gain + offset, level * 0.8 + 6.0);
+            assert!((fitted - truth).abs() < 4.0, "{level}: {fitted} vs {truth}");
+        }
+    }
+
+    #[test]
+    fn half_the_scene_repainted_is_not_a_change_of_light() {
+        let long = levels(1);
+        let current: Vec<f32> = levels(2)
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i % 2 == 0 { *l } else { (l * 0.6).max(30.0) })
+            .collect();
+        assert_eq!(scene_light(&current, &long, 12.0), (1.0, 0.0));
     }
 
     #[test]

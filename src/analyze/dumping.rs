@@ -63,6 +63,12 @@ const LINGER_SPEED: f32 = 0.4;
 pub const SETTLING_S: f64 = 15.0;
 /// An owner who left must stay near their object this long to be back with it.
 const OWNER_BACK_S: f64 = 3.0;
+/// A pending object seen more fully (someone had hidden part of it) grows to at most this many
+/// times the area it had when found: more is the scene around it changing, not the object.
+const MAX_GROWTH: f32 = 4.0;
+/// A static blob says an object is still there only if it covers this share of the object's box:
+/// a person pausing on a corner of a large box is not the object.
+const PRESENT_SHARE: f32 = 0.3;
 /// At most this many candidates per camera (the oldest pending one makes room).
 const MAX_CANDIDATES: usize = 64;
 
@@ -110,6 +116,8 @@ struct Candidate {
     before_patch: Patch,
     object_patch: Patch,
     patch_box: BBox,
+    /// Area of its box when it was found (source pixels²): limits how far it grows while pending.
+    found_area: f32,
     state: State,
     /// Pictures kept for this candidate (before, actor).
     frames: Vec<FrameRef>,
@@ -488,7 +496,10 @@ impl Analyzer {
             return Presence::Occluded;
         }
         let area = c.bbox.grown(0.25);
-        if blobs.iter().any(|b| b.bbox.covered_by(&area) >= 0.5) {
+        if blobs.iter().any(|b| {
+            b.bbox.covered_by(&area) >= 0.5
+                && b.bbox.intersection_area(&c.bbox) >= PRESENT_SHARE * c.bbox.area()
+        }) {
             return Presence::Present;
         }
         let current = self
@@ -559,7 +570,7 @@ impl Analyzer {
                     && c.absent_since.is_none()
                     && blob.bbox.covered_by(&c.bbox) < 0.9
                     && grown.area() <= self.cfg.zones[c.zone].max_object_area * frame_area
-                    && grown.area() <= 4.0 * c.bbox.area()
+                    && grown.area() <= MAX_GROWTH * c.found_area
                     && !actors
                         .iter()
                         .any(|(_, a)| grown.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
@@ -616,7 +627,9 @@ impl Analyzer {
                     }
                     let grown = self.candidates[k].bbox.union(&blob.bbox);
                     let zone = self.candidates[k].zone;
-                    if grown.area() <= self.cfg.zones[zone].max_object_area * frame_area {
+                    if grown.area() <= self.cfg.zones[zone].max_object_area * frame_area
+                        && grown.area() <= MAX_GROWTH * self.candidates[k].found_area
+                    {
                         self.reshape(k, grown);
                     }
                     continue;
@@ -721,17 +734,6 @@ impl Analyzer {
         contrast: f32,
         out: &mut Output,
     ) {
-        if self.candidates.len() >= MAX_CANDIDATES {
-            let Some(oldest) = self
-                .candidates
-                .iter()
-                .position(|c| c.state == State::Pending)
-            else {
-                return;
-            };
-            let c = self.candidates.remove(oldest);
-            out.release.extend(c.frames.iter().map(|f| f.at));
-        }
         let before_patch = self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN);
         let object_patch = self.background.patch(Layer::Current, &bbox, PATCH_MARGIN);
         // When it was put down: walk back through the remembered pictures while the spot
@@ -848,6 +850,17 @@ impl Analyzer {
                 at: m.at,
             });
         }
+        if self.candidates.len() >= MAX_CANDIDATES {
+            let Some(oldest) = self
+                .candidates
+                .iter()
+                .position(|c| c.state == State::Pending)
+            else {
+                return;
+            };
+            let c = self.candidates.remove(oldest);
+            out.release.extend(c.frames.iter().map(|f| f.at));
+        }
         out.keep.extend(frames.iter().map(|f| f.at));
         let unattended_since = if owner_near_now {
             None
@@ -873,6 +886,7 @@ impl Analyzer {
             before_patch,
             object_patch,
             patch_box: bbox,
+            found_area: bbox.area(),
             state: State::Pending,
             frames,
         });
@@ -1610,6 +1624,68 @@ mod tests {
             .iter()
             .fold(events[1].objects[0].bbox, |u, o| u.union(&o.bbox));
         assert!(pile.x2 >= 195.0, "the update covers the new part: {pile:?}");
+    }
+
+    #[test]
+    fn a_pending_object_does_not_swallow_what_pauses_around_it() {
+        let mut a = Analyzer::new(config());
+        // Things nobody detects stop next to the bag for a few seconds each, on every side.
+        let visitors = [
+            (12.0, (174, 120, 24, 18, 150)),
+            (19.0, (126, 120, 24, 18, 150)),
+            (26.0, (150, 102, 24, 18, 150)),
+            (33.0, (150, 138, 24, 18, 150)),
+        ];
+        let events = run(&mut a, 2.0, 90.0, |t| {
+            let mut objects = vec![];
+            if t >= 5.0 {
+                objects.push(BAG);
+            }
+            objects.extend(
+                visitors
+                    .iter()
+                    .filter(|(at, _)| t >= *at && t < at + 6.0)
+                    .map(|(_, o)| *o),
+            );
+            Scene {
+                level: 100,
+                objects,
+                detected: walker(t, 5.0, 130.0).into_iter().collect(),
+            }
+        });
+        let raised: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Raised)
+            .collect();
+        assert_eq!(raised.len(), 1, "{events:#?}");
+        let b = raised[0].objects[0].bbox;
+        let bag_area = 24.0 * 18.0;
+        assert!(b.area() <= MAX_GROWTH * bag_area, "{b:?}");
+    }
+
+    #[test]
+    fn something_pausing_on_the_corner_of_a_taken_object_does_not_keep_it() {
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 80.0, |t| {
+            let mut objects = vec![];
+            if (5.0..20.0).contains(&t) {
+                // A large box, put down and taken away again before the dwell.
+                objects.push((130, 100, 60, 40, 200));
+            }
+            if (22.0..48.0).contains(&t) {
+                // Something small nobody detects waits at its corner, then goes.
+                objects.push((130, 100, 10, 10, 160));
+            }
+            Scene {
+                level: 100,
+                objects,
+                detected: walker(t, 5.0, 110.0)
+                    .into_iter()
+                    .chain(walker(t, 20.0, 110.0))
+                    .collect(),
+            }
+        });
+        assert!(events.is_empty(), "{events:#?}");
     }
 
     #[test]
