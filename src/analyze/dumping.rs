@@ -27,7 +27,9 @@
 
 use std::collections::VecDeque;
 
-use super::background::{BackgroundModel, BackgroundUpdate, Layer, Patch, StaticBlob};
+use super::background::{
+    BackgroundModel, BackgroundUpdate, Layer, Patch, StaticBlob, time_to_static,
+};
 use super::grey::GreyFrame;
 use super::track::{Track, Tracker};
 use super::{
@@ -603,15 +605,16 @@ impl Analyzer {
             if self.masked(&blob.bbox) {
                 continue;
             }
-            if self
-                .background
-                .edge_strength(Layer::LongTerm, &blob.bbox, 0.25)
-                > self
-                    .background
-                    .edge_strength(Layer::Current, &blob.bbox, 0.25)
+            let bg = &self.background;
+            if bg.edge_strength(Layer::LongTerm, &blob.bbox, 0.25)
+                > bg.edge_strength(Layer::Current, &blob.bbox, 0.25)
+                && bg.surround_contrast(Layer::LongTerm, &blob.bbox, 0.5)
+                    > bg.surround_contrast(Layer::Current, &blob.bbox, 0.5)
             {
-                // A ghost: the outline is in the old background, not in the picture. Something
-                // the background had taken in (a person who stood there undetected) has left.
+                // A ghost: the outline is in the old background, not in the picture, and the spot
+                // stood out from its surroundings then, not now. Something the background had
+                // taken in (a person who stood there undetected) has left. (The outline alone
+                // misleads when only the inside of a smooth, faint object has been found yet.)
                 self.background.relearn(&blob.bbox);
                 continue;
             }
@@ -644,11 +647,7 @@ impl Analyzer {
             if share < rules.min_object_area || share > rules.max_object_area {
                 continue;
             }
-            let settle = settle_time(
-                blob.contrast,
-                self.cfg.background.threshold,
-                self.cfg.background.short_tau_s,
-            );
+            let settle = time_to_static(blob.contrast, &self.cfg.background);
             self.add_candidate(now, now - settle, zone, blob.bbox, None, blob.contrast, out);
         }
     }
@@ -1155,14 +1154,6 @@ impl Analyzer {
             frames,
         }
     }
-}
-
-/// Seconds the short-term background needs to take in a step of `contrast` grey levels until
-/// the picture is within `threshold` of it: how long ago an object that just became static
-/// foreground was put down. Capped at three time constants.
-fn settle_time(contrast: f32, threshold: f32, short_tau_s: f64) -> f64 {
-    let ratio = f64::from(contrast / threshold.max(1.0)).max(1.0);
-    (short_tau_s * ratio.ln()).min(3.0 * short_tau_s)
 }
 
 /// When an object became unattended, given when its owner was last near it: at its appearance
