@@ -238,9 +238,6 @@ pub struct BackgroundModel {
     current_c: Vec<[f32; 2]>,
     /// Whether the long-term background of a cell has been seen free of actors.
     trusted: Vec<bool>,
-    /// Whether a cell of the latest picture differs from the short-term background (something
-    /// moving there).
-    moving: Vec<bool>,
     /// Scene-wide light of the current picture relative to the long-term background:
     /// `current ≈ gain × long + offset`.
     gain: f32,
@@ -269,7 +266,6 @@ impl BackgroundModel {
             long_c: vec![],
             current_c: vec![],
             trusted: vec![],
-            moving: vec![],
             gain: 1.0,
             offset: 0.0,
             last: None,
@@ -389,7 +385,6 @@ impl BackgroundModel {
             // What stands in held boxes (people, vehicles) now is not the background: those cells
             // take the first picture that shows them free.
             self.trusted = self.cells_in(hold).iter().map(|h| !h).collect();
-            self.moving = vec![false; self.current.len()];
             self.last = Some(now);
             return BackgroundUpdate::Learned;
         }
@@ -399,13 +394,12 @@ impl BackgroundModel {
 
         let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
         let colour = self.colour();
-        self.moving = (0..self.current.len())
-            .map(|i| {
+        let changed = (0..self.current.len())
+            .filter(|&i| {
                 (self.current[i] - self.short[i]).abs() > t
                     || (colour && colour_diff(self.current_c[i], self.short_c[i]) > tc)
             })
-            .collect();
-        let changed = self.moving.iter().filter(|m| **m).count();
+            .count();
         let share = changed as f32 / self.current.len() as f32;
         let held = self.cells_in(hold);
         if share >= self.cfg.global_change_share {
@@ -589,20 +583,6 @@ impl BackgroundModel {
             }
         }
         if n == 0 { 0.0 } else { sum / n as f32 }
-    }
-
-    /// Share of the cells inside `bbox` (source pixels) where the latest picture differs from the
-    /// short-term background: something moving there.
-    pub fn moving_share(&self, bbox: &BBox) -> f32 {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
-            return 0.0;
-        };
-        let gw = self.grid.0;
-        let moving = (y0..y1)
-            .flat_map(|y| (x0..x1).map(move |x| y * gw + x))
-            .filter(|i| self.moving.get(*i).copied().unwrap_or(false))
-            .count();
-        moving as f32 / ((x1 - x0) * (y1 - y0)) as f32
     }
 
     /// How much the inside of `bbox` stands out from a ring around it (the box grown by

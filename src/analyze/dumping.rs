@@ -71,13 +71,6 @@ const MAX_GROWTH: f32 = 4.0;
 /// A static blob says an object is still there only if it covers this share of the object's box:
 /// a person pausing on a corner of a large box is not the object.
 const PRESENT_SHARE: f32 = 0.3;
-/// A pending object whose spot moves with nobody near (no actor box touching its box grown by
-/// half; this share of its cells differs from the short-term background) stirred by itself: a
-/// flapping tape or banner, a branch, not waste.
-const STIR_SHARE: f32 = 0.1;
-/// An object is abandoned only after lying still this long (seconds) since it last stirred by
-/// itself; something that keeps moving in the wind is never raised.
-const STILL_S: f64 = 10.0;
 /// At most this many candidates per camera (the oldest pending one makes room).
 const MAX_CANDIDATES: usize = 64;
 
@@ -127,8 +120,6 @@ struct Candidate {
     patch_box: BBox,
     /// Area of its box when it was found (source pixels²): limits how far it grows while pending.
     found_area: f32,
-    /// When its spot last moved with nobody near (see [`STIR_SHARE`]).
-    stirred_at: Option<f64>,
     state: State,
     /// Pictures kept for this candidate (before, actor).
     frames: Vec<FrameRef>,
@@ -177,8 +168,6 @@ pub struct Followed {
     pub owner_near: bool,
     /// Since when it has been missing, if it is.
     pub absent_since: Option<f64>,
-    /// When its spot last moved with nobody near, if it did.
-    pub stirred_at: Option<f64>,
     /// Mean grey level inside its box now, and of the long-term background there.
     pub grey_now_vs_background: (f32, f32),
 }
@@ -285,7 +274,6 @@ impl Analyzer {
                 sightings: c.sightings,
                 owner_near: c.unattended_since.is_none(),
                 absent_since: c.absent_since,
-                stirred_at: c.stirred_at,
                 grey_now_vs_background: (
                     self.background
                         .patch(Layer::Current, &c.bbox, 0.0)
@@ -541,16 +529,7 @@ impl Analyzer {
                 self.background
                     .patch(Layer::Current, &self.candidates[i].patch_box, PATCH_MARGIN)
             });
-            let stirred = self.candidates[i].state == State::Pending
-                && verdict != Presence::Occluded
-                && !actors
-                    .iter()
-                    .any(|(_, a)| a.intersection_area(&self.candidates[i].bbox.grown(0.5)) > 0.0)
-                && self.background.moving_share(&self.candidates[i].bbox) >= STIR_SHARE;
             let c = &mut self.candidates[i];
-            if stirred {
-                c.stirred_at = Some(now);
-            }
             match verdict {
                 Presence::Present => {
                     c.sightings += 1;
@@ -907,7 +886,6 @@ impl Analyzer {
             object_patch,
             patch_box: bbox,
             found_area: bbox.area(),
-            stirred_at: None,
             state: State::Pending,
             frames,
         });
@@ -975,8 +953,7 @@ impl Analyzer {
                 State::Pending
                     if c.absent_since.is_none()
                         && c.sightings >= MIN_SIGHTINGS
-                        && c.unattended_since.is_some_and(|t| now - t >= rules.dwell_s)
-                        && c.stirred_at.is_none_or(|t| now - t >= STILL_S) =>
+                        && c.unattended_since.is_some_and(|t| now - t >= rules.dwell_s) =>
                 {
                     self.abandon(k, now, out);
                 }
@@ -1638,29 +1615,6 @@ mod tests {
             .iter()
             .fold(events[1].objects[0].bbox, |u, o| u.union(&o.bbox));
         assert!(pile.x2 >= 195.0, "the update covers the new part: {pile:?}");
-    }
-
-    #[test]
-    fn something_that_keeps_moving_by_itself_is_never_raised() {
-        let mut a = Analyzer::new(config());
-        let events = run(&mut a, 2.0, 150.0, |t| {
-            // A banner tied up at 5 s swings aside for a second every 7 s, nobody near.
-            let swinging = t >= 12.0 && (t - 12.0) % 7.0 < 1.0;
-            let banner = if swinging {
-                (158, 118, 24, 18, 200)
-            } else {
-                BAG
-            };
-            Scene {
-                level: 100,
-                objects: if t >= 5.0 { vec![banner] } else { vec![] },
-                detected: walker(t, 5.0, 130.0).into_iter().collect(),
-            }
-        });
-        assert!(
-            events.iter().all(|e| e.kind != EventKind::Raised),
-            "{events:#?}"
-        );
     }
 
     #[test]

@@ -91,12 +91,11 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
             .iter()
             .map(|f| {
                 format!(
-                    "{} [{:.0},{:.0},{:.0},{:.0}] appeared {:.1} seen {} grey {:.0} vs background {:.0}{}{}{}",
+                    "{} [{:.0},{:.0},{:.0},{:.0}] appeared {:.1} seen {} grey {:.0} vs background {:.0}{}{}",
                     f.state, f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2, f.appeared_at, f.sightings,
                     f.grey_now_vs_background.0, f.grey_now_vs_background.1,
                     if f.owner_near { " owner-near" } else { "" },
-                    f.absent_since.map(|s| format!(" absent-since {s:.1}")).unwrap_or_default(),
-                    f.stirred_at.map(|s| format!(" stirred {s:.1}")).unwrap_or_default()
+                    f.absent_since.map(|s| format!(" absent-since {s:.1}")).unwrap_or_default()
                 )
             })
             .collect();
