@@ -556,10 +556,7 @@ impl BackgroundModel {
         let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
             return 0.0;
         };
-        let (source, chroma, scale) = match layer {
-            Layer::Current => (&self.current, &self.current_c, 1.0),
-            Layer::LongTerm => (&self.long, &self.long_c, self.gain),
-        };
+        let (source, chroma, scale) = self.layer_in_current_light(layer);
         let gw = self.grid.0;
         let edge = |i: usize, j: usize| {
             (source[j] - source[i]).abs() * scale
@@ -585,6 +582,15 @@ impl BackgroundModel {
         if n == 0 { 0.0 } else { sum / n as f32 }
     }
 
+    /// The grey levels and chroma of `layer`, with the factor that scales its grey levels to the
+    /// current light (the long-term background's gain; 1 for the current picture).
+    fn layer_in_current_light(&self, layer: Layer) -> (&[f32], &[[f32; 2]], f32) {
+        match layer {
+            Layer::Current => (&self.current, &self.current_c, 1.0),
+            Layer::LongTerm => (&self.long, &self.long_c, self.gain),
+        }
+    }
+
     /// How much the inside of `bbox` stands out from a ring around it (the box grown by
     /// `margin`): the difference of their mean grey levels plus that of their mean chroma, in the
     /// current picture or in the long-term background (grey levels scaled to the current light).
@@ -596,10 +602,7 @@ impl BackgroundModel {
         else {
             return 0.0;
         };
-        let (source, chroma, scale) = match layer {
-            Layer::Current => (&self.current, &self.current_c, 1.0),
-            Layer::LongTerm => (&self.long, &self.long_c, self.gain),
-        };
+        let (source, chroma, scale) = self.layer_in_current_light(layer);
         let gw = self.grid.0;
         // Sums of grey, U, V and the count, inside and in the ring.
         let (mut inside, mut ring) = ([0.0f32; 4], [0.0f32; 4]);
