@@ -468,34 +468,64 @@ impl BackgroundModel {
         BackgroundUpdate::Blobs(self.blobs(&mask))
     }
 
-    /// Re-learns the whole scene after a global change. Held cells (objects followed, actors)
-    /// must not be learned as background: their long-term background is shifted by the change
-    /// seen on the rest of the scene (the median difference), so a person who walks away after
-    /// a cloud passed leaves no "hole", and a followed object stays foreground.
+    /// Re-learns the whole scene after a global change.
+    ///
+    /// A change of light (most cells follow one line `current ≈ gain × long + offset`, see
+    /// [`light_line`]) maps the long-term background to the new light instead of replacing it:
+    /// the background is minutes of pictures, and one picture taken at the moment of the change
+    /// holds whatever was passing or flapping then (a tape in the wind learned half-way through
+    /// a swing stands out as "new" when it swings back). Only the cells that do not follow the
+    /// line (a lamp that came on, something that moved meanwhile) take the current picture.
+    /// Anything else (the camera moved, the day/night IR switch) re-learns every cell from the
+    /// current picture.
+    ///
+    /// Held cells (objects followed, actors) are never learned from the picture: their long-term
+    /// background is mapped to the new light (or shifted by the median change when the light
+    /// does not follow a line), so a person who walks away after a cloud passed leaves no
+    /// "hole", and a followed object stays foreground.
     #[allow(clippy::needless_range_loop)] // three grids indexed in step
     fn relearn_all(&mut self, held: &[bool]) {
-        let mut diffs: Vec<f32> = (0..self.current.len())
-            .filter(|i| !held[*i])
-            .map(|i| self.current[i] - self.long[i])
-            .collect();
-        let shift = if diffs.is_empty() {
+        let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
+        let colour = self.colour();
+        let (gain, offset) = light_line(&self.current, &self.long, t);
+        let in_light = |m: &Self, i: usize| -> bool {
+            (m.current[i] - (m.long[i] * gain + offset)).abs() <= t
+                && (!colour || colour_diff(m.current_c[i], m.long_c[i]) <= tc)
+        };
+        let following = (0..self.current.len())
+            .filter(|&i| in_light(self, i))
+            .count();
+        let a_change_of_light = following * 10 >= self.current.len() * 7;
+        let shift = if a_change_of_light {
             0.0
         } else {
-            let mid = diffs.len() / 2;
-            *diffs.select_nth_unstable_by(mid, f32::total_cmp).1
+            let mut diffs: Vec<f32> = (0..self.current.len())
+                .filter(|i| !held[*i])
+                .map(|i| self.current[i] - self.long[i])
+                .collect();
+            if diffs.is_empty() {
+                0.0
+            } else {
+                let mid = diffs.len() / 2;
+                *diffs.select_nth_unstable_by(mid, f32::total_cmp).1
+            }
         };
         for i in 0..self.current.len() {
-            if held[i] {
+            if a_change_of_light && (held[i] || in_light(self, i)) {
+                self.long[i] = (self.long[i] * gain + offset).clamp(0.0, 255.0);
+            } else if held[i] {
                 self.long[i] = (self.long[i] + shift).clamp(0.0, 255.0);
             } else {
                 self.long[i] = self.current[i];
-                if self.colour() {
+                if colour {
                     self.long_c[i] = self.current_c[i];
                 }
             }
             self.short[i] = self.current[i];
         }
         self.short_c.clone_from(&self.current_c);
+        self.gain = 1.0;
+        self.offset = 0.0;
     }
 
     /// Makes the current picture the background inside `bbox` (source pixels): used when an
@@ -1232,6 +1262,107 @@ mod tests {
                 "at {i}"
             );
         }
+    }
+
+    /// A tape fluttering in the wind: its cells swing 9 levels (under the threshold) either
+    /// side of how they usually look, one way on even seconds and the other on odd ones.
+    fn with_tape(level: u8, seed: u32) -> Vec<u8> {
+        let mut img = scene(level, seed);
+        let swing = if seed % 2 == 0 { 9 } else { -9 };
+        paint(
+            &mut img,
+            200,
+            100,
+            60,
+            20,
+            (i32::from(level) + 6 + swing) as u8,
+        );
+        img
+    }
+
+    #[test]
+    fn what_flutters_at_a_change_of_light_is_not_new_afterwards() {
+        // The long-term background has learned how the tape looks on average (20 minutes).
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        for i in 0..600 {
+            up(&mut m, f64::from(i) * 2.0, &with_tape(100, i), W, H);
+        }
+        // A cloud, while the tape is at one end of its swing. Learning that one picture as the
+        // background would put the tape's other swing 18 levels away from it: "new".
+        assert!(matches!(
+            up(&mut m, 1200.0, &with_tape(60, 600), W, H),
+            BackgroundUpdate::GlobalChange { .. }
+        ));
+        for i in 601..=660 {
+            let now = 1200.0 + f64::from(i - 600);
+            let b = blobs(up(&mut m, now, &with_tape(60, i), W, H));
+            assert!(b.is_empty(), "at {now} s: {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_lamp_that_comes_on_with_the_change_of_light_is_learned() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        for i in 0..30 {
+            up(&mut m, f64::from(i), &scene(100, i), W, H);
+        }
+        // Dusk comes at once and a lamp comes on: the lamp does not follow the light.
+        let dusk = |seed| {
+            let mut img = scene(60, seed);
+            paint(&mut img, 100, 40, 30, 30, 220);
+            img
+        };
+        assert!(matches!(
+            up(&mut m, 30.0, &dusk(30), W, H),
+            BackgroundUpdate::GlobalChange { .. }
+        ));
+        for i in 31..=60 {
+            let b = blobs(up(&mut m, f64::from(i), &dusk(i), W, H));
+            assert!(b.is_empty(), "at {i} s: {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_held_object_stays_new_across_a_change_of_light() {
+        let bag = BBox {
+            x1: 200.0,
+            y1: 120.0,
+            x2: 240.0,
+            y2: 150.0,
+        };
+        let grey = |luma: Vec<u8>| GreyFrame {
+            width: W,
+            height: H,
+            data: luma,
+            source_width: W,
+            source_height: H,
+            chroma: vec![],
+        };
+        let with_bag = |level: u8, seed| {
+            let mut img = scene(level, seed);
+            paint(&mut img, 200, 120, 40, 30, level + 50);
+            img
+        };
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        for i in 0..30 {
+            m.update(f64::from(i), &grey(scene(100, i)), &[]);
+        }
+        for i in 30..50 {
+            m.update(f64::from(i), &grey(with_bag(100, i)), &[bag]);
+        }
+        // The light drops by 40 levels while the analyzer follows the bag.
+        assert!(matches!(
+            m.update(50.0, &grey(with_bag(60, 50)), &[bag]),
+            BackgroundUpdate::GlobalChange { .. }
+        ));
+        let mut found = vec![];
+        for i in 51..=60 {
+            found = blobs(m.update(f64::from(i), &grey(with_bag(60, i)), &[bag]));
+        }
+        assert!(
+            found.iter().any(|b| b.bbox.iou(&bag) > 0.5),
+            "the bag is still new after the change of light: {found:?}"
+        );
     }
 
     #[test]
