@@ -68,9 +68,12 @@ const OWNER_BACK_S: f64 = 3.0;
 /// A pending object seen more fully (someone had hidden part of it) grows to at most this many
 /// times the area it had when found: more is the scene around it changing, not the object.
 const MAX_GROWTH: f32 = 4.0;
-/// A static blob says an object is still there only if it covers this share of the object's box:
-/// a person pausing on a corner of a large box is not the object.
+/// Static blobs say an object is still there only if together they cover this share of the
+/// object's box: a person pausing on a corner of a large box is not the object.
 const PRESENT_SHARE: f32 = 0.3;
+/// Seconds an object must be seen in a grown box before that box is its core (see
+/// `Candidate::core`).
+const CORE_CONFIRM_S: f64 = 5.0;
 /// At most this many candidates per camera (the oldest pending one makes room).
 const MAX_CANDIDATES: usize = 64;
 
@@ -87,6 +90,9 @@ enum State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Presence {
     Present,
+    /// Its last growth is gone (people who paused beside it, the scene around it changing), the
+    /// box it had before is still there.
+    PresentAsCore,
     Absent,
     Occluded,
     Unknown,
@@ -120,6 +126,11 @@ struct Candidate {
     patch_box: BBox,
     /// Area of its box when it was found (source pixels²): limits how far it grows while pending.
     found_area: f32,
+    /// The last box it was seen in for [`CORE_CONFIRM_S`]: where it shrinks back to when a
+    /// growth since then does not stay.
+    core: BBox,
+    /// When its box last changed.
+    reshaped_at: f64,
     state: State,
     /// Pictures kept for this candidate (before, actor).
     frames: Vec<FrameRef>,
@@ -497,12 +508,21 @@ impl Analyzer {
         {
             return Presence::Occluded;
         }
-        let area = c.bbox.grown(0.25);
-        if blobs.iter().any(|b| {
-            b.bbox.covered_by(&area) >= 0.5
-                && b.bbox.intersection_area(&c.bbox) >= PRESENT_SHARE * c.bbox.area()
-        }) {
+        // A faint object (or one just after a change of light) may show as several pieces.
+        let covered_by_blobs = |bbox: &BBox| {
+            let area = bbox.grown(0.25);
+            let covered: f32 = blobs
+                .iter()
+                .filter(|b| b.bbox.covered_by(&area) >= 0.5)
+                .map(|b| b.bbox.intersection_area(bbox))
+                .sum();
+            covered >= PRESENT_SHARE * bbox.area()
+        };
+        if covered_by_blobs(&c.bbox) {
             return Presence::Present;
+        }
+        if c.core != c.bbox && covered_by_blobs(&c.core) {
+            return Presence::PresentAsCore;
         }
         let current = self
             .background
@@ -529,14 +549,21 @@ impl Analyzer {
                 self.background
                     .patch(Layer::Current, &self.candidates[i].patch_box, PATCH_MARGIN)
             });
+            if verdict == Presence::PresentAsCore {
+                let core = self.candidates[i].core;
+                self.reshape(i, core, now);
+            }
             let c = &mut self.candidates[i];
             match verdict {
-                Presence::Present => {
+                Presence::Present | Presence::PresentAsCore => {
                     c.sightings += 1;
                     c.absent_since = None;
                     // Follow slow light changes on the object itself.
                     if let Some(cur) = current {
                         c.object_patch.follow(&cur, 0.1);
+                    }
+                    if now - c.reshaped_at >= CORE_CONFIRM_S {
+                        c.core = c.bbox;
                     }
                 }
                 Presence::Absent => {
@@ -577,7 +604,7 @@ impl Analyzer {
                         .iter()
                         .any(|(_, a)| grown.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
                 {
-                    self.reshape(k, grown);
+                    self.reshape(k, grown, now);
                 }
                 continue;
             }
@@ -630,10 +657,18 @@ impl Analyzer {
                     }
                     let grown = self.candidates[k].bbox.union(&blob.bbox);
                     let zone = self.candidates[k].zone;
-                    if grown.area() <= self.cfg.zones[zone].max_object_area * frame_area
+                    let max_area = self.cfg.zones[zone].max_object_area * frame_area;
+                    if grown.area() <= max_area
                         && grown.area() <= MAX_GROWTH * self.candidates[k].found_area
                     {
-                        self.reshape(k, grown);
+                        self.reshape(k, grown, now);
+                    } else if self.candidates[k].bbox.covered_by(&blob.bbox.grown(0.25)) >= 0.5
+                        && blob.bbox.area() <= max_area
+                    {
+                        // The object was found by a sliver (someone stood over the rest of it):
+                        // the blob is the object.
+                        self.reshape(k, blob.bbox, now);
+                        self.candidates[k].found_area = blob.bbox.area();
                     }
                     continue;
                 }
@@ -712,7 +747,7 @@ impl Analyzer {
     }
 
     /// Changes a pending candidate's box and retakes its patches.
-    fn reshape(&mut self, k: usize, bbox: BBox) {
+    fn reshape(&mut self, k: usize, bbox: BBox, now: f64) {
         let before = self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN);
         let object = self.background.patch(Layer::Current, &bbox, PATCH_MARGIN);
         let c = &mut self.candidates[k];
@@ -720,6 +755,7 @@ impl Analyzer {
         c.patch_box = bbox;
         c.before_patch = before;
         c.object_patch = object;
+        c.reshaped_at = now;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -886,6 +922,8 @@ impl Analyzer {
             object_patch,
             patch_box: bbox,
             found_area: bbox.area(),
+            core: bbox,
+            reshaped_at: now,
             state: State::Pending,
             frames,
         });
@@ -1652,6 +1690,29 @@ mod tests {
         let b = raised[0].objects[0].bbox;
         let bag_area = 24.0 * 18.0;
         assert!(b.area() <= MAX_GROWTH * bag_area, "{b:?}");
+    }
+
+    #[test]
+    fn an_object_shown_in_pieces_is_still_there() {
+        let mut a = Analyzer::new(config());
+        // A sack, found whole; then the light on it changes and only its two sides (a quarter
+        // of it each) still stand out from the ground.
+        let events = run(&mut a, 2.0, 80.0, |t| {
+            let mut objects = vec![];
+            if t >= 5.0 {
+                objects.push(BAG);
+            }
+            if t >= 15.0 {
+                objects.push((156, 120, 12, 18, 106));
+            }
+            Scene {
+                level: 100,
+                objects,
+                detected: walker(t, 5.0, 130.0).into_iter().collect(),
+            }
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert!(events[0].at <= 40.0, "raised at {}", events[0].at);
     }
 
     #[test]
