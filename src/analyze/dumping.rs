@@ -746,7 +746,8 @@ impl Analyzer {
         }
     }
 
-    /// Changes a pending candidate's box and retakes its patches.
+    /// Changes a candidate's box (grown while pending, or shrunk back to its core) and retakes
+    /// its patches.
     fn reshape(&mut self, k: usize, bbox: BBox, now: f64) {
         let before = self.background.patch(Layer::LongTerm, &bbox, PATCH_MARGIN);
         let object = self.background.patch(Layer::Current, &bbox, PATCH_MARGIN);
