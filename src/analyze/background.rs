@@ -17,7 +17,9 @@
 //! the colours.
 //!
 //! A global change (a cloud, street lights, the day/night IR switch) changes most cells at once;
-//! instead of reporting it, the model re-learns both backgrounds from the current picture.
+//! instead of reporting it, the model re-learns: it maps the long-term background to the new
+//! light, takes the current picture where the scene does not follow one light, and watches those
+//! cells for a while (the picture may show a passer-by the detector missed).
 //! Light that changes slowly is followed by fitting the scene's brightness to the long-term
 //! background; a spot that changed less than the light did (a lamp, a sign, a clipped bright
 //! colour) is a surface that does not follow the light, not a new object.
@@ -206,6 +208,11 @@ fn colour_diff(a: [f32; 2], b: [f32; 2]) -> f32 {
 /// "settled" test, not by this.
 const SHORT_SHARE: f32 = 0.5;
 
+/// Seconds a cell learned from the one picture of a scene re-learn stays provisional (see
+/// [`BackgroundModel::relearn_all`]): long enough for a passer-by the detector missed to walk on
+/// and the ground to settle, short enough that something put down there later is not learned.
+const PROVISIONAL_S: f64 = 30.0;
+
 /// Seconds an object that differs from the ground by `contrast` grey levels takes to become
 /// static foreground once put down: until the picture is within the threshold of the short-term
 /// background (settled), and the short-term background has followed [`SHORT_SHARE`] of the
@@ -238,6 +245,12 @@ pub struct BackgroundModel {
     current_c: Vec<[f32; 2]>,
     /// Whether the long-term background of a cell has been seen free of actors.
     trusted: Vec<bool>,
+    /// Until when (seconds) a cell's long-term background is provisional: it was learned from
+    /// the one picture taken at a scene re-learn ([`BackgroundModel::relearn_all`]), which may
+    /// show someone passing undetected. Until then, a cell that settles into something other
+    /// than its background takes the picture instead of becoming static foreground: the
+    /// passer-by has left and the ground shows. `NEG_INFINITY`: not provisional.
+    provisional_until: Vec<f64>,
     /// Scene-wide light of the current picture relative to the long-term background:
     /// `current ≈ gain × long + offset`.
     gain: f32,
@@ -266,6 +279,7 @@ impl BackgroundModel {
             long_c: vec![],
             current_c: vec![],
             trusted: vec![],
+            provisional_until: vec![],
             gain: 1.0,
             offset: 0.0,
             last: None,
@@ -385,6 +399,7 @@ impl BackgroundModel {
             // What stands in held boxes (people, vehicles) now is not the background: those cells
             // take the first picture that shows them free.
             self.trusted = self.cells_in(hold).iter().map(|h| !h).collect();
+            self.provisional_until = vec![f64::NEG_INFINITY; self.current.len()];
             self.last = Some(now);
             return BackgroundUpdate::Learned;
         }
@@ -403,7 +418,7 @@ impl BackgroundModel {
         let share = changed as f32 / self.current.len() as f32;
         let held = self.cells_in(hold);
         if share >= self.cfg.global_change_share {
-            self.relearn_all(&held);
+            self.relearn_all(now, &held);
             return BackgroundUpdate::GlobalChange { share };
         }
 
@@ -425,6 +440,21 @@ impl BackgroundModel {
         // mapped to the current light instead.
         (self.gain, self.offset) = scene_light(&self.current, &self.long, t);
         let (g, o) = (self.gain, self.offset);
+        for i in 0..self.current.len() {
+            if self.provisional_until[i] >= now && !held[i] && self.novelty(i, g, o) > 1.0 {
+                // Learned at a re-learn from a picture that showed something passing: the
+                // ground it hid shows now. Keep the background in the scene's light.
+                self.long[i] = if g > 1e-3 {
+                    (self.current[i] - o) / g
+                } else {
+                    self.current[i]
+                };
+                if colour {
+                    self.long_c[i] = self.current_c[i];
+                }
+                self.provisional_until[i] = f64::NEG_INFINITY;
+            }
+        }
         let mask: Vec<bool> = (0..self.current.len())
             .map(|i| self.novelty(i, g, o) > 1.0)
             .collect();
@@ -452,7 +482,7 @@ impl BackgroundModel {
             .count() as f32
             / self.current.len() as f32;
         if differing > self.cfg.max_differing_share {
-            self.relearn_all(&held);
+            self.relearn_all(now, &held);
             return BackgroundUpdate::GlobalChange { share: differing };
         }
         let mask = remove_isolated(&mask, self.grid);
@@ -460,7 +490,7 @@ impl BackgroundModel {
         // camera knocked): a scene change, not an object. Re-learn.
         let static_share = mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
         if static_share > self.cfg.max_share {
-            self.relearn_all(&held);
+            self.relearn_all(now, &held);
             return BackgroundUpdate::GlobalChange {
                 share: static_share,
             };
@@ -483,8 +513,12 @@ impl BackgroundModel {
     /// background is mapped to the new light (or shifted by the median change when the light
     /// does not follow a line), so a person who walks away after a cloud passed leaves no
     /// "hole", and a followed object stays foreground.
+    ///
+    /// Cells learned from the picture are provisional for [`PROVISIONAL_S`]: the picture may show
+    /// someone the detector missed, who leaves a "ghost" of themselves in the background when
+    /// they walk on.
     #[allow(clippy::needless_range_loop)] // three grids indexed in step
-    fn relearn_all(&mut self, held: &[bool]) {
+    fn relearn_all(&mut self, now: f64, held: &[bool]) {
         let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
         let colour = self.colour();
         let (gain, offset) = light_line(&self.current, &self.long, t);
@@ -520,6 +554,7 @@ impl BackgroundModel {
                 if colour {
                     self.long_c[i] = self.current_c[i];
                 }
+                self.provisional_until[i] = now + PROVISIONAL_S;
             }
             self.short[i] = self.current[i];
         }
@@ -1320,6 +1355,58 @@ mod tests {
             let b = blobs(up(&mut m, f64::from(i), &dusk(i), W, H));
             assert!(b.is_empty(), "at {i} s: {b:?}");
         }
+    }
+
+    /// Dusk at 30 s while someone the detector missed stands at (100, 60) until 33 s.
+    fn dusk_with_passer_by(t: u32, object_from: Option<u32>) -> Vec<u8> {
+        let mut img = scene(if t < 30 { 100 } else { 60 }, t);
+        if (30..33).contains(&t) {
+            paint(&mut img, 100, 60, 20, 40, 15);
+        }
+        if object_from.is_some_and(|from| t >= from) {
+            paint(&mut img, 100, 70, 30, 24, 160);
+        }
+        img
+    }
+
+    #[test]
+    fn someone_missed_at_a_change_of_light_leaves_no_ghost_when_they_walk_on() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        for t in 0..30 {
+            up(&mut m, f64::from(t), &dusk_with_passer_by(t, None), W, H);
+        }
+        assert!(matches!(
+            up(&mut m, 30.0, &dusk_with_passer_by(30, None), W, H),
+            BackgroundUpdate::GlobalChange { .. }
+        ));
+        for t in 31..=120 {
+            let picture = dusk_with_passer_by(t, None);
+            let b = blobs(up(&mut m, f64::from(t), &picture, W, H));
+            assert!(b.is_empty(), "at {t} s: {b:?}");
+        }
+    }
+
+    #[test]
+    fn something_put_down_where_someone_stood_at_a_change_of_light_is_found_later() {
+        let from = 30 + PROVISIONAL_S as u32 + 5;
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        let mut found = vec![];
+        for t in 0..=from + 30 {
+            let picture = dusk_with_passer_by(t, Some(from));
+            if let BackgroundUpdate::Blobs(b) = up(&mut m, f64::from(t), &picture, W, H) {
+                found = b;
+            }
+        }
+        let object = BBox {
+            x1: 100.0,
+            y1: 70.0,
+            x2: 130.0,
+            y2: 94.0,
+        };
+        assert!(
+            found.iter().any(|b| b.bbox.iou(&object) > 0.5),
+            "the object put down at {from} s is new: {found:?}"
+        );
     }
 
     #[test]
