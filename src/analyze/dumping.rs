@@ -8,7 +8,8 @@
 //! 2. **unattended** — the owner is gone or far (more than `owner_radius` actor heights away).
 //!    An owner who walks off within [`SETTLING_S`] of putting the thing down left it when it
 //!    appeared (putting down, straightening up and turning away is one act); one who stays
-//!    longer is with it, and it is unattended from when they leave.
+//!    longer is with it, and it is unattended from when they leave. An owner who left is back
+//!    with it only when they stay within reach of it again.
 //! 3. **abandoned** — unattended for `dwell_s`: an incident is **raised**; or, if an open incident
 //!    of the zone covers the spot, it is **updated** (the pile grew); or, if one was cleared there
 //!    less than `cooldown_s` ago, nothing (a repeat).
@@ -63,8 +64,12 @@ const LINGER_SPEED: f32 = 0.4;
 /// An owner who leaves within this many seconds of the object appearing left it when it
 /// appeared: the unattended time counts from the appearance.
 pub const SETTLING_S: f64 = 15.0;
-/// An owner who left must stay near their object this long to be back with it.
+/// An owner who left must stay by their object this long to be back with it.
 const OWNER_BACK_S: f64 = 3.0;
+/// An owner who left is back with their object only within this many of their own heights of
+/// it: standing by it, within reach. Someone who stops a few steps off (within `owner_radius`)
+/// is waiting nearby, not taking care of it, and does not restart the dwell.
+const OWNER_REACH: f32 = 0.5;
 /// A pending object seen more fully (someone had hidden part of it) grows to at most this many
 /// times the area it had when found: more is the scene around it changing, not the object.
 const MAX_GROWTH: f32 = 4.0;
@@ -951,9 +956,13 @@ impl Analyzer {
                 Some(t) => {
                     owner.bbox = t.bbox;
                     owner.last_near = t.last_seen;
+                    if box_gap_in_heights(&c.bbox, &t.bbox) > OWNER_REACH {
+                        c.owner_back_since = None;
+                        continue;
+                    }
                     let since = *c.owner_back_since.get_or_insert(now);
-                    // Once left, the owner is back only when they stay: someone passing by (or
-                    // a track that switched to another person) does not restart the dwell.
+                    // Once left, the owner is back only when they stay by it: someone passing
+                    // by (or a track that switched to another person) does not restart the dwell.
                     if now - since >= OWNER_BACK_S && c.unattended_since.is_some() {
                         c.unattended_since = None;
                         c.owner_returned = true;
@@ -1451,6 +1460,42 @@ mod tests {
         let actor = events[0].actor.as_ref().expect("the owner is reported");
         assert_eq!(actor.class, "person");
         assert!(events[0].frames.iter().any(|f| f.role == FrameRole::Actor));
+    }
+
+    /// The owner stands by the bag when it appears (20 s), steps away at 25 s to wait at x = 20
+    /// (out of `owner_radius`), comes back at 35 s to stand at `back_x` until 60 s and walks off.
+    fn owner_away_and_back(t: f64, back_x: f64) -> Option<(usize, u32, u32, u32, u32)> {
+        let x = if t < 15.0 {
+            return None;
+        } else if t < 25.0 {
+            125.0
+        } else if t < 35.0 {
+            (125.0 - (t - 25.0) * 40.0).max(20.0)
+        } else if t < 60.0 {
+            (20.0 + (t - 35.0) * 40.0).min(back_x)
+        } else {
+            back_x + (t - 60.0) * 40.0
+        };
+        (x < f64::from(W)).then_some((PERSON, x as u32, 80, 20, 60))
+    }
+
+    #[test]
+    fn an_owner_back_by_the_object_restarts_the_dwell_one_waiting_a_few_steps_off_does_not() {
+        for (back_x, from) in [(125.0, 60.0), (70.0, 20.0)] {
+            let mut a = Analyzer::new(config());
+            let events = run(&mut a, 2.0, 150.0, |t| Scene {
+                level: 100,
+                objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+                detected: owner_away_and_back(t, back_x).into_iter().collect(),
+            });
+            assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+            let due = from + 30.0;
+            assert!(
+                events[0].at >= due - 1.0 && events[0].at <= due + 5.0,
+                "back at x = {back_x}: raised at {}, due at {due}",
+                events[0].at
+            );
+        }
     }
 
     #[test]
