@@ -243,7 +243,8 @@ pub struct BackgroundModel {
     long_c: Vec<[f32; 2]>,
     /// See `short_c`.
     current_c: Vec<[f32; 2]>,
-    /// Whether the long-term background of a cell has been seen free of actors.
+    /// Whether the long-term background of a cell has been seen free of the hold boxes (since
+    /// the start, or since the cell was re-learned).
     trusted: Vec<bool>,
     /// Until when (seconds) a cell's long-term background is provisional: it was learned from
     /// the one picture taken at a scene re-learn ([`BackgroundModel::relearn_all`]), which may
@@ -563,8 +564,11 @@ impl BackgroundModel {
         self.offset = 0.0;
     }
 
-    /// Makes the current picture the background inside `bbox` (source pixels): used when an
-    /// object the analyzer followed is gone, or a region is known not to be an object.
+    /// Re-learns the background inside `bbox` (source pixels): used when an object the analyzer
+    /// followed is gone, or a region is known not to be an object. Each cell takes the first
+    /// later picture that shows it free of the hold boxes: someone standing on the spot at this
+    /// moment (the owner who took the bag back, a passer-by over a ghost) is not the ground, and
+    /// learned now would stand out as "new" once they walk on.
     pub fn relearn(&mut self, bbox: &BBox) {
         let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
             return;
@@ -572,13 +576,7 @@ impl BackgroundModel {
         let gw = self.grid.0;
         for y in y0..y1 {
             for x in x0..x1 {
-                let i = y * gw + x;
-                self.short[i] = self.current[i];
-                self.long[i] = self.current[i];
-                if self.colour() {
-                    self.short_c[i] = self.current_c[i];
-                    self.long_c[i] = self.current_c[i];
-                }
+                self.trusted[y * gw + x] = false;
             }
         }
     }
@@ -1407,6 +1405,45 @@ mod tests {
             found.iter().any(|b| b.bbox.iou(&object) > 0.5),
             "the object put down at {from} s is new: {found:?}"
         );
+    }
+
+    #[test]
+    fn a_spot_re_learned_while_someone_stands_on_it_takes_the_ground_once_they_leave() {
+        let person = BBox {
+            x1: 100.0,
+            y1: 50.0,
+            x2: 120.0,
+            y2: 100.0,
+        };
+        let picture = |t: u32, standing: bool| {
+            let mut img = scene(100, t);
+            if standing {
+                paint(&mut img, 100, 50, 20, 50, 20);
+            }
+            img
+        };
+        let grey = |luma: Vec<u8>| GreyFrame {
+            width: W,
+            height: H,
+            data: luma,
+            source_width: W,
+            source_height: H,
+            chroma: vec![],
+        };
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        for t in 0..30 {
+            m.update(f64::from(t), &grey(picture(t, false)), &[]);
+        }
+        // Someone stands there while the analyzer re-learns the spot (an object it followed
+        // there is gone), then walks on.
+        for t in 30..40 {
+            m.update(f64::from(t), &grey(picture(t, true)), &[person]);
+        }
+        m.relearn(&person);
+        for t in 40..=100 {
+            let b = blobs(m.update(f64::from(t), &grey(picture(t, false)), &[]));
+            assert!(b.is_empty(), "at {t} s: {b:?}");
+        }
     }
 
     #[test]
