@@ -564,12 +564,31 @@ impl BackgroundModel {
         self.offset = 0.0;
     }
 
-    /// Re-learns the background inside `bbox` (source pixels): used when an object the analyzer
-    /// followed is gone, or a region is known not to be an object. Each cell takes the first
-    /// later picture that shows it free of the hold boxes: someone standing on the spot at this
-    /// moment (the owner who took the bag back, a passer-by over a ghost) is not the ground, and
-    /// learned now would stand out as "new" once they walk on.
+    /// Makes the current picture the background inside `bbox` (source pixels): a region known
+    /// not to be an object (a ghost, what was there at start, a fixture).
     pub fn relearn(&mut self, bbox: &BBox) {
+        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
+            return;
+        };
+        let gw = self.grid.0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let i = y * gw + x;
+                self.short[i] = self.current[i];
+                self.long[i] = self.current[i];
+                if self.colour() {
+                    self.short_c[i] = self.current_c[i];
+                    self.long_c[i] = self.current_c[i];
+                }
+            }
+        }
+    }
+
+    /// Re-learns the background inside `bbox` (source pixels) where an object the analyzer
+    /// followed is gone: each cell takes the first later picture that shows it free of the hold
+    /// boxes. Someone standing on the spot at this moment (the owner who took the bag back, a
+    /// passer-by) is not the ground, and learned now would stand out as "new" once they walk on.
+    pub fn relearn_when_free(&mut self, bbox: &BBox) {
         let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
             return;
         };
@@ -1439,7 +1458,7 @@ mod tests {
         for t in 30..40 {
             m.update(f64::from(t), &grey(picture(t, true)), &[person]);
         }
-        m.relearn(&person);
+        m.relearn_when_free(&person);
         for t in 40..=100 {
             let b = blobs(m.update(f64::from(t), &grey(picture(t, false)), &[]));
             assert!(b.is_empty(), "at {t} s: {b:?}");

@@ -988,13 +988,13 @@ impl Analyzer {
                 State::Pending if gone_for >= self.cfg.reclaim_after_s => {
                     // Taken away before its dwell ended: reclaimed.
                     let c = self.candidates.remove(k);
-                    self.background.relearn(&c.bbox);
+                    self.background.relearn_when_free(&c.bbox);
                     out.release.extend(c.frames.iter().map(|f| f.at));
                     continue;
                 }
                 State::Suppressed if gone_for >= self.cfg.reclaim_after_s => {
                     let c = self.candidates.remove(k);
-                    self.background.relearn(&c.bbox);
+                    self.background.relearn_when_free(&c.bbox);
                     out.release.extend(c.frames.iter().map(|f| f.at));
                     continue;
                 }
@@ -1132,7 +1132,7 @@ impl Analyzer {
                 .cloned()
                 .collect();
             for c in gone {
-                self.background.relearn(&c.bbox);
+                self.background.relearn_when_free(&c.bbox);
                 out.release.extend(c.frames.iter().map(|f| f.at));
             }
             self.candidates.retain(|c| c.state != State::InIncident(id));
