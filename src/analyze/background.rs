@@ -966,6 +966,22 @@ mod tests {
         }
     }
 
+    /// A grey picture of the test size, without colour.
+    fn grey(luma: Vec<u8>) -> GreyFrame {
+        GreyFrame {
+            width: W,
+            height: H,
+            data: luma,
+            source_width: W,
+            source_height: H,
+            chroma: vec![],
+        }
+    }
+
+    fn bbox(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
+        BBox { x1, y1, x2, y2 }
+    }
+
     /// Feeds a full-resolution picture (the model averages it down to its grid).
     fn up(m: &mut BackgroundModel, now: f64, luma: &[u8], w: u32, h: u32) -> BackgroundUpdate {
         let grey = GreyFrame {
@@ -988,12 +1004,7 @@ mod tests {
 
     #[test]
     fn an_object_stands_out_from_its_surroundings_now_and_a_ghost_did_before() {
-        let bag = BBox {
-            x1: 200.0,
-            y1: 120.0,
-            x2: 240.0,
-            y2: 150.0,
-        };
+        let bag = bbox(200.0, 120.0, 240.0, 150.0);
         let with_bag = |seed| {
             let mut img = scene(100, seed);
             paint(&mut img, 200, 120, 40, 30, 150);
@@ -1414,12 +1425,7 @@ mod tests {
                 found = b;
             }
         }
-        let object = BBox {
-            x1: 100.0,
-            y1: 70.0,
-            x2: 130.0,
-            y2: 94.0,
-        };
+        let object = bbox(100.0, 70.0, 130.0, 94.0);
         assert!(
             found.iter().any(|b| b.bbox.iou(&object) > 0.5),
             "the object put down at {from} s is new: {found:?}"
@@ -1428,26 +1434,13 @@ mod tests {
 
     #[test]
     fn a_spot_re_learned_while_someone_stands_on_it_takes_the_ground_once_they_leave() {
-        let person = BBox {
-            x1: 100.0,
-            y1: 50.0,
-            x2: 120.0,
-            y2: 100.0,
-        };
+        let person = bbox(100.0, 50.0, 120.0, 100.0);
         let picture = |t: u32, standing: bool| {
             let mut img = scene(100, t);
             if standing {
                 paint(&mut img, 100, 50, 20, 50, 20);
             }
             img
-        };
-        let grey = |luma: Vec<u8>| GreyFrame {
-            width: W,
-            height: H,
-            data: luma,
-            source_width: W,
-            source_height: H,
-            chroma: vec![],
         };
         let mut m = BackgroundModel::new(BackgroundConfig::default());
         for t in 0..30 {
@@ -1467,20 +1460,7 @@ mod tests {
 
     #[test]
     fn a_held_object_stays_new_across_a_change_of_light() {
-        let bag = BBox {
-            x1: 200.0,
-            y1: 120.0,
-            x2: 240.0,
-            y2: 150.0,
-        };
-        let grey = |luma: Vec<u8>| GreyFrame {
-            width: W,
-            height: H,
-            data: luma,
-            source_width: W,
-            source_height: H,
-            chroma: vec![],
-        };
+        let bag = bbox(200.0, 120.0, 240.0, 150.0);
         let with_bag = |level: u8, seed| {
             let mut img = scene(level, seed);
             paint(&mut img, 200, 120, 40, 30, level + 50);
