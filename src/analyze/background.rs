@@ -567,19 +567,13 @@ impl BackgroundModel {
     /// Makes the current picture the background inside `bbox` (source pixels): a region known
     /// not to be an object (a ghost, what was there at start, a fixture).
     pub fn relearn(&mut self, bbox: &BBox) {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
-            return;
-        };
-        let gw = self.grid.0;
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let i = y * gw + x;
-                self.short[i] = self.current[i];
-                self.long[i] = self.current[i];
-                if self.colour() {
-                    self.short_c[i] = self.current_c[i];
-                    self.long_c[i] = self.current_c[i];
-                }
+        let colour = self.colour();
+        for i in self.cell_indices(bbox, 0.0) {
+            self.short[i] = self.current[i];
+            self.long[i] = self.current[i];
+            if colour {
+                self.short_c[i] = self.current_c[i];
+                self.long_c[i] = self.current_c[i];
             }
         }
     }
@@ -589,14 +583,8 @@ impl BackgroundModel {
     /// boxes. Someone standing on the spot at this moment (the owner who took the bag back, a
     /// passer-by) is not the ground, and learned now would stand out as "new" once they walk on.
     pub fn relearn_when_free(&mut self, bbox: &BBox) {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, 0.0) else {
-            return;
-        };
-        let gw = self.grid.0;
-        for y in y0..y1 {
-            for x in x0..x1 {
-                self.trusted[y * gw + x] = false;
-            }
+        for i in self.cell_indices(bbox, 0.0) {
+            self.trusted[i] = false;
         }
     }
 
@@ -614,6 +602,18 @@ impl BackgroundModel {
         let x1 = (((bbox.x2 + mx) * sx).ceil().max(0.0) as usize).min(gw);
         let y1 = (((bbox.y2 + my) * sy).ceil().max(0.0) as usize).min(gh);
         (x1 > x0 && y1 > y0).then_some((x0, y0, x1, y1))
+    }
+
+    /// The indices of the cells of `bbox` grown by `margin` (see [`Self::cell_range`]), row by
+    /// row; none before the first picture or if empty.
+    fn cell_indices(
+        &self,
+        bbox: &BBox,
+        margin: f32,
+    ) -> impl Iterator<Item = usize> + Clone + use<> {
+        let gw = self.grid.0;
+        let (x0, y0, x1, y1) = self.cell_range(bbox, margin).unwrap_or_default();
+        (y0..y1).flat_map(move |y| y * gw + x0..y * gw + x1)
     }
 
     fn cells_in(&self, boxes: &[BBox]) -> Vec<bool> {
@@ -728,11 +728,7 @@ impl BackgroundModel {
         if cells.len() != if colour { 3 * n } else { n } {
             return Patch::default();
         }
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
-            return Patch::default();
-        };
-        let gw = self.grid.0;
-        let indices = (y0..y1).flat_map(|y| y * gw + x0..y * gw + x1);
+        let indices = self.cell_indices(bbox, margin);
         Patch {
             luma: indices.clone().map(|i| f32::from(cells[i])).collect(),
             chroma: if colour {
@@ -748,15 +744,11 @@ impl BackgroundModel {
     /// The current picture (`Layer::Current`) or the long-term background (`Layer::LongTerm`)
     /// inside `bbox` grown by `margin` of its size; empty before the first picture.
     pub fn patch(&self, layer: Layer, bbox: &BBox, margin: f32) -> Patch {
-        let Some((x0, y0, x1, y1)) = self.cell_range(bbox, margin) else {
-            return Patch::default();
-        };
         let (luma, chroma) = match layer {
             Layer::Current => (&self.current, &self.current_c),
             Layer::LongTerm => (&self.long, &self.long_c),
         };
-        let gw = self.grid.0;
-        let indices = (y0..y1).flat_map(|y| y * gw + x0..y * gw + x1);
+        let indices = self.cell_indices(bbox, margin);
         Patch {
             luma: indices.clone().map(|i| luma[i]).collect(),
             chroma: if chroma.is_empty() {
