@@ -20,7 +20,7 @@ use crate::deliver::{Deliverer, DeliveryMetrics, DeliverySettings};
 use crate::detect::worker::DetectPool;
 use crate::detect::{DetectError, Detector, ModelInfo};
 use crate::incident::ModelRef;
-use crate::ingest::{EncodedFrame, StatusBoard};
+use crate::ingest::{FrameRun, StatusBoard};
 use crate::metrics::Metrics;
 use crate::slots::{LatestSlots, SlotTable};
 use crate::store::retention::RetentionLimits;
@@ -162,7 +162,11 @@ pub async fn run_with_reload(
         metrics.evidence_errors.clone(),
     );
     let clips = Arc::new(ClipRecorder {
-        rings: ClipRecorder::rings(capacity, svc.evidence.clip_pre_s, svc.evidence.clip_post_s),
+        rings: ClipRecorder::rings(
+            capacity,
+            svc.evidence.clip_pre_s,
+            (svc.evidence.clip_ring_max_mb * 1e6) as usize,
+        ),
         store: store.clone(),
         storage_dir: svc.storage_dir.clone(),
         pre_s: svc.evidence.clip_pre_s,
@@ -173,9 +177,10 @@ pub async fn run_with_reload(
         pending: tokio_util::task::TaskTracker::new(),
     });
     let pictures = Arc::new(LatestPictures::new(capacity));
+    let status = Arc::new(StatusBoard::with_capacity(capacity));
     let slots = PipelineSlots {
-        status: Arc::new(StatusBoard::with_capacity(capacity)),
-        encoded: Arc::new(LatestSlots::<EncodedFrame>::new(capacity)),
+        status: status.clone(),
+        encoded: Arc::new(LatestSlots::<FrameRun>::new(capacity)),
         decoded: Arc::new(LatestSlots::<DecodedFrame>::new(capacity)),
         pictures: pictures.clone(),
         camera_metrics: Arc::new(SlotTable::new(capacity)),
@@ -184,6 +189,7 @@ pub async fn run_with_reload(
         watch: Arc::new(Watch::new(
             capacity,
             pictures.clone(),
+            status,
             metrics.clone(),
             recorder.clone(),
             Some(clips.clone()),

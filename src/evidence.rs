@@ -65,8 +65,15 @@ pub fn write_jpeg(img: &RgbImage, path: &Path) -> std::io::Result<Vec<u8>> {
 /// A picture of an event, with what it shows.
 pub type EventPicture = (FrameRole, Arc<DecodedFrame>);
 
-/// The pictures an analyzer may still refer to: the last [`Analyzer::HISTORY_S`] seconds of
-/// analysed pictures, and those it asked to keep (until it releases them).
+/// Most pictures of the history an [`EvidenceFrames`] holds (a 720p picture is 1.4 MB: a busy
+/// camera analysed twice a second would otherwise hold 40 of them).
+pub const MAX_HISTORY_PICTURES: usize = 10;
+
+/// The pictures an analyzer may still refer to: analysed pictures of the last
+/// [`Analyzer::HISTORY_S`] seconds, at most [`MAX_HISTORY_PICTURES`] of them (thinned where they
+/// are densest), and those it asked to keep (until it releases them). A keep names a picture by
+/// its time; when that one was thinned out, the nearest earlier one stands in for it (an earlier
+/// picture never shows an object that was not there yet).
 #[derive(Default)]
 pub struct EvidenceFrames {
     history: VecDeque<(f64, Arc<DecodedFrame>)>,
@@ -91,10 +98,12 @@ impl EvidenceFrames {
             self.history.pop_front();
         }
         for t in &out.keep {
-            if let Some((_, f)) = self.history.iter().find(|(h, _)| h == t) {
+            let at_or_before = self.history.iter().rev().find(|(h, _)| h <= t);
+            if let Some((_, f)) = at_or_before {
                 self.kept.push((*t, f.clone()));
             }
         }
+        self.thin();
         let events = out
             .events
             .iter()
@@ -125,6 +134,22 @@ impl EvidenceFrames {
         events
     }
 
+    /// Drops history pictures where they are densest until at most [`MAX_HISTORY_PICTURES`]
+    /// remain; the two newest always stay.
+    fn thin(&mut self) {
+        while self.history.len() > MAX_HISTORY_PICTURES {
+            let n = self.history.len();
+            // The picture with the least time since the one before it (ties: the older).
+            let densest = (1..n - 2)
+                .min_by(|&a, &b| {
+                    let gap = |i: usize| self.history[i].0 - self.history[i - 1].0;
+                    gap(a).total_cmp(&gap(b))
+                })
+                .unwrap_or(0);
+            self.history.remove(densest);
+        }
+    }
+
     /// Pictures held (history and kept).
     pub fn held(&self) -> usize {
         self.history.len() + self.kept.len()
@@ -139,4 +164,50 @@ pub fn file_name(event: &Event, role: FrameRole) -> String {
         event.kind.as_str(),
         crate::incident::role_name(role)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Instant, SystemTime};
+
+    fn picture(pts_s: f64) -> Arc<DecodedFrame> {
+        let (y, c) = (vec![0u8; 16], vec![128u8; 4]);
+        Arc::new(
+            DecodedFrame::from_planes(
+                0,
+                SystemTime::now(),
+                Instant::now(),
+                pts_s,
+                false,
+                (4, 4),
+                (&y, &c, &c),
+                (4, 2, 2),
+            )
+            .expect("consistent planes"),
+        )
+    }
+
+    #[test]
+    fn the_history_is_bounded_and_a_thinned_picture_is_stood_in_for_by_an_earlier_one() {
+        let mut frames = EvidenceFrames::default();
+        // Two pictures a second for 15 s.
+        for i in 0..30 {
+            let t = f64::from(i) * 0.5;
+            frames.resolve(t, &picture(t), &Output::default());
+            assert!(frames.held() <= MAX_HISTORY_PICTURES);
+        }
+        // Keep the picture of 3.5 s: thinned out by now, an earlier one stands in for it.
+        let keep = Output {
+            keep: vec![3.5],
+            ..Output::default()
+        };
+        frames.resolve(15.0, &picture(15.0), &keep);
+        assert_eq!(frames.kept.len(), 1);
+        assert!(frames.kept[0].1.pts_s <= 3.5);
+        assert_eq!(frames.kept[0].0, 3.5, "kept under the time the analyzer named");
+        // The newest pictures are never thinned.
+        let times: Vec<f64> = frames.history.iter().map(|(t, _)| *t).collect();
+        assert_eq!(&times[times.len() - 2..], &[14.5, 15.0]);
+    }
 }

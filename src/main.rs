@@ -117,6 +117,11 @@ enum Command {
         /// Clips replayed at once, one detector session each. Default: model.sessions.
         #[arg(long)]
         jobs: Option<usize>,
+        /// Reproduce a loaded box: at most this many detections per second for an active
+        /// camera (what the live scheduler granted each busy camera: see
+        /// `dumpwatch_analysis_gap_seconds{load="busy"}`), instead of `active_fps`.
+        #[arg(long, value_name = "PER_S")]
+        detect_rate: Option<f64>,
     },
     /// Write the incidents reviewed in the operations center as an evaluation dataset:
     /// confirmed ones with a dumping event, dismissed ones (false positives) without, each with
@@ -342,6 +347,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             plot,
             jobs,
+            detect_rate,
         } => {
             let args = cmd::eval::EvalArgs {
                 dataset,
@@ -351,6 +357,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 json,
                 plot,
                 jobs,
+                detect_rate,
             };
             tokio::task::spawn_blocking(move || cmd::eval::run(args)).await??;
             Ok(ExitCode::SUCCESS)

@@ -5,8 +5,8 @@
 //! resolved once.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Why a frame was dropped (`reason` label of `dumpwatch_frames_dropped_total`).
@@ -55,6 +55,12 @@ pub struct Metrics {
     /// `dumpwatch_camera_active{camera}`: 1 while a camera is sampled actively (every frame
     /// decoded, detected at `active_fps`), 0 while idle.
     camera_active: IntGaugeVec,
+    /// `dumpwatch_analysis_gap_seconds{load}`: time between two analysed pictures of a camera,
+    /// by whether the camera was busy or idle (`load`).
+    analysis_gap_seconds: HistogramVec,
+    /// `dumpwatch_camera_analysis_gap_seconds{camera}`: a camera's last time between two
+    /// analysed pictures.
+    camera_analysis_gap: GaugeVec,
 }
 
 /// The detector's metrics (shared by every detect worker).
@@ -232,6 +238,31 @@ impl Metrics {
         registry
             .register(Box::new(camera_active.clone()))
             .expect("unique metric");
+        let analysis_gap_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "dumpwatch_analysis_gap_seconds",
+                "Time between two analysed pictures of a camera, by its load (busy or idle).",
+            )
+            .buckets(vec![
+                0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0,
+            ]),
+            &["load"],
+        )
+        .expect("valid histogram");
+        let camera_analysis_gap = GaugeVec::new(
+            Opts::new(
+                "dumpwatch_camera_analysis_gap_seconds",
+                "A camera's last time between two analysed pictures, seconds.",
+            ),
+            &["camera"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(analysis_gap_seconds.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(camera_analysis_gap.clone()))
+            .expect("unique metric");
         let evidence_errors = IntCounter::new(
             "dumpwatch_evidence_errors_total",
             "Evidence files (snapshots, clips) that could not be written; the incident went on without them.",
@@ -244,6 +275,8 @@ impl Metrics {
             incidents,
             evidence_errors,
             camera_active,
+            analysis_gap_seconds,
+            camera_analysis_gap,
             registry,
             decode_seconds,
             frames_total,
@@ -283,6 +316,9 @@ impl Metrics {
             superseded: dropped(DropReason::Superseded),
             up: self.camera_up.with_label_values(&[id]),
             active: self.camera_active.with_label_values(&[id]),
+            analysis_gap: self.camera_analysis_gap.with_label_values(&[id]),
+            analysis_gap_busy: self.analysis_gap_seconds.with_label_values(&["busy"]),
+            analysis_gap_idle: self.analysis_gap_seconds.with_label_values(&["idle"]),
             reconnects: self.camera_reconnects_total.with_label_values(&[id]),
             describe_seconds: self.rtsp_step_seconds.with_label_values(&["describe"]),
             setup_seconds: self.rtsp_step_seconds.with_label_values(&["setup"]),
@@ -308,6 +344,7 @@ impl Metrics {
         let _ = self.camera_up.remove_label_values(&[id]);
         let _ = self.camera_reconnects_total.remove_label_values(&[id]);
         let _ = self.camera_active.remove_label_values(&[id]);
+        let _ = self.camera_analysis_gap.remove_label_values(&[id]);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -350,6 +387,12 @@ pub struct CameraMetrics {
     pub up: IntGauge,
     /// `camera_active`.
     pub active: IntGauge,
+    /// `camera_analysis_gap_seconds`.
+    pub analysis_gap: Gauge,
+    /// `analysis_gap_seconds{load="busy"}`.
+    pub analysis_gap_busy: Histogram,
+    /// `analysis_gap_seconds{load="idle"}`.
+    pub analysis_gap_idle: Histogram,
     /// `camera_reconnects_total`.
     pub reconnects: IntCounter,
     /// `rtsp_step_seconds{step="describe"}`.

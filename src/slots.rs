@@ -15,13 +15,84 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// Which queue a camera's waiting value is served from.
+///
+/// Busy cameras (someone near a zone, an object pending, an incident open) are where dumping
+/// happens: they are served first. Idle cameras get what is left, but never nothing: when both
+/// queues wait, every [`BUSY_PER_IDLE`]-th take serves the idle queue, so an idle camera's
+/// refresh is delayed under load, never starved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// Served after busy cameras.
+    #[default]
+    Idle,
+    /// Served first.
+    Busy,
+}
+
+/// Takes from the busy queue for each one from the idle queue, while both have cameras waiting.
+pub const BUSY_PER_IDLE: u32 = 3;
+
 struct Inner<T> {
     slots: Vec<Option<T>>,
     /// Camera is held by a worker.
-    busy: Vec<bool>,
-    /// Cameras with a value, not busy, in the order they became ready. Each at most once.
-    ready: VecDeque<usize>,
+    held: Vec<bool>,
+    /// The queue a camera waits in, if it waits (it has a value and is not held).
+    queued: Vec<Option<Priority>>,
+    /// Cameras waiting, busy ones, in the order they became ready.
+    ready_busy: VecDeque<usize>,
+    /// Cameras waiting, idle ones, in the order they became ready.
+    ready_idle: VecDeque<usize>,
+    /// Busy takes since the last idle take while idle cameras waited.
+    busy_streak: u32,
     closed: bool,
+}
+
+impl<T> Inner<T> {
+    /// Queues `camera` (which has a value and is not held) in `priority`'s queue, moving it if it
+    /// waits in the other one. Returns whether it was not waiting before (a worker may wake).
+    fn enqueue(&mut self, camera: usize, priority: Priority) -> bool {
+        match self.queued[camera] {
+            Some(p) if p == priority => return false,
+            Some(_) => self.dequeue(camera),
+            None => {}
+        }
+        self.queued[camera] = Some(priority);
+        match priority {
+            Priority::Busy => self.ready_busy.push_back(camera),
+            Priority::Idle => self.ready_idle.push_back(camera),
+        }
+        true
+    }
+
+    fn dequeue(&mut self, camera: usize) {
+        match self.queued[camera].take() {
+            Some(Priority::Busy) => self.ready_busy.retain(|&c| c != camera),
+            Some(Priority::Idle) => self.ready_idle.retain(|&c| c != camera),
+            None => {}
+        }
+    }
+
+    /// The next camera to serve: busy first, an idle one after every [`BUSY_PER_IDLE`] busy ones.
+    fn next_ready(&mut self) -> Option<(usize, Priority)> {
+        let idle_turn = self.busy_streak >= BUSY_PER_IDLE || self.ready_busy.is_empty();
+        let camera = if idle_turn && !self.ready_idle.is_empty() {
+            self.busy_streak = 0;
+            self.ready_idle.pop_front()
+        } else {
+            let c = self.ready_busy.pop_front();
+            if c.is_some() && !self.ready_idle.is_empty() {
+                self.busy_streak += 1;
+            }
+            c
+        }?;
+        let priority = self.queued[camera].take().unwrap_or_default();
+        Some((camera, priority))
+    }
+
+    fn any_ready(&self) -> bool {
+        !self.ready_busy.is_empty() || !self.ready_idle.is_empty()
+    }
 }
 
 /// Per-camera latest-value slots; see the module documentation.
@@ -34,6 +105,7 @@ pub struct LatestSlots<T> {
 pub struct Lease<'a, T> {
     slots: &'a LatestSlots<T>,
     camera: usize,
+    priority: Priority,
 }
 
 impl<T> Lease<'_, T> {
@@ -46,9 +118,9 @@ impl<T> Lease<'_, T> {
 impl<T> Drop for Lease<'_, T> {
     fn drop(&mut self) {
         let mut inner = self.slots.lock();
-        inner.busy[self.camera] = false;
+        inner.held[self.camera] = false;
         if inner.slots[self.camera].is_some() {
-            inner.ready.push_back(self.camera);
+            inner.enqueue(self.camera, self.priority);
             drop(inner);
             self.slots.available.notify_one();
         }
@@ -61,8 +133,11 @@ impl<T> LatestSlots<T> {
         LatestSlots {
             inner: Mutex::new(Inner {
                 slots: (0..cameras).map(|_| None).collect(),
-                busy: vec![false; cameras],
-                ready: VecDeque::with_capacity(cameras),
+                held: vec![false; cameras],
+                queued: vec![None; cameras],
+                ready_busy: VecDeque::with_capacity(cameras),
+                ready_idle: VecDeque::with_capacity(cameras),
+                busy_streak: 0,
                 closed: false,
             }),
             available: Condvar::new(),
@@ -75,34 +150,61 @@ impl<T> LatestSlots<T> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores `value` as the camera's newest; returns the value it replaced, if any.
+    /// Stores `value` as the camera's newest, served as an idle camera; returns the value it
+    /// replaced, if any.
     ///
     /// Panics if `camera` is out of range (a wiring bug, not an input error).
     pub fn put(&self, camera: usize, value: T) -> Option<T> {
-        let mut inner = self.lock();
-        let replaced = inner.slots[camera].replace(value);
-        if replaced.is_none() && !inner.busy[camera] {
-            inner.ready.push_back(camera);
-            drop(inner);
-            self.available.notify_one();
-        }
-        replaced
+        self.put_as(camera, value, Priority::Idle)
     }
 
-    /// Waits for the next ready camera (oldest ready first) and takes its value. Returns `None`
-    /// once the slots are closed and `timeout` (if any) passes without a value.
+    /// Stores `value` as the camera's newest, served with `priority`; returns the value it
+    /// replaced, if any.
+    pub fn put_as(&self, camera: usize, value: T, priority: Priority) -> Option<T> {
+        self.update(camera, priority, |slot| slot.replace(value))
+    }
+
+    /// Changes the camera's waiting value in place (`merge` sees `None` when nothing waits) and
+    /// queues the camera with `priority` if a value waits afterwards. Lets a producer append to
+    /// what waits instead of replacing it (a run of frames for the decoder).
+    pub fn update<R>(
+        &self,
+        camera: usize,
+        priority: Priority,
+        merge: impl FnOnce(&mut Option<T>) -> R,
+    ) -> R {
+        let mut inner = self.lock();
+        let result = merge(&mut inner.slots[camera]);
+        let woke = if inner.slots[camera].is_some() && !inner.held[camera] {
+            inner.enqueue(camera, priority)
+        } else {
+            if inner.slots[camera].is_none() {
+                inner.dequeue(camera);
+            }
+            false
+        };
+        drop(inner);
+        if woke {
+            self.available.notify_one();
+        }
+        result
+    }
+
+    /// Waits for the next ready camera (busy ones first, see [`Priority`]) and takes its value.
+    /// Returns `None` once the slots are closed and `timeout` (if any) passes without a value.
     pub fn take(&self, timeout: Option<Duration>) -> Option<(Lease<'_, T>, T)> {
         let mut inner = self.lock();
         loop {
-            if let Some(camera) = inner.ready.pop_front() {
+            if let Some((camera, priority)) = inner.next_ready() {
                 let value = inner.slots[camera]
                     .take()
                     .expect("a ready camera has a value");
-                inner.busy[camera] = true;
+                inner.held[camera] = true;
                 return Some((
                     Lease {
                         slots: self,
                         camera,
+                        priority,
                     },
                     value,
                 ));
@@ -120,7 +222,7 @@ impl<T> LatestSlots<T> {
                         .available
                         .wait_timeout(inner, t)
                         .unwrap_or_else(|e| e.into_inner());
-                    if result.timed_out() && guard.ready.is_empty() {
+                    if result.timed_out() && !guard.any_ready() {
                         return None;
                     }
                     guard
@@ -150,9 +252,7 @@ impl<T> LatestSlots<T> {
     pub fn clear(&self, camera: usize) -> Option<T> {
         let mut inner = self.lock();
         let value = inner.slots[camera].take();
-        if value.is_some() {
-            inner.ready.retain(|&c| c != camera);
-        }
+        inner.dequeue(camera);
         value
     }
 }
@@ -269,6 +369,54 @@ mod tests {
         assert_eq!((lease.camera(), v), (1, 2));
         drop(lease);
         assert!(s.take(Some(Duration::from_millis(10))).is_none());
+    }
+
+    #[test]
+    fn busy_cameras_are_served_first_but_idle_ones_are_never_starved() {
+        let s = LatestSlots::new(6);
+        // Idle cameras became ready first; busy ones still go first.
+        s.put(0, 0);
+        s.put(1, 1);
+        for c in 2..6 {
+            s.put_as(c, c, Priority::Busy);
+        }
+        let order: Vec<usize> = (0..6)
+            .map(|_| {
+                let (lease, _) = s.take(None).unwrap();
+                lease.camera()
+            })
+            .collect();
+        assert_eq!(order, vec![2, 3, 4, 0, 5, 1], "one idle take per {BUSY_PER_IDLE} busy ones");
+    }
+
+    #[test]
+    fn a_camera_that_becomes_busy_moves_to_the_busy_queue() {
+        let s = LatestSlots::new(3);
+        s.put(0, "idle");
+        s.put(1, "idle");
+        s.put_as(1, "busy now", Priority::Busy);
+        let (lease, v) = s.take(None).unwrap();
+        assert_eq!((lease.camera(), v), (1, "busy now"));
+        drop(lease);
+        let (lease, v) = s.take(None).unwrap();
+        assert_eq!((lease.camera(), v), (0, "idle"));
+        drop(lease);
+        assert!(s.try_take().is_none(), "each camera waits in one queue only");
+    }
+
+    #[test]
+    fn update_appends_to_what_waits() {
+        let s = LatestSlots::<Vec<u32>>::new(1);
+        for i in 0..3 {
+            s.update(0, Priority::Busy, |slot| slot.get_or_insert_with(Vec::new).push(i));
+        }
+        let (lease, v) = s.take(None).unwrap();
+        assert_eq!(v, vec![0, 1, 2]);
+        // Appended while held: waits for the lease's release, then is served.
+        s.update(0, Priority::Busy, |slot| slot.get_or_insert_with(Vec::new).push(3));
+        assert!(s.try_take().is_none());
+        drop(lease);
+        assert_eq!(s.try_take().map(|(_, v)| v), Some(vec![3]));
     }
 
     #[test]

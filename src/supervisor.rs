@@ -32,7 +32,7 @@ use crate::deliver::SettingsCell;
 use crate::detect::ModelInfo;
 use crate::geometry::Polygon;
 use crate::ingest::camera::CameraTask;
-use crate::ingest::{ConnectOptions, EncodedFrame, StatusBoard};
+use crate::ingest::{ConnectOptions, FrameRun, StatusBoard};
 use crate::metrics::{CameraMetrics, Metrics};
 use crate::slots::{LatestSlots, SlotTable};
 use crate::watch::{IncidentRecorder, Watch};
@@ -43,7 +43,7 @@ pub struct PipelineSlots {
     /// Camera status.
     pub status: Arc<StatusBoard>,
     /// Ingest → decode.
-    pub encoded: Arc<LatestSlots<EncodedFrame>>,
+    pub encoded: Arc<LatestSlots<FrameRun>>,
     /// Decode → detect.
     pub decoded: Arc<LatestSlots<DecodedFrame>>,
     /// The newest analysed picture.
@@ -262,8 +262,12 @@ impl Supervisor {
                 step_timeout: svc.ingest.connect_timeout(),
             },
             ingest: svc.ingest.clone(),
-            mode: svc.decode.mode,
-            min_keyframe_interval_s: svc.decode.min_keyframe_interval_s,
+            policy: crate::ingest::policy::PolicyConfig {
+                mode: svc.decode.mode,
+                idle_refresh_s: crate::analyze::sampling::SamplingConfig::default().idle_refresh_s,
+                min_keyframe_interval_s: svc.decode.min_keyframe_interval_s,
+                motion_gate: svc.decode.motion_gate,
+            },
             status: s.status.clone(),
             metrics,
             output: s.encoded.clone(),

@@ -26,6 +26,7 @@ use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::EvidenceFrames;
 use crate::geometry::Polygon;
 use crate::incident::{BodyContext, Categories, FrameSize, ModelRef, SnapshotRef};
+use crate::ingest::StatusBoard;
 use crate::metrics::{CameraMetrics, Metrics};
 use crate::slots::SlotTable;
 use crate::store::writer::StoreHandle;
@@ -115,16 +116,19 @@ pub struct Watch {
     cameras: SlotTable<Arc<CameraWatch>>,
     samplers: Arc<[Arc<SharedSampler>]>,
     pictures: Arc<LatestPictures>,
+    status: Arc<StatusBoard>,
     metrics: Metrics,
     recorder: std::sync::RwLock<Arc<IncidentRecorder>>,
     clips: Option<Arc<ClipRecorder>>,
 }
 
 impl Watch {
-    /// The sink for `slots` camera slots, all vacant.
+    /// The sink for `slots` camera slots, all vacant; each analysed picture is counted in
+    /// `status` (the analysis gap).
     pub fn new(
         slots: usize,
         pictures: Arc<LatestPictures>,
+        status: Arc<StatusBoard>,
         metrics: Metrics,
         recorder: IncidentRecorder,
         clips: Option<Arc<ClipRecorder>>,
@@ -135,6 +139,7 @@ impl Watch {
                 .map(|_| Arc::new(SharedSampler::new(Default::default())))
                 .collect(),
             pictures,
+            status,
             metrics,
             recorder: std::sync::RwLock::new(Arc::new(recorder)),
             clips,
@@ -181,6 +186,26 @@ impl Watch {
             .clone()
     }
 
+    /// Records the analysis gap of camera `slot` (metrics and status).
+    fn count_analysed(&self, slot: usize, cam: &CameraWatch, at: std::time::SystemTime) {
+        let busy = cam.sampler.busy();
+        let gap = self
+            .status
+            .update(slot, |s| s.count_analysed(at, busy))
+            .flatten();
+        if let Some(gap) = gap {
+            cam.metrics.analysis_gap.set(gap);
+            if cam.sampler.wants_all_frames() {
+                cam.sampler.granted(gap);
+            }
+            if busy {
+                cam.metrics.analysis_gap_busy.observe(gap);
+            } else {
+                cam.metrics.analysis_gap_idle.observe(gap);
+            }
+        }
+    }
+
     fn analyse(&self, result: &FrameDetections) {
         let Some(cam) = self.cameras.get(result.camera) else {
             return;
@@ -195,11 +220,12 @@ impl Watch {
         let out = state
             .analyzer
             .observe(now, &result.detected.detections, &grey);
-        cam.sampler.report(now, out.active);
+        cam.sampler.report(now, out.active, out.incident_open);
         let events = state.frames.resolve(now, frame, &out);
         cam.metrics
             .active
             .set(i64::from(cam.sampler.wants_all_frames()));
+        self.count_analysed(result.camera, &cam, frame.captured_at);
         let recorder = if events.is_empty() {
             None
         } else {

@@ -9,10 +9,17 @@ use std::time::{Duration, Instant, SystemTime};
 use common::{access_units, is_keyframe, media};
 use dumpwatch::config::DecodeMode;
 use dumpwatch::decode::{DecodeError, DecodePool, DecodedFrame, H264Decoder};
-use dumpwatch::ingest::EncodedFrame;
+use dumpwatch::ingest::{EncodedFrame, FrameRun};
 use dumpwatch::metrics::Metrics;
 use dumpwatch::slots::LatestSlots;
 use rand::{Rng, SeedableRng};
+
+/// A run of one frame, as ingest queues it.
+fn run(frame: EncodedFrame) -> FrameRun {
+    FrameRun {
+        frames: vec![frame],
+    }
+}
 
 fn encoded(data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
     EncodedFrame {
@@ -87,7 +94,7 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
     let cams = [metrics.camera("c0")];
     let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
     table.set(0, Some(Arc::new(cams[0].clone())));
-    let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
+    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let pool = DecodePool::start(
         1,
@@ -100,7 +107,7 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
     )
     .unwrap();
     let feed = |data: Vec<u8>, seq| {
-        input.put(0, encoded(data, true, seq));
+        input.put(0, run(encoded(data, true, seq)));
         // Let the decoder take it before the next one replaces it.
         let deadline = Instant::now() + Duration::from_secs(5);
         while input.pending() > 0 && Instant::now() < deadline {
@@ -141,7 +148,7 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     let cams = [metrics.camera("c0")];
     let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
     table.set(0, Some(Arc::new(cams[0].clone())));
-    let input = Arc::new(LatestSlots::<EncodedFrame>::new(1));
+    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let pool = DecodePool::start(
         1,
@@ -162,7 +169,7 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
             seq += 1;
             continue;
         }
-        input.put(0, encoded(au.clone(), is_keyframe(au), seq));
+        input.put(0, run(encoded(au.clone(), is_keyframe(au), seq)));
         seq += 1;
         while input.pending() > 0 {
             std::thread::sleep(Duration::from_millis(1));
@@ -181,4 +188,56 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     assert_eq!(cams[0].decode_busy.get(), 35);
     assert_eq!(cams[0].decoded.get(), 60 - 5 - 35);
     assert!(decoded >= 1);
+}
+
+#[test]
+fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
+    let aus = access_units(&media("test360"));
+    let metrics = Metrics::new();
+    let cams = [metrics.camera("c0")];
+    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
+    table.set(0, Some(Arc::new(cams[0].clone())));
+    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
+    let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
+    let first_key = aus.iter().position(|a| is_keyframe(a)).unwrap();
+    let gop: Vec<EncodedFrame> = aus
+        .iter()
+        .skip(first_key)
+        .take(20)
+        .enumerate()
+        .map(|(i, au)| {
+            let mut f = encoded(au.clone(), is_keyframe(au), i as u64);
+            f.all_frames = true;
+            f
+        })
+        .collect();
+    // Ingest queued a keyframe and 19 P-frames before the decoder came: one run.
+    let mut slot = None;
+    for f in gop {
+        assert!(matches!(
+            FrameRun::offer(&mut slot, f),
+            dumpwatch::ingest::queue::Queued::Added
+        ));
+    }
+    input.put(0, slot.take().unwrap());
+    let pool = DecodePool::start(
+        1,
+        DecodeMode::Keyframes,
+        input.clone(),
+        output.clone(),
+        table.clone(),
+        metrics.decode_seconds.clone(),
+        None,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cams[0].decoded.get() < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    pool.shutdown();
+    assert_eq!(cams[0].decoded.get(), 20, "every frame of the run, in order");
+    assert_eq!(cams[0].decode_error.get() + cams[0].decode_busy.get(), 0);
+    // Newest picture wins at the detector's slot: the last of the run.
+    let (_, picture) = output.take(Some(Duration::from_secs(1))).unwrap();
+    assert!(!picture.keyframe);
 }

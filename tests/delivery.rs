@@ -831,7 +831,7 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     let now = dumpwatch::deliver::unix_now();
     let units = common::access_units(&common::media("test360"));
     let clips = std::sync::Arc::new(dumpwatch::clip::ClipRecorder {
-        rings: dumpwatch::clip::ClipRecorder::rings(1, 20.0, 60.0),
+        rings: dumpwatch::clip::ClipRecorder::rings(1, 20.0, usize::MAX),
         store: store.clone(),
         storage_dir: storage.path().to_path_buf(),
         pre_s: 20.0,

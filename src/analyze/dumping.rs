@@ -415,6 +415,10 @@ impl Analyzer {
         self.advance(now, &mut out);
         self.clear_incidents(now, &mut out);
 
+        out.incident_open = self
+            .candidates
+            .iter()
+            .any(|c| matches!(c.state, State::InIncident(_)));
         out.active = self.candidates.iter().any(|c| c.state == State::Pending)
             || actors
                 .iter()

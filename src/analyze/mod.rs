@@ -253,6 +253,8 @@ pub struct Output {
     pub release: Vec<f64>,
     /// Whether the camera should be sampled actively (an actor near a zone, or an object pending).
     pub active: bool,
+    /// Whether an incident of this camera is open (its spot is followed until it is cleared).
+    pub incident_open: bool,
     /// Whether a global scene change (light, IR switch) was re-learned at this picture.
     pub scene_change: bool,
 }

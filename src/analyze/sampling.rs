@@ -77,6 +77,9 @@ pub struct Sampler {
     active_until: f64,
     last_detect: Option<f64>,
     last_grey: Option<GreyFrame>,
+    /// Seconds between this camera's analysed pictures while active, as the detector granted
+    /// them lately (a moving average); `None` until measured.
+    granted_gap: Option<f64>,
 }
 
 impl Sampler {
@@ -88,6 +91,7 @@ impl Sampler {
             active_until: f64::NEG_INFINITY,
             last_detect: None,
             last_grey: None,
+            granted_gap: None,
         }
     }
 
@@ -112,7 +116,10 @@ impl Sampler {
                 _ => Decision::Detect,
             },
             Mode::Idle => {
-                let refresh_due = since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s);
+                // 10 % slack: ingest sends an idle camera's keyframe once per refresh, and the
+                // arrival of that keyframe may come a little sooner than a full period.
+                let refresh_due =
+                    since.is_none_or(|s| s < 0.0 || s >= 0.9 * self.cfg.idle_refresh_s);
                 let changed = self
                     .last_grey
                     .as_ref()
@@ -129,6 +136,28 @@ impl Sampler {
             self.last_grey = Some(grey.clone());
         }
         decision
+    }
+
+    /// The earliest time a next picture of this camera will be detected: one active period
+    /// after the last detected picture, or most of the gap the detector has been granting this
+    /// camera if that is longer (a loaded detector). `f64::NEG_INFINITY` while nothing was
+    /// detected yet. Pictures before it need not be decoded.
+    pub fn wanted_at(&self) -> f64 {
+        let Some(last) = self.last_detect else {
+            return f64::NEG_INFINITY;
+        };
+        let period = 0.9 / self.cfg.active_fps;
+        // 80 %: a picture should be ready a little before the detector comes back.
+        last + self.granted_gap.map_or(period, |g| period.max(0.8 * g))
+    }
+
+    /// Records a gap between two analysed pictures of this camera while it was active.
+    pub fn granted(&mut self, gap_s: f64) {
+        if gap_s.is_finite() && gap_s > 0.0 {
+            // Gaps beyond a minute are outages, not the detector's share.
+            let gap = gap_s.min(60.0);
+            self.granted_gap = Some(self.granted_gap.map_or(gap, |g| 0.7 * g + 0.3 * gap));
+        }
     }
 
     /// Feeds the analyzer's verdict on the picture taken at `now`: `active` switches to (or keeps)
@@ -171,11 +200,11 @@ mod tests {
             "5 % of pixels changed"
         );
         assert_eq!(s.decide(6.0, &moved), Decision::Unchanged);
-        assert_eq!(s.decide(33.9, &moved), Decision::Unchanged);
+        assert_eq!(s.decide(30.9, &moved), Decision::Unchanged);
         assert_eq!(
-            s.decide(34.0, &moved),
+            s.decide(31.0, &moved),
             Decision::Detect,
-            "refresh after 30 s"
+            "refresh after 30 s (less 10 %)"
         );
         assert_eq!(s.mode(), Mode::Idle);
         assert!(!s.wants_all_frames());
@@ -205,6 +234,19 @@ mod tests {
     }
 
     #[test]
+    fn the_next_wanted_picture_follows_the_granted_share_of_the_detector() {
+        let mut s = Sampler::new(SamplingConfig::default());
+        assert_eq!(s.wanted_at(), f64::NEG_INFINITY);
+        s.report(0.0, true);
+        s.decide(10.0, &grey(50));
+        assert!((s.wanted_at() - 10.45).abs() < 1e-9, "one period at 2/s, less 10 %");
+        s.granted(2.0);
+        assert!((s.wanted_at() - 11.6).abs() < 1e-9, "80 % of the granted 2 s");
+        s.granted(f64::NAN);
+        assert!((s.wanted_at() - 11.6).abs() < 1e-9);
+    }
+
+    #[test]
     fn a_clock_going_backwards_detects_rather_than_stalls() {
         let mut s = Sampler::new(SamplingConfig::default());
         s.decide(100.0, &grey(50));
@@ -221,6 +263,7 @@ mod tests {
 pub struct SharedSampler {
     sampler: std::sync::Mutex<Sampler>,
     all_frames: std::sync::atomic::AtomicBool,
+    busy: std::sync::atomic::AtomicBool,
 }
 
 impl SharedSampler {
@@ -229,6 +272,7 @@ impl SharedSampler {
         SharedSampler {
             sampler: std::sync::Mutex::new(Sampler::new(cfg)),
             all_frames: std::sync::atomic::AtomicBool::new(false),
+            busy: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -241,9 +285,30 @@ impl SharedSampler {
         self.all_frames.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether the camera is busy: active, or an incident of it is open. A busy camera's frames
+    /// are decoded and detected before idle cameras' ([`crate::slots::Priority`]).
+    pub fn busy(&self) -> bool {
+        self.busy.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The current mode.
     pub fn mode(&self) -> Mode {
         self.lock().mode()
+    }
+
+    /// Seconds between an idle camera's refreshes.
+    pub fn idle_refresh_s(&self) -> f64 {
+        self.lock().cfg.idle_refresh_s
+    }
+
+    /// See [`Sampler::wanted_at`].
+    pub fn wanted_at(&self) -> f64 {
+        self.lock().wanted_at()
+    }
+
+    /// See [`Sampler::granted`].
+    pub fn granted(&self, gap_s: f64) {
+        self.lock().granted(gap_s);
     }
 
     /// See [`Sampler::decide`].
@@ -259,16 +324,21 @@ impl SharedSampler {
             *s = Sampler::new(cfg);
             self.all_frames
                 .store(false, std::sync::atomic::Ordering::Relaxed);
+            self.busy.store(false, std::sync::atomic::Ordering::Relaxed);
         } else {
             s.cfg = cfg;
         }
     }
 
-    /// See [`Sampler::report`].
-    pub fn report(&self, now: f64, active: bool) {
+    /// See [`Sampler::report`]; `incident_open` keeps the camera busy (served first) without
+    /// making it active (every frame decoded).
+    pub fn report(&self, now: f64, active: bool, incident_open: bool) {
         let mut s = self.lock();
         s.report(now, active);
+        let all = s.wants_all_frames();
         self.all_frames
-            .store(s.wants_all_frames(), std::sync::atomic::Ordering::Relaxed);
+            .store(all, std::sync::atomic::Ordering::Relaxed);
+        self.busy
+            .store(all || incident_open, std::sync::atomic::Ordering::Relaxed);
     }
 }

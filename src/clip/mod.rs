@@ -1,8 +1,8 @@
 //! Evidence clips: each camera's recent encoded video is kept in a ring ([`ring::ClipRing`],
-//! pushed by ingest); for each raised incident, once the post-event seconds have been received,
-//! the frames from the keyframe before the pre-event window to the end of the post-event window
-//! are written as an MP4 ([`mux::mp4_of`]) next to the incident's pictures and added to its
-//! evidence.
+//! pushed by ingest, bounded in seconds and bytes); for each raised incident the pre-event part
+//! is taken from the ring at once, the post-event part once it has been received, and together
+//! they are written as an MP4 ([`mux::mp4_of`]) next to the incident's pictures and added to its
+//! evidence. So the ring only needs the pre-event seconds and a GOP, not the post-event ones too.
 
 pub mod mux;
 pub mod ring;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::store::EvidenceFile;
 use crate::store::writer::StoreHandle;
-use ring::ClipRing;
+use ring::{ClipFrame, ClipRing};
 
 /// Writes incident clips.
 pub struct ClipRecorder {
@@ -57,18 +57,24 @@ pub struct ClipRequest {
 }
 
 impl ClipRecorder {
-    /// Rings that keep enough for `pre_s` before an event and `post_s` after it is decided.
-    pub fn rings(cameras: usize, pre_s: f64, post_s: f64) -> Arc<[Arc<ClipRing>]> {
-        // The post window is collected while it happens; the ring must still hold the pre
-        // window then, plus a GOP.
+    /// Rings that keep enough for `pre_s` before an event (and the seconds it takes to decide
+    /// it), at most `max_bytes` each.
+    pub fn rings(cameras: usize, pre_s: f64, max_bytes: usize) -> Arc<[Arc<ClipRing>]> {
+        // The pre window is taken when the event is decided; a GOP of margin (up to 5 s) lets
+        // the clip start at the keyframe before it.
         (0..cameras)
-            .map(|_| Arc::new(ClipRing::new(pre_s + post_s + 5.0)))
+            .map(|_| Arc::new(ClipRing::new(pre_s + 5.0, max_bytes)))
             .collect()
     }
 
     /// Writes the clip of `req` once its post-event seconds have arrived (in the background).
+    /// The pre-event frames are taken from the ring now.
     pub fn request(self: &Arc<Self>, req: ClipRequest) {
         let me = self.clone();
+        let head = self
+            .rings
+            .get(req.camera)
+            .map(|ring| ring.window_of(req.at - self.pre_s, f64::MAX));
         self.pending.spawn_on(async move {
             let wait = req.at + me.post_s + 0.5 - crate::deliver::unix_now();
             if wait > 0.0 {
@@ -79,7 +85,7 @@ impl ClipRecorder {
                 }
             }
             let worker = me.clone();
-            let r = tokio::task::spawn_blocking(move || worker.write(&req)).await;
+            let r = tokio::task::spawn_blocking(move || worker.write(&req, head)).await;
             if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
                 error!(error = %e, "cannot write an incident clip; the incident goes on without it");
                 me.errors.inc();
@@ -95,12 +101,22 @@ impl ClipRecorder {
         self.pending.wait().await;
     }
 
-    fn write(&self, req: &ClipRequest) -> Result<(), String> {
+    /// Writes the clip: `head` (the connection and frames taken at the request) and what the
+    /// ring received after it, up to the end of the post-event window.
+    fn write(&self, req: &ClipRequest, head: Option<(u64, Vec<ClipFrame>)>) -> Result<(), String> {
         let ring = self
             .rings
             .get(req.camera)
             .ok_or_else(|| format!("no clip ring for camera slot {}", req.camera))?;
-        let frames = ring.window(req.at - self.pre_s, req.at + self.post_s);
+        let (generation, mut frames) = head.unwrap_or_default();
+        let to = req.at + self.post_s;
+        frames.retain(|f| f.at <= to);
+        let after = frames.last().map_or(f64::NEG_INFINITY, |f| f.at);
+        if frames.is_empty() {
+            frames = ring.window(req.at - self.pre_s, to);
+        } else {
+            frames.extend(ring.after(generation, after, to));
+        }
         if frames.is_empty() {
             return Err(format!(
                 "camera {}: no video kept around {:.1} (reconnected?)",

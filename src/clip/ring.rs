@@ -23,75 +23,113 @@ pub struct ClipFrame {
 #[derive(Debug)]
 pub struct ClipRing {
     keep_s: f64,
-    frames: Mutex<VecDeque<ClipFrame>>,
+    max_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    frames: VecDeque<ClipFrame>,
+    /// Bytes of video held.
+    bytes: usize,
+    /// Connections seen (a clear starts a new one: timestamps restart).
+    generation: u64,
 }
 
 impl ClipRing {
-    /// A ring that keeps at least `keep_s` seconds (from the keyframe before that on).
-    pub fn new(keep_s: f64) -> ClipRing {
+    /// A ring that keeps at least `keep_s` seconds (from the keyframe before that on), as far
+    /// as `max_bytes` of video allow: whole GOPs are dropped, oldest first, while more is held
+    /// (the newest GOP is always kept).
+    pub fn new(keep_s: f64, max_bytes: usize) -> ClipRing {
         ClipRing {
             keep_s,
-            frames: Mutex::new(VecDeque::new()),
+            max_bytes,
+            inner: Mutex::new(Inner::default()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds a frame that arrived at `at` (unix seconds). Frames before the first keyframe are
     /// not kept (a clip cannot start with them).
     pub fn push(&self, frame: &EncodedFrame, at: f64) {
-        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        if frames.is_empty() && !frame.keyframe {
+        let mut inner = self.lock();
+        if inner.frames.is_empty() && !frame.keyframe {
             return;
         }
-        frames.push_back(ClipFrame {
+        inner.bytes += frame.data.len();
+        inner.frames.push_back(ClipFrame {
             data: Arc::from(frame.data.as_slice()),
             keyframe: frame.keyframe,
             pts_s: frame.pts_s,
             at,
         });
-        // Drop whole GOPs while the next keyframe still starts early enough.
+        // Drop whole GOPs while the next keyframe still starts early enough, or while more
+        // bytes than allowed are held.
         let horizon = at - self.keep_s;
-        while let Some(next_key) = frames.iter().skip(1).position(|f| f.keyframe) {
-            if frames[next_key + 1].at > horizon {
+        while let Some(next_key) = inner.frames.iter().skip(1).position(|f| f.keyframe) {
+            let old_enough = inner.frames[next_key + 1].at <= horizon;
+            if !old_enough && inner.bytes <= self.max_bytes {
                 break;
             }
-            frames.drain(..=next_key);
+            let dropped: usize = inner.frames.drain(..=next_key).map(|f| f.data.len()).sum();
+            inner.bytes -= dropped;
         }
     }
 
     /// Forgets everything (a new connection: timestamps restart).
     pub fn clear(&self) {
-        self.frames
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut inner = self.lock();
+        inner.frames.clear();
+        inner.bytes = 0;
+        inner.generation += 1;
     }
 
     /// The frames from the last keyframe at or before `from` up to `to` (unix seconds).
     pub fn window(&self, from: f64, to: f64) -> Vec<ClipFrame> {
-        let frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        self.window_of(from, to).1
+    }
+
+    /// [`ClipRing::window`] with the connection it comes from (see [`ClipRing::after`]).
+    pub fn window_of(&self, from: f64, to: f64) -> (u64, Vec<ClipFrame>) {
+        let inner = self.lock();
+        let frames = &inner.frames;
         let start = frames
             .iter()
             .rposition(|f| f.keyframe && f.at <= from)
             .or_else(|| frames.iter().position(|f| f.keyframe));
         let Some(start) = start else {
-            return vec![];
+            return (inner.generation, vec![]);
         };
-        frames
+        let window = frames
             .iter()
             .skip(start)
             .take_while(|f| f.at <= to)
+            .cloned()
+            .collect();
+        (inner.generation, window)
+    }
+
+    /// The frames that arrived after `after` up to `to`, if the ring still holds the connection
+    /// `generation` (empty after a reconnect: a clip never spans two connections).
+    pub fn after(&self, generation: u64, after: f64, to: f64) -> Vec<ClipFrame> {
+        let inner = self.lock();
+        if inner.generation != generation {
+            return vec![];
+        }
+        inner
+            .frames
+            .iter()
+            .filter(|f| f.at > after && f.at <= to)
             .cloned()
             .collect()
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.frames
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|f| f.data.len())
-            .sum()
+        self.lock().bytes
     }
 }
 
@@ -114,7 +152,7 @@ mod tests {
 
     #[test]
     fn keeps_whole_gops_covering_the_window() {
-        let ring = ClipRing::new(5.0);
+        let ring = ClipRing::new(5.0, usize::MAX);
         // 30 s at 10 fps, a keyframe every 2 s; a P-frame first is not kept.
         ring.push(&frame(false, 0.0), 1000.0);
         for i in 0..300 {
@@ -136,5 +174,39 @@ mod tests {
         assert!((w.last().unwrap().at - 1028.0).abs() < 1e-9);
         ring.clear();
         assert!(ring.window(0.0, f64::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_byte_limit_drops_whole_gops_but_keeps_the_newest() {
+        // 8-byte frames, 20 a GOP: 160 bytes a GOP; room for two and a half.
+        let ring = ClipRing::new(60.0, 400);
+        for i in 0..200 {
+            let t = f64::from(i) / 10.0;
+            ring.push(&frame(i % 20 == 0, t), 1000.0 + t);
+            assert!(ring.bytes() <= 400 || ring.window(0.0, f64::MAX).len() <= 20);
+        }
+        let all = ring.window(0.0, f64::MAX);
+        assert!(all[0].keyframe);
+        assert_eq!(ring.bytes(), all.len() * 8);
+        assert!(all.len() > 20 && all.len() <= 50, "{}", all.len());
+    }
+
+    #[test]
+    fn frames_after_a_point_come_from_the_same_connection_only() {
+        let ring = ClipRing::new(60.0, usize::MAX);
+        for i in 0..40 {
+            let t = f64::from(i) / 10.0;
+            ring.push(&frame(i % 20 == 0, t), 1000.0 + t);
+        }
+        let (generation, head) = ring.window_of(1001.0, f64::MAX);
+        let last = head.last().unwrap().at;
+        for i in 40..60 {
+            let t = f64::from(i) / 10.0;
+            ring.push(&frame(i % 20 == 0, t), 1000.0 + t);
+        }
+        let tail = ring.after(generation, last, 1005.0);
+        assert_eq!(tail.len(), 11, "4.0 .. 5.0 s");
+        ring.clear();
+        assert!(ring.after(generation, last, f64::MAX).is_empty());
     }
 }

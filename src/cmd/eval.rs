@@ -19,10 +19,18 @@ pub struct EvalArgs {
     pub json: Option<PathBuf>,
     pub plot: Option<PathBuf>,
     pub jobs: Option<usize>,
+    pub detect_rate: Option<f64>,
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
+    let mut svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
+    if let Some(rate) = a.detect_rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--detect-rate {rate}: expected detections per second, above 0 (e.g. 0.5)"
+        );
+        svc.analyze.active_fps = svc.analyze.active_fps.min(rate);
+    }
     let dataset = Dataset::load(&a.dataset)?;
     let sweep = a
         .sweep

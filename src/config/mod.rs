@@ -243,6 +243,12 @@ pub struct DecodeConfig {
     /// default). Decoding is most of the CPU cost of an idle camera (≈ 28 ms per keyframe of
     /// real 720p footage with openh264), so 4 s halves it for cameras with a 2 s GOP.
     pub min_keyframe_interval_s: f64,
+    /// Keyframe mode: an idle camera's keyframe is decoded only when its compressed stream
+    /// shows motion (P-frame bytes above the camera's own noise baseline), at the camera's
+    /// `idle_refresh_s`, or as the first of a connection; the others are skipped without
+    /// decoding. `false` decodes every keyframe of an idle camera (as far as
+    /// `min_keyframe_interval_s` allows). Default `true`.
+    pub motion_gate: bool,
 }
 
 impl Default for DecodeConfig {
@@ -251,6 +257,7 @@ impl Default for DecodeConfig {
             threads: 2,
             mode: DecodeMode::Keyframes,
             min_keyframe_interval_s: 0.0,
+            motion_gate: true,
         }
     }
 }
@@ -358,6 +365,10 @@ pub struct EvidenceConfig {
     pub clip_pre_s: f64,
     /// Seconds of video after the event in an incident's evidence clip. Default 10.
     pub clip_post_s: f64,
+    /// Most video kept per camera for clips, MB (10⁶ bytes): the ring of recent access units
+    /// holds `clip_pre_s` and a GOP, or less when this is reached (whole GOPs are dropped,
+    /// oldest first). At 2 Mb/s, 4 MB is 16 s; 77 cameras hold at most 77 × this. Default 4.
+    pub clip_ring_max_mb: f64,
 }
 
 impl Default for EvidenceConfig {
@@ -367,6 +378,7 @@ impl Default for EvidenceConfig {
             max_gb: 20.0,
             clip_pre_s: 10.0,
             clip_post_s: 10.0,
+            clip_ring_max_mb: 4.0,
         }
     }
 }

@@ -215,6 +215,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     c.range("evidence.max_gb", e.max_gb, 0.001, 1_000_000.0);
     c.range("evidence.clip_pre_s", e.clip_pre_s, 0.0, 120.0);
     c.range("evidence.clip_post_s", e.clip_post_s, 0.0, 120.0);
+    c.range("evidence.clip_ring_max_mb", e.clip_ring_max_mb, 0.1, 1000.0);
     if let Some(name) = &svc.api.token_env
         && env(name).is_none_or(|v| v.is_empty())
     {

@@ -1,14 +1,18 @@
 //! Decode: a small pool of blocking threads turns encoded frames into pictures.
 //!
-//! Threads take cameras from the ingest slots round-robin ([`LatestSlots`]) and put pictures into
-//! the next stage's slots, counting every picture that a newer one replaces there.
+//! Threads take cameras from the ingest slots (each holding a [`FrameRun`]) busy cameras first,
+//! then round-robin ([`LatestSlots`]), and put pictures into the next stage's slots with the
+//! camera's priority, counting every picture that a newer one replaces there.
 //!
-//! - Keyframe mode (default): each thread owns one decoder that serves every camera, since each
-//!   keyframe carries its own SPS/PPS and references nothing.
-//! - All-frames mode: P-frames reference earlier pictures, so each camera gets its own decoder
-//!   (used by one thread at a time: the slots never give a camera to two workers). When frames were
-//!   dropped upstream (a gap in the sequence), P-frames are skipped until the next keyframe instead
-//!   of decoding garbage.
+//! - Keyframes decoded alone (an idle camera): each thread owns one decoder that serves every
+//!   camera, since each keyframe carries its own SPS/PPS and references nothing.
+//! - Runs of every frame (a busy camera): P-frames reference earlier pictures, so each camera gets
+//!   its own decoder (used by one thread at a time: the slots never give a camera to two
+//!   workers), made when the camera becomes busy and freed when it is idle again. When frames
+//!   were dropped upstream (a gap in the sequence), P-frames are skipped until the next keyframe
+//!   instead of decoding garbage.
+//! - Every decoded picture is shown to the camera's sampler (scene-change gate, active rate),
+//!   which decides whether the detector sees it.
 
 pub mod frame;
 pub mod h264;
@@ -24,14 +28,16 @@ pub use h264::{DecodeError, H264Decoder};
 
 use crate::analyze::sampling::{Decision, SharedSampler};
 use crate::config::DecodeMode;
-use crate::ingest::EncodedFrame;
+use crate::ingest::{EncodedFrame, FrameRun};
 use crate::metrics::{CameraMetrics, DropReason};
-use crate::slots::{LatestSlots, SlotTable};
+use crate::slots::{LatestSlots, Priority, SlotTable};
 
-/// Per-camera decoding state for all-frames mode.
+/// Per-camera decoding state for runs of every frame.
 #[derive(Default)]
 struct CameraDecoder {
-    decoder: H264Decoder,
+    /// Made on the camera's first run, dropped when it sends keyframes alone again (a 720p
+    /// decoder holds several reference pictures: megabytes per camera).
+    decoder: Option<H264Decoder>,
     /// Sequence number of the last frame given to the decoder.
     last_seq: Option<u64>,
 }
@@ -39,7 +45,7 @@ struct CameraDecoder {
 /// What the decode threads share.
 struct Shared {
     mode: DecodeMode,
-    input: Arc<LatestSlots<EncodedFrame>>,
+    input: Arc<LatestSlots<FrameRun>>,
     output: Arc<LatestSlots<DecodedFrame>>,
     cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
     decode_seconds: prometheus::Histogram,
@@ -50,7 +56,7 @@ struct Shared {
 /// The running decode threads.
 pub struct DecodePool {
     threads: Vec<JoinHandle<()>>,
-    input: Arc<LatestSlots<EncodedFrame>>,
+    input: Arc<LatestSlots<FrameRun>>,
 }
 
 impl DecodePool {
@@ -59,7 +65,7 @@ impl DecodePool {
     pub fn start(
         threads: usize,
         mode: DecodeMode,
-        input: Arc<LatestSlots<EncodedFrame>>,
+        input: Arc<LatestSlots<FrameRun>>,
         output: Arc<LatestSlots<DecodedFrame>>,
         cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         decode_seconds: prometheus::Histogram,
@@ -98,56 +104,85 @@ impl DecodePool {
 }
 
 fn decode_loop(shared: &Shared) {
-    // Keyframe mode: one decoder serves every camera (each keyframe carries its SPS/PPS).
+    // Keyframes decoded alone: one decoder serves every camera (each keyframe carries its
+    // SPS/PPS).
     let mut shared_decoder = H264Decoder::default();
-    while let Some((lease, frame)) = shared.input.take(None) {
+    while let Some((lease, run)) = shared.input.take(None) {
         let camera = lease.camera();
         // A frame of a camera removed a moment ago.
         let Some(metrics) = shared.cameras.get(camera) else {
             continue;
         };
-        let metrics = &metrics;
-        let started = Instant::now();
-        let result = match shared.mode {
-            DecodeMode::Keyframes if !frame.all_frames => {
-                Some(shared_decoder.decode(camera, &frame))
-            }
-            _ => decode_in_order(&shared.per_camera[camera], camera, &frame, metrics),
-        };
-        drop(lease);
-        match result {
-            None => {}
-            Some(Ok(picture)) => {
-                shared
-                    .decode_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                metrics.decoded.inc();
-                if let Some(sampler) = shared.samplers.as_ref().and_then(|s| s.get(camera)) {
-                    // The scene-change gate and the active rate: most pictures of an idle
-                    // camera never reach the detector.
-                    let now = unix_seconds(picture.captured_at);
-                    let grey = picture.grey();
-                    if grey.is_none_or(|g| sampler.decide(now, &g) != Decision::Detect) {
-                        metrics.skipped.inc();
-                        continue;
+        let sampler = shared.samplers.as_ref().and_then(|s| s.get(camera));
+        for frame in &run.frames {
+            let started = Instant::now();
+            let result = match shared.mode {
+                DecodeMode::Keyframes if !frame.all_frames => {
+                    if frame.keyframe {
+                        release_camera_decoder(&shared.per_camera[camera]);
                     }
+                    Some(shared_decoder.decode(camera, frame))
                 }
-                if shared.output.put(camera, picture).is_some() {
-                    metrics.dropped(DropReason::Superseded).inc();
+                _ => decode_in_order(&shared.per_camera[camera], camera, frame, &metrics),
+            };
+            match result {
+                None => {}
+                Some(Ok(picture)) => {
+                    shared
+                        .decode_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    metrics.decoded.inc();
+                    hand_on(shared, camera, picture, sampler.map(|s| &**s), &metrics);
                 }
-            }
-            // Parameter sets alone, or a frame the decoder buffers: not a loss.
-            Some(Err(DecodeError::NoPicture { .. })) => {}
-            Some(Err(e @ DecodeError::Init(_))) => {
-                metrics.dropped(DropReason::DecodeError).inc();
-                warn!(camera, error = %e, "frame lost: the decoder cannot start");
-            }
-            Some(Err(e)) => {
-                metrics.dropped(DropReason::DecodeError).inc();
-                debug!(camera, error = %e, "access unit skipped");
+                // Parameter sets alone, or a frame the decoder buffers: not a loss.
+                Some(Err(DecodeError::NoPicture { .. })) => {}
+                Some(Err(e @ DecodeError::Init(_))) => {
+                    metrics.dropped(DropReason::DecodeError).inc();
+                    warn!(camera, error = %e, "frame lost: the decoder cannot start");
+                }
+                Some(Err(e)) => {
+                    metrics.dropped(DropReason::DecodeError).inc();
+                    debug!(camera, error = %e, "access unit skipped");
+                }
             }
         }
+        drop(lease);
     }
+}
+
+/// Shows a decoded picture to the camera's sampler and hands it to the detector if the sampler
+/// wants it, busy cameras first.
+fn hand_on(
+    shared: &Shared,
+    camera: usize,
+    picture: DecodedFrame,
+    sampler: Option<&SharedSampler>,
+    metrics: &CameraMetrics,
+) {
+    let mut priority = Priority::Idle;
+    if let Some(sampler) = sampler {
+        // The scene-change gate and the active rate: most pictures of an idle camera never
+        // reach the detector.
+        let now = unix_seconds(picture.captured_at);
+        let grey = picture.grey();
+        if grey.is_none_or(|g| sampler.decide(now, &g) != Decision::Detect) {
+            metrics.skipped.inc();
+            return;
+        }
+        if sampler.busy() {
+            priority = Priority::Busy;
+        }
+    }
+    if shared.output.put_as(camera, picture, priority).is_some() {
+        metrics.dropped(DropReason::Superseded).inc();
+    }
+}
+
+/// Frees a camera's own decoder (it sends keyframes alone again).
+fn release_camera_decoder(state: &Mutex<CameraDecoder>) {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.decoder = None;
+    st.last_seq = None;
 }
 
 /// Width of the grey picture the gate and the analyzer work on.
@@ -160,7 +195,7 @@ pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// All-frames mode: decodes with the camera's own decoder, skipping P-frames after a gap.
+/// A run of every frame: decodes with the camera's own decoder, skipping P-frames after a gap.
 fn decode_in_order(
     state: &Mutex<CameraDecoder>,
     camera: usize,
@@ -176,7 +211,10 @@ fn decode_in_order(
         return None;
     }
     st.last_seq = Some(frame.seq);
-    let result = st.decoder.decode(camera, frame);
+    let result = st
+        .decoder
+        .get_or_insert_with(H264Decoder::default)
+        .decode(camera, frame);
     if result.is_err() && !matches!(result, Err(DecodeError::NoPicture { .. })) {
         st.last_seq = None;
     }

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::IngestError;
 use super::backoff::Backoff;
-use super::rtsp::{ConnectOptions, EncodedFrame, RtspStream};
+use super::policy::{AccessUnit, Demand, FramePolicy, PolicyConfig, Skip, Verdict};
+use super::queue::{FrameRun, Queued};
+use super::rtsp::{ConnectOptions, RtspStream};
 use super::status::{CameraState, StatusBoard};
 use crate::config::{DecodeMode, IngestConfig};
 use crate::metrics::{CameraMetrics, DropReason};
 use crate::redact::Redacted;
-use crate::slots::LatestSlots;
+use crate::slots::{LatestSlots, Priority};
 
 /// Everything one camera task needs.
 pub struct CameraTask {
@@ -27,12 +29,11 @@ pub struct CameraTask {
     pub connect: ConnectOptions,
     /// Timeouts and backoff.
     pub ingest: IngestConfig,
-    /// Which frames go on to the decoder.
-    pub mode: DecodeMode,
-    /// Keyframe mode: least stream time between keyframes handed to the decoder (0 = all).
-    pub min_keyframe_interval_s: f64,
+    /// Which frames go on to the decoder (the idle refresh comes from the sampler).
+    pub policy: PolicyConfig,
     /// The camera's sampler: while it wants every frame, keyframe mode forwards P-frames too
-    /// (from the next keyframe on). `None`: keyframes only.
+    /// (from the next keyframe on), and while it is busy the camera's frames are decoded before
+    /// idle cameras'. `None`: keyframes only, idle.
     pub sampling: Option<Arc<crate::analyze::sampling::SharedSampler>>,
     /// Keeps every frame of the last seconds for incident clips, when set.
     pub clip_ring: Option<Arc<crate::clip::ring::ClipRing>>,
@@ -41,7 +42,7 @@ pub struct CameraTask {
     /// This camera's metric handles.
     pub metrics: CameraMetrics,
     /// The decoder's input slots.
-    pub output: Arc<LatestSlots<EncodedFrame>>,
+    pub output: Arc<LatestSlots<FrameRun>>,
     /// Delay before the first connect (start-up spreading).
     pub start_delay: Duration,
 }
@@ -125,12 +126,8 @@ impl CameraTask {
         }
 
         let frame_timeout = self.ingest.frame_timeout();
-        // After every (re)connect the decoder needs a keyframe: a client that joins mid-GOP gets
-        // P-frames first, which reference pictures it never saw.
-        let mut synced = false;
-        // Stream time of the last keyframe handed on (timestamps restart with each connection).
-        let mut last_keyframe_pts: Option<f64> = None;
-        let mut all_frames = false;
+        let mut policy = FramePolicy::new(self.policy_config());
+        let mut decode_state = "";
         loop {
             let mut frame = match tokio::time::timeout(frame_timeout, stream.next_frame()).await {
                 Err(_) => {
@@ -146,47 +143,87 @@ impl CameraTask {
                 ring.push(&frame, crate::decode::unix_seconds(frame.captured_at));
             }
             let keyframe = frame.keyframe;
+            // Read at keyframes: a run of every frame starts there, and a reload's new idle
+            // refresh applies from the next GOP.
+            let (demand, busy) = match &self.sampling {
+                Some(s) => (
+                    Demand {
+                        all_frames: s.wants_all_frames(),
+                        wanted_at: s.wanted_at(),
+                    },
+                    s.busy(),
+                ),
+                None => (Demand::IDLE, false),
+            };
+            if keyframe {
+                policy.reconfigure(self.policy_config());
+            }
+            let unit = AccessUnit {
+                keyframe,
+                pts_s: frame.pts_s,
+                bytes: frame.data.len(),
+                at: crate::decode::unix_seconds(frame.captured_at),
+            };
+            let verdict = policy.offer(unit, demand);
             self.status.update(self.index, |s| {
                 s.count_frame(keyframe, frame.captured_at);
                 if keyframe && s.resolution.is_none() {
                     s.resolution = stream.info().resolution;
                 }
             });
-            if !synced {
-                if !keyframe {
+            let all_frames = match verdict {
+                Verdict::Skip(Skip::BeforeKeyframe) => {
                     self.metrics.dropped(DropReason::BeforeKeyframe).inc();
                     continue;
                 }
-                debug!(camera = %self.id, "first keyframe");
-                synced = true;
-            }
-            if self.mode != DecodeMode::Keyframes && keyframe {
-                self.status.update(self.index, |s| s.decode = "all");
-            }
-            if self.mode == DecodeMode::Keyframes {
-                // An active camera gets every frame, from a keyframe on (P-frames need it).
-                if keyframe {
-                    all_frames = self.sampling.as_ref().is_some_and(|s| s.wants_all_frames());
-                    self.status.update(self.index, |s| {
-                        s.decode = if all_frames { "active" } else { "idle" };
-                    });
-                }
-                // Half a frame of tolerance, so a 2 s GOP with a 4 s interval decodes every other
-                // keyframe rather than every third.
-                let too_soon = last_keyframe_pts
-                    .is_some_and(|last| frame.pts_s - last < self.min_keyframe_interval_s - 0.02);
-                if !all_frames && (!keyframe || too_soon) {
+                Verdict::Skip(Skip::Idle) => {
                     self.metrics.skipped.inc();
                     continue;
                 }
-                if keyframe {
-                    last_keyframe_pts = Some(frame.pts_s);
+                Verdict::Skip(Skip::Degraded) => {
+                    self.metrics.dropped(DropReason::DecodeBusy).inc();
+                    continue;
                 }
-                frame.all_frames = all_frames;
+                Verdict::Decode { all_frames } => all_frames,
+            };
+            if keyframe {
+                let state = match (self.policy.mode, all_frames) {
+                    (DecodeMode::All, _) => "all",
+                    (_, true) => "active",
+                    (_, false) => "idle",
+                };
+                if state != decode_state {
+                    decode_state = state;
+                    self.status.update(self.index, |s| s.decode = state);
+                }
             }
-            if self.output.put(self.index, frame).is_some() {
-                self.metrics.dropped(DropReason::DecodeBusy).inc();
+            frame.all_frames = all_frames;
+            let priority = if busy { Priority::Busy } else { Priority::Idle };
+            match self
+                .output
+                .update(self.index, priority, |slot| FrameRun::offer(slot, frame))
+            {
+                Queued::Added => {}
+                Queued::Replaced(lost) => {
+                    self.metrics.dropped(DropReason::DecodeBusy).inc_by(lost as u64);
+                }
+                Queued::Refused(_) => {
+                    self.metrics.dropped(DropReason::DecodeBusy).inc();
+                    policy.refused();
+                }
             }
+        }
+    }
+
+    /// The frame policy's settings now (the idle refresh follows the sampler's, which a reload
+    /// may change).
+    fn policy_config(&self) -> PolicyConfig {
+        PolicyConfig {
+            idle_refresh_s: self
+                .sampling
+                .as_ref()
+                .map_or(self.policy.idle_refresh_s, |s| s.idle_refresh_s()),
+            ..self.policy
         }
     }
 }

@@ -63,6 +63,17 @@ pub struct CameraStatus {
     /// What is decoded: `idle` (keyframes only), `active` (every frame, someone is near a
     /// zone or an object is pending) or `all` (`decode.mode = "all"`).
     pub decode: &'static str,
+    /// Whether the camera is busy (someone near a zone, an object pending, an incident open):
+    /// its frames are decoded and detected before idle cameras'.
+    pub busy: bool,
+    /// Capture time of the last analysed picture (through the detector and the analyzer).
+    #[serde(with = "rfc3339_opt")]
+    pub analysed_at: Option<SystemTime>,
+    /// Seconds between the last two analysed pictures.
+    pub analysis_gap_s: Option<f64>,
+    /// Seconds since the last analysed picture was taken, when this status was read (grows
+    /// while a camera waits for analysis; compare with `idle_refresh_s`).
+    pub since_analysed_s: Option<f64>,
     #[serde(skip)]
     fps_window: Option<(std::time::Instant, u64)>,
 }
@@ -83,6 +94,20 @@ impl CameraStatus {
             Some(_) => {}
             None => self.fps_window = Some((now, self.frames_received)),
         }
+    }
+
+    /// Records an analysed picture taken at `at`; returns the gap since the previous one.
+    pub fn count_analysed(&mut self, at: SystemTime, busy: bool) -> Option<f64> {
+        let gap = self
+            .analysed_at
+            .and_then(|prev| at.duration_since(prev).ok())
+            .map(|d| d.as_secs_f64());
+        self.analysed_at = Some(at);
+        self.busy = busy;
+        if gap.is_some() {
+            self.analysis_gap_s = gap.map(|g| (g * 100.0).round() / 100.0);
+        }
+        gap
     }
 
     /// Forgets the frame rate (the stream stopped).
@@ -116,6 +141,10 @@ fn fresh(id: String, name: String) -> CameraStatus {
         keyframes_received: 0,
         fps: None,
         decode: "idle",
+        busy: false,
+        analysed_at: None,
+        analysis_gap_s: None,
+        since_analysed_s: None,
         fps_window: None,
     }
 }
@@ -162,7 +191,14 @@ impl StatusBoard {
 
     /// A copy of camera `i`'s status; `None` if the slot is vacant.
     pub fn get(&self, i: usize) -> Option<CameraStatus> {
-        self.slot(i).clone()
+        let mut status = self.slot(i).clone()?;
+        status.since_analysed_s = status.analysed_at.map(|t| {
+            let s = SystemTime::now()
+                .duration_since(t)
+                .map_or(0.0, |d| d.as_secs_f64());
+            (s * 10.0).round() / 10.0
+        });
+        Some(status)
     }
 
     /// Copies of every camera's status, in slot order.

@@ -1,10 +1,11 @@
-//! `replay`: the real pipeline — decode → sampling → detect → analyze — over a recorded clip, as
-//! fast as the CPU allows, with the clip's timestamps as the clock. `eval` runs it over a
-//! labelled dataset.
+//! `replay`: the real pipeline — frame policy → decode → sampling → detect → analyze — over a
+//! recorded clip, as fast as the CPU allows, with the clip's timestamps as the clock. `eval` runs
+//! it over a labelled dataset.
 //!
-//! Sampling behaves as on a live camera: while the analyzer reports no activity only keyframes
-//! are decoded (and detected when the scene changed, or every `idle_refresh_s`); once active,
-//! every frame from the next keyframe on is decoded and detected at `active_fps`.
+//! Which access units are decoded is decided by the same per-camera [`FramePolicy`] as on a
+//! live camera: while the analyzer reports no activity only keyframes are decoded, and only
+//! when the compressed stream moved or `idle_refresh_s` passed; once active, every frame from
+//! the next keyframe on is decoded and detected at `active_fps`.
 
 pub mod mp4;
 
@@ -21,6 +22,7 @@ use crate::detection::Detection;
 use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
 use crate::ingest::EncodedFrame;
+use crate::ingest::policy::{AccessUnit, Demand, FramePolicy, PolicyConfig, Verdict};
 pub use mp4::{ClipError, ClipFrame, ClipReader};
 
 pub use crate::decode::GREY_WIDTH;
@@ -103,20 +105,31 @@ pub fn replay_clip_traced(
     })?;
     let zones: Vec<Polygon> = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
     let mut sampler = Sampler::new(cfg.sampling.clone());
+    let mut policy = FramePolicy::new(PolicyConfig {
+        idle_refresh_s: cfg.sampling.idle_refresh_s,
+        ..PolicyConfig::default()
+    });
     let mut analyzer = Analyzer::new(cfg);
     let mut stats = ReplayStats::default();
     let mut evidence = crate::evidence::EvidenceFrames::default();
-    // Whether P-frames are being decoded (from a keyframe on, while active).
-    let mut all_frames = false;
     let mut seq = 0;
     while let Some(f) = reader.next_frame()? {
         stats.frames += 1;
         stats.duration_s = stats.duration_s.max(f.pts_s);
-        if f.keyframe {
-            all_frames = sampler.wants_all_frames();
-        } else if !all_frames {
-            continue;
-        }
+        let unit = AccessUnit {
+            keyframe: f.keyframe,
+            pts_s: f.pts_s,
+            bytes: f.data.len(),
+            at: f.pts_s,
+        };
+        let demand = Demand {
+            all_frames: sampler.wants_all_frames(),
+            wanted_at: sampler.wanted_at(),
+        };
+        let all_frames = match policy.offer(unit, demand) {
+            Verdict::Decode { all_frames } => all_frames,
+            Verdict::Skip(_) => continue,
+        };
         seq += 1;
         let encoded = EncodedFrame {
             data: f.data,
@@ -132,7 +145,7 @@ pub fn replay_clip_traced(
             Err(_) => {
                 stats.decode_errors += 1;
                 // References are broken until the next keyframe.
-                all_frames = false;
+                policy.refused();
                 continue;
             }
         };

@@ -66,12 +66,14 @@ function drawCameras(list) {
       node = cameraCard(cam);
       grid.appendChild(node);
     }
-    node.className = "camera " + cam.state + (cam.decode === "active" ? " active" : "") +
+    node.className = "camera " + cam.state + (cam.busy ? " active" : "") +
       (state.selected === cam.id ? " selected" : "");
     node.querySelector(".name").textContent = cam.name;
     node.querySelector(".state").textContent = cam.state.replace("_", " ");
     node.querySelector(".mode").textContent = cam.decode;
     node.querySelector(".fps").textContent = cam.fps != null ? cam.fps + " fps" : "no frames";
+    node.querySelector(".gap").textContent =
+      cam.since_analysed_s != null ? "analysed " + Math.round(cam.since_analysed_s) + " s ago" : "not analysed yet";
     const err = node.querySelector(".err");
     err.textContent = cam.state === "streaming" ? "" : (cam.last_error || "");
     err.title = cam.last_error || "";
@@ -91,8 +93,8 @@ function drawCameras(list) {
     if (!have.has(cam.id)) select.add(new Option(cam.name + " (" + cam.id + ")", cam.id));
   }
   const up = list.filter((c) => c.state === "streaming").length;
-  const active = list.filter((c) => c.decode === "active").length;
-  $("#camera-count").textContent = `${up} / ${list.length} streaming, ${active} active`;
+  const busy = list.filter((c) => c.busy).length;
+  $("#camera-count").textContent = `${up} / ${list.length} streaming, ${busy} busy`;
   state.cameras = new Map(list.map((c) => [c.id, c]));
 }
 

@@ -1,0 +1,429 @@
+#!/usr/bin/python3
+"""Live scale check: 77 cameras on one box, scored by the incidents the city system received.
+
+Starts, all on loopback: the local GStreamer RTSP server (scripts/rtsp_server.py) with N "busy"
+cameras that loop scenario clips of a labelled dataset (with their zones) and the rest "idle"
+cameras that show a static street with temporal sensor noise (1280x720, 15 fps, 2 Mb/s, 2 s GOP,
+like a city camera at night); the reference receiver (`dumpwatch receiver`); and dumpwatch itself
+with embedded defaults. It then
+
+- scores the incidents the receiver accepted against labels.toml, first pass of each clip only:
+  a dumping is *on time* when its incident was delivered within dwell + 15 s of the put-down; an
+  incident that matches no label (or any incident of an idle camera) is a false alarm;
+- prints dumpwatch's CPU (cores) and peak RSS, detections per second, and each camera's analysis
+  gap (seconds between analysed pictures; the largest wait seen while polling the API), for busy
+  and idle cameras.
+
+    scripts/scale_check.py                                 # 77 cameras, 8 dev clips at 720p
+    scripts/scale_check.py --dataset DIR --busy 8          # another labelled set (MP4, H.264)
+    scripts/scale_check.py --cameras 20 --busy 4 --json out.json
+
+Without --dataset the dev set is made at 1280x720, 15 fps, 2 s GOP under target/scale/ (once).
+Clips with labelled events are served first. Needs `cargo build --release` and scripts/setup.sh.
+Run by hand (a few minutes), never in CI: it measures, it does not pass or fail.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.request
+from datetime import datetime
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCALE = os.path.join(ROOT, "target", "scale")
+VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+TICKS = os.sysconf("SC_CLK_TCK")
+X264 = "keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1:aud=1"
+DWELL_S = 30.0
+ON_TIME_S = DWELL_S + 15.0
+
+
+def sh(cmd):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"scale_check: {' '.join(cmd[:4])}... failed:\n{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def get_text(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def metric_values(text, name):
+    """{labels-dict-as-tuple: value} of one metric."""
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, value = line.rsplit(" ", 1)
+        labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', head)))
+        out[labels] = float(value)
+    return out
+
+
+def parse_time(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+# --- media -------------------------------------------------------------------------------------
+
+def idle_media(size, fps, gop_s, bitrate):
+    """A static street (vtest.avi's median background, its vehicles cropped out) with temporal
+    sensor noise, looped 20 s."""
+    os.makedirs(SCALE, exist_ok=True)
+    w, h = size.split("x")
+    out = os.path.join(SCALE, f"idle_{size}_{fps}fps_{bitrate}.h264")
+    if os.path.exists(out):
+        return out
+    bg = os.path.join(SCALE, "street_background.png")
+    if not os.path.exists(bg):
+        if not os.path.exists(VTEST):
+            raise SystemExit(f"{VTEST} missing: run scripts/setup.sh (Debian package opencv-doc)")
+        print("scale_check: making the idle street (median of vtest.avi)...", flush=True)
+        tmp = os.path.join(SCALE, "median%03d.png")
+        sh(["ffmpeg", "-loglevel", "error", "-y", "-i", VTEST, "-vf",
+            "select='not(mod(n\\,12))',tmedian=radius=30", "-vsync", "0", tmp])
+        frames = sorted(f for f in os.listdir(SCALE) if f.startswith("median"))
+        os.replace(os.path.join(SCALE, frames[len(frames) // 2]), bg)
+        for f in frames:
+            if os.path.exists(os.path.join(SCALE, f)):
+                os.remove(os.path.join(SCALE, f))
+    gop = round(gop_s * fps)
+    sh(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", bg, "-vf",
+        f"crop=540:304:0:90,scale={w}:{h},noise=alls=5:allf=t,format=yuv420p", "-r", str(fps),
+        "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-profile:v", "main",
+        "-x264-params", X264.format(gop=gop), "-f", "h264", out + ".tmp"])
+    os.replace(out + ".tmp", out)
+    return out
+
+
+def dev_dataset(size, fps, gop_s):
+    out = os.path.join(SCALE, f"dev_{size}_{fps}fps")
+    if not os.path.exists(os.path.join(out, "labels.toml")):
+        print(f"scale_check: making the dev scenario set at {size}, {fps} fps (a few minutes)...",
+              flush=True)
+        sh([sys.executable, os.path.join(ROOT, "scripts", "make_scenarios.py"), out,
+            "--size", size, "--fps", str(fps), "--gop-s", str(gop_s)])
+    return out
+
+
+def annex_b(mp4, dest_dir):
+    """The clip's H.264 as an Annex B stream (what the RTSP server loops) and its frame rate."""
+    os.makedirs(dest_dir, exist_ok=True)
+    out = os.path.join(dest_dir, os.path.basename(mp4).rsplit(".", 1)[0] + ".h264")
+    if not os.path.exists(out):
+        sh(["ffmpeg", "-loglevel", "error", "-y", "-i", mp4, "-c:v", "copy", "-bsf:v",
+            "h264_mp4toannexb", "-an", "-f", "h264", out + ".tmp"])
+        os.replace(out + ".tmp", out)
+    probe = json.loads(sh(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                           "stream=r_frame_rate:format=duration", "-of", "json", mp4]))
+    num, den = probe["streams"][0]["r_frame_rate"].split("/")
+    return out, round(int(num) / int(den)), float(probe["format"]["duration"])
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cameras", type=int, default=77)
+    p.add_argument("--busy", type=int, default=8, help="cameras that loop scenario clips")
+    p.add_argument("--dataset", help="labelled dataset (labels.toml + MP4 clips); default: dev at 720p")
+    p.add_argument("--clips", help="comma-separated clip name prefixes to serve (default: labelled ones first)")
+    p.add_argument("--size", default="1280x720", help="idle cameras' (and the default dataset's) picture size")
+    p.add_argument("--fps", type=int, default=15)
+    p.add_argument("--gop-s", type=float, default=2.0)
+    p.add_argument("--bitrate", default="2M", help="idle cameras' bit rate (x264 -b:v)")
+    p.add_argument("--spread", type=float, default=10.0, help="ingest.startup_spread_s")
+    p.add_argument("--extra-seconds", type=float, default=20.0,
+                   help="run this long after the last clip's first pass ends")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a line for dumpwatch.toml, e.g. decode.motion_gate=false (repeatable)")
+    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dumpwatch"))
+    p.add_argument("--keep", action="store_true", help="keep the run's directory")
+    p.add_argument("--json", help="write the figures here")
+    a = p.parse_args()
+    if not os.path.exists(a.binary):
+        raise SystemExit(f"{a.binary} missing: run cargo build --release first")
+    if a.busy > a.cameras:
+        raise SystemExit("--busy cannot exceed --cameras")
+
+    dataset = a.dataset or dev_dataset(a.size, a.fps, a.gop_s)
+    with open(os.path.join(dataset, "labels.toml"), "rb") as f:
+        labels = tomllib.load(f)["clip"]
+    if a.clips:
+        wanted = a.clips.split(",")
+        chosen = [c for w in wanted for c in labels if os.path.basename(c["file"]).startswith(w)]
+    else:
+        chosen = [c for c in labels if c.get("event")] + [c for c in labels if not c.get("event")]
+    chosen = chosen[:a.busy]
+    if len(chosen) < a.busy:
+        raise SystemExit(f"{dataset} has {len(chosen)} matching clips, --busy {a.busy}")
+    idle_file = idle_media(a.size, a.fps, a.gop_s, a.bitrate)
+
+    tmp = tempfile.mkdtemp(prefix="dw-scale-")
+    streams = os.path.join(SCALE, "annexb", os.path.basename(os.path.normpath(dataset)))
+    busy = []
+    for i, clip in enumerate(chosen):
+        h264, fps, duration = annex_b(os.path.join(dataset, clip["file"]), streams)
+        busy.append({"id": f"busy{i:02d}", "clip": os.path.basename(clip["file"]), "file": h264,
+                     "fps": fps, "duration": duration, "zone": clip.get("zone"),
+                     "events": clip.get("event", [])})
+    idle = [{"id": f"idle{i:02d}", "file": idle_file, "fps": a.fps} for i in range(a.cameras - a.busy)]
+    cams = busy + idle
+
+    server_args = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "rtsp_server.py"), "--port", "0"]
+    for c in cams:
+        server_args += ["--h264", f"{c['id']}={c['file']}:fps={c['fps']}"]
+    procs = []
+    try:
+        server = subprocess.Popen(server_args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(server)
+        line = server.stdout.readline()
+        if not line.startswith("READY"):
+            raise SystemExit(f"RTSP server failed to start: {line!r}")
+        rtsp_port = int(line.strip().split("=")[1])
+        recv_port = free_port()
+        recv_dir = os.path.join(tmp, "receiver")
+        receiver = subprocess.Popen([a.binary, "receiver", "--listen", f"127.0.0.1:{recv_port}",
+                                     "--dir", recv_dir], stdout=subprocess.DEVNULL,
+                                    stderr=open(os.path.join(tmp, "receiver.log"), "w"))
+        procs.append(receiver)
+
+        with open(os.path.join(tmp, "cameras.toml"), "w") as f:
+            for c in cams:
+                f.write(f'[[cameras]]\nid = "{c["id"]}"\nurl = "rtsp://127.0.0.1:{rtsp_port}/{c["id"]}"\n')
+                if c.get("zone"):
+                    f.write(f'[[cameras.zones]]\nname = "zone"\npolygon = {json.dumps(c["zone"])}\n')
+                f.write("\n")
+        sections = {}
+        for s in a.set:
+            key, value = s.split("=", 1)
+            section, k = key.rsplit(".", 1) if "." in key else ("", key)
+            sections.setdefault(section, []).append(f"{k} = {value}")
+        with open(os.path.join(tmp, "dumpwatch.toml"), "w") as f:
+            f.write('storage_dir = "storage"\ncameras_file = "cameras.toml"\n')
+            f.write(f'[model]\npath = "{os.path.join(ROOT, "models", "yolov12n.onnx")}"\n')
+            for line in sections.get("", []):
+                f.write(line + "\n")
+            ingest = [f"startup_spread_s = {a.spread}"] + sections.pop("ingest", [])
+            sections["ingest"] = ingest
+            delivery = [f'endpoint = "http://127.0.0.1:{recv_port}/api/incidents"'] + sections.pop("delivery", [])
+            sections["delivery"] = delivery
+            for section, lines in sections.items():
+                if section:
+                    f.write(f"[{section}]\n" + "\n".join(lines) + "\n")
+        http = free_port()
+        base = f"http://127.0.0.1:{http}"
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn,dumpwatch=info"))
+        env.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, "models", "onnxruntime", "libonnxruntime.so.1.31.1"))
+        svc = subprocess.Popen([a.binary, "run", "--config", os.path.join(tmp, "dumpwatch.toml"),
+                                "--listen", f"127.0.0.1:{http}"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=open(os.path.join(tmp, "dumpwatch.log"), "w"))
+        procs.append(svc)
+        print(f"scale_check: {a.cameras} cameras ({a.busy} busy: {', '.join(c['clip'] for c in busy)}); "
+              f"run directory {tmp}", flush=True)
+
+        # Start-up: each busy camera's clip starts when dumpwatch first connects to it (the
+        # server's media is made for the first client).
+        started = {}
+        deadline = time.time() + a.spread + 90
+        while time.time() < deadline and len(started) < len(cams):
+            time.sleep(0.5)
+            if svc.poll() is not None:
+                raise SystemExit(f"dumpwatch exited ({svc.returncode}); see {tmp}/dumpwatch.log")
+            try:
+                status = get_json(base + "/api/v1/cameras")
+            except OSError:
+                continue
+            for s in status:
+                if s["state"] == "streaming" and s["id"] not in started:
+                    started[s["id"]] = parse_time(s["since"])
+        missing = [c["id"] for c in cams if c["id"] not in started]
+        if missing:
+            print(f"scale_check: never streaming: {', '.join(missing)}", flush=True)
+        for c in busy:
+            c["start"] = started.get(c["id"])
+        end = max((c["start"] or time.time()) + c["duration"] for c in busy) + a.extra_seconds
+
+        m0, c0, t0 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
+        s0 = cpu_seconds(server.pid)
+        worst_wait = {c["id"]: 0.0 for c in cams}
+        while time.time() < end:
+            time.sleep(2)
+            if svc.poll() is not None:
+                raise SystemExit(f"dumpwatch exited ({svc.returncode}); see {tmp}/dumpwatch.log")
+            try:
+                for s in get_json(base + "/api/v1/cameras"):
+                    wait = s.get("since_analysed_s")
+                    if wait is None and s["id"] in started:
+                        wait = time.time() - started[s["id"]]
+                    if wait is not None:
+                        worst_wait[s["id"]] = max(worst_wait[s["id"]], wait)
+            except OSError:
+                pass
+        m1, c1, t1 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
+        s1 = cpu_seconds(server.pid)
+        status = {s["id"]: s for s in get_json(base + "/api/v1/cameras")}
+        rss = peak_rss_mb(svc.pid)
+        time.sleep(2)  # the last deliveries
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    elapsed = t1 - t0
+    detected0 = metric_values(m0, "dumpwatch_frames_total")
+    detected1 = metric_values(m1, "dumpwatch_frames_total")
+
+    def rate(cam, stage):
+        key = tuple(sorted([("camera", cam), ("stage", stage)]))
+        return (detected1.get(key, 0.0) - detected0.get(key, 0.0)) / elapsed
+
+    drops0 = metric_values(m0, "dumpwatch_frames_dropped_total")
+    drops1 = metric_values(m1, "dumpwatch_frames_dropped_total")
+    drops = {}
+    for key, v in drops1.items():
+        reason = dict(key)["reason"]
+        drops[reason] = drops.get(reason, 0) + int(v - drops0.get(key, 0.0))
+
+    # Deliveries: the receiver's accepted bodies, with the time each was accepted.
+    accepted_at = {}
+    log = os.path.join(recv_dir, "received.jsonl")
+    if os.path.exists(log):
+        for line in open(log):
+            r = json.loads(line)
+            if r["outcome"] == "accepted":
+                accepted_at.setdefault(r["key"], r["at"])
+    bodies = []
+    bodies_dir = os.path.join(recv_dir, "bodies")
+    for name in sorted(os.listdir(bodies_dir)) if os.path.exists(bodies_dir) else []:
+        body = json.load(open(os.path.join(bodies_dir, name)))
+        key = name[:-5]
+        bodies.append({"camera": body["camera"]["id"], "event": body["event"],
+                       "at": parse_time(body["detected_at"]),
+                       "delivered": accepted_at.get(key), "incident": body["incident_id"]})
+
+    by_id = {c["id"]: c for c in busy}
+    results, false_alarms = [], []
+    for c in busy:
+        c["matched"] = set()
+    for b in sorted(bodies, key=lambda b: b["at"]):
+        if b["event"] not in ("raised", "cleared"):
+            continue
+        kind = "dumping" if b["event"] == "raised" else "cleared"
+        cam = by_id.get(b["camera"])
+        if cam is None:
+            if b["event"] == "raised":
+                false_alarms.append({"camera": b["camera"], "clip_s": None})
+            continue
+        if cam["start"] is None:
+            continue
+        clip_s = b["at"] - cam["start"]
+        if clip_s > cam["duration"]:
+            continue  # a later pass of the loop
+        match = next((i for i, e in enumerate(cam["events"])
+                      if i not in cam["matched"] and e["kind"] == kind and e["start_s"] <= clip_s <= e["end_s"]), None)
+        if match is None:
+            if b["event"] == "raised":
+                false_alarms.append({"camera": b["camera"], "clip": cam["clip"], "clip_s": round(clip_s, 1)})
+            continue
+        cam["matched"].add(match)
+        e = cam["events"][match]
+        delivered_after = (b["delivered"] - cam["start"] - e["start_s"]) if b["delivered"] else None
+        results.append({"clip": cam["clip"], "kind": kind, "start_s": e["start_s"],
+                        "raised_s": round(clip_s, 1),
+                        "delivered_after_s": round(delivered_after, 1) if delivered_after else None})
+    missed = [{"clip": c["clip"], "kind": e["kind"], "start_s": e["start_s"]}
+              for c in busy for i, e in enumerate(c["events"]) if i not in c["matched"]]
+    dumpings = [r for r in results if r["kind"] == "dumping"]
+    on_time = [r for r in dumpings if r["delivered_after_s"] is not None and r["delivered_after_s"] <= ON_TIME_S]
+    labelled_dumpings = sum(1 for c in busy for e in c["events"] if e["kind"] == "dumping")
+
+    def gaps(group):
+        waits = sorted(worst_wait[c["id"]] for c in group)
+        det = [rate(c["id"], "detected") for c in group]
+        last_gap = [status.get(c["id"], {}).get("analysis_gap_s") for c in group]
+        return {
+            "cameras": len(group),
+            "detections_per_s_each_min": round(min(det), 3) if det else None,
+            "detections_per_s_each_mean": round(sum(det) / len(det), 3) if det else None,
+            "worst_wait_s_max": round(waits[-1], 1) if waits else None,
+            "worst_wait_s_median": round(waits[len(waits) // 2], 1) if waits else None,
+            "last_gap_s_max": max((g for g in last_gap if g is not None), default=None),
+        }
+
+    out = {
+        "cameras": a.cameras, "busy": a.busy, "dataset": dataset, "seconds": round(elapsed, 1),
+        "dumpwatch_cpu_cores": round((c1 - c0) / elapsed, 2),
+        "rtsp_server_cpu_cores": round((s1 - s0) / elapsed, 2),
+        "dumpwatch_peak_rss_mb": round(rss),
+        "detections_per_s": round(sum(rate(c["id"], "detected") for c in cams), 2),
+        "decoded_per_s": round(sum(rate(c["id"], "decoded") for c in cams), 1),
+        "drops": drops,
+        "busy_cameras": gaps(busy), "idle_cameras": gaps(idle),
+        "reconnects": int(sum(metric_values(m1, "dumpwatch_camera_reconnects_total").values())),
+        "dumpings_labelled": labelled_dumpings, "dumpings_raised": len(dumpings),
+        "dumpings_on_time": len(on_time), "false_alarms": false_alarms, "missed": missed,
+        "events": results, "settings": a.set,
+    }
+    print(json.dumps(out, indent=2))
+    print()
+    print(f"dumpings delivered within dwell + 15 s: {len(on_time)} of {labelled_dumpings} "
+          f"(raised {len(dumpings)}); false alarms: {len(false_alarms)}")
+    bc, ic = out["busy_cameras"], out["idle_cameras"]
+    print(f"dumpwatch: {out['dumpwatch_cpu_cores']} cores, peak RSS {out['dumpwatch_peak_rss_mb']} MB, "
+          f"{out['detections_per_s']} detections/s, {out['decoded_per_s']} pictures decoded/s "
+          f"(RTSP server {out['rtsp_server_cpu_cores']} cores)")
+    print(f"busy cameras: detections/s each min {bc['detections_per_s_each_min']} mean "
+          f"{bc['detections_per_s_each_mean']}; longest wait for analysis {bc['worst_wait_s_max']} s")
+    if idle:
+        print(f"idle cameras: detections/s each mean {ic['detections_per_s_each_mean']}; longest wait "
+              f"for analysis {ic['worst_wait_s_max']} s (median camera {ic['worst_wait_s_median']} s)")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=2)
+    if not a.keep:
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
