@@ -9,12 +9,14 @@ frame rate. Media are shared: a client that joins later starts mid-GOP, as with 
         --h264 cam1=target/media/a.h264 --h264 cam2=target/media/a.h264:fps=15 \
         --mjpeg cam3 --user admin --password secret [--auth basic]
 
-Prints `READY port=N` on stdout once it listens (port 0 picks a free port). Must run under Debian's
+Prints `READY port=N` on stdout once it listens (port 0 picks a free port); with --announce, also
+`STARTED NAME UNIX_TIME` each time a path starts its file from the beginning. Must run under Debian's
 /usr/bin/python3 (the one with `gi`).
 """
 
 import argparse
 import sys
+import time
 
 import gi
 
@@ -62,10 +64,12 @@ def split_access_units(data):
 class LoopingH264Factory(GstRtspServer.RTSPMediaFactory):
     """One path: loops the access units of a file at a fixed frame rate."""
 
-    def __init__(self, units, fps):
+    def __init__(self, units, fps, name=None, announce=False):
         super().__init__()
         self.units = units
         self.fps = fps
+        self.name = name
+        self.announce = announce
         self.set_shared(True)
         self.set_launch(
             "( appsrc name=src is-live=true format=time do-timestamp=true "
@@ -95,6 +99,9 @@ class LoopingH264Factory(GstRtspServer.RTSPMediaFactory):
 
         media.connect("unprepared", on_unprepared)
         GLib.timeout_add(max(1, round(1000 / self.fps)), push)
+        if self.announce:
+            # The file's time 0: scripts/scale_check.py places incidents in the clip with it.
+            print(f"STARTED {self.name} {time.time():.3f}", flush=True)
 
 
 def parse_spec(spec):
@@ -120,6 +127,8 @@ def main():
     parser.add_argument("--password", default="")
     parser.add_argument("--auth", choices=["digest", "basic"], default="digest", help="authentication method")
     parser.add_argument("--backlog", type=int, default=1024)
+    parser.add_argument("--announce", action="store_true",
+                        help="print `STARTED NAME UNIX_TIME` when a path starts playing its file from the start")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -136,7 +145,7 @@ def main():
         if path not in files:
             with open(path, "rb") as f:
                 files[path] = split_access_units(f.read())
-        factory = LoopingH264Factory(files[path], fps)
+        factory = LoopingH264Factory(files[path], fps, name, args.announce)
         mounts.add_factory("/" + name, factory)
         factories.append(factory)
     for name in args.mjpeg:

@@ -11,8 +11,9 @@ with embedded defaults. It then
   a dumping is *on time* when its incident was delivered within dwell + 15 s of the put-down; an
   incident that matches no label (or any incident of an idle camera) is a false alarm;
 - prints dumpwatch's CPU (cores) and peak RSS, detections per second, and each camera's analysis
-  gap (seconds between analysed pictures; the largest wait seen while polling the API), for busy
-  and idle cameras.
+  gap (seconds between analysed pictures, once analysed: the largest gap or wait seen while
+  polling the API every 2 s), for busy and idle cameras, and how long after start every camera
+  had been analysed once.
 
     scripts/scale_check.py                                 # 77 cameras, 8 dev clips at 720p
     scripts/scale_check.py --dataset DIR --busy 8          # another labelled set (MP4, H.264)
@@ -32,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 import urllib.request
@@ -205,7 +207,8 @@ def main():
     idle = [{"id": f"idle{i:02d}", "file": idle_file, "fps": a.fps} for i in range(a.cameras - a.busy)]
     cams = busy + idle
 
-    server_args = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "rtsp_server.py"), "--port", "0"]
+    server_args = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "rtsp_server.py"), "--port", "0",
+                   "--announce"]
     for c in cams:
         server_args += ["--h264", f"{c['id']}={c['file']}:fps={c['fps']}"]
     procs = []
@@ -216,6 +219,16 @@ def main():
         if not line.startswith("READY"):
             raise SystemExit(f"RTSP server failed to start: {line!r}")
         rtsp_port = int(line.strip().split("=")[1])
+        # Each path's time 0 (the server starts a path's file when its first client arrives).
+        clip_start = {}
+
+        def read_announcements():
+            for line in server.stdout:
+                parts = line.split()
+                if len(parts) == 3 and parts[0] == "STARTED":
+                    clip_start.setdefault(parts[1], float(parts[2]))
+
+        threading.Thread(target=read_announcements, daemon=True).start()
         recv_port = free_port()
         recv_dir = os.path.join(tmp, "receiver")
         receiver = subprocess.Popen([a.binary, "receiver", "--listen", f"127.0.0.1:{recv_port}",
@@ -257,8 +270,7 @@ def main():
         print(f"scale_check: {a.cameras} cameras ({a.busy} busy: {', '.join(c['clip'] for c in busy)}); "
               f"run directory {tmp}", flush=True)
 
-        # Start-up: each busy camera's clip starts when dumpwatch first connects to it (the
-        # server's media is made for the first client).
+        # Start-up: wait until every camera streams.
         started = {}
         deadline = time.time() + a.spread + 90
         while time.time() < deadline and len(started) < len(cams):
@@ -276,12 +288,15 @@ def main():
         if missing:
             print(f"scale_check: never streaming: {', '.join(missing)}", flush=True)
         for c in busy:
-            c["start"] = started.get(c["id"])
+            c["start"] = clip_start.get(c["id"])
         end = max((c["start"] or time.time()) + c["duration"] for c in busy) + a.extra_seconds
 
         m0, c0, t0 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
         s0 = cpu_seconds(server.pid)
+        # The longest wait for analysis once a camera has been analysed (its analysis gap), and
+        # how long after it started streaming a camera was analysed first (start-up).
         worst_wait = {c["id"]: 0.0 for c in cams}
+        first_analysis = {}
         while time.time() < end:
             time.sleep(2)
             if svc.poll() is not None:
@@ -289,10 +304,12 @@ def main():
             try:
                 for s in get_json(base + "/api/v1/cameras"):
                     wait = s.get("since_analysed_s")
-                    if wait is None and s["id"] in started:
-                        wait = time.time() - started[s["id"]]
-                    if wait is not None:
-                        worst_wait[s["id"]] = max(worst_wait[s["id"]], wait)
+                    if wait is None:
+                        continue
+                    if s["id"] not in first_analysis and s["id"] in started:
+                        first_analysis[s["id"]] = time.time() - started[s["id"]]
+                    gap = max(wait, s.get("analysis_gap_s") or 0.0)
+                    worst_wait[s["id"]] = max(worst_wait[s["id"]], gap)
             except OSError:
                 pass
         m1, c1, t1 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
@@ -332,7 +349,8 @@ def main():
         for line in open(log):
             r = json.loads(line)
             if r["outcome"] == "accepted":
-                accepted_at.setdefault(r["key"], r["at"])
+                # Bodies are stored under the key made a safe file name (`:` → `_`).
+                accepted_at.setdefault(re.sub(r"[^A-Za-z0-9._-]", "_", r["key"]), r["at"])
     bodies = []
     bodies_dir = os.path.join(recv_dir, "bodies")
     for name in sorted(os.listdir(bodies_dir)) if os.path.exists(bodies_dir) else []:
@@ -382,8 +400,12 @@ def main():
         waits = sorted(worst_wait[c["id"]] for c in group)
         det = [rate(c["id"], "detected") for c in group]
         last_gap = [status.get(c["id"], {}).get("analysis_gap_s") for c in group]
+        firsts = [first_analysis.get(c["id"]) for c in group]
         return {
             "cameras": len(group),
+            "first_analysis_s_max": round(max(f for f in firsts if f is not None), 1)
+            if any(f is not None for f in firsts) else None,
+            "never_analysed": sum(1 for f in firsts if f is None),
             "detections_per_s_each_min": round(min(det), 3) if det else None,
             "detections_per_s_each_mean": round(sum(det) / len(det), 3) if det else None,
             "worst_wait_s_max": round(waits[-1], 1) if waits else None,
@@ -414,10 +436,11 @@ def main():
           f"{out['detections_per_s']} detections/s, {out['decoded_per_s']} pictures decoded/s "
           f"(RTSP server {out['rtsp_server_cpu_cores']} cores)")
     print(f"busy cameras: detections/s each min {bc['detections_per_s_each_min']} mean "
-          f"{bc['detections_per_s_each_mean']}; longest wait for analysis {bc['worst_wait_s_max']} s")
+          f"{bc['detections_per_s_each_mean']}; longest analysis gap {bc['worst_wait_s_max']} s")
     if idle:
-        print(f"idle cameras: detections/s each mean {ic['detections_per_s_each_mean']}; longest wait "
-              f"for analysis {ic['worst_wait_s_max']} s (median camera {ic['worst_wait_s_median']} s)")
+        print(f"idle cameras: detections/s each mean {ic['detections_per_s_each_mean']}; longest analysis "
+              f"gap {ic['worst_wait_s_max']} s (median camera {ic['worst_wait_s_median']} s); first analysed "
+              f"within {ic['first_analysis_s_max']} s of streaming, {ic['never_analysed']} never")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

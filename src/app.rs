@@ -203,7 +203,10 @@ pub async fn run_with_reload(
         slots.decoded.clone(),
         slots.camera_metrics.clone(),
         metrics.decode_seconds.clone(),
-        Some(slots.watch.samplers()),
+        Some(crate::decode::Sampling {
+            samplers: slots.watch.samplers(),
+            reuse: Some(slots.watch.clone()),
+        }),
     )?;
     let detect = DetectPool::start(
         detectors,

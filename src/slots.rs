@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which queue a camera's waiting value is served from.
 ///
@@ -33,6 +33,12 @@ pub enum Priority {
 /// Takes from the busy queue for each one from the idle queue, while both have cameras waiting.
 pub const BUSY_PER_IDLE: u32 = 3;
 
+/// Once the oldest idle camera has waited this long, idle and busy cameras are served in turn
+/// (one each) until it is served: busy work can cost far more per take than idle work (a run of
+/// frames against one keyframe), and a backlog of idle work (77 cameras starting at once) must
+/// neither wait behind busy cameras nor push them out.
+pub const IDLE_MAX_WAIT: Duration = Duration::from_secs(1);
+
 struct Inner<T> {
     slots: Vec<Option<T>>,
     /// Camera is held by a worker.
@@ -41,8 +47,8 @@ struct Inner<T> {
     queued: Vec<Option<Priority>>,
     /// Cameras waiting, busy ones, in the order they became ready.
     ready_busy: VecDeque<usize>,
-    /// Cameras waiting, idle ones, in the order they became ready.
-    ready_idle: VecDeque<usize>,
+    /// Cameras waiting, idle ones, in the order they became ready, with the time they did.
+    ready_idle: VecDeque<(usize, Instant)>,
     /// Busy takes since the last idle take while idle cameras waited.
     busy_streak: u32,
     closed: bool,
@@ -60,7 +66,7 @@ impl<T> Inner<T> {
         self.queued[camera] = Some(priority);
         match priority {
             Priority::Busy => self.ready_busy.push_back(camera),
-            Priority::Idle => self.ready_idle.push_back(camera),
+            Priority::Idle => self.ready_idle.push_back((camera, Instant::now())),
         }
         true
     }
@@ -68,17 +74,23 @@ impl<T> Inner<T> {
     fn dequeue(&mut self, camera: usize) {
         match self.queued[camera].take() {
             Some(Priority::Busy) => self.ready_busy.retain(|&c| c != camera),
-            Some(Priority::Idle) => self.ready_idle.retain(|&c| c != camera),
+            Some(Priority::Idle) => self.ready_idle.retain(|&(c, _)| c != camera),
             None => {}
         }
     }
 
-    /// The next camera to serve: busy first, an idle one after every [`BUSY_PER_IDLE`] busy ones.
+    /// The next camera to serve: busy first, an idle one after every [`BUSY_PER_IDLE`] busy ones
+    /// (after every busy one while the oldest idle one has waited [`IDLE_MAX_WAIT`]).
     fn next_ready(&mut self) -> Option<(usize, Priority)> {
-        let idle_turn = self.busy_streak >= BUSY_PER_IDLE || self.ready_busy.is_empty();
+        let idle_overdue = self
+            .ready_idle
+            .front()
+            .is_some_and(|(_, since)| since.elapsed() >= IDLE_MAX_WAIT);
+        let busy_per_idle = if idle_overdue { 1 } else { BUSY_PER_IDLE };
+        let idle_turn = self.busy_streak >= busy_per_idle || self.ready_busy.is_empty();
         let camera = if idle_turn && !self.ready_idle.is_empty() {
             self.busy_streak = 0;
-            self.ready_idle.pop_front()
+            self.ready_idle.pop_front().map(|(c, _)| c)
         } else {
             let c = self.ready_busy.pop_front();
             if c.is_some() && !self.ready_idle.is_empty() {
@@ -387,6 +399,25 @@ mod tests {
             })
             .collect();
         assert_eq!(order, vec![2, 3, 4, 0, 5, 1], "one idle take per {BUSY_PER_IDLE} busy ones");
+    }
+
+    #[test]
+    fn idle_cameras_that_waited_too_long_are_served_in_turn_with_busy_ones() {
+        let s = LatestSlots::new(6);
+        for c in 0..3 {
+            s.put(c, c);
+        }
+        std::thread::sleep(IDLE_MAX_WAIT + Duration::from_millis(20));
+        for c in 3..6 {
+            s.put_as(c, c, Priority::Busy);
+        }
+        let order: Vec<usize> = (0..6)
+            .map(|_| {
+                let (lease, _) = s.take(None).unwrap();
+                lease.camera()
+            })
+            .collect();
+        assert_eq!(order, vec![3, 0, 4, 1, 5, 2]);
     }
 
     #[test]

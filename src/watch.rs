@@ -21,7 +21,8 @@ use crate::analyze::{Analyzer, AnalyzerConfig, Event, EventKind, FrameRole, Reco
 use crate::api::LatestPictures;
 use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
-use crate::decode::{DecodedFrame, unix_seconds};
+use crate::decode::{DecodedFrame, ReuseSink, unix_seconds};
+use crate::detect::Detected;
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::EvidenceFrames;
 use crate::geometry::Polygon;
@@ -47,6 +48,10 @@ struct CameraState {
     frames: EvidenceFrames,
     /// The store's id of each open incident, by the analyzer's number.
     incidents: HashMap<u64, Uuid>,
+    /// The detections of the last analysed picture (for a picture that did not change).
+    last_detected: Option<Detected>,
+    /// Capture time of the last analysed picture (the analyzer's clock never goes back).
+    last_at: f64,
 }
 
 impl CameraWatch {
@@ -67,6 +72,8 @@ impl CameraWatch {
                 analyzer: Analyzer::new(cfg),
                 frames: EvidenceFrames::default(),
                 incidents: HashMap::new(),
+                last_detected: None,
+                last_at: f64::NEG_INFINITY,
             }),
             metrics,
         }
@@ -217,6 +224,12 @@ impl Watch {
         let now = unix_seconds(frame.captured_at);
         let mut guard = cam.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
+        if now < state.last_at {
+            // A picture analysed without the detector overtook this one.
+            return;
+        }
+        state.last_at = now;
+        state.last_detected = Some(result.detected.clone());
         let out = state
             .analyzer
             .observe(now, &result.detected.detections, &grey);
@@ -422,6 +435,31 @@ impl IncidentRecorder {
             error!(camera = %camera.id, incident = %id, event = event.kind.as_str(), error = %e,
                    "cannot store an incident event");
         }
+    }
+}
+
+impl ReuseSink for Watch {
+    /// Analyses the picture with the detections of the camera's last analysed picture (the
+    /// scene did not change since). Without any yet, the sampler is told to detect the next.
+    fn analyse_unchanged(&self, camera: usize, picture: DecodedFrame) {
+        let Some(cam) = self.cameras.get(camera) else {
+            return;
+        };
+        let last = cam
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_detected
+            .clone();
+        let Some(detected) = last else {
+            cam.sampler.forget_detections();
+            return;
+        };
+        self.deliver(FrameDetections {
+            camera,
+            frame: Arc::new(picture),
+            detected,
+        });
     }
 }
 

@@ -1,8 +1,11 @@
 //! Adaptive sampling: which decoded pictures of a camera go to the detector.
 //!
-//! - **Idle** (nobody near a zone, no object pending): only keyframes are decoded, and the
-//!   detector runs on one only when the scene changed since the last detected picture (a cheap
-//!   test on the downscaled grey picture), and at least every `idle_refresh_s`.
+//! - **Idle** (nobody near a zone, no object pending): only the keyframes the frame policy
+//!   sends are decoded (on motion, and every `idle_refresh_s`), and the detector runs on one
+//!   only when the scene changed since the last detected picture (a cheap test on the
+//!   downscaled grey picture). One that did not change is analysed with the last detections
+//!   (nothing moved, so they still hold) without running the detector, which looks again at
+//!   least every [`REDETECT_AFTER_S`].
 //! - **Active** (the analyzer reports an actor near a zone or an object pending): every frame is
 //!   decoded and the detector runs at `active_fps`. After `active_hold_s` without activity the
 //!   camera goes back to idle.
@@ -18,7 +21,8 @@ pub struct SamplingConfig {
     pub active_fps: f64,
     /// Seconds without activity before an active camera goes back to idle.
     pub active_hold_s: f64,
-    /// An idle camera is detected at least this often, seconds, changed or not.
+    /// An idle camera's keyframe is decoded and analysed at least this often, seconds, moving or
+    /// not (with the detector only if its scene changed).
     pub idle_refresh_s: f64,
     /// Scene-change gate: share (0..1) of the grey picture's pixels that must differ from the
     /// last detected picture by more than `gate_pixel_threshold` grey levels.
@@ -65,9 +69,18 @@ pub enum Decision {
     Detect,
     /// Active, but the last detection is more recent than `1 / active_fps`.
     TooSoon,
-    /// Idle, and the scene did not change enough since the last detected picture.
+    /// Idle, the scene did not change enough since the last detected picture, and a picture
+    /// was analysed less than one active period ago.
     Unchanged,
+    /// Idle, and the scene did not change since the last detected picture: analyse it with
+    /// that picture's detections (still true: nothing moved) without running the detector.
+    /// At least every [`REDETECT_AFTER_S`] the detector looks again anyway.
+    Reuse,
 }
+
+/// Longest time an idle camera's pictures are analysed with earlier detections before the
+/// detector looks again, seconds.
+pub const REDETECT_AFTER_S: f64 = 300.0;
 
 /// One camera's sampler.
 #[derive(Clone, Debug)]
@@ -76,6 +89,8 @@ pub struct Sampler {
     mode: Mode,
     active_until: f64,
     last_detect: Option<f64>,
+    /// Time of the last picture analysed (detected, or analysed with earlier detections).
+    last_analysed: Option<f64>,
     last_grey: Option<GreyFrame>,
     /// Seconds between this camera's analysed pictures while active, as the detector granted
     /// them lately (a moving average); `None` until measured.
@@ -90,6 +105,7 @@ impl Sampler {
             mode: Mode::Idle,
             active_until: f64::NEG_INFINITY,
             last_detect: None,
+            last_analysed: None,
             last_grey: None,
             granted_gap: None,
         }
@@ -106,7 +122,7 @@ impl Sampler {
     }
 
     /// Decides whether the picture taken at `now` goes to the detector; a `Detect` decision
-    /// records it as the last detected picture.
+    /// records it as the last detected picture, `Detect` and `Reuse` as the last analysed one.
     pub fn decide(&mut self, now: f64, grey: &GreyFrame) -> Decision {
         let since = self.last_detect.map(|t| now - t);
         let decision = match self.mode {
@@ -116,18 +132,22 @@ impl Sampler {
                 _ => Decision::Detect,
             },
             Mode::Idle => {
-                // 10 % slack: ingest sends an idle camera's keyframe once per refresh, and the
-                // arrival of that keyframe may come a little sooner than a full period.
-                let refresh_due =
-                    since.is_none_or(|s| s < 0.0 || s >= 0.9 * self.cfg.idle_refresh_s);
                 let changed = self
                     .last_grey
                     .as_ref()
                     .and_then(|g| grey.changed_share(g, self.cfg.gate_pixel_threshold));
-                if refresh_due || changed.is_none_or(|c| c >= self.cfg.gate_change_share) {
+                let detections_stale = since.is_none_or(|s| s < 0.0 || s >= REDETECT_AFTER_S);
+                // At most `active_fps` analyses a second of an idle camera (one that decodes
+                // every frame: `decode.mode = "all"`).
+                let analysed_just_now = self
+                    .last_analysed
+                    .is_some_and(|t| now >= t && now - t < 0.9 / self.cfg.active_fps);
+                if changed.is_none_or(|c| c >= self.cfg.gate_change_share) || detections_stale {
                     Decision::Detect
-                } else {
+                } else if analysed_just_now {
                     Decision::Unchanged
+                } else {
+                    Decision::Reuse
                 }
             }
         };
@@ -135,7 +155,17 @@ impl Sampler {
             self.last_detect = Some(now);
             self.last_grey = Some(grey.clone());
         }
+        if matches!(decision, Decision::Detect | Decision::Reuse) {
+            self.last_analysed = Some(now);
+        }
         decision
+    }
+
+    /// The detections of the last detected picture never reached the analyzer (a newer picture
+    /// replaced it): the next picture is detected, not analysed with them.
+    pub fn forget_detections(&mut self) {
+        self.last_detect = None;
+        self.last_grey = None;
     }
 
     /// The earliest time a next picture of this camera will be detected: one active period
@@ -188,10 +218,11 @@ mod tests {
     }
 
     #[test]
-    fn idle_detects_on_change_and_on_refresh_only() {
+    fn idle_detects_on_change_and_reuses_detections_of_an_unchanged_scene() {
         let mut s = Sampler::new(SamplingConfig::default());
         assert_eq!(s.decide(0.0, &grey(50)), Decision::Detect, "first picture");
-        assert_eq!(s.decide(2.0, &grey(51)), Decision::Unchanged);
+        assert_eq!(s.decide(2.0, &grey(51)), Decision::Reuse, "unchanged");
+        assert_eq!(s.decide(2.1, &grey(51)), Decision::Unchanged, "analysed just now");
         let mut moved = grey(50);
         moved.data[..10].fill(200);
         assert_eq!(
@@ -199,13 +230,15 @@ mod tests {
             Decision::Detect,
             "5 % of pixels changed"
         );
-        assert_eq!(s.decide(6.0, &moved), Decision::Unchanged);
-        assert_eq!(s.decide(30.9, &moved), Decision::Unchanged);
+        assert_eq!(s.decide(34.0, &moved), Decision::Reuse);
+        assert_eq!(s.decide(300.0, &moved), Decision::Reuse);
         assert_eq!(
-            s.decide(31.0, &moved),
+            s.decide(304.0, &moved),
             Decision::Detect,
-            "refresh after 30 s (less 10 %)"
+            "the detector looks again after 300 s"
         );
+        s.forget_detections();
+        assert_eq!(s.decide(340.0, &moved), Decision::Detect, "nothing to reuse");
         assert_eq!(s.mode(), Mode::Idle);
         assert!(!s.wants_all_frames());
     }
@@ -314,6 +347,11 @@ impl SharedSampler {
     /// See [`Sampler::decide`].
     pub fn decide(&self, now: f64, grey: &GreyFrame) -> Decision {
         self.lock().decide(now, grey)
+    }
+
+    /// See [`Sampler::forget_detections`].
+    pub fn forget_detections(&self) {
+        self.lock().forget_detections();
     }
 
     /// New settings. With `restart` the sampler starts over idle (a new camera in this slot);

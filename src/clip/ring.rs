@@ -52,9 +52,17 @@ impl ClipRing {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a frame that arrived at `at` (unix seconds). Frames before the first keyframe are
-    /// not kept (a clip cannot start with them).
+    /// Adds a frame that arrived at `at` (unix seconds), keeping the ring's seconds. Frames
+    /// before the first keyframe are not kept (a clip cannot start with them).
     pub fn push(&self, frame: &EncodedFrame, at: f64) {
+        self.push_keeping(frame, at, true);
+    }
+
+    /// [`ClipRing::push`]; with `full` false only the current GOP is kept. An idle camera
+    /// cannot raise an incident before it has been busy for longer than the ring's seconds (an
+    /// object must stay for `dwell_s`), so its ring need not hold them: 77 idle 2 Mb/s cameras
+    /// hold 77 GOPs (≈ 40 MB), not 77 × 15 s (≈ 290 MB).
+    pub fn push_keeping(&self, frame: &EncodedFrame, at: f64, full: bool) {
         let mut inner = self.lock();
         if inner.frames.is_empty() && !frame.keyframe {
             return;
@@ -68,7 +76,7 @@ impl ClipRing {
         });
         // Drop whole GOPs while the next keyframe still starts early enough, or while more
         // bytes than allowed are held.
-        let horizon = at - self.keep_s;
+        let horizon = if full { at - self.keep_s } else { f64::INFINITY };
         while let Some(next_key) = inner.frames.iter().skip(1).position(|f| f.keyframe) {
             let old_enough = inner.frames[next_key + 1].at <= horizon;
             if !old_enough && inner.bytes <= self.max_bytes {
@@ -208,5 +216,17 @@ mod tests {
         assert_eq!(tail.len(), 11, "4.0 .. 5.0 s");
         ring.clear();
         assert!(ring.after(generation, last, f64::MAX).is_empty());
+    }
+
+    #[test]
+    fn an_idle_camera_keeps_only_its_current_gop() {
+        let ring = ClipRing::new(60.0, usize::MAX);
+        for i in 0..100 {
+            let t = f64::from(i) / 10.0;
+            ring.push_keeping(&frame(i % 20 == 0, t), 1000.0 + t, false);
+        }
+        let all = ring.window(0.0, f64::MAX);
+        assert_eq!(all.len(), 20, "the GOP from 8 s on");
+        assert!(all[0].keyframe && (all[0].at - 1008.0).abs() < 1e-9);
     }
 }

@@ -37,7 +37,9 @@ pub struct AnalyzeConfig {
     pub active_fps: f64,
     /// An active camera goes back to idle after this long without activity. Default 10.
     pub active_hold_s: f64,
-    /// An idle camera is detected at least this often, changed or not. Default 30.
+    /// An idle camera's keyframe is decoded and analysed at least this often, seconds, moving or
+    /// not (with the detector only when the scene changed; otherwise with the last detections).
+    /// Default 30.
     pub idle_refresh_s: f64,
     /// Scene-change gate of idle cameras: share of the downscaled picture that must change
     /// before the detector runs. Default 0.003.

@@ -50,7 +50,25 @@ struct Shared {
     cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
     decode_seconds: prometheus::Histogram,
     per_camera: Vec<Mutex<CameraDecoder>>,
-    samplers: Option<Arc<[Arc<SharedSampler>]>>,
+    sampling: Option<Sampling>,
+}
+
+/// Where a decoded picture goes after the decoder: each camera's sampler decides, and pictures
+/// it analyses without the detector go to `reuse`.
+#[derive(Clone)]
+pub struct Sampling {
+    /// Each camera slot's sampler.
+    pub samplers: Arc<[Arc<SharedSampler>]>,
+    /// Takes pictures analysed with their camera's last detections ([`Decision::Reuse`]);
+    /// without it they go to the detector.
+    pub reuse: Option<Arc<dyn ReuseSink>>,
+}
+
+/// Analyses a picture that did not change since its camera's last detected one, with that
+/// picture's detections, without running the detector.
+pub trait ReuseSink: Send + Sync + 'static {
+    /// Takes camera `camera`'s picture. Called from a decode thread; must not block for long.
+    fn analyse_unchanged(&self, camera: usize, picture: DecodedFrame);
 }
 
 /// The running decode threads.
@@ -69,7 +87,7 @@ impl DecodePool {
         output: Arc<LatestSlots<DecodedFrame>>,
         cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         decode_seconds: prometheus::Histogram,
-        samplers: Option<Arc<[Arc<SharedSampler>]>>,
+        sampling: Option<Sampling>,
     ) -> Result<DecodePool, DecodeError> {
         // Fail at start-up, not in a thread, if the decoder cannot be created at all.
         H264Decoder::new()?;
@@ -80,7 +98,7 @@ impl DecodePool {
             per_camera: (0..cameras.capacity()).map(|_| Mutex::default()).collect(),
             cameras,
             decode_seconds,
-            samplers,
+            sampling,
         });
         let threads = (0..threads.max(1))
             .map(|i| {
@@ -113,7 +131,10 @@ fn decode_loop(shared: &Shared) {
         let Some(metrics) = shared.cameras.get(camera) else {
             continue;
         };
-        let sampler = shared.samplers.as_ref().and_then(|s| s.get(camera));
+        let sampler = shared
+            .sampling
+            .as_ref()
+            .and_then(|s| s.samplers.get(camera));
         for frame in &run.frames {
             let started = Instant::now();
             let result = match shared.mode {
@@ -151,7 +172,7 @@ fn decode_loop(shared: &Shared) {
 }
 
 /// Shows a decoded picture to the camera's sampler and hands it to the detector if the sampler
-/// wants it, busy cameras first.
+/// wants it (busy cameras first), or analyses it with the camera's last detections.
 fn hand_on(
     shared: &Shared,
     camera: usize,
@@ -164,10 +185,21 @@ fn hand_on(
         // The scene-change gate and the active rate: most pictures of an idle camera never
         // reach the detector.
         let now = unix_seconds(picture.captured_at);
-        let grey = picture.grey();
-        if grey.is_none_or(|g| sampler.decide(now, &g) != Decision::Detect) {
-            metrics.skipped.inc();
-            return;
+        let decision = picture
+            .grey()
+            .map_or(Decision::Unchanged, |g| sampler.decide(now, &g));
+        match decision {
+            Decision::Detect => {}
+            Decision::Reuse => {
+                if let Some(reuse) = shared.sampling.as_ref().and_then(|s| s.reuse.as_ref()) {
+                    reuse.analyse_unchanged(camera, picture);
+                    return;
+                }
+            }
+            Decision::TooSoon | Decision::Unchanged => {
+                metrics.skipped.inc();
+                return;
+            }
         }
         if sampler.busy() {
             priority = Priority::Busy;

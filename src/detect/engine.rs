@@ -98,6 +98,15 @@ impl Engine {
                     .map_err(Into::into)
             })
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            // Without ONNX Runtime's CPU arena each session returns its activations' memory
+            // after a run instead of keeping the high-water mark (measured: see
+            // docs/performance.md, "77 cameras").
+            .and_then(|b| {
+                b.with_execution_providers([ort::ep::CPU::default()
+                    .with_arena_allocator(false)
+                    .build()])
+                    .map_err(Into::into)
+            })
             .and_then(|mut b| b.commit_from_memory(&bytes))
             .map_err(|e| model_error(format!("ONNX Runtime cannot load it: {e}")))?;
 

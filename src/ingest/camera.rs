@@ -139,12 +139,7 @@ impl CameraTask {
             };
             streaming_since.get_or_insert_with(Instant::now);
             self.metrics.received.inc();
-            if let Some(ring) = &self.clip_ring {
-                ring.push(&frame, crate::decode::unix_seconds(frame.captured_at));
-            }
             let keyframe = frame.keyframe;
-            // Read at keyframes: a run of every frame starts there, and a reload's new idle
-            // refresh applies from the next GOP.
             let (demand, busy) = match &self.sampling {
                 Some(s) => (
                     Demand {
@@ -155,6 +150,11 @@ impl CameraTask {
                 ),
                 None => (Demand::IDLE, false),
             };
+            if let Some(ring) = &self.clip_ring {
+                let at = crate::decode::unix_seconds(frame.captured_at);
+                ring.push_keeping(&frame, at, busy);
+            }
+            // A reload's new idle refresh applies from the next GOP.
             if keyframe {
                 policy.reconfigure(self.policy_config());
             }

@@ -170,8 +170,10 @@ impl FramePolicy {
             let too_soon = since.is_some_and(|s| {
                 s >= 0.0 && s < self.cfg.min_keyframe_interval_s - TOLERANCE_S
             });
-            let refresh_due = since
-                .is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s - TOLERANCE_S);
+            // The last keyframe before the refresh is late: a GOP early rather than a GOP late.
+            let early = self.gop_len.unwrap_or(0.0) + TOLERANCE_S;
+            let refresh_due =
+                since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s - early);
             let moved = !self.cfg.motion_gate || self.motion.take_moved();
             if !too_soon && (refresh_due || moved) {
                 return self.send_keyframe(pts_s);
@@ -295,8 +297,9 @@ mod tests {
         let v = run(&mut p, 0.0, 95.0, 10, |_| false, quiet);
         assert_eq!(v[0].1, Verdict::Skip(Skip::BeforeKeyframe), "joined mid-GOP");
         let sent = decoded(&v);
-        // First keyframe at frame 20 (1.33 s), then every 30 s of stream time.
-        let expected: Vec<f64> = [20u32, 470, 920, 1370].iter().map(|f| f64::from(*f) / FPS).collect();
+        // First keyframe at frame 20 (1.33 s), then the last keyframe before each 30 s is up
+        // (28 s: one GOP early rather than late).
+        let expected: Vec<f64> = [20u32, 440, 860, 1280].iter().map(|f| f64::from(*f) / FPS).collect();
         assert_eq!(sent, expected);
     }
 

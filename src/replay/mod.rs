@@ -64,6 +64,8 @@ pub struct ReplayStats {
     pub detected: u32,
     /// Detector runs (`detected` less cache hits).
     pub inferences: u32,
+    /// Pictures analysed with the last detections (unchanged since; no detector run).
+    pub reused: u32,
     /// Clip duration, seconds (last timestamp).
     pub duration_s: f64,
     /// Wall-clock seconds the replay took.
@@ -113,6 +115,7 @@ pub fn replay_clip_traced(
     let mut stats = ReplayStats::default();
     let mut evidence = crate::evidence::EvidenceFrames::default();
     let mut seq = 0;
+    let mut last_detections: Vec<Detection> = vec![];
     while let Some(f) = reader.next_frame()? {
         stats.frames += 1;
         stats.duration_s = stats.duration_s.max(f.pts_s);
@@ -154,12 +157,15 @@ pub fn replay_clip_traced(
         let Some(grey) = frame.grey() else {
             continue;
         };
-        if sampler.decide(now, &grey) != Decision::Detect {
-            continue;
-        }
-        stats.detected += 1;
+        let fresh = match sampler.decide(now, &grey) {
+            Decision::Detect => true,
+            // Unchanged since the last detected picture: its detections still hold.
+            Decision::Reuse => false,
+            Decision::TooSoon | Decision::Unchanged => continue,
+        };
         let key = now.to_bits();
         let detections = match cache.as_deref_mut().and_then(|c| c.get(&key)) {
+            _ if !fresh => last_detections.clone(),
             Some(d) => d.clone(),
             None => {
                 stats.inferences += 1;
@@ -176,6 +182,12 @@ pub fn replay_clip_traced(
                 d
             }
         };
+        if fresh {
+            stats.detected += 1;
+            last_detections.clone_from(&detections);
+        } else {
+            stats.reused += 1;
+        }
         let out = analyzer.observe(now, &detections, &grey);
         sampler.report(now, out.active);
         trace(now, &detections, &analyzer);
