@@ -16,40 +16,14 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from procstat import cpu_seconds, free_port, get_json, get_text, peak_rss_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read().decode()
 
 
 def parse_metrics(text):
@@ -134,19 +108,19 @@ def run_one(binary, media, n, seconds, spread, keyframe_interval):
         while time.time() < deadline:
             time.sleep(1)
             try:
-                cams_json = json.loads(get(base + "/api/v1/cameras"))
+                cams_json = get_json(base + "/api/v1/cameras")
             except OSError:
                 continue
             streaming = sum(1 for c in cams_json if c["state"] == "streaming" and c["keyframes_received"] > 0)
             if streaming == n:
                 break
         time.sleep(3)  # let the last connects settle into their GOP rhythm
-        m0, c0, t0 = parse_metrics(get(base + "/metrics")), cpu_seconds(svc.pid), time.time()
+        m0, c0, t0 = parse_metrics(get_text(base + "/metrics")), cpu_seconds(svc.pid), time.time()
         s0 = cpu_seconds(server.pid)
         time.sleep(seconds)
-        m1, c1, t1 = parse_metrics(get(base + "/metrics")), cpu_seconds(svc.pid), time.time()
+        m1, c1, t1 = parse_metrics(get_text(base + "/metrics")), cpu_seconds(svc.pid), time.time()
         s1 = cpu_seconds(server.pid)
-        cams_json = json.loads(get(base + "/api/v1/cameras"))
+        cams_json = get_json(base + "/api/v1/cameras")
         connected = sum(1 for c in cams_json if c["state"] == "streaming")
         elapsed = t1 - t0
         decoded = total(m1, "dumpwatch_frames_total", stage="decoded") - total(m0, "dumpwatch_frames_total", stage="decoded")

@@ -2,6 +2,8 @@
 # Makes H.264 Annex B test media with ffmpeg/libx264 (nothing large is committed).
 #   scripts/make_media.sh OUT_DIR [NAME...]
 # Names: test360 (synthetic, 640x360, 2 s GOP, 25 fps, 10 s), test720 (synthetic 1280x720),
+#        still360 (test360's first picture held still, with temporal sensor noise: a camera
+#        whose scene does not move),
 #        vtest720 / vtest360 (real footage: OpenCV's vtest.avi, pedestrians, main profile, 2 s GOP).
 # Every file has SPS/PPS before each keyframe (repeat-headers) and access unit delimiters, no
 # B-frames. Existing files are kept.
@@ -23,6 +25,8 @@ for n in "${names[@]}"; do
   case "$n" in
     test360) make "$n" -f lavfi -i testsrc2=size=640x360:rate=25:duration=10 -profile:v main ;;
     test720) make "$n" -f lavfi -i testsrc2=size=1280x720:rate=25:duration=10 -profile:v main ;;
+    still360) make "$n" -f lavfi -i testsrc2=size=640x360:rate=25:duration=10 \
+        -vf "select=eq(n\,0),loop=249:1,noise=alls=5:allf=t,setpts=N/25/TB" -profile:v main ;;
     vtest720|vtest360)
       [ -f "$vtest" ] || { echo "make_media: $vtest missing: run scripts/setup.sh (Debian package opencv-doc)" >&2; exit 1; }
       size=1280:720; [ "$n" = vtest360 ] && size=640:360

@@ -29,20 +29,19 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tomllib
-import urllib.request
 from datetime import datetime
+
+from procstat import cpu_seconds, free_port, get_json, get_text, peak_rss_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALE = os.path.join(ROOT, "target", "scale")
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
-TICKS = os.sysconf("SC_CLK_TCK")
 X264 = "keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1:aud=1"
 DWELL_S = 30.0
 ON_TIME_S = DWELL_S + 15.0
@@ -53,36 +52,6 @@ def sh(cmd):
     if r.returncode != 0:
         raise SystemExit(f"scale_check: {' '.join(cmd[:4])}... failed:\n{r.stderr[-2000:]}")
     return r.stdout
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
-
-
-def get_text(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read().decode()
 
 
 def metric_values(text, name):
@@ -171,7 +140,8 @@ def main():
     p.add_argument("--bitrate", default="2M", help="idle cameras' bit rate (x264 -b:v)")
     p.add_argument("--spread", type=float, default=10.0, help="ingest.startup_spread_s")
     p.add_argument("--extra-seconds", type=float, default=20.0,
-                   help="run this long after the last clip's first pass ends")
+                   help="run this long after the last clip's first pass ends (with --busy 0: the "
+                        "whole measurement)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="a line for dumpwatch.toml, e.g. decode.motion_gate=false (repeatable)")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dumpwatch"))
@@ -180,7 +150,7 @@ def main():
     a = p.parse_args()
     if not os.path.exists(a.binary):
         raise SystemExit(f"{a.binary} missing: run cargo build --release first")
-    if a.busy > a.cameras:
+    if a.busy < 0 or a.busy > a.cameras:
         raise SystemExit("--busy cannot exceed --cameras")
 
     dataset = a.dataset or dev_dataset(a.size, a.fps, a.gop_s)
@@ -289,7 +259,8 @@ def main():
             print(f"scale_check: never streaming: {', '.join(missing)}", flush=True)
         for c in busy:
             c["start"] = clip_start.get(c["id"])
-        end = max((c["start"] or time.time()) + c["duration"] for c in busy) + a.extra_seconds
+        end = max([(c["start"] or time.time()) + c["duration"] for c in busy]
+                  + [time.time()]) + a.extra_seconds
 
         m0, c0, t0 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
         s0 = cpu_seconds(server.pid)

@@ -205,7 +205,10 @@ mod tests {
         frames.resolve(15.0, &picture(15.0), &keep);
         assert_eq!(frames.kept.len(), 1);
         assert!(frames.kept[0].1.pts_s <= 3.5);
-        assert_eq!(frames.kept[0].0, 3.5, "kept under the time the analyzer named");
+        assert_eq!(
+            frames.kept[0].0, 3.5,
+            "kept under the time the analyzer named"
+        );
         // The newest pictures are never thinned.
         let times: Vec<f64> = frames.history.iter().map(|(t, _)| *t).collect();
         assert_eq!(&times[times.len() - 2..], &[14.5, 15.0]);

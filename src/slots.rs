@@ -383,6 +383,13 @@ mod tests {
         assert!(s.take(Some(Duration::from_millis(10))).is_none());
     }
 
+    /// The cameras of the next `n` takes, each released at once.
+    fn served_order<T>(s: &LatestSlots<T>, n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| s.take(None).expect("a camera is ready").0.camera())
+            .collect()
+    }
+
     #[test]
     fn busy_cameras_are_served_first_but_idle_ones_are_never_starved() {
         let s = LatestSlots::new(6);
@@ -392,13 +399,11 @@ mod tests {
         for c in 2..6 {
             s.put_as(c, c, Priority::Busy);
         }
-        let order: Vec<usize> = (0..6)
-            .map(|_| {
-                let (lease, _) = s.take(None).unwrap();
-                lease.camera()
-            })
-            .collect();
-        assert_eq!(order, vec![2, 3, 4, 0, 5, 1], "one idle take per {BUSY_PER_IDLE} busy ones");
+        assert_eq!(
+            served_order(&s, 6),
+            vec![2, 3, 4, 0, 5, 1],
+            "one idle take per {BUSY_PER_IDLE} busy ones"
+        );
     }
 
     #[test]
@@ -411,13 +416,7 @@ mod tests {
         for c in 3..6 {
             s.put_as(c, c, Priority::Busy);
         }
-        let order: Vec<usize> = (0..6)
-            .map(|_| {
-                let (lease, _) = s.take(None).unwrap();
-                lease.camera()
-            })
-            .collect();
-        assert_eq!(order, vec![3, 0, 4, 1, 5, 2]);
+        assert_eq!(served_order(&s, 6), vec![3, 0, 4, 1, 5, 2]);
     }
 
     #[test]
@@ -432,19 +431,26 @@ mod tests {
         let (lease, v) = s.take(None).unwrap();
         assert_eq!((lease.camera(), v), (0, "idle"));
         drop(lease);
-        assert!(s.try_take().is_none(), "each camera waits in one queue only");
+        assert!(
+            s.try_take().is_none(),
+            "each camera waits in one queue only"
+        );
     }
 
     #[test]
     fn update_appends_to_what_waits() {
         let s = LatestSlots::<Vec<u32>>::new(1);
         for i in 0..3 {
-            s.update(0, Priority::Busy, |slot| slot.get_or_insert_with(Vec::new).push(i));
+            s.update(0, Priority::Busy, |slot| {
+                slot.get_or_insert_with(Vec::new).push(i)
+            });
         }
         let (lease, v) = s.take(None).unwrap();
         assert_eq!(v, vec![0, 1, 2]);
         // Appended while held: waits for the lease's release, then is served.
-        s.update(0, Priority::Busy, |slot| slot.get_or_insert_with(Vec::new).push(3));
+        s.update(0, Priority::Busy, |slot| {
+            slot.get_or_insert_with(Vec::new).push(3)
+        });
         assert!(s.try_take().is_none());
         drop(lease);
         assert_eq!(s.try_take().map(|(_, v)| v), Some(vec![3]));

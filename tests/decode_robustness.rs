@@ -14,6 +14,51 @@ use dumpwatch::metrics::Metrics;
 use dumpwatch::slots::LatestSlots;
 use rand::{Rng, SeedableRng};
 
+/// A decode pool's surroundings for one camera: its metrics, input and output slots, and a
+/// way to start one decode thread on them.
+struct OneCamera {
+    metrics: Metrics,
+    cams: [dumpwatch::metrics::CameraMetrics; 1],
+    input: Arc<LatestSlots<FrameRun>>,
+    output: Arc<LatestSlots<DecodedFrame>>,
+    start: Box<dyn Fn(DecodeMode) -> DecodePool>,
+}
+
+fn one_camera() -> OneCamera {
+    let metrics = Metrics::new();
+    let cams = [metrics.camera("c0")];
+    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
+    table.set(0, Some(Arc::new(cams[0].clone())));
+    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
+    let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
+    let start = {
+        let (input, output, seconds) = (
+            input.clone(),
+            output.clone(),
+            metrics.decode_seconds.clone(),
+        );
+        Box::new(move |mode| {
+            DecodePool::start(
+                1,
+                mode,
+                input.clone(),
+                output.clone(),
+                table.clone(),
+                seconds.clone(),
+                None,
+            )
+            .expect("the decoder starts")
+        })
+    };
+    OneCamera {
+        metrics,
+        cams,
+        input,
+        output,
+        start,
+    }
+}
+
 /// A run of one frame, as ingest queues it.
 fn run(frame: EncodedFrame) -> FrameRun {
     FrameRun {
@@ -90,22 +135,14 @@ fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
 #[test]
 fn the_pool_counts_decode_errors_and_keeps_going() {
     let keys = keyframes();
-    let metrics = Metrics::new();
-    let cams = [metrics.camera("c0")];
-    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
-    table.set(0, Some(Arc::new(cams[0].clone())));
-    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
-    let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
-    let pool = DecodePool::start(
-        1,
-        DecodeMode::Keyframes,
-        input.clone(),
-        output.clone(),
-        table.clone(),
-        metrics.decode_seconds.clone(),
-        None,
-    )
-    .unwrap();
+    let OneCamera {
+        metrics,
+        cams,
+        input,
+        output,
+        start,
+    } = one_camera();
+    let pool = start(DecodeMode::Keyframes);
     let feed = |data: Vec<u8>, seq| {
         input.put(0, run(encoded(data, true, seq)));
         // Let the decoder take it before the next one replaces it.
@@ -144,22 +181,14 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
 #[test]
 fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     let aus = access_units(&media("test360"));
-    let metrics = Metrics::new();
-    let cams = [metrics.camera("c0")];
-    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
-    table.set(0, Some(Arc::new(cams[0].clone())));
-    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
-    let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
-    let pool = DecodePool::start(
-        1,
-        DecodeMode::All,
-        input.clone(),
-        output.clone(),
-        table.clone(),
-        metrics.decode_seconds.clone(),
-        None,
-    )
-    .unwrap();
+    let OneCamera {
+        metrics: _,
+        cams,
+        input,
+        output,
+        start,
+    } = one_camera();
+    let pool = start(DecodeMode::All);
     let first_key = aus.iter().position(|a| is_keyframe(a)).unwrap();
     let mut seq = 0;
     let mut decoded = 0;
@@ -193,12 +222,13 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
 #[test]
 fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
     let aus = access_units(&media("test360"));
-    let metrics = Metrics::new();
-    let cams = [metrics.camera("c0")];
-    let table = Arc::new(dumpwatch::slots::SlotTable::new(1));
-    table.set(0, Some(Arc::new(cams[0].clone())));
-    let input = Arc::new(LatestSlots::<FrameRun>::new(1));
-    let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
+    let OneCamera {
+        metrics: _,
+        cams,
+        input,
+        output,
+        start,
+    } = one_camera();
     let first_key = aus.iter().position(|a| is_keyframe(a)).unwrap();
     let gop: Vec<EncodedFrame> = aus
         .iter()
@@ -220,22 +250,17 @@ fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
         ));
     }
     input.put(0, slot.take().unwrap());
-    let pool = DecodePool::start(
-        1,
-        DecodeMode::Keyframes,
-        input.clone(),
-        output.clone(),
-        table.clone(),
-        metrics.decode_seconds.clone(),
-        None,
-    )
-    .unwrap();
+    let pool = start(DecodeMode::Keyframes);
     let deadline = Instant::now() + Duration::from_secs(10);
     while cams[0].decoded.get() < 20 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     pool.shutdown();
-    assert_eq!(cams[0].decoded.get(), 20, "every frame of the run, in order");
+    assert_eq!(
+        cams[0].decoded.get(),
+        20,
+        "every frame of the run, in order"
+    );
     assert_eq!(cams[0].decode_error.get() + cams[0].decode_busy.get(), 0);
     // Newest picture wins at the detector's slot: the last of the run.
     let (_, picture) = output.take(Some(Duration::from_secs(1))).unwrap();

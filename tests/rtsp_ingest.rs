@@ -18,12 +18,20 @@ fn connect_opts(url: &str, credentials: Option<Credentials>) -> ConnectOptions {
     }
 }
 
+/// Test settings that decode every keyframe of an idle camera (these tests check decoding, not
+/// the motion gate, which would skip most keyframes of a static test picture).
+fn decoding_service() -> dumpwatch::config::ServiceConfig {
+    let mut s = fast_service();
+    s.decode.motion_gate = false;
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
     let file = media("test360");
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
     let svc = Service::start(Config {
-        service: fast_service(),
+        service: decoding_service(),
         cameras: vec![camera("cam-a", &server.url("a"))],
     })
     .await;
@@ -101,7 +109,7 @@ async fn digest_auth_succeeds_and_a_wrong_password_is_reported_without_leaking_i
     bad.username_env = Some("DW_TEST_AUTH_USER".into());
     bad.password_env = Some("DW_TEST_AUTH_BAD".into());
     let svc = Service::start(Config {
-        service: fast_service(),
+        service: decoding_service(),
         cameras: vec![good, bad],
     })
     .await;
@@ -252,7 +260,7 @@ async fn a_client_joining_mid_gop_decodes_cleanly_from_the_first_keyframe() {
     // ...the second joins 0.8 s later, 20 frames into a 50-frame GOP.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let svc = Service::start(Config {
-        service: fast_service(),
+        service: decoding_service(),
         cameras: vec![camera("late", &server.url("a"))],
     })
     .await;
@@ -285,7 +293,7 @@ async fn a_killed_server_is_reconnected_while_another_camera_keeps_streaming() {
     let mut one = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
     let two = RtspServer::start(&["--h264", &format!("b={}", file.display())]);
     let svc = Service::start(Config {
-        service: fast_service(),
+        service: decoding_service(),
         cameras: vec![camera("one", &one.url("a")), camera("two", &two.url("b"))],
     })
     .await;
@@ -335,7 +343,7 @@ async fn a_killed_server_is_reconnected_while_another_camera_keeps_streaming() {
 async fn a_stalled_stream_is_caught_by_the_frame_timeout() {
     let file = media("test360");
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
-    let mut service = fast_service();
+    let mut service = decoding_service();
     service.ingest.frame_timeout_s = 1.5;
     let svc = Service::start(Config {
         service,
@@ -377,7 +385,7 @@ async fn an_unsupported_codec_is_reported_and_does_not_disturb_other_cameras() {
     let file = media("test360");
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display()), "--mjpeg", "mj"]);
     let svc = Service::start(Config {
-        service: fast_service(),
+        service: decoding_service(),
         cameras: vec![
             camera("mjpeg", &server.url("mj")),
             camera("h264", &server.url("a")),
@@ -410,7 +418,7 @@ async fn udp_transport_can_be_selected() {
     let mut cam = camera("udp", &server.url("a"));
     cam.transport = Some(Transport::Udp);
     let svc = Service::start(Config {
-        service: fast_service(),
+        service: decoding_service(),
         cameras: vec![cam],
     })
     .await;
@@ -429,7 +437,7 @@ async fn udp_transport_can_be_selected() {
 async fn min_keyframe_interval_decodes_every_other_keyframe_of_a_2s_gop() {
     let file = media("test360");
     let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
-    let mut service = fast_service();
+    let mut service = decoding_service();
     service.decode.min_keyframe_interval_s = 4.0;
     let svc = Service::start(Config {
         service,
@@ -503,4 +511,36 @@ async fn basic_auth_is_supported_too() {
         matches!(err, ProbeError::Ingest(IngestError::Unauthorized)),
         "no credentials: {err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_camera_whose_stream_does_not_move_decodes_only_its_refresh_keyframes() {
+    let file = media("still360");
+    let server = RtspServer::start(&["--h264", &format!("a={}", file.display())]);
+    let mut service = fast_service();
+    service.analyze.idle_refresh_s = 8.0;
+    let svc = Service::start(Config {
+        service,
+        cameras: vec![camera("still", &server.url("a"))],
+    })
+    .await;
+    svc.wait_for("9 keyframes received", Duration::from_secs(40), |s| {
+        s.handles.status.get(0).unwrap().keyframes_received >= 9
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keyframes = svc.handles.status.get(0).unwrap().keyframes_received;
+    let decoded = svc.frames("still", "decoded");
+    // A 2 s GOP refreshed every 8 s, a GOP early: every third keyframe, never none.
+    assert!(
+        decoded >= 2 && decoded <= keyframes.div_ceil(3) + 1,
+        "{decoded} decoded of {keyframes} keyframes"
+    );
+    let status = svc.handles.status.get(0).unwrap();
+    assert!(
+        status.analysis_gap_s.is_some_and(|g| g <= 8.5),
+        "analysed every refresh: {:?}",
+        status.analysis_gap_s
+    );
+    svc.stop().await;
 }

@@ -222,7 +222,11 @@ mod tests {
         let mut s = Sampler::new(SamplingConfig::default());
         assert_eq!(s.decide(0.0, &grey(50)), Decision::Detect, "first picture");
         assert_eq!(s.decide(2.0, &grey(51)), Decision::Reuse, "unchanged");
-        assert_eq!(s.decide(2.1, &grey(51)), Decision::Unchanged, "analysed just now");
+        assert_eq!(
+            s.decide(2.1, &grey(51)),
+            Decision::Unchanged,
+            "analysed just now"
+        );
         let mut moved = grey(50);
         moved.data[..10].fill(200);
         assert_eq!(
@@ -238,7 +242,11 @@ mod tests {
             "the detector looks again after 300 s"
         );
         s.forget_detections();
-        assert_eq!(s.decide(340.0, &moved), Decision::Detect, "nothing to reuse");
+        assert_eq!(
+            s.decide(340.0, &moved),
+            Decision::Detect,
+            "nothing to reuse"
+        );
         assert_eq!(s.mode(), Mode::Idle);
         assert!(!s.wants_all_frames());
     }
@@ -272,9 +280,15 @@ mod tests {
         assert_eq!(s.wanted_at(), f64::NEG_INFINITY);
         s.report(0.0, true);
         s.decide(10.0, &grey(50));
-        assert!((s.wanted_at() - 10.45).abs() < 1e-9, "one period at 2/s, less 10 %");
+        assert!(
+            (s.wanted_at() - 10.45).abs() < 1e-9,
+            "one period at 2/s, less 10 %"
+        );
         s.granted(2.0);
-        assert!((s.wanted_at() - 11.6).abs() < 1e-9, "80 % of the granted 2 s");
+        assert!(
+            (s.wanted_at() - 11.6).abs() < 1e-9,
+            "80 % of the granted 2 s"
+        );
         s.granted(f64::NAN);
         assert!((s.wanted_at() - 11.6).abs() < 1e-9);
     }

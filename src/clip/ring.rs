@@ -76,7 +76,11 @@ impl ClipRing {
         });
         // Drop whole GOPs while the next keyframe still starts early enough, or while more
         // bytes than allowed are held.
-        let horizon = if full { at - self.keep_s } else { f64::INFINITY };
+        let horizon = if full {
+            at - self.keep_s
+        } else {
+            f64::INFINITY
+        };
         while let Some(next_key) = inner.frames.iter().skip(1).position(|f| f.keyframe) {
             let old_enough = inner.frames[next_key + 1].at <= horizon;
             if !old_enough && inner.bytes <= self.max_bytes {

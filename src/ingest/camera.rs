@@ -205,7 +205,9 @@ impl CameraTask {
             {
                 Queued::Added => {}
                 Queued::Replaced(lost) => {
-                    self.metrics.dropped(DropReason::DecodeBusy).inc_by(lost as u64);
+                    self.metrics
+                        .dropped(DropReason::DecodeBusy)
+                        .inc_by(lost as u64);
                 }
                 Queued::Refused(_) => {
                     self.metrics.dropped(DropReason::DecodeBusy).inc();

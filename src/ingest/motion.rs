@@ -142,7 +142,12 @@ mod tests {
     use super::*;
 
     /// Feeds `seconds` of a 15 fps stream with a 2 s GOP, P-frames of `p_bytes(i)`.
-    fn feed(gate: &mut MotionGate, from_s: f64, seconds: f64, mut p_bytes: impl FnMut(u32) -> usize) {
+    fn feed(
+        gate: &mut MotionGate,
+        from_s: f64,
+        seconds: f64,
+        mut p_bytes: impl FnMut(u32) -> usize,
+    ) {
         let frames = (seconds * 15.0) as u32;
         for i in 0..frames {
             let pts = from_s + f64::from(i) / 15.0;

@@ -167,13 +167,11 @@ impl FramePolicy {
                 return self.send_keyframe(pts_s);
             }
             let since = self.last_sent_keyframe.map(|t| pts_s - t);
-            let too_soon = since.is_some_and(|s| {
-                s >= 0.0 && s < self.cfg.min_keyframe_interval_s - TOLERANCE_S
-            });
+            let too_soon = since
+                .is_some_and(|s| s >= 0.0 && s < self.cfg.min_keyframe_interval_s - TOLERANCE_S);
             // The last keyframe before the refresh is late: a GOP early rather than a GOP late.
             let early = self.gop_len.unwrap_or(0.0) + TOLERANCE_S;
-            let refresh_due =
-                since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s - early);
+            let refresh_due = since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s - early);
             let moved = !self.cfg.motion_gate || self.motion.take_moved();
             if !too_soon && (refresh_due || moved) {
                 return self.send_keyframe(pts_s);
@@ -282,6 +280,16 @@ mod tests {
         }
     }
 
+    /// A busy camera's policy after two GOPs of 2 s (it knows the GOP length).
+    fn with_learned_gop() -> FramePolicy {
+        let mut p = FramePolicy::new(PolicyConfig::default());
+        for i in 0..60 {
+            let t = f64::from(i) / FPS;
+            p.offer(unit(i % 30 == 0, t, 9_000), BUSY);
+        }
+        p
+    }
+
     const BUSY: Demand = Demand {
         all_frames: true,
         wanted_at: f64::NEG_INFINITY,
@@ -295,20 +303,38 @@ mod tests {
     fn an_idle_camera_sends_its_first_keyframe_then_one_per_refresh() {
         let mut p = FramePolicy::new(PolicyConfig::default());
         let v = run(&mut p, 0.0, 95.0, 10, |_| false, quiet);
-        assert_eq!(v[0].1, Verdict::Skip(Skip::BeforeKeyframe), "joined mid-GOP");
+        assert_eq!(
+            v[0].1,
+            Verdict::Skip(Skip::BeforeKeyframe),
+            "joined mid-GOP"
+        );
         let sent = decoded(&v);
         // First keyframe at frame 20 (1.33 s), then the last keyframe before each 30 s is up
         // (28 s: one GOP early rather than late).
-        let expected: Vec<f64> = [20u32, 440, 860, 1280].iter().map(|f| f64::from(*f) / FPS).collect();
+        let expected: Vec<f64> = [20u32, 440, 860, 1280]
+            .iter()
+            .map(|f| f64::from(*f) / FPS)
+            .collect();
         assert_eq!(sent, expected);
     }
 
     #[test]
     fn an_idle_camera_that_moves_sends_its_next_keyframe() {
         let mut p = FramePolicy::new(PolicyConfig::default());
-        let v = run(&mut p, 0.0, 40.0, 0, |_| false, |t| {
-            if (20.0..24.0).contains(&t) { quiet(t) * 2 } else { quiet(t) }
-        });
+        let v = run(
+            &mut p,
+            0.0,
+            40.0,
+            0,
+            |_| false,
+            |t| {
+                if (20.0..24.0).contains(&t) {
+                    quiet(t) * 2
+                } else {
+                    quiet(t)
+                }
+            },
+        );
         let sent = decoded(&v);
         assert_eq!(sent.len(), 3, "first, after the motion, refresh: {sent:?}");
         assert!(sent[1] > 20.0 && sent[1] <= 24.1, "{sent:?}");
@@ -323,7 +349,10 @@ mod tests {
         assert_eq!(sent[0], 0.0);
         assert_eq!(sent[1], 2.0);
         assert_eq!(sent.len(), 1 + 60);
-        assert!(v.iter().any(|(t, v)| *t >= 2.0 && *v == Verdict::Decode { all_frames: true }));
+        assert!(
+            v.iter()
+                .any(|(t, v)| *t >= 2.0 && *v == Verdict::Decode { all_frames: true })
+        );
     }
 
     #[test]
@@ -335,7 +364,10 @@ mod tests {
         p.refused();
         for i in 2..30 {
             let t = f64::from(i) / FPS;
-            assert_eq!(p.offer(unit(false, t, 9_000), BUSY), Verdict::Skip(Skip::Degraded));
+            assert_eq!(
+                p.offer(unit(false, t, 9_000), BUSY),
+                Verdict::Skip(Skip::Degraded)
+            );
         }
         assert_eq!(p.offer(unit(true, 2.0, 180_000), BUSY), all);
         assert_eq!(p.offer(unit(false, 2.07, 9_000), BUSY), all);
@@ -343,12 +375,7 @@ mod tests {
 
     #[test]
     fn a_busy_camera_decodes_a_gop_only_as_far_as_the_detector_will_want_a_picture() {
-        let mut p = FramePolicy::new(PolicyConfig::default());
-        // Two GOPs to learn the GOP length (2 s).
-        for i in 0..60 {
-            let t = f64::from(i) / FPS;
-            p.offer(unit(i % 30 == 0, t, 9_000), BUSY);
-        }
+        let mut p = with_learned_gop();
         // The detector gets to this camera every 1.3 s; it next wants a picture at 5.3 s.
         let mut wanted_at = 5.3;
         let mut sent = vec![];
@@ -373,11 +400,7 @@ mod tests {
 
     #[test]
     fn a_busy_camera_served_less_often_than_its_gop_decodes_keyframes_only() {
-        let mut p = FramePolicy::new(PolicyConfig::default());
-        for i in 0..60 {
-            let t = f64::from(i) / FPS;
-            p.offer(unit(i % 30 == 0, t, 9_000), BUSY);
-        }
+        let mut p = with_learned_gop();
         let later = Demand {
             all_frames: true,
             wanted_at: 6.5,
@@ -386,13 +409,20 @@ mod tests {
         assert_eq!(p.offer(unit(true, 4.0, 180_000), later), all);
         for i in 61..90 {
             let t = f64::from(i) / FPS;
-            assert_eq!(p.offer(unit(false, t, 9_000), later), Verdict::Skip(Skip::Idle));
+            assert_eq!(
+                p.offer(unit(false, t, 9_000), later),
+                Verdict::Skip(Skip::Idle)
+            );
         }
     }
 
     #[test]
     fn without_the_gate_every_keyframe_is_sent_within_the_interval() {
-        let cfg = PolicyConfig { motion_gate: false, min_keyframe_interval_s: 4.0, ..Default::default() };
+        let cfg = PolicyConfig {
+            motion_gate: false,
+            min_keyframe_interval_s: 4.0,
+            ..Default::default()
+        };
         let mut p = FramePolicy::new(cfg);
         let sent = decoded(&run(&mut p, 0.0, 10.0, 0, |_| false, quiet));
         assert_eq!(sent, vec![0.0, 4.0, 8.0]);
@@ -400,7 +430,10 @@ mod tests {
 
     #[test]
     fn all_mode_sends_everything_after_the_first_keyframe() {
-        let cfg = PolicyConfig { mode: DecodeMode::All, ..Default::default() };
+        let cfg = PolicyConfig {
+            mode: DecodeMode::All,
+            ..Default::default()
+        };
         let mut p = FramePolicy::new(cfg);
         let v = run(&mut p, 0.0, 4.0, 5, |_| false, quiet);
         assert_eq!(decoded(&v).len(), 60 - 25);

@@ -54,7 +54,10 @@ impl FrameRun {
                 Queued::Added
             }
             Some(run) => {
-                let follows = run.frames.last().is_some_and(|last| last.seq + 1 == frame.seq);
+                let follows = run
+                    .frames
+                    .last()
+                    .is_some_and(|last| last.seq + 1 == frame.seq);
                 if follows && run.frames.len() < MAX_RUN {
                     run.frames.push(frame);
                     Queued::Added
@@ -96,9 +99,18 @@ mod tests {
     #[test]
     fn frames_that_follow_are_appended() {
         let mut slot = None;
-        assert!(matches!(FrameRun::offer(&mut slot, frame(1, true)), Queued::Added));
-        assert!(matches!(FrameRun::offer(&mut slot, frame(2, false)), Queued::Added));
-        assert!(matches!(FrameRun::offer(&mut slot, frame(3, false)), Queued::Added));
+        assert!(matches!(
+            FrameRun::offer(&mut slot, frame(1, true)),
+            Queued::Added
+        ));
+        assert!(matches!(
+            FrameRun::offer(&mut slot, frame(2, false)),
+            Queued::Added
+        ));
+        assert!(matches!(
+            FrameRun::offer(&mut slot, frame(3, false)),
+            Queued::Added
+        ));
         let seqs: Vec<u64> = slot.unwrap().frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3]);
     }
@@ -108,8 +120,14 @@ mod tests {
         let mut slot = None;
         FrameRun::offer(&mut slot, frame(1, true));
         FrameRun::offer(&mut slot, frame(2, false));
-        assert!(matches!(FrameRun::offer(&mut slot, frame(4, false)), Queued::Refused(_)));
-        assert!(matches!(FrameRun::offer(&mut slot, frame(5, true)), Queued::Replaced(2)));
+        assert!(matches!(
+            FrameRun::offer(&mut slot, frame(4, false)),
+            Queued::Refused(_)
+        ));
+        assert!(matches!(
+            FrameRun::offer(&mut slot, frame(5, true)),
+            Queued::Replaced(2)
+        ));
         assert_eq!(slot.as_ref().map(FrameRun::len), Some(1));
     }
 
@@ -118,7 +136,10 @@ mod tests {
         let mut slot = None;
         FrameRun::offer(&mut slot, frame(0, true));
         for seq in 1..MAX_RUN as u64 {
-            assert!(matches!(FrameRun::offer(&mut slot, frame(seq, false)), Queued::Added));
+            assert!(matches!(
+                FrameRun::offer(&mut slot, frame(seq, false)),
+                Queued::Added
+            ));
         }
         assert!(matches!(
             FrameRun::offer(&mut slot, frame(MAX_RUN as u64, false)),
@@ -129,6 +150,9 @@ mod tests {
     #[test]
     fn a_p_frame_in_an_empty_slot_waits_for_the_decoder_to_judge_it() {
         let mut slot = None;
-        assert!(matches!(FrameRun::offer(&mut slot, frame(7, false)), Queued::Added));
+        assert!(matches!(
+            FrameRun::offer(&mut slot, frame(7, false)),
+            Queued::Added
+        ));
     }
 }
