@@ -140,6 +140,7 @@ impl CameraTask {
             streaming_since.get_or_insert_with(Instant::now);
             self.metrics.received.inc();
             let keyframe = frame.keyframe;
+            let at = crate::decode::unix_seconds(frame.captured_at);
             let (demand, busy) = match &self.sampling {
                 Some(s) => (
                     Demand {
@@ -151,7 +152,6 @@ impl CameraTask {
                 None => (Demand::IDLE, false),
             };
             if let Some(ring) = &self.clip_ring {
-                let at = crate::decode::unix_seconds(frame.captured_at);
                 ring.push_keeping(&frame, at, busy);
             }
             // A reload's new idle refresh applies from the next GOP.
@@ -162,7 +162,7 @@ impl CameraTask {
                 keyframe,
                 pts_s: frame.pts_s,
                 bytes: frame.data.len(),
-                at: crate::decode::unix_seconds(frame.captured_at),
+                at,
             };
             let verdict = policy.offer(unit, demand);
             self.status.update(self.index, |s| {
