@@ -224,11 +224,6 @@ impl FramePolicy {
             self.gop_degraded = true;
         }
     }
-
-    /// The camera's motion gate (for figures).
-    pub fn motion(&self) -> &MotionGate {
-        &self.motion
-    }
 }
 
 #[cfg(test)]
