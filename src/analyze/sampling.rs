@@ -136,7 +136,7 @@ impl Sampler {
                     .last_grey
                     .as_ref()
                     .and_then(|g| grey.changed_share(g, self.cfg.gate_pixel_threshold));
-                let detections_stale = since.is_none_or(|s| s < 0.0 || s >= REDETECT_AFTER_S);
+                let detections_stale = since.is_none_or(|s| !(0.0..REDETECT_AFTER_S).contains(&s));
                 // At most `active_fps` analyses a second of an idle camera (one that decodes
                 // every frame: `decode.mode = "all"`).
                 let analysed_just_now = self
