@@ -294,6 +294,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_sampler_publishes_when_the_next_picture_is_wanted() {
+        let s = SharedSampler::new(SamplingConfig::default());
+        assert_eq!(s.wanted_at(), f64::NEG_INFINITY);
+        s.report(0.0, true, false);
+        s.decide(10.0, &grey(50));
+        assert!((s.wanted_at() - 10.45).abs() < 1e-9);
+        s.granted(2.0);
+        assert!((s.wanted_at() - 11.6).abs() < 1e-9);
+        s.reconfigure(SamplingConfig::default(), true);
+        assert_eq!(s.wanted_at(), f64::NEG_INFINITY, "a new camera in the slot");
+    }
+
+    #[test]
     fn a_clock_going_backwards_detects_rather_than_stalls() {
         let mut s = Sampler::new(SamplingConfig::default());
         s.decide(100.0, &grey(50));
@@ -303,14 +316,17 @@ mod tests {
     }
 }
 
-/// A camera's sampler shared between the stages of the live pipeline: ingest reads whether to
-/// forward every frame (lock-free), the decode threads ask whether to detect a picture, and the
+/// A camera's sampler shared between the stages of the live pipeline: ingest reads, for every
+/// frame and without a lock, whether to forward every frame, whether the camera is busy and when
+/// the next picture is wanted; the decode threads ask whether to detect a picture, and the
 /// analyzer reports activity.
 #[derive(Debug)]
 pub struct SharedSampler {
     sampler: std::sync::Mutex<Sampler>,
     all_frames: std::sync::atomic::AtomicBool,
     busy: std::sync::atomic::AtomicBool,
+    /// [`Sampler::wanted_at`] as `f64` bits, refreshed by every change of the sampler.
+    wanted_at: std::sync::atomic::AtomicU64,
 }
 
 impl SharedSampler {
@@ -320,11 +336,20 @@ impl SharedSampler {
             sampler: std::sync::Mutex::new(Sampler::new(cfg)),
             all_frames: std::sync::atomic::AtomicBool::new(false),
             busy: std::sync::atomic::AtomicBool::new(false),
+            wanted_at: std::sync::atomic::AtomicU64::new(f64::NEG_INFINITY.to_bits()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sampler> {
         self.sampler.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes what ingest reads without the lock (after every change, under the lock).
+    fn publish(&self, s: &Sampler) {
+        self.wanted_at.store(
+            s.wanted_at().to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Whether every frame should be decoded now (active).
@@ -348,24 +373,31 @@ impl SharedSampler {
         self.lock().cfg.idle_refresh_s
     }
 
-    /// See [`Sampler::wanted_at`].
+    /// See [`Sampler::wanted_at`] (lock-free: read for every frame).
     pub fn wanted_at(&self) -> f64 {
-        self.lock().wanted_at()
+        f64::from_bits(self.wanted_at.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// See [`Sampler::granted`].
     pub fn granted(&self, gap_s: f64) {
-        self.lock().granted(gap_s);
+        let mut s = self.lock();
+        s.granted(gap_s);
+        self.publish(&s);
     }
 
     /// See [`Sampler::decide`].
     pub fn decide(&self, now: f64, grey: &GreyFrame) -> Decision {
-        self.lock().decide(now, grey)
+        let mut s = self.lock();
+        let decision = s.decide(now, grey);
+        self.publish(&s);
+        decision
     }
 
     /// See [`Sampler::forget_detections`].
     pub fn forget_detections(&self) {
-        self.lock().forget_detections();
+        let mut s = self.lock();
+        s.forget_detections();
+        self.publish(&s);
     }
 
     /// New settings. With `restart` the sampler starts over idle (a new camera in this slot);
@@ -380,6 +412,7 @@ impl SharedSampler {
         } else {
             s.cfg = cfg;
         }
+        self.publish(&s);
     }
 
     /// See [`Sampler::report`]; `incident_open` keeps the camera busy (served first) without
@@ -392,5 +425,6 @@ impl SharedSampler {
             .store(all, std::sync::atomic::Ordering::Relaxed);
         self.busy
             .store(all || incident_open, std::sync::atomic::Ordering::Relaxed);
+        self.publish(&s);
     }
 }
