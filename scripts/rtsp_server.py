@@ -2,11 +2,13 @@
 """A local RTSP server for dumpwatch's tests, demo and load benchmarks (GStreamer's RTSP server).
 
 Serves any number of paths from one process. Each H.264 path loops an Annex B elementary stream
-(made by scripts/make_media.sh) through `appsrc ! h264parse ! rtph264pay`, paced at the file's
-frame rate. Media are shared: a client that joins later starts mid-GOP, as with a real camera.
+(made by scripts/make_media.sh) through `appsrc ! h264parse ! rtph264pay`, each H.265 path through
+`appsrc ! h265parse ! rtph265pay`, paced at the file's frame rate. Media are shared: a client
+that joins later starts mid-GOP, as with a real camera.
 
     /usr/bin/python3 scripts/rtsp_server.py --port 0 \
         --h264 cam1=target/media/a.h264 --h264 cam2=target/media/a.h264:fps=15 \
+        --h265 cam4=target/media/a_h265.h265 \
         --mjpeg cam3 --user admin --password secret [--auth basic]
 
 Prints `READY port=N` on stdout once it listens (port 0 picks a free port); with --announce, also
@@ -26,12 +28,23 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
-def split_access_units(data):
+# NAL unit types per codec: header length, delimiter, types that start a unit after a slice
+# (parameter sets, SEI), slice types.
+CODECS = {
+    "h264": {"header": 1, "kind": lambda b: b & 0x1F, "aud": 9, "prefix": (6, 7, 8), "slices": (1, 5)},
+    "h265": {"header": 2, "kind": lambda b: (b >> 1) & 0x3F, "aud": 35, "prefix": (32, 33, 34, 39),
+             "slices": tuple(range(0, 10)) + tuple(range(16, 22))},
+}
+
+
+def split_access_units(data, codec="h264"):
     """Splits an Annex B byte stream into access units (lists of NAL units joined back together).
 
-    A new access unit starts at an access unit delimiter (type 9), at SPS/PPS/SEI that follow a
-    slice, or at a slice whose first_mb_in_slice is 0 when the current unit already has a slice.
+    A new access unit starts at an access unit delimiter, at parameter sets/SEI that follow a
+    slice, or at a slice that starts a picture (H.264 first_mb_in_slice 0, H.265
+    first_slice_segment_in_pic_flag) when the current unit already has a slice.
     """
+    c = CODECS[codec]
     starts = []
     i, n = 0, len(data)
     while True:
@@ -44,27 +57,28 @@ def split_access_units(data):
     nals = []
     for k, (begin, payload) in enumerate(starts):
         end = starts[k + 1][0] if k + 1 < len(starts) else n
-        nals.append((data[begin:end], data[payload] & 0x1F if payload < n else 0, payload))
+        nals.append((data[begin:end], c["kind"](data[payload]) if payload < n else -1, payload))
     units, current, has_slice = [], [], False
     for raw, kind, payload in nals:
-        first_mb_zero = kind in (1, 5) and payload + 1 < n and data[payload + 1] & 0x80
-        boundary = kind == 9 or (kind in (6, 7, 8) and has_slice) or (first_mb_zero and has_slice)
+        first = payload + c["header"]
+        starts_picture = kind in c["slices"] and first < n and data[first] & 0x80
+        boundary = kind == c["aud"] or (kind in c["prefix"] and has_slice) or (starts_picture and has_slice)
         if boundary and current:
             units.append(b"".join(current))
             current, has_slice = [], False
         current.append(raw)
-        has_slice = has_slice or kind in (1, 5)
+        has_slice = has_slice or kind in c["slices"]
     if current:
         units.append(b"".join(current))
     if not units:
-        raise SystemExit("no H.264 access units found")
+        raise SystemExit(f"no {codec.upper()} access units found")
     return units
 
 
-class LoopingH264Factory(GstRtspServer.RTSPMediaFactory):
-    """One path: loops the access units of a file at a fixed frame rate."""
+class LoopingFactory(GstRtspServer.RTSPMediaFactory):
+    """One path: loops the access units of a file (H.264 or H.265) at a fixed frame rate."""
 
-    def __init__(self, units, fps, name=None, announce=False):
+    def __init__(self, units, fps, name=None, announce=False, codec="h264"):
         super().__init__()
         self.units = units
         self.fps = fps
@@ -73,8 +87,8 @@ class LoopingH264Factory(GstRtspServer.RTSPMediaFactory):
         self.set_shared(True)
         self.set_launch(
             "( appsrc name=src is-live=true format=time do-timestamp=true "
-            "caps=video/x-h264,stream-format=byte-stream,alignment=au "
-            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+            f"caps=video/x-{codec},stream-format=byte-stream,alignment=au "
+            f"! {codec}parse ! rtp{codec}pay name=pay0 pt=96 config-interval=-1 )"
         )
         self.connect("media-configure", self.on_media_configure)
 
@@ -107,7 +121,7 @@ class LoopingH264Factory(GstRtspServer.RTSPMediaFactory):
 def parse_spec(spec):
     """`name=file[:fps=N]` -> (name, file, fps)."""
     if "=" not in spec:
-        raise SystemExit(f"bad --h264 {spec!r}: expected NAME=FILE[:fps=N]")
+        raise SystemExit(f"bad stream {spec!r}: expected NAME=FILE[:fps=N]")
     name, rest = spec.split("=", 1)
     fps = 25
     if ":fps=" in rest:
@@ -121,6 +135,8 @@ def main():
     parser.add_argument("--port", type=int, default=8554, help="TCP port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--h264", action="append", default=[], metavar="NAME=FILE[:fps=N]")
+    parser.add_argument("--h265", action="append", default=[], metavar="NAME=FILE[:fps=N]",
+                        help="an H.265 Annex B file (make_media.sh NAME_h265)")
     parser.add_argument("--mjpeg", action="append", default=[], metavar="NAME",
                         help="a path that sends Motion JPEG (an unsupported codec for dumpwatch)")
     parser.add_argument("--user", help="require authentication with this user")
@@ -140,12 +156,13 @@ def main():
 
     files = {}
     factories = []
-    for spec in args.h264:
+    streams = [(spec, "h264") for spec in args.h264] + [(spec, "h265") for spec in args.h265]
+    for spec, codec in streams:
         name, path, fps = parse_spec(spec)
-        if path not in files:
+        if (path, codec) not in files:
             with open(path, "rb") as f:
-                files[path] = split_access_units(f.read())
-        factory = LoopingH264Factory(files[path], fps, name, args.announce)
+                files[(path, codec)] = split_access_units(f.read(), codec)
+        factory = LoopingFactory(files[(path, codec)], fps, name, args.announce, codec)
         mounts.add_factory("/" + name, factory)
         factories.append(factory)
     for name in args.mjpeg:

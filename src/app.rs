@@ -199,6 +199,7 @@ pub async fn run_with_reload(
     let decode = DecodePool::start(
         svc.decode.threads as usize,
         svc.decode.mode,
+        svc.decode.hwaccel,
         slots.encoded.clone(),
         slots.decoded.clone(),
         slots.camera_metrics.clone(),

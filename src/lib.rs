@@ -1,17 +1,18 @@
 //! dumpwatch watches city cameras for illegal dumping.
 //!
 //! The pipeline, left to right (one module each):
-//! [`ingest`] (RTSP, one task per camera) → [`decode`] (H.264 → pictures, blocking threads) →
+//! [`ingest`] (RTSP, one task per camera) → [`decode`] (H.264/H.265 → pictures, libavcodec, blocking threads) →
 //! [`detect`] (ONNX detector, one session per worker) → [`analyze`] (run live by [`watch`]; over
 //! recorded clips by [`replay`] and [`eval`]) → store → deliver; [`api`] serves metrics, status and the dashboard, and
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
-//! [`detection`], [`annotate`], [`redact`].
+//! [`detection`], [`codec`], [`annotate`], [`redact`].
 
 pub mod analyze;
 pub mod annotate;
 pub mod api;
 pub mod app;
 pub mod clip;
+pub mod codec;
 pub mod config;
 pub mod decode;
 pub mod deliver;

@@ -65,10 +65,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the pipeline (decode, detect, analyze) over a recorded H.264 MP4 clip as fast as the CPU
-    /// allows, with the clip's timestamps as the clock; print the events and write their pictures.
+    /// Run the pipeline (decode, detect, analyze) over a recorded H.264 or H.265 clip (MP4, MKV,
+    /// TS) as fast as the CPU allows, with the clip's timestamps as the clock; print the events
+    /// and write their pictures.
     Replay {
-        /// The clip (MP4 with an H.264 track).
+        /// The clip (MP4, Matroska or MPEG-TS with an H.264 or H.265 track).
         clip: PathBuf,
         /// Service file whose [model] and [analyze] sections to use. Without it, embedded defaults.
         #[arg(long, short)]
@@ -93,7 +94,7 @@ enum Command {
         #[arg(long)]
         trace: bool,
     },
-    /// Score the pipeline on a labelled dataset (labels.toml + H.264 MP4 clips): precision, recall,
+    /// Score the pipeline on a labelled dataset (labels.toml + H.264 or H.265 clips): precision, recall,
     /// F1, time to alert and false alarms per hour; --sweep tries a range of one setting.
     Eval {
         /// Dataset directory with labels.toml.
@@ -234,6 +235,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         c.cameras.iter().filter(|c| c.enabled).count(),
                         c.cameras.iter().map(|c| c.zones.len()).sum::<usize>()
                     );
+                    let hwaccel = c.service.decode.hwaccel;
+                    match dumpwatch::decode::VideoDecoder::new() {
+                        Ok(_) => println!("decoder: libavcodec, H.264 and H.265"),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return Ok(ExitCode::from(2));
+                        }
+                    }
+                    match dumpwatch::decode::hwaccel_available(hwaccel) {
+                        Ok(()) => println!("decode.hwaccel = {:?}: ok", hwaccel.name()),
+                        Err(reason) => println!(
+                            "decode.hwaccel = {:?}: unavailable here ({reason}); the service will decode in software",
+                            hwaccel.name()
+                        ),
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -459,10 +475,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("probe of {} failed", Redacted(&opts.url)))?;
             let info = &report.info;
+            let profile = info
+                .rfc6381
+                .as_deref()
+                .and_then(dumpwatch::codec::profile_name)
+                .unwrap_or("profile unknown");
             println!(
-                "codec:        {} ({})",
-                info.codec,
-                info.rfc6381.as_deref().unwrap_or("profile unknown")
+                "codec:        {} {profile} ({})",
+                info.codec.name().to_uppercase(),
+                info.rfc6381.as_deref().unwrap_or("no codec string")
             );
             println!(
                 "resolution:   {}x{}",

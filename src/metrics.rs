@@ -97,7 +97,7 @@ impl Metrics {
         let decode_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "dumpwatch_decode_seconds",
-                "Time to decode one H.264 access unit into a picture.",
+                "Time to decode one H.264 or H.265 access unit into a picture.",
             )
             .buckets(latency_buckets()),
         )

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::decode::{DecodeError, H264Decoder};
+use crate::decode::{DecodeError, VideoDecoder};
 use crate::ingest::{ConnectOptions, IngestError, RtspStream, StreamInfo};
 
 /// What `probe` found.
@@ -54,7 +54,7 @@ pub async fn probe(
     let started = Instant::now();
     let mut stream = RtspStream::connect(opts, None).await?;
     let deadline = tokio::time::Instant::now() + watch;
-    let mut decoder = H264Decoder::new()?;
+    let mut decoder = VideoDecoder::new()?;
     let mut before = 0u64;
     let mut first_key: Option<(f64, u64)> = None; // (pts, frame index)
     let mut second_key: Option<(f64, u64)> = None;

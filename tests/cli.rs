@@ -27,6 +27,43 @@ fn the_example_configuration_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("77 camera(s)"), "{stdout}");
+    assert!(
+        stdout.contains("decoder: libavcodec, H.264 and H.265"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("decode.hwaccel = \"none\": ok"), "{stdout}");
+}
+
+#[test]
+fn check_config_says_when_the_hardware_decoder_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dumpwatch.toml");
+    std::fs::write(dir.path().join("cameras.toml"), "").unwrap();
+    std::fs::write(&config, "[decode]\nhwaccel = \"vaapi\"\n").unwrap();
+    let out = dumpwatch()
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // Either this machine has a VA-API device, or the operator is told decoding stays in software.
+    assert!(
+        stdout.contains("decode.hwaccel = \"vaapi\": ok")
+            || stdout.contains(
+                "decode.hwaccel = \"vaapi\": unavailable here (cannot open the vaapi device"
+            ),
+        "{stdout}"
+    );
+    std::fs::write(&config, "[decode]\nhwaccel = \"opencl\"\n").unwrap();
+    let out = dumpwatch()
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("hwaccel"), "{stderr}");
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! Garbage, truncated and corrupted access units are counted and skipped, never a panic, and
-//! the decoder keeps working on the next good keyframe.
+//! the decoder keeps working on the next good keyframe; a decoder that joins mid-GOP, or whose
+//! stream changes resolution or codec, keeps working. H.264 and H.265 alike.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{access_units, is_keyframe, media};
+use common::{access_units, codec_of, is_keyframe, media};
+use dumpwatch::codec::VideoCodec;
 use dumpwatch::config::DecodeMode;
-use dumpwatch::decode::{DecodeError, DecodePool, DecodedFrame, H264Decoder};
+use dumpwatch::decode::{DecodeError, DecodePool, DecodedFrame, VideoDecoder};
 use dumpwatch::ingest::{EncodedFrame, FrameRun};
 use dumpwatch::metrics::Metrics;
 use dumpwatch::slots::LatestSlots;
@@ -41,6 +43,7 @@ fn one_camera() -> OneCamera {
             DecodePool::start(
                 1,
                 mode,
+                dumpwatch::config::HwAccel::None,
                 input.clone(),
                 output.clone(),
                 table.clone(),
@@ -66,7 +69,13 @@ fn run(frame: EncodedFrame) -> FrameRun {
     }
 }
 
+/// An H.264 access unit as ingest hands it on.
 fn encoded(data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
+    encoded_as(VideoCodec::H264, data, keyframe, seq)
+}
+
+/// An access unit of `codec` as ingest hands it on: a keyframe alone, or a frame of a run.
+fn encoded_as(codec: VideoCodec, data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
     EncodedFrame {
         data,
         keyframe,
@@ -75,24 +84,52 @@ fn encoded(data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
         received: Instant::now(),
         seq,
         all_frames: !keyframe,
+        codec,
     }
 }
 
-fn keyframes() -> Vec<Vec<u8>> {
-    let aus = access_units(&media("test360"));
-    let keys: Vec<_> = aus.into_iter().filter(|au| is_keyframe(au)).collect();
+/// The access units of test media `name` with whether each is a keyframe.
+fn units_of(name: &str) -> (VideoCodec, Vec<(Vec<u8>, bool)>) {
+    let path = media(name);
+    let codec = codec_of(&path);
+    let units = access_units(&path)
+        .into_iter()
+        .map(|au| {
+            let key = codec.is_random_access(&au);
+            (au, key)
+        })
+        .collect();
+    (codec, units)
+}
+
+fn keyframes(name: &str) -> (VideoCodec, Vec<Vec<u8>>) {
+    let (codec, units) = units_of(name);
+    let keys: Vec<_> = units
+        .into_iter()
+        .filter(|(_, k)| *k)
+        .map(|(au, _)| au)
+        .collect();
     assert!(keys.len() >= 3, "test media should have several keyframes");
-    keys
+    (codec, keys)
 }
 
 #[test]
-fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
-    let keys = keyframes();
+fn bad_h264_access_units_are_errors_and_the_next_keyframe_decodes() {
+    bad_access_units_are_errors_and_the_next_keyframe_decodes("test360");
+}
+
+#[test]
+fn bad_h265_access_units_are_errors_and_the_next_keyframe_decodes() {
+    bad_access_units_are_errors_and_the_next_keyframe_decodes("test360_h265");
+}
+
+fn bad_access_units_are_errors_and_the_next_keyframe_decodes(name: &str) {
+    let (codec, keys) = keyframes(name);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let mut d = H264Decoder::new().unwrap();
-    let good = |d: &mut H264Decoder, k: &[u8]| {
+    let mut d = VideoDecoder::new().unwrap();
+    let good = |d: &mut VideoDecoder, k: &[u8]| {
         let p = d
-            .decode(0, &encoded(k.to_vec(), true, 0))
+            .decode(0, &encoded_as(codec, k.to_vec(), true, 0))
             .expect("a good keyframe decodes");
         assert_eq!((p.width(), p.height()), (640, 360));
     };
@@ -109,7 +146,10 @@ fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
         bad_inputs.push((0..len).map(|_| rng.random()).collect());
     }
     // Random garbage after a valid start code and NAL header of an IDR slice.
-    let mut fake_idr = vec![0, 0, 0, 1, 0x65];
+    let mut fake_idr = match codec {
+        VideoCodec::H264 => vec![0, 0, 0, 1, 0x65],
+        VideoCodec::H265 => vec![0, 0, 0, 1, 0x26, 0x01],
+    };
     fake_idr.extend((0..5000).map(|_| rng.random::<u8>()));
     bad_inputs.push(fake_idr);
     // A real keyframe with its slice data scribbled over.
@@ -122,7 +162,7 @@ fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
 
     for (i, input) in bad_inputs.into_iter().enumerate() {
         let len = input.len();
-        match d.decode(0, &encoded(input, true, 0)) {
+        match d.decode(0, &encoded_as(codec, input, true, 0)) {
             // Concealment may still produce a picture of the right size from a damaged frame.
             Ok(p) => assert_eq!((p.width(), p.height()), (640, 360), "input {i}"),
             Err(DecodeError::Corrupt { .. } | DecodeError::NoPicture { .. }) => {}
@@ -132,9 +172,85 @@ fn bad_access_units_are_errors_and_the_next_keyframe_decodes() {
     }
 }
 
+/// A decoder that joins a stream mid-GOP gets errors (not garbage pictures, not a panic) until
+/// the first keyframe, and then every frame of the GOP.
+fn joining_mid_gop_decodes_from_the_first_keyframe(name: &str) {
+    let (codec, units) = units_of(name);
+    let first_key = units.iter().position(|(_, k)| *k).unwrap();
+    let second_key = first_key + 1 + units[first_key + 1..].iter().position(|(_, k)| *k).unwrap();
+    let mut d = VideoDecoder::new().unwrap();
+    let mut pictures_before_key = 0;
+    for (seq, (au, key)) in units[first_key + 20..second_key].iter().enumerate() {
+        let mut f = encoded_as(codec, au.clone(), *key, seq as u64);
+        f.all_frames = true;
+        if d.decode(0, &f).is_ok() {
+            pictures_before_key += 1;
+        }
+    }
+    assert_eq!(pictures_before_key, 0, "P-frames without their references");
+    let mut decoded = 0;
+    for (seq, (au, key)) in units[second_key..second_key + 30].iter().enumerate() {
+        let mut f = encoded_as(codec, au.clone(), *key, seq as u64);
+        f.all_frames = true;
+        let p = d.decode(0, &f).expect("every frame from the keyframe on");
+        assert_eq!((p.width(), p.height()), (640, 360));
+        decoded += 1;
+    }
+    assert_eq!(decoded, 30);
+}
+
+#[test]
+fn h264_joining_mid_gop_decodes_from_the_first_keyframe() {
+    joining_mid_gop_decodes_from_the_first_keyframe("test360");
+}
+
+#[test]
+fn h265_joining_mid_gop_decodes_from_the_first_keyframe() {
+    joining_mid_gop_decodes_from_the_first_keyframe("test360_h265");
+}
+
+/// One decoder, one camera whose stream changes resolution and then codec (a camera
+/// reconfigured from its web page): every keyframe decodes at its own size, alone and in a run.
+#[test]
+fn a_stream_that_changes_resolution_or_codec_keeps_decoding() {
+    let sequence = [
+        "test360",
+        "vtest720",
+        "test360_h265",
+        "vtest720_h265",
+        "test360",
+    ];
+    for all_frames in [false, true] {
+        let mut d = VideoDecoder::new().unwrap();
+        for (seq, name) in sequence.iter().enumerate() {
+            let (codec, keys) = keyframes(name);
+            let mut f = encoded_as(codec, keys[1].clone(), true, seq as u64);
+            f.all_frames = all_frames;
+            f.pts_s = 10.0 + seq as f64;
+            // A decoder shared by cameras: each picture keeps its own camera and times.
+            let camera = 3 + seq;
+            let p = d
+                .decode(camera, &f)
+                .unwrap_or_else(|e| panic!("{name} (all_frames {all_frames}): {e}"));
+            let want = if name.starts_with("vtest720") {
+                (1280, 720)
+            } else {
+                (640, 360)
+            };
+            assert_eq!((p.width(), p.height()), want, "{name}");
+            assert_eq!(
+                (p.camera, p.keyframe, p.pts_s),
+                (camera, true, f.pts_s),
+                "{name}"
+            );
+            assert_eq!(p.received, f.received);
+        }
+    }
+}
+
 #[test]
 fn the_pool_counts_decode_errors_and_keeps_going() {
-    let keys = keyframes();
+    let (_, keys) = keyframes("test360");
     let OneCamera {
         metrics,
         cams,
@@ -179,8 +295,17 @@ fn the_pool_counts_decode_errors_and_keeps_going() {
 }
 
 #[test]
-fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
-    let aus = access_units(&media("test360"));
+fn h264_all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
+    all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe("test360");
+}
+
+#[test]
+fn h265_all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
+    all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe("test360_h265");
+}
+
+fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe(name: &str) {
+    let (codec, units) = units_of(name);
     let OneCamera {
         metrics: _,
         cams,
@@ -189,16 +314,16 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
         start,
     } = one_camera();
     let pool = start(DecodeMode::All);
-    let first_key = aus.iter().position(|a| is_keyframe(a)).unwrap();
+    let first_key = units.iter().position(|(_, k)| *k).unwrap();
     let mut seq = 0;
     let mut decoded = 0;
-    for (i, au) in aus.iter().enumerate().skip(first_key).take(60) {
+    for (i, (au, key)) in units.iter().enumerate().skip(first_key).take(60) {
         // Frames 10..15 of the GOP never reach the decoder (dropped upstream).
         if (10..15).contains(&(i - first_key)) {
             seq += 1;
             continue;
         }
-        input.put(0, run(encoded(au.clone(), is_keyframe(au), seq)));
+        input.put(0, run(encoded_as(codec, au.clone(), *key, seq)));
         seq += 1;
         while input.pending() > 0 {
             std::thread::sleep(Duration::from_millis(1));
@@ -214,8 +339,8 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe() {
     // 10 frames before the gap + the keyframe 50 frames in and what follows it; the 35
     // P-frames after the gap are skipped, not decoded into garbage.
     assert_eq!(cams[0].decode_error.get(), 0);
-    assert_eq!(cams[0].decode_busy.get(), 35);
-    assert_eq!(cams[0].decoded.get(), 60 - 5 - 35);
+    assert_eq!(cams[0].decode_busy.get(), 35, "{name}");
+    assert_eq!(cams[0].decoded.get(), 60 - 5 - 35, "{name}");
     assert!(decoded >= 1);
 }
 
@@ -265,4 +390,31 @@ fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
     // Newest picture wins at the detector's slot: the last of the run.
     let (_, picture) = output.take(Some(Duration::from_secs(1))).unwrap();
     assert!(!picture.keyframe);
+}
+
+/// `decode.hwaccel`: where the device cannot be opened (CI has no GPU) the decoder says why and
+/// decodes in software; where it can, pictures come off the hardware. Either way every keyframe
+/// decodes, both codecs.
+#[test]
+fn a_missing_hardware_decoder_falls_back_to_software() {
+    use dumpwatch::config::HwAccel;
+    for hwaccel in [HwAccel::Vaapi, HwAccel::Cuda] {
+        let available = dumpwatch::decode::hwaccel_available(hwaccel);
+        if let Err(reason) = &available {
+            assert!(reason.contains(hwaccel.name()), "{reason}");
+        }
+        let mut d = VideoDecoder::with_hwaccel(hwaccel).unwrap();
+        for name in ["test360", "test360_h265"] {
+            let (codec, keys) = keyframes(name);
+            let p = d
+                .decode(0, &encoded_as(codec, keys[0].clone(), true, 0))
+                .unwrap_or_else(|e| panic!("{name} with {hwaccel:?}: {e}"));
+            assert_eq!((p.width(), p.height()), (640, 360));
+            assert_eq!(
+                d.on_hardware(),
+                available.is_ok(),
+                "{name} with {hwaccel:?}"
+            );
+        }
+    }
 }

@@ -850,6 +850,7 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
             received: Instant::now(),
             seq: i as u64,
             all_frames: true,
+            codec: dumpwatch::codec::VideoCodec::H264,
         };
         clips.rings[0].push(&frame, now - 10.0 + i as f64 / 10.0);
     }

@@ -2,6 +2,8 @@
 //! dumpwatch with the real model → the reference receiver holds the incident with its snapshots
 //! within dwell + 10 s of the bag being put down; the operations center's dashboard, in headless
 //! chromium, shows the camera, the incident appears in its feed, and an operator dismisses it.
+//! The same clip encoded as H.265 (a city camera's default main stream) raises and delivers its
+//! incident too, with an HEVC evidence clip.
 
 mod common;
 
@@ -18,39 +20,140 @@ use dumpwatch::receiver::ReceiverSettings;
 const PUT_DOWN_S: f64 = 33.0;
 const DWELL_S: f64 = 10.0;
 
-/// The live scenario clip as Annex B H.264 for the RTSP server (cached under target/).
-fn live_clip() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scenarios-live");
-    let h264 = dir.join("l01_bag_left.h264");
-    if h264.exists() {
-        return h264;
+/// The live scenario clip as an Annex B stream of `codec` (`h264` or `h265`) for the RTSP
+/// server (cached under target/).
+fn live_clip(codec: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("scenarios-live-{codec}"));
+    let annex_b = dir.join(format!("l01_bag_left.{codec}"));
+    if annex_b.exists() {
+        return annex_b;
     }
     let status = Command::new("python3")
         .arg(common::root().join("scripts/make_scenarios.py"))
         .arg(&dir)
-        .args(["--set", "live"])
+        .args(["--set", "live", "--codec", codec])
         .status()
         .expect(
             "running scripts/make_scenarios.py (needs python3 and ffmpeg: run scripts/setup.sh)",
         );
     assert!(status.success(), "make_scenarios.py failed");
+    let (filter, format) = match codec {
+        "h265" => ("hevc_mp4toannexb", "hevc"),
+        _ => ("h264_mp4toannexb", "h264"),
+    };
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(dir.join("clips/l01_bag_left.mp4"))
-        .args(["-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264"])
-        .arg(&h264)
+        .args(["-c", "copy", "-bsf:v", filter, "-f", format])
+        .arg(&annex_b)
         .status()
         .expect("ffmpeg");
     assert!(
         status.success(),
-        "ffmpeg could not extract the H.264 stream"
+        "ffmpeg could not extract the {codec} stream"
     );
-    h264
+    annex_b
+}
+
+/// Waits for the first incident body at the reference receiver's inbox.
+async fn first_body(
+    inbox: &std::path::Path,
+    since: Instant,
+    deadline: Duration,
+    service: &Service,
+) -> serde_json::Value {
+    let bodies = inbox.join("bodies");
+    loop {
+        let found = std::fs::read_dir(&bodies).ok().and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        });
+        if let Some(path) = found {
+            return serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        }
+        assert!(
+            since.elapsed() < deadline,
+            "no incident at the receiver {:.0} s after the clip started (bag put down at {PUT_DOWN_S} s, dwell {DWELL_S} s); metrics:\n{}",
+            since.elapsed().as_secs_f64(),
+            service
+                .handles
+                .metrics
+                .render()
+                .lines()
+                .filter(|l| l.contains("incident")
+                    || l.contains("frames_total")
+                    || l.contains("delivery"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for the incident's evidence clip and checks it with ffprobe: the codec, the clip's
+/// size, and how many frames it holds. Returns the frame count.
+async fn evidence_clip_frames(
+    service: &Service,
+    storage: &std::path::Path,
+    key: &str,
+    codec_name: &str,
+) -> u64 {
+    let start = Instant::now();
+    let clip = loop {
+        let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
+        let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        if let Some(c) = row["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["role"] == "clip")
+        {
+            break c.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no clip: {row:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(clip["content_type"], "video/mp4");
+    let path = storage.join(clip["path"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        dumpwatch::hashing::sha256_hex(&bytes),
+        clip["sha256"].as_str().unwrap()
+    );
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,codec_tag_string,width,height,nb_read_frames",
+        ])
+        .args(["-of", "json"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        probe.status.success() && probe.stderr.is_empty(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &info["streams"][0];
+    assert_eq!(stream["codec_name"], codec_name, "{info:#}");
+    let tag = if codec_name == "hevc" { "hvc1" } else { "avc1" };
+    assert_eq!(stream["codec_tag_string"], tag, "{info:#}");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(768), Some(576))
+    );
+    stream["nb_read_frames"].as_str().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snapshots() {
-    let clip = live_clip();
+    let clip = live_clip("h264");
     let inbox = tempfile::tempdir().unwrap();
     let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
         .await
@@ -109,34 +212,7 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         .await;
     browser.type_into(&token, "operator-secret\n").await;
     let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
-    let bodies = inbox.path().join("bodies");
-    let body = loop {
-        let found = std::fs::read_dir(&bodies).ok().and_then(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "json"))
-        });
-        if let Some(path) = found {
-            break serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap())
-                .unwrap();
-        }
-        assert!(
-            clip_start.elapsed() < deadline,
-            "no incident at the receiver {:.0} s after the clip started (bag put down at {PUT_DOWN_S} s, dwell {DWELL_S} s); metrics:\n{}",
-            clip_start.elapsed().as_secs_f64(),
-            service
-                .handles
-                .metrics
-                .render()
-                .lines()
-                .filter(|l| l.contains("incident")
-                    || l.contains("frames_total")
-                    || l.contains("delivery"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let body = first_body(inbox.path(), clip_start, deadline, &service).await;
     let took = clip_start.elapsed().as_secs_f64();
     assert!(
         took >= PUT_DOWN_S + DWELL_S - 2.0,
@@ -169,54 +245,7 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     assert_eq!(row["deliveries"][0]["state"], "delivered");
     // The evidence clip: written once the 4 s after the event have arrived, an MP4 that ffprobe
     // reads, from the keyframe before the 20 s ahead of the event.
-    let start = Instant::now();
-    let clip = loop {
-        let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
-        let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        if let Some(c) = row["evidence"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["role"] == "clip")
-        {
-            break c.clone();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no clip: {row:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    assert_eq!(clip["content_type"], "video/mp4");
-    let path = storage.join(clip["path"].as_str().unwrap());
-    let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(
-        dumpwatch::hashing::sha256_hex(&bytes),
-        clip["sha256"].as_str().unwrap()
-    );
-    let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ])
-        .args(["-of", "json"])
-        .arg(&path)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        probe.status.success() && probe.stderr.is_empty(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
-    let stream = &info["streams"][0];
-    assert_eq!(stream["codec_name"], "h264");
-    assert_eq!(
-        (stream["width"].as_u64(), stream["height"].as_u64()),
-        (Some(768), Some(576))
-    );
-    let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    let frames = evidence_clip_frames(&service, &storage, key, "h264").await;
     // 10 fps: at least the 24 s asked for, at most a GOP (2 s) more before.
     assert!((230..=265).contains(&frames), "{frames} frames");
 
@@ -276,5 +305,63 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     assert_eq!(dataset.clips.len(), 1);
     assert!(dataset.clips[0].events.is_empty());
     browser.quit().await;
+    service.stop().await;
+}
+
+/// A camera that sends H.265 (the default main stream of most cameras the city bought) is
+/// watched like an H.264 one: the status says h265, the incident is raised and delivered within
+/// dwell + 10 s of the bag being put down, and its evidence clip is HEVC in an `hvc1` track.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h265_camera_raises_and_delivers_its_incident_with_an_hevc_clip() {
+    let clip = live_clip("h265");
+    let inbox = tempfile::tempdir().unwrap();
+    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = RtspServer::start(&["--h265", &format!("square={}:fps=10", clip.display())]);
+    let mut svc = fast_service();
+    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
+    svc.analyze.dwell_s = DWELL_S;
+    svc.analyze.clear_after_s = DWELL_S;
+    svc.model.sessions = 1;
+    svc.evidence.clip_pre_s = 6.0;
+    svc.evidence.clip_post_s = 4.0;
+    let storage = svc.storage_dir.clone();
+    let service = Service::start(Config {
+        service: svc,
+        cameras: vec![camera("square", &server.url("square"))],
+    })
+    .await;
+    service
+        .wait_for("the first frame", Duration::from_secs(20), |s| {
+            s.frames("square", "received") > 0
+        })
+        .await;
+    let clip_start = Instant::now();
+    let (status, json) = common::http_get(service.addr, "/api/v1/cameras/square").await;
+    assert_eq!(status, 200);
+    let camera_status: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(camera_status["codec"], "h265", "{camera_status:#}");
+    assert_eq!(camera_status["state"], "streaming", "{camera_status:#}");
+
+    let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
+    let body = first_body(inbox.path(), clip_start, deadline, &service).await;
+    let took = clip_start.elapsed().as_secs_f64();
+    assert!(
+        took >= PUT_DOWN_S + DWELL_S - 2.0,
+        "raised {took:.1} s into the clip, before the bag had been there for the dwell"
+    );
+    assert_eq!(body["event"], "raised");
+    let key = body["incident_id"].as_str().unwrap();
+    let event_jpg =
+        std::fs::read(inbox.path().join("snapshots").join(key).join("event.jpg")).unwrap();
+    assert_eq!(&event_jpg[..2], &[0xff, 0xd8]);
+    // 10 fps: at least the 10 s asked for (≥ 5 s of video), at most a GOP (2 s) more before.
+    let frames = evidence_clip_frames(&service, &storage, key, "hevc").await;
+    assert!((95..=125).contains(&frames), "{frames} frames");
     service.stop().await;
 }

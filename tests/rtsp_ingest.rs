@@ -544,3 +544,28 @@ async fn an_idle_camera_whose_stream_does_not_move_decodes_only_its_refresh_keyf
     );
     svc.stop().await;
 }
+
+/// An H.265 camera (the GStreamer server's `h265parse ! rtph265pay`): probe names the codec and
+/// its profile, measures the GOP and saves a decoded first picture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reads_an_h265_camera() {
+    let file = media("test360_h265");
+    let server = RtspServer::start(&["--h265", &format!("a={}", file.display())]);
+    let out = tempfile::tempdir().unwrap();
+    let jpeg = out.path().join("first.jpg");
+    let report = probe(
+        &connect_opts(&server.url("a"), None),
+        Duration::from_secs(8),
+        Some(&jpeg),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.info.codec, dumpwatch::codec::VideoCodec::H265);
+    let codec_string = report.info.rfc6381.as_deref().unwrap_or_default();
+    assert!(codec_string.starts_with("hvc1."), "{codec_string}");
+    assert_eq!(dumpwatch::codec::profile_name(codec_string), Some("Main"));
+    assert_eq!(report.decoded_size, (640, 360));
+    assert_eq!(report.gop_frames, Some(50));
+    let img = image::open(&jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (640, 360));
+}

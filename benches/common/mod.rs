@@ -5,13 +5,23 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Instant, SystemTime};
 
-use dumpwatch::decode::{DecodedFrame, H264Decoder};
+use dumpwatch::codec::{NalKind, VideoCodec};
+use dumpwatch::decode::{DecodedFrame, VideoDecoder};
 use dumpwatch::ingest::EncodedFrame;
 
-/// An H.264 file made by scripts/make_media.sh (cached in target/media).
+/// The codec of a test media name (`…_h265` is H.265).
+pub fn codec_of(name: &str) -> VideoCodec {
+    if name.ends_with("_h265") {
+        VideoCodec::H265
+    } else {
+        VideoCodec::H264
+    }
+}
+
+/// An Annex B file made by scripts/make_media.sh (cached in target/media).
 pub fn media(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/media");
-    let path = dir.join(format!("{name}.h264"));
+    let path = dir.join(format!("{name}.{}", codec_of(name).name()));
     if !path.exists() {
         let ok = Command::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -27,35 +37,49 @@ pub fn media(name: &str) -> PathBuf {
     path
 }
 
-/// The first keyframe access unit (SPS + PPS + IDR) of a file with access unit delimiters.
-pub fn first_keyframe(name: &str) -> EncodedFrame {
+/// Every access unit of a file with access unit delimiters, in order, as one camera's run of
+/// every frame.
+pub fn access_units(name: &str) -> Vec<EncodedFrame> {
+    let codec = codec_of(name);
     let data = std::fs::read(media(name)).unwrap();
     let starts: Vec<usize> = (0..data.len() - 4)
-        .filter(|&i| data[i..i + 4] == [0, 0, 0, 1] && data[i + 4] & 0x1f == 9)
+        .filter(|&i| {
+            data[i..i + 4] == [0, 0, 0, 1] && codec.nal_kind(&data[i + 4..]) == NalKind::Delimiter
+        })
         .collect();
     let bounds: Vec<usize> = starts.into_iter().chain([data.len()]).collect();
-    let unit = bounds
+    bounds
         .windows(2)
-        .map(|w| &data[w[0]..w[1]])
-        .find(|au| {
-            au.windows(4)
-                .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
+        .enumerate()
+        .map(|(seq, w)| {
+            let unit = &data[w[0]..w[1]];
+            EncodedFrame {
+                data: unit.to_vec(),
+                keyframe: codec.is_random_access(unit),
+                pts_s: seq as f64 / 25.0,
+                captured_at: SystemTime::now(),
+                received: Instant::now(),
+                seq: seq as u64,
+                all_frames: true,
+                codec,
+            }
         })
+        .collect()
+}
+
+/// The first keyframe access unit (parameter sets + IDR), to be decoded on its own.
+pub fn first_keyframe(name: &str) -> EncodedFrame {
+    let mut unit = access_units(name)
+        .into_iter()
+        .find(|u| u.keyframe)
         .expect("a keyframe");
-    EncodedFrame {
-        data: unit.to_vec(),
-        keyframe: true,
-        pts_s: 0.0,
-        captured_at: SystemTime::now(),
-        received: Instant::now(),
-        seq: 0,
-        all_frames: false,
-    }
+    unit.all_frames = false;
+    unit
 }
 
 /// The first keyframe of `name`, decoded.
 pub fn decoded_keyframe(name: &str) -> DecodedFrame {
-    H264Decoder::new()
+    VideoDecoder::new()
         .unwrap()
         .decode(0, &first_keyframe(name))
         .unwrap()

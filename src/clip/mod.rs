@@ -123,7 +123,11 @@ impl ClipRecorder {
                 req.camera_id, req.at
             ));
         }
-        let bytes = mux::mp4_of(&frames, req.size.0, req.size.1)
+        let codec = frames
+            .iter()
+            .find(|f| f.keyframe)
+            .map_or(crate::codec::VideoCodec::H264, |f| f.codec);
+        let bytes = mux::mp4_of(codec, &frames, req.size.0, req.size.1)
             .map_err(|e| format!("camera {}: {e}", req.camera_id))?;
         let rel = PathBuf::from("evidence")
             .join(&req.camera_id)

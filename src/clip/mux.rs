@@ -1,95 +1,155 @@
-//! Writes access units (Annex B H.264) as an MP4 file: one video track, SPS/PPS from the first
-//! keyframe in the `avcC` box, samples length-prefixed.
+//! Writes access units (Annex B H.264 or H.265) as an MP4 file with libavformat's MP4 muxer:
+//! one video track whose sample entry is `avc1` (with `avcC`) or `hvc1` (with `hvcC`), built by
+//! the muxer from the first keyframe's parameter sets; the index at the front (`faststart`) so
+//! a browser plays the clip while it loads. The only file that names FFmpeg's muxer.
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use mp4::{AvcConfig, MediaConfig, Mp4Config, Mp4Sample, Mp4Writer, TrackConfig, TrackType};
+use ff::ffi;
+use ffmpeg_next as ff;
 
 use super::ring::ClipFrame;
+use crate::codec::{NalKind, VideoCodec, nal_units, parameter_sets, push_annex_b};
 
-/// Track time scale (the RTP clock of H.264).
-const TIMESCALE: u32 = 90_000;
+/// Track time base (the RTP clock of H.264 and H.265).
+const TIMESCALE: i32 = 90_000;
 
 /// Why a clip could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum MuxError {
-    /// No keyframe, or no SPS/PPS in it.
-    #[error("the clip has no keyframe with SPS and PPS")]
+    /// No keyframe, or no parameter sets in it.
+    #[error("the clip has no keyframe with its parameter sets")]
     NoParameters,
     /// The picture size does not fit MP4's 16-bit fields.
     #[error("picture size {0}x{1} is too large for MP4")]
     TooLarge(u32, u32),
-    /// The MP4 writer failed.
-    #[error("MP4 writer: {0}")]
-    Mp4(#[from] mp4::Error),
+    /// libavformat failed.
+    #[error("MP4 muxer: {step}: {message}")]
+    Muxer {
+        /// What it was doing.
+        step: &'static str,
+        /// libavformat's message.
+        message: String,
+    },
 }
 
-/// The NAL units of an Annex B access unit (start codes removed).
-pub fn nal_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
+fn muxer(step: &'static str) -> impl Fn(ff::Error) -> MuxError {
+    move |e| MuxError::Muxer {
+        step,
+        message: e.to_string(),
     }
-    starts
-        .iter()
-        .enumerate()
-        .map(|(k, &s)| {
-            let mut end = starts.get(k + 1).map_or(data.len(), |n| n - 3);
-            // A four-byte start code leaves a zero behind the previous unit.
-            while end > s && k + 1 < starts.len() && data[end - 1] == 0 {
-                end -= 1;
-            }
-            &data[s..end]
-        })
-        .filter(|n| !n.is_empty())
-        .collect()
 }
 
-/// An MP4 of `frames` (the first must be a keyframe) at `width × height`.
-pub fn mp4_of(frames: &[ClipFrame], width: u32, height: u32) -> Result<Vec<u8>, MuxError> {
-    let first = frames
+/// Removes a temporary file when dropped.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A fresh path for a temporary MP4 in the system's temporary directory.
+fn temp_path() -> TempFile {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    TempFile(std::env::temp_dir().join(format!("dumpwatch-clip-{}-{n}.mp4", std::process::id())))
+}
+
+/// An MP4 of `frames` (from the first keyframe on; frames of another codec are left out) at
+/// `width × height`.
+pub fn mp4_of(
+    codec: VideoCodec,
+    frames: &[ClipFrame],
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, MuxError> {
+    let frames: Vec<&ClipFrame> = frames
         .iter()
-        .find(|f| f.keyframe)
-        .ok_or(MuxError::NoParameters)?;
-    let units = nal_units(&first.data);
-    let find = |t: u8| units.iter().find(|n| n[0] & 0x1f == t).map(|n| n.to_vec());
-    let (Some(sps), Some(pps)) = (find(7), find(8)) else {
-        return Err(MuxError::NoParameters);
-    };
-    let (w, h) = (
-        u16::try_from(width).map_err(|_| MuxError::TooLarge(width, height))?,
-        u16::try_from(height).map_err(|_| MuxError::TooLarge(width, height))?,
-    );
-    let config = Mp4Config {
-        major_brand: "isom".parse().expect("four characters"),
-        minor_version: 512,
-        compatible_brands: ["isom", "iso2", "avc1", "mp41"]
+        .filter(|f| f.codec == codec)
+        .skip_while(|f| !f.keyframe)
+        .collect();
+    let first = frames.first().ok_or(MuxError::NoParameters)?;
+    let mut extradata = Vec::new();
+    let sets = parameter_sets(codec, &first.data);
+    for kind in codec.parameter_set_kinds() {
+        let nal = sets
             .iter()
-            .map(|b| b.parse().expect("four characters"))
-            .collect(),
-        timescale: 1000,
+            .find(|n| codec.nal_kind(n) == *kind)
+            .ok_or(MuxError::NoParameters)?;
+        push_annex_b(&mut extradata, nal);
+    }
+    if width > u32::from(u16::MAX) || height > u32::from(u16::MAX) {
+        return Err(MuxError::TooLarge(width, height));
+    }
+    let tmp = temp_path();
+    write_file(&tmp.0, codec, &extradata, &frames, width, height)?;
+    std::fs::read(&tmp.0).map_err(|e| MuxError::Muxer {
+        step: "reading the written file back",
+        message: e.to_string(),
+    })
+}
+
+fn write_file(
+    path: &Path,
+    codec: VideoCodec,
+    extradata: &[u8],
+    frames: &[&ClipFrame],
+    width: u32,
+    height: u32,
+) -> Result<(), MuxError> {
+    ff::init().map_err(muxer("initialising FFmpeg"))?;
+    let mut out = ff::format::output_as(path, "mp4").map_err(muxer("opening the output"))?;
+    // SAFETY: a new stream of a context not yet written; its codec parameters are plain fields
+    // and an extradata buffer from av_mallocz (owned by the context from then on).
+    unsafe {
+        let stream = ffi::avformat_new_stream(out.as_mut_ptr(), std::ptr::null());
+        if stream.is_null() {
+            return Err(MuxError::Muxer {
+                step: "adding the video track",
+                message: "out of memory".into(),
+            });
+        }
+        (*stream).time_base = ffi::AVRational {
+            num: 1,
+            den: TIMESCALE,
+        };
+        let par = (*stream).codecpar;
+        (*par).codec_type = ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
+        (*par).width = width as i32;
+        (*par).height = height as i32;
+        let (id, tag) = match codec {
+            VideoCodec::H264 => (ffi::AVCodecID::AV_CODEC_ID_H264, *b"avc1"),
+            // hvc1 (parameter sets in the sample entry) is what Safari and Chrome play.
+            VideoCodec::H265 => (ffi::AVCodecID::AV_CODEC_ID_HEVC, *b"hvc1"),
+        };
+        (*par).codec_id = id;
+        (*par).codec_tag = u32::from_le_bytes(tag);
+        let buf = ffi::av_mallocz(extradata.len() + ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize)
+            as *mut u8;
+        if buf.is_null() {
+            return Err(MuxError::Muxer {
+                step: "adding the video track",
+                message: "out of memory".into(),
+            });
+        }
+        std::ptr::copy_nonoverlapping(extradata.as_ptr(), buf, extradata.len());
+        (*par).extradata = buf;
+        (*par).extradata_size = extradata.len() as i32;
+    }
+    let mut options = ff::Dictionary::new();
+    options.set("movflags", "+faststart");
+    out.write_header_with(options)
+        .map_err(muxer("writing the header"))?;
+    // The muxer may change the time base it asked for; timestamps follow it.
+    let tb = out
+        .stream(0)
+        .map(|s| s.time_base())
+        .unwrap_or(ff::Rational(1, TIMESCALE));
+    let ticks = |s: f64| {
+        (s * f64::from(tb.denominator()) / f64::from(tb.numerator().max(1))).round() as i64
     };
-    let mut writer = Mp4Writer::write_start(Cursor::new(Vec::new()), &config)?;
-    writer.add_track(&TrackConfig {
-        track_type: TrackType::Video,
-        timescale: TIMESCALE,
-        language: "und".into(),
-        media_conf: MediaConfig::AvcConfig(AvcConfig {
-            width: w,
-            height: h,
-            seq_param_set: sps,
-            pic_param_set: pps,
-        }),
-    })?;
-    let start = frames.iter().position(|f| f.keyframe).unwrap_or(0);
-    let frames = &frames[start..];
-    let ticks = |s: f64| (s * f64::from(TIMESCALE)).round().max(0.0) as u64;
     let t0 = frames[0].pts_s;
     // The typical frame duration, for the last frame and for timestamps that go backwards.
     let typical = frames
@@ -97,54 +157,40 @@ pub fn mp4_of(frames: &[ClipFrame], width: u32, height: u32) -> Result<Vec<u8>, 
         .map(|w| w[1].pts_s - w[0].pts_s)
         .filter(|d| *d > 0.0)
         .fold(f64::INFINITY, f64::min);
-    let typical = if typical.is_finite() { typical } else { 0.1 };
-    let mut next_start = 0u64;
+    let typical = ticks(if typical.is_finite() { typical } else { 0.1 }).max(1);
+    let mut next = 0i64;
     for (i, f) in frames.iter().enumerate() {
-        let start_time = ticks(f.pts_s - t0).max(next_start);
+        let pts = ticks(f.pts_s - t0).max(next);
         let end = frames
             .get(i + 1)
-            .map_or(start_time + ticks(typical), |n| ticks(n.pts_s - t0));
-        let duration = end.saturating_sub(start_time).max(1);
-        let mut bytes = Vec::with_capacity(f.data.len() + 16);
+            .map_or(pts + typical, |n| ticks(n.pts_s - t0));
+        let duration = (end - pts).max(1);
+        // Access unit delimiters are not used in MP4; the rest goes as the camera sent it.
+        let mut data = Vec::with_capacity(f.data.len());
         for nal in nal_units(&f.data) {
-            // Parameter sets live in avcC; access unit delimiters are not needed in MP4.
-            if matches!(nal[0] & 0x1f, 7..=9) {
-                continue;
+            if codec.nal_kind(nal) != NalKind::Delimiter {
+                push_annex_b(&mut data, nal);
             }
-            bytes.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-            bytes.extend_from_slice(nal);
         }
-        writer.write_sample(
-            1,
-            &Mp4Sample {
-                start_time,
-                duration: duration as u32,
-                rendering_offset: 0,
-                is_sync: f.keyframe,
-                bytes: bytes.into(),
-            },
-        )?;
-        next_start = start_time + duration;
+        let mut packet = ff::Packet::copy(&data);
+        packet.set_stream(0);
+        packet.set_pts(Some(pts));
+        packet.set_dts(Some(pts));
+        packet.set_duration(duration);
+        if f.keyframe {
+            packet.set_flags(ff::codec::packet::Flags::KEY);
+        }
+        packet
+            .write_interleaved(&mut out)
+            .map_err(muxer("writing a sample"))?;
+        next = pts + duration;
     }
-    writer.write_end()?;
-    Ok(writer.into_writer().into_inner())
+    out.write_trailer().map_err(muxer("writing the index"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nal_units_split_on_three_and_four_byte_start_codes() {
-        let au = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
-        ];
-        let units = nal_units(&au);
-        assert_eq!(
-            units,
-            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
-        );
-    }
 
     #[test]
     fn a_clip_without_parameters_is_refused() {
@@ -153,7 +199,11 @@ mod tests {
             keyframe: true,
             pts_s: 0.0,
             at: 0.0,
+            codec: VideoCodec::H264,
         };
-        assert!(matches!(mp4_of(&[f], 64, 48), Err(MuxError::NoParameters)));
+        assert!(matches!(
+            mp4_of(VideoCodec::H264, &[f], 64, 48),
+            Err(MuxError::NoParameters)
+        ));
     }
 }

@@ -9,7 +9,7 @@ use crate::ingest::EncodedFrame;
 /// One access unit as kept for clips.
 #[derive(Clone, Debug)]
 pub struct ClipFrame {
-    /// Annex B NAL units (keyframes carry SPS and PPS).
+    /// Annex B NAL units (keyframes carry the parameter sets).
     pub data: Arc<[u8]>,
     /// Whether a decoder can start here.
     pub keyframe: bool,
@@ -17,6 +17,8 @@ pub struct ClipFrame {
     pub pts_s: f64,
     /// Arrival time, unix seconds (the analyzer's clock).
     pub at: f64,
+    /// The stream's codec.
+    pub codec: crate::codec::VideoCodec,
 }
 
 /// The ring of one camera. Cheap to share; pushed by the camera's ingest task.
@@ -73,6 +75,7 @@ impl ClipRing {
             keyframe: frame.keyframe,
             pts_s: frame.pts_s,
             at,
+            codec: frame.codec,
         });
         // Drop whole GOPs while the next keyframe still starts early enough, or while more
         // bytes than allowed are held.
@@ -159,6 +162,7 @@ mod tests {
             received: Instant::now(),
             seq: 0,
             all_frames: false,
+            codec: crate::codec::VideoCodec::H264,
         }
     }
 

@@ -249,6 +249,10 @@ pub struct DecodeConfig {
     /// decoding. `false` decodes every keyframe of an idle camera (as far as
     /// `min_keyframe_interval_s` allows). Default `true`.
     pub motion_gate: bool,
+    /// Hardware decoder: `none` (software, the default), `vaapi` (Intel/AMD GPUs, the default
+    /// DRM render node) or `cuda` (NVIDIA). When the device cannot be opened, decoding falls
+    /// back to software and the reason is logged once.
+    pub hwaccel: HwAccel,
 }
 
 impl Default for DecodeConfig {
@@ -258,6 +262,31 @@ impl Default for DecodeConfig {
             mode: DecodeMode::Keyframes,
             min_keyframe_interval_s: 0.0,
             motion_gate: true,
+            hwaccel: HwAccel::None,
+        }
+    }
+}
+
+/// A hardware video decoder libavcodec can use (`decode.hwaccel`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HwAccel {
+    /// Software decoding.
+    #[default]
+    None,
+    /// VA-API (Intel and AMD GPUs).
+    Vaapi,
+    /// NVIDIA CUDA (NVDEC).
+    Cuda,
+}
+
+impl HwAccel {
+    /// The name used in the configuration and the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            HwAccel::None => "none",
+            HwAccel::Vaapi => "vaapi",
+            HwAccel::Cuda => "cuda",
         }
     }
 }

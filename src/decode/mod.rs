@@ -1,11 +1,12 @@
-//! Decode: a small pool of blocking threads turns encoded frames into pictures.
+//! Decode: a small pool of blocking threads turns encoded frames (H.264 or H.265) into pictures
+//! with libavcodec ([`VideoDecoder`]).
 //!
 //! Threads take cameras from the ingest slots (each holding a [`FrameRun`]) busy cameras first,
 //! then round-robin ([`LatestSlots`]), and put pictures into the next stage's slots with the
 //! camera's priority, counting every picture that a newer one replaces there.
 //!
 //! - Keyframes decoded alone (an idle camera): each thread owns one decoder that serves every
-//!   camera, since each keyframe carries its own SPS/PPS and references nothing.
+//!   camera, since each keyframe carries its own parameter sets and references nothing.
 //! - Runs of every frame (a busy camera): P-frames reference earlier pictures, so each camera gets
 //!   its own decoder (used by one thread at a time: the slots never give a camera to two
 //!   workers), made when the camera becomes busy and freed when it is idle again. When frames
@@ -16,6 +17,7 @@
 
 pub mod frame;
 pub mod h264;
+mod libav;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,10 +26,10 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 pub use frame::DecodedFrame;
-pub use h264::{DecodeError, H264Decoder};
+pub use libav::{DecodeError, VideoDecoder, hwaccel_available};
 
 use crate::analyze::sampling::{Decision, SharedSampler};
-use crate::config::DecodeMode;
+use crate::config::{DecodeMode, HwAccel};
 use crate::ingest::{EncodedFrame, FrameRun};
 use crate::metrics::{CameraMetrics, DropReason};
 use crate::slots::{LatestSlots, Priority, SlotTable};
@@ -37,7 +39,7 @@ use crate::slots::{LatestSlots, Priority, SlotTable};
 struct CameraDecoder {
     /// Made on the camera's first run, dropped when it sends keyframes alone again (a 720p
     /// decoder holds several reference pictures: megabytes per camera).
-    decoder: Option<H264Decoder>,
+    decoder: Option<VideoDecoder>,
     /// Sequence number of the last frame given to the decoder.
     last_seq: Option<u64>,
 }
@@ -45,6 +47,7 @@ struct CameraDecoder {
 /// What the decode threads share.
 struct Shared {
     mode: DecodeMode,
+    hwaccel: HwAccel,
     input: Arc<LatestSlots<FrameRun>>,
     output: Arc<LatestSlots<DecodedFrame>>,
     cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
@@ -78,11 +81,13 @@ pub struct DecodePool {
 }
 
 impl DecodePool {
-    /// Starts `threads` decode threads reading `input` and writing `output`. `cameras` holds the
-    /// metric handles of each camera index.
+    /// Starts `threads` decode threads reading `input` and writing `output`, decoding on
+    /// `hwaccel` where it can be opened. `cameras` holds the metric handles of each camera index.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         threads: usize,
         mode: DecodeMode,
+        hwaccel: HwAccel,
         input: Arc<LatestSlots<FrameRun>>,
         output: Arc<LatestSlots<DecodedFrame>>,
         cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
@@ -90,9 +95,10 @@ impl DecodePool {
         sampling: Option<Sampling>,
     ) -> Result<DecodePool, DecodeError> {
         // Fail at start-up, not in a thread, if the decoder cannot be created at all.
-        H264Decoder::new()?;
+        VideoDecoder::with_hwaccel(hwaccel)?;
         let shared = Arc::new(Shared {
             mode,
+            hwaccel,
             input: input.clone(),
             output,
             per_camera: (0..cameras.capacity()).map(|_| Mutex::default()).collect(),
@@ -123,8 +129,14 @@ impl DecodePool {
 
 fn decode_loop(shared: &Shared) {
     // Keyframes decoded alone: one decoder serves every camera (each keyframe carries its
-    // SPS/PPS).
-    let mut shared_decoder = H264Decoder::default();
+    // parameter sets).
+    let mut shared_decoder = match VideoDecoder::with_hwaccel(shared.hwaccel) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "decode thread stops: no decoder");
+            return;
+        }
+    };
     while let Some((lease, run)) = shared.input.take(None) {
         let camera = lease.camera();
         // A frame of a camera removed a moment ago.
@@ -144,7 +156,7 @@ fn decode_loop(shared: &Shared) {
                     }
                     Some(shared_decoder.decode(camera, frame))
                 }
-                _ => decode_in_order(&shared.per_camera[camera], camera, frame, &metrics),
+                _ => decode_in_order(shared, camera, frame, &metrics),
             };
             match result {
                 None => {}
@@ -157,7 +169,7 @@ fn decode_loop(shared: &Shared) {
                 }
                 // Parameter sets alone, or a frame the decoder buffers: not a loss.
                 Some(Err(DecodeError::NoPicture { .. })) => {}
-                Some(Err(e @ DecodeError::Init(_))) => {
+                Some(Err(e @ DecodeError::Init { .. })) => {
                     metrics.dropped(DropReason::DecodeError).inc();
                     warn!(camera, error = %e, "frame lost: the decoder cannot start");
                 }
@@ -229,12 +241,14 @@ pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
 
 /// A run of every frame: decodes with the camera's own decoder, skipping P-frames after a gap.
 fn decode_in_order(
-    state: &Mutex<CameraDecoder>,
+    shared: &Shared,
     camera: usize,
     frame: &EncodedFrame,
     metrics: &CameraMetrics,
 ) -> Option<Result<DecodedFrame, DecodeError>> {
-    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = shared.per_camera[camera]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let in_order = st.last_seq.is_some_and(|s| frame.seq == s + 1);
     if !frame.keyframe && !in_order {
         // A reference picture is missing: wait for the next keyframe.
@@ -243,10 +257,14 @@ fn decode_in_order(
         return None;
     }
     st.last_seq = Some(frame.seq);
-    let result = st
-        .decoder
-        .get_or_insert_with(H264Decoder::default)
-        .decode(camera, frame);
+    let decoder = match &mut st.decoder {
+        Some(d) => d,
+        None => match VideoDecoder::with_hwaccel(shared.hwaccel) {
+            Ok(d) => st.decoder.insert(d),
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let result = decoder.decode(camera, frame);
     if result.is_err() && !matches!(result, Err(DecodeError::NoPicture { .. })) {
         st.last_seq = None;
     }

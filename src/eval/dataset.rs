@@ -1,4 +1,4 @@
-//! The evaluation dataset format (`DATASET/labels.toml` next to H.264 MP4 clips):
+//! The evaluation dataset format (`DATASET/labels.toml` next to H.264 or H.265 clips):
 //!
 //! ```toml
 //! [[clip]]

@@ -113,7 +113,7 @@ impl CameraTask {
         info!(camera = %self.id, codec = %info.codec, transport = %info.transport,
               resolution = ?info.resolution, "camera connected");
         self.status.update(self.index, |s| {
-            s.codec = Some(info.codec.clone());
+            s.codec = Some(info.codec.name().to_owned());
             s.codec_string = info.rfc6381.clone();
             s.resolution = info.resolution;
             s.transport = Some(info.transport.to_string());

@@ -34,12 +34,12 @@ pub enum IngestError {
         /// The frame timeout that passed.
         after: Duration,
     },
-    /// The camera's video is not H.264.
+    /// The camera's video is neither H.264 nor H.265.
     #[error(
-        "unsupported codec {encoding:?}: dumpwatch decodes H.264 only; set the camera's stream to H.264"
+        "unsupported codec {encoding:?}: dumpwatch decodes H.264 and H.265; set the camera's stream to one of them"
     )]
     UnsupportedCodec {
-        /// The SDP encoding name (e.g. `h265`, `jpeg`).
+        /// The SDP encoding name (e.g. `jpeg`, `mp4v-es`).
         encoding: String,
     },
     /// The session description has no video stream.

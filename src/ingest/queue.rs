@@ -93,6 +93,7 @@ mod tests {
             received: Instant::now(),
             seq,
             all_frames: true,
+            codec: crate::codec::VideoCodec::H264,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The RTSP client: the only file that names `retina`. It connects (DESCRIBE → SETUP → PLAY, each
-//! step under a timeout), checks the codec, and yields encoded H.264 access units in Annex B form
-//! with SPS/PPS before every keyframe (`FrameFormat::SIMPLE`), so any decoder can start at any
-//! keyframe.
+//! step under a timeout), checks the codec, and yields encoded H.264 or H.265 access units in
+//! Annex B form with the parameter sets before every keyframe (`FrameFormat::SIMPLE`), so any
+//! decoder can start at any keyframe.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,14 +11,15 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use url::Url;
 
 use super::IngestError;
+use crate::codec::VideoCodec;
 use crate::config::{Credentials, Transport};
 use crate::metrics::CameraMetrics;
 use crate::redact::scrub;
 
-/// One encoded video frame (an H.264 access unit) as it left the camera.
+/// One encoded video frame (an H.264 or H.265 access unit) as it left the camera.
 #[derive(Debug)]
 pub struct EncodedFrame {
-    /// Annex B NAL units; keyframes start with SPS and PPS.
+    /// Annex B NAL units; keyframes start with the parameter sets ((VPS,) SPS, PPS).
     pub data: Vec<u8>,
     /// Whether a decoder can start here (IDR).
     pub keyframe: bool,
@@ -33,13 +34,15 @@ pub struct EncodedFrame {
     /// Part of a run of every frame from a keyframe on (the camera is sampled actively): decode
     /// with the camera's own decoder, in order. False for keyframes decoded on their own.
     pub all_frames: bool,
+    /// The stream's codec.
+    pub codec: VideoCodec,
 }
 
 /// What the session description says about the video.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamInfo {
-    /// Codec name (`h264`).
-    pub codec: String,
+    /// The video codec.
+    pub codec: VideoCodec,
     /// RFC 6381 codec string, when parameters are known (`avc1.4d401f`: main profile).
     pub rfc6381: Option<String>,
     /// Width × height, when parameters are known.
@@ -63,12 +66,14 @@ pub struct ConnectOptions {
     pub step_timeout: Duration,
 }
 
-/// A playing RTSP session that yields encoded H.264 frames.
+/// A playing RTSP session that yields encoded H.264 or H.265 frames.
 pub struct RtspStream {
     demuxed: Demuxed,
     info: StreamInfo,
     password: Option<String>,
     next_seq: u64,
+    /// The stream's current parameter sets, Annex B ((VPS,) SPS, PPS).
+    parameter_sets: Vec<u8>,
 }
 
 async fn step<T>(
@@ -146,10 +151,11 @@ impl RtspStream {
             .position(|s| s.media() == "video")
             .ok_or(IngestError::NoVideo)?;
         let stream = &session.streams()[video];
-        let codec = stream.encoding_name().to_ascii_lowercase();
-        if codec != "h264" {
-            return Err(IngestError::UnsupportedCodec { encoding: codec });
-        }
+        let Some(codec) = VideoCodec::from_encoding_name(stream.encoding_name()) else {
+            return Err(IngestError::UnsupportedCodec {
+                encoding: stream.encoding_name().to_ascii_lowercase(),
+            });
+        };
         let mut info = StreamInfo {
             codec,
             declared_fps: stream.framerate().map(f64::from),
@@ -182,14 +188,17 @@ impl RtspStream {
         )
         .await?;
         let demuxed = playing.demuxed().map_err(|e| classify(&e, opts))?;
+        let mut parameter_sets = Vec::new();
         if let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() {
             fill_video_info(&mut info, p);
+            parameter_sets = p.extra_data().to_vec();
         }
         Ok(RtspStream {
             demuxed,
             info,
             password: opts.credentials.as_ref().map(|c| c.password.clone()),
             next_seq: 0,
+            parameter_sets,
         })
     }
 
@@ -217,18 +226,38 @@ impl RtspStream {
                 let stream = &self.demuxed.streams()[frame.stream_id()];
                 if let Some(ParametersRef::Video(p)) = stream.parameters() {
                     fill_video_info(&mut self.info, p);
+                    self.parameter_sets = p.extra_data().to_vec();
                 }
             }
             let seq = self.next_seq;
             self.next_seq += 1;
+            let mut keyframe = frame.is_random_access_point();
+            let pts_s = frame.timestamp().elapsed_secs();
+            let mut data = frame.into_data();
+            if !keyframe
+                && self.info.codec == VideoCodec::H265
+                && self.info.codec.is_random_access(&data)
+            {
+                // An H.265 CRA or BLA picture (x265's and some cameras' keyframes after the
+                // first): retina marks only IDR pictures as random access points and sends no
+                // parameter sets with the others. A decoder can start here all the same
+                // (libavcodec skips the leading pictures that refer to earlier ones), so it gets
+                // the parameter sets in front, as an IDR picture does.
+                let mut with_sets = Vec::with_capacity(self.parameter_sets.len() + data.len());
+                with_sets.extend_from_slice(&self.parameter_sets);
+                with_sets.extend_from_slice(&data);
+                data = with_sets;
+                keyframe = true;
+            }
             return Ok(Some(EncodedFrame {
-                keyframe: frame.is_random_access_point(),
-                pts_s: frame.timestamp().elapsed_secs(),
+                keyframe,
+                pts_s,
                 captured_at: SystemTime::now(),
                 received: Instant::now(),
                 seq,
                 all_frames: false,
-                data: frame.into_data(),
+                codec: self.info.codec,
+                data,
             }));
         }
     }

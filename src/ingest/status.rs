@@ -18,7 +18,8 @@ pub enum CameraState {
     Streaming,
     /// The last attempt failed; waiting before the next one.
     BackingOff,
-    /// The camera sends a codec other than H.264. Retried slowly in case it is reconfigured.
+    /// The camera sends a codec other than H.264 or H.265. Retried slowly in case it is
+    /// reconfigured.
     UnsupportedCodec,
     /// The task has ended (shutdown or camera removed).
     Stopped,

@@ -7,7 +7,7 @@
 //! when the compressed stream moved or `idle_refresh_s` passed; once active, every frame from
 //! the next keyframe on is decoded and detected at `active_fps`.
 
-pub mod mp4;
+pub mod video_file;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,14 +16,14 @@ use std::time::{Instant, SystemTime};
 
 use crate::analyze::sampling::{Decision, Sampler};
 use crate::analyze::{Analyzer, AnalyzerConfig, Event};
-use crate::decode::h264::H264Decoder;
+use crate::decode::VideoDecoder;
 use crate::detect::{DetectError, Detector};
 use crate::detection::Detection;
 use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
 use crate::ingest::EncodedFrame;
 use crate::ingest::policy::{AccessUnit, Demand, FramePolicy, PolicyConfig, Verdict};
-pub use mp4::{ClipError, ClipFrame, ClipReader};
+pub use video_file::{ClipError, ClipFrame, ClipReader};
 
 pub use crate::decode::GREY_WIDTH;
 
@@ -101,7 +101,7 @@ pub fn replay_clip_traced(
     let started = Instant::now();
     let clip = path.display().to_string();
     let mut reader = ClipReader::open(path)?;
-    let mut decoder = H264Decoder::new().map_err(|e| ReplayError::Decoder {
+    let mut decoder = VideoDecoder::new().map_err(|e| ReplayError::Decoder {
         clip: clip.clone(),
         message: e.to_string(),
     })?;
@@ -142,6 +142,7 @@ pub fn replay_clip_traced(
             received: Instant::now(),
             seq,
             all_frames,
+            codec: reader.codec,
         };
         let frame = match decoder.decode(0, &encoded) {
             Ok(frame) => Arc::new(frame),

@@ -26,7 +26,12 @@ pub fn media(name: &str) -> PathBuf {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media");
-    let path = dir.join(format!("{name}.h264"));
+    let ext = if name.ends_with("_h265") {
+        "h265"
+    } else {
+        "h264"
+    };
+    let path = dir.join(format!("{name}.{ext}"));
     if !path.exists() {
         let status = Command::new(root().join("scripts/make_media.sh"))
             .arg(&dir)
@@ -316,13 +321,25 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) 
     (status, buf[split + 4..].to_vec())
 }
 
+/// The codec of a file made by make_media.sh (by its extension: `.h265` or `.h264`).
+pub fn codec_of(path: &Path) -> dumpwatch::codec::VideoCodec {
+    if path.extension().is_some_and(|e| e == "h265") {
+        dumpwatch::codec::VideoCodec::H265
+    } else {
+        dumpwatch::codec::VideoCodec::H264
+    }
+}
+
 /// Splits an Annex B file into access units at access unit delimiters (make_media.sh writes them).
 pub fn access_units(path: &Path) -> Vec<Vec<u8>> {
+    let codec = codec_of(path);
     let data = std::fs::read(path).unwrap();
     let mut starts = vec![];
     let mut i = 0;
     while i + 4 < data.len() {
-        if data[i..i + 4] == [0, 0, 0, 1] && data[i + 4] & 0x1f == 9 {
+        if data[i..i + 4] == [0, 0, 0, 1]
+            && codec.nal_kind(&data[i + 4..]) == dumpwatch::codec::NalKind::Delimiter
+        {
             starts.push(i);
             i += 4;
         } else {
@@ -336,10 +353,9 @@ pub fn access_units(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Whether an access unit holds an IDR slice.
+/// Whether an H.264 access unit holds an IDR slice.
 pub fn is_keyframe(au: &[u8]) -> bool {
-    au.windows(4)
-        .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
+    dumpwatch::codec::VideoCodec::H264.is_random_access(au)
 }
 
 /// The `dumpwatch` binary, with the ONNX Runtime library and logging set; stdout discarded.

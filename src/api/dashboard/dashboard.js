@@ -71,6 +71,8 @@ function drawCameras(list) {
     node.querySelector(".name").textContent = cam.name;
     node.querySelector(".state").textContent = cam.state.replace("_", " ");
     node.querySelector(".mode").textContent = cam.decode;
+    node.querySelector(".codec").textContent = cam.codec ? cam.codec.toUpperCase().replace("H26", "H.26") : "codec ?";
+    node.querySelector(".codec").title = cam.codec_string || "";
     node.querySelector(".fps").textContent = cam.fps != null ? cam.fps + " fps" : "no frames";
     node.querySelector(".gap").textContent =
       cam.since_analysed_s != null ? "analysed " + Math.round(cam.since_analysed_s) + " s ago" : "not analysed yet";
