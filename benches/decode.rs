@@ -1,6 +1,6 @@
 //! Decoding real footage with libavcodec — a keyframe on its own (an idle camera) and the first
-//! 50 frames of a GOP (a busy camera) — side by side with openh264 on the same H.264 access
-//! units, and I420 → RGB conversion. Media from scripts/make_media.sh, each in H.264 and H.265
+//! 50 frames of a GOP (a busy camera) — and I420 → RGB conversion. (openh264, the decoder before
+//! libavcodec, was measured side by side here before it was removed: docs/performance.md.) Media from scripts/make_media.sh, each in H.264 and H.265
 //! (no B-frames): `street720`, an idle noisy 720p street at 2 Mb/s (≈ 200 KB keyframes, set by
 //! the noise), and OpenCV's vtest.avi with pedestrians at 720p and 360p.
 //!
@@ -10,7 +10,6 @@ mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dumpwatch::decode::VideoDecoder;
-use dumpwatch::decode::h264::H264Decoder;
 
 fn bench(c: &mut Criterion) {
     for name in [
@@ -35,20 +34,6 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        if common::codec_of(name) == dumpwatch::codec::VideoCodec::H264 {
-            let mut openh264 = H264Decoder::new().unwrap();
-            c.bench_function(&format!("keyframe/openh264/{name}"), |b| {
-                b.iter(|| openh264.decode(0, &key).unwrap())
-            });
-            c.bench_function(&format!("gop_50_frames/openh264/{name}"), |b| {
-                b.iter(|| {
-                    let mut d = H264Decoder::new().unwrap();
-                    for unit in &gop {
-                        d.decode(0, unit).unwrap();
-                    }
-                })
-            });
-        }
         let picture = libav.decode(0, &key).unwrap();
         c.bench_function(&format!("i420_to_rgb/{name}"), |b| {
             b.iter(|| picture.to_rgb())

@@ -9,7 +9,8 @@
 #        temporal sensor noise, 15 fps, 2 Mb/s, keyframe every 50 frames: keyframes of ≈ 200 KB,
 #        set by the noise).
 # A name ending in _h265 (vtest720_h265, test360_h265, …) is the same picture encoded with
-# libx265 into NAME.h265; the others are H.264 in NAME.h264.
+# libx265 into NAME.h265; the others are H.264 in NAME.h264. test360_10bit_h265 is test360 in
+# 10 bits (H.265 Main 10, as some cameras send).
 # Every file has its parameter sets before each keyframe (repeat-headers) and access unit
 # delimiters, no B-frames. Existing files are kept.
 set -euo pipefail
@@ -27,7 +28,7 @@ make() {
     dest="$out/$name.h265"; enc=(-c:v libx265 -preset veryfast -x265-params "$x265"); fmt=hevc
   fi
   [ -s "$dest" ] && return 0
-  ffmpeg -loglevel error -nostdin -y "$@" -an "${enc[@]}" -pix_fmt yuv420p -f "$fmt" "$dest.$$.tmp" \
+  ffmpeg -loglevel error -nostdin -y "$@" -an "${enc[@]}" -pix_fmt "${PIX_FMT:-yuv420p}" -f "$fmt" "$dest.$$.tmp" \
     && mv "$dest.$$.tmp" "$dest"
 }
 
@@ -36,6 +37,7 @@ for name in "${names[@]}"; do
   case "$n" in
     test360) make "$name" -f lavfi -i testsrc2=size=640x360:rate=25:duration=10 -profile:v main ;;
     test720) make "$name" -f lavfi -i testsrc2=size=1280x720:rate=25:duration=10 -profile:v main ;;
+    test360_10bit) PIX_FMT=yuv420p10le make "$name" -f lavfi -i testsrc2=size=640x360:rate=25:duration=4 ;;
     still360) make "$name" -f lavfi -i testsrc2=size=640x360:rate=25:duration=10 \
         -vf "select=eq(n\,0),loop=249:1,noise=alls=5:allf=t,setpts=N/25/TB" -profile:v main ;;
     street720)

@@ -14,13 +14,12 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 die() { printf '\033[31msetup: error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------------------------
-# nasm: without it openh264 silently builds a 2-3x slower decoder.
 # libavcodec/libavformat/libavutil/libswscale -dev + clang/libclang-dev + pkg-config: FFmpeg's
 # decoders (H.264, H.265) and MP4 (de)muxer, through ffmpeg-next (bindgen needs libclang).
 # python3-gi + gir1.2-gst-rtsp-server-1.0 + plugins: the local RTSP test server (scripts/rtsp_server.py).
 # ffmpeg (libx264): test media. opencv-doc: real footage (vtest.avi). darknet: real photos.
 # fonts-dejavu-core: the font of `eval --plot`.
-APT_PACKAGES=(nasm pkg-config ffmpeg curl unzip ca-certificates
+APT_PACKAGES=(pkg-config ffmpeg curl unzip ca-certificates
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev clang libclang-dev
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

@@ -103,13 +103,17 @@ fn units_of(name: &str) -> (VideoCodec, Vec<(Vec<u8>, bool)>) {
 }
 
 fn keyframes(name: &str) -> (VideoCodec, Vec<Vec<u8>>) {
+    keyframes_at_least(name, 3)
+}
+
+fn keyframes_at_least(name: &str, n: usize) -> (VideoCodec, Vec<Vec<u8>>) {
     let (codec, units) = units_of(name);
     let keys: Vec<_> = units
         .into_iter()
         .filter(|(_, k)| *k)
         .map(|(au, _)| au)
         .collect();
-    assert!(keys.len() >= 3, "test media should have several keyframes");
+    assert!(keys.len() >= n, "{name} should have at least {n} keyframes");
     (codec, keys)
 }
 
@@ -417,4 +421,21 @@ fn a_missing_hardware_decoder_falls_back_to_software() {
             );
         }
     }
+}
+
+/// A 10-bit H.265 camera (Main 10): its pictures come out as 8-bit I420 like any other.
+#[test]
+fn a_main_10_h265_stream_decodes_to_8_bit_pictures() {
+    let (codec, keys) = keyframes_at_least("test360_10bit_h265", 2);
+    let mut d = VideoDecoder::new().unwrap();
+    let p = d
+        .decode(0, &encoded_as(codec, keys[0].clone(), true, 0))
+        .expect("a Main 10 keyframe decodes");
+    assert_eq!((p.width(), p.height()), (640, 360));
+    // testsrc2's picture is not flat: the luma plane has detail, not a constant.
+    let (lo, hi) = p
+        .luma()
+        .iter()
+        .fold((255u8, 0u8), |(lo, hi), &y| (lo.min(y), hi.max(y)));
+    assert!(hi - lo > 100, "luma range {lo}..{hi}");
 }

@@ -16,7 +16,6 @@
 //!   which decides whether the detector sees it.
 
 pub mod frame;
-pub mod h264;
 mod libav;
 
 use std::sync::{Arc, Mutex};
