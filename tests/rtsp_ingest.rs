@@ -569,3 +569,58 @@ async fn probe_reads_an_h265_camera() {
     let img = image::open(&jpeg).unwrap();
     assert_eq!((img.width(), img.height()), (640, 360));
 }
+
+/// `check-config --probe`: every enabled camera is connected to and listed with its codec and
+/// profile, or with why it cannot be watched (exit code 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_probe_lists_each_cameras_codec() {
+    let h265 = media("test360_h265");
+    let h264 = media("test360");
+    let server = RtspServer::start(&[
+        "--h265",
+        &format!("a={}", h265.display()),
+        "--h264",
+        &format!("b={}", h264.display()),
+        "--mjpeg",
+        "c",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cameras = String::new();
+    for (id, path) in [("gate", "a"), ("lane", "b"), ("old", "c")] {
+        cameras.push_str(&format!(
+            "[[cameras]]\nid = \"{id}\"\nurl = \"{}\"\n",
+            server.url(path)
+        ));
+    }
+    std::fs::write(dir.path().join("cameras.toml"), cameras).unwrap();
+    std::fs::write(dir.path().join("dumpwatch.toml"), "").unwrap();
+    let out = tokio::task::spawn_blocking({
+        let config = dir.path().join("dumpwatch.toml");
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dumpwatch"))
+                .args(["check-config", "--probe", "--config"])
+                .arg(config)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let line = |id: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .unwrap_or_else(|| panic!("no line for {id}: {stdout}"))
+            .to_owned()
+    };
+    assert!(line("gate").contains("ok     H265 Main (hvc1."), "{stdout}");
+    assert!(line("gate").contains("640x360"), "{stdout}");
+    assert!(line("lane").contains("ok     H264 Main (avc1."), "{stdout}");
+    assert!(
+        line("old").contains("ERROR  unsupported codec \"jpeg\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 camera(s) cannot be watched"), "{stdout}");
+}

@@ -1,5 +1,7 @@
-//! Subcommands of the `dumpwatch` binary that work on recorded footage.
+//! Subcommands of the `dumpwatch` binary that work on recorded footage, and the cameras check of
+//! `check-config --probe`.
 
+pub mod check;
 pub mod eval;
 pub mod replay;
 

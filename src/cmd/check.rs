@@ -1,0 +1,87 @@
+//! `dumpwatch check-config --probe`: connects to every enabled camera of a checked configuration
+//! and prints what it sends (codec and profile, resolution), or why it cannot be watched.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use dumpwatch::codec::profile_name;
+use dumpwatch::config::{CameraConfig, Config, credentials_from_env};
+use dumpwatch::ingest::{ConnectOptions, IngestError, RtspStream};
+
+/// Cameras connected to at once.
+const CONCURRENCY: usize = 8;
+
+/// What one camera answered.
+struct Answer {
+    id: String,
+    result: Result<String, String>,
+}
+
+async fn probe_one(cam: &CameraConfig, cfg: &Config, timeout: Duration) -> Answer {
+    let id = cam.id.clone();
+    let url = match url::Url::parse(&cam.url) {
+        Ok(u) => u,
+        Err(e) => {
+            return Answer {
+                id,
+                result: Err(format!("not a URL: {e}")),
+            };
+        }
+    };
+    let opts = ConnectOptions {
+        url,
+        credentials: credentials_from_env(cam),
+        transport: cam.transport.unwrap_or(cfg.service.ingest.transport),
+        step_timeout: timeout,
+    };
+    let result = match RtspStream::connect(&opts, None).await {
+        Ok(stream) => {
+            let info = stream.info();
+            let profile = info
+                .rfc6381
+                .as_deref()
+                .and_then(profile_name)
+                .unwrap_or("profile unknown");
+            let size = info
+                .resolution
+                .map_or("size unknown".to_owned(), |(w, h)| format!("{w}x{h}"));
+            Ok(format!(
+                "{} {profile} ({}), {size}, {}",
+                info.codec.name().to_uppercase(),
+                info.rfc6381.as_deref().unwrap_or("no codec string"),
+                info.transport
+            ))
+        }
+        Err(e @ IngestError::UnsupportedCodec { .. }) => Err(e.to_string()),
+        Err(e) => Err(format!("cannot connect: {e}")),
+    };
+    Answer { id, result }
+}
+
+/// Probes every enabled camera; prints one line each, in the file's order. Returns how many
+/// cannot be watched.
+pub async fn probe_cameras(cfg: &Config, timeout: Duration) -> usize {
+    let cameras: Vec<&CameraConfig> = cfg.cameras.iter().filter(|c| c.enabled).collect();
+    println!(
+        "probing {} enabled camera(s), {CONCURRENCY} at a time:",
+        cameras.len()
+    );
+    let answers: Vec<Answer> = futures::stream::iter(cameras)
+        .map(|cam| probe_one(cam, cfg, timeout))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    let width = answers.iter().map(|a| a.id.len()).max().unwrap_or(0);
+    let mut bad = 0;
+    for a in &answers {
+        match &a.result {
+            Ok(what) => println!("  {:width$}  ok     {what}", a.id),
+            Err(why) => {
+                bad += 1;
+                println!("  {:width$}  ERROR  {why}", a.id);
+            }
+        }
+    }
+    bad
+}
