@@ -21,25 +21,31 @@ const ZONE: Rgb<u8> = Rgb([0, 200, 255]);
 
 /// The picture, with the zone, the objects and the owner drawn when `annotate` (the event
 /// picture), untouched otherwise (the clean pictures are what a case officer compares).
-pub fn picture(frame: &DecodedFrame, event: &Event, zone: &Polygon, annotate: bool) -> RgbImage {
+/// `boxes_in` is the size of the picture the event's boxes were found in: the analysed picture
+/// itself, or the sub-stream's when `frame` comes from the camera's main stream.
+pub fn picture(
+    frame: &DecodedFrame,
+    event: &Event,
+    zone: &Polygon,
+    annotate: bool,
+    boxes_in: (u32, u32),
+) -> RgbImage {
     let mut img = frame.to_rgb();
     if annotate {
+        let sx = img.width() as f32 / boxes_in.0.max(1) as f32;
+        let sy = img.height() as f32 / boxes_in.1.max(1) as f32;
+        let scaled = |b: &crate::geometry::BBox| (b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy);
         draw_zone(&mut img, zone, &event.zone, ZONE);
         for o in &event.objects {
             draw_box_with_label(
                 &mut img,
-                (o.bbox.x1, o.bbox.y1, o.bbox.x2, o.bbox.y2),
+                scaled(&o.bbox),
                 &format!("{} {:.2}", o.class, o.score),
                 OBJECT,
             );
         }
         if let Some(a) = &event.actor {
-            draw_box_with_label(
-                &mut img,
-                (a.bbox.x1, a.bbox.y1, a.bbox.x2, a.bbox.y2),
-                &a.class,
-                ACTOR,
-            );
+            draw_box_with_label(&mut img, scaled(&a.bbox), &a.class, ACTOR);
         }
     }
     img

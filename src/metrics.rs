@@ -105,7 +105,7 @@ impl Metrics {
         let frames_total = IntCounterVec::new(
             Opts::new(
                 "dumpwatch_frames_total",
-                "Video frames by pipeline stage (received, skipped, decoded, detected).",
+                "Video frames by pipeline stage (received, skipped, decoded, detected; recorded: main-stream frames kept for clips of a camera analysed on its sub-stream).",
             ),
             &["camera", "stage"],
         )
@@ -310,6 +310,7 @@ impl Metrics {
             skipped: stage("skipped"),
             decoded: stage("decoded"),
             detected: stage("detected"),
+            recorded: stage("recorded"),
             before_keyframe: dropped(DropReason::BeforeKeyframe),
             decode_busy: dropped(DropReason::DecodeBusy),
             decode_error: dropped(DropReason::DecodeError),
@@ -328,7 +329,7 @@ impl Metrics {
 
     /// Removes the series of a camera that is no longer configured.
     pub fn forget_camera(&self, id: &str) {
-        for s in ["received", "skipped", "decoded", "detected"] {
+        for s in ["received", "skipped", "decoded", "detected", "recorded"] {
             let _ = self.frames_total.remove_label_values(&[id, s]);
         }
         for r in [
@@ -375,6 +376,9 @@ pub struct CameraMetrics {
     pub decoded: IntCounter,
     /// `frames_total{stage="detected"}`: went through the detector.
     pub detected: IntCounter,
+    /// `frames_total{stage="recorded"}`: a frame of the main stream kept for clips (a camera
+    /// analysed on its `analysis_url` sub-stream).
+    pub recorded: IntCounter,
     /// `frames_dropped_total{reason="before_keyframe"}`.
     pub before_keyframe: IntCounter,
     /// `frames_dropped_total{reason="decode_busy"}`.

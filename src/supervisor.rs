@@ -32,6 +32,7 @@ use crate::deliver::SettingsCell;
 use crate::detect::ModelInfo;
 use crate::geometry::Polygon;
 use crate::ingest::camera::CameraTask;
+use crate::ingest::record::RecordTask;
 use crate::ingest::{ConnectOptions, FrameRun, StatusBoard};
 use crate::metrics::{CameraMetrics, Metrics};
 use crate::slots::{LatestSlots, SlotTable};
@@ -73,7 +74,8 @@ struct Running {
     /// Its analyzer settings as resolved when last applied (a reload compares against them).
     analyzer: AnalyzerConfig,
     cancel: CancellationToken,
-    task: JoinHandle<()>,
+    /// The analysis stream's task, then the main stream's recorder (a camera with `analysis_url`).
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// What a reload changed.
@@ -252,15 +254,46 @@ impl Supervisor {
         s.watch
             .install(slot, cam.clone(), cfg.clone(), metrics.clone());
         let svc = &self.config.service;
+        let connect = |url| ConnectOptions {
+            url,
+            credentials: credentials_from_env(&cam),
+            transport: cam.transport.unwrap_or(svc.ingest.transport),
+            step_timeout: svc.ingest.connect_timeout(),
+        };
+        // With a sub-stream, analysis runs on it and the main stream is only recorded.
+        let sub_stream = cam
+            .analysis_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
+        let (analysed, recorded) = match sub_stream {
+            Some(sub) => (sub, Some(url)),
+            None => (url, None),
+        };
+        let sampler = s.watch.samplers()[slot].clone();
+        let cancel = self.cancel.child_token();
+        let mut tasks = Vec::new();
+        if let Some(main) = recorded {
+            let recorder = RecordTask {
+                index: slot,
+                id: cam.id.clone(),
+                connect: connect(main),
+                ingest: svc.ingest.clone(),
+                ring: s.clips.rings[slot].clone(),
+                sampling: Some(sampler.clone()),
+                status: s.status.clone(),
+                metrics: metrics.clone(),
+                start_delay: delay,
+            };
+            tasks.push(tokio::spawn(
+                recorder
+                    .run(cancel.clone())
+                    .instrument(info_span!("main_stream", id = %cam.id)),
+            ));
+        }
         let task = CameraTask {
             index: slot,
             id: cam.id.clone(),
-            connect: ConnectOptions {
-                url,
-                credentials: credentials_from_env(&cam),
-                transport: cam.transport.unwrap_or(svc.ingest.transport),
-                step_timeout: svc.ingest.connect_timeout(),
-            },
+            connect: connect(analysed),
             ingest: svc.ingest.clone(),
             policy: crate::ingest::policy::PolicyConfig {
                 mode: svc.decode.mode,
@@ -272,13 +305,16 @@ impl Supervisor {
             metrics,
             output: s.encoded.clone(),
             start_delay: delay,
-            sampling: Some(s.watch.samplers()[slot].clone()),
-            clip_ring: Some(s.clips.rings[slot].clone()),
+            sampling: Some(sampler),
+            // The recorder fills the ring from the main stream when there is one.
+            clip_ring: tasks.is_empty().then(|| s.clips.rings[slot].clone()),
         };
-        let cancel = self.cancel.child_token();
-        let handle = tokio::spawn(
-            task.run(cancel.clone())
-                .instrument(info_span!("camera", id = %cam.id)),
+        tasks.insert(
+            0,
+            tokio::spawn(
+                task.run(cancel.clone())
+                    .instrument(info_span!("camera", id = %cam.id)),
+            ),
         );
         self.running.insert(
             cam.id.clone(),
@@ -287,7 +323,7 @@ impl Supervisor {
                 config: cam,
                 analyzer: cfg,
                 cancel,
-                task: handle,
+                tasks,
             },
         );
     }
@@ -297,7 +333,9 @@ impl Supervisor {
             return;
         };
         run.cancel.cancel();
-        let _ = run.task.await;
+        for task in run.tasks {
+            let _ = task.await;
+        }
         let (s, slot) = (&self.slots, run.slot);
         s.watch.remove(slot);
         s.encoded.clear(slot);
@@ -450,7 +488,9 @@ impl Supervisor {
     pub async fn stop_all(&mut self) {
         self.cancel.cancel();
         for (_, run) in std::mem::take(&mut self.running) {
-            let _ = run.task.await;
+            for task in run.tasks {
+                let _ = task.await;
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::config::CameraConfig;
 use crate::decode::{DecodedFrame, ReuseSink, unix_seconds};
 use crate::detect::Detected;
 use crate::detect::worker::{DetectionSink, FrameDetections};
-use crate::evidence::EvidenceFrames;
+use crate::evidence::{EventPicture, EvidenceFrames};
 use crate::geometry::Polygon;
 use crate::incident::{BodyContext, Categories, FrameSize, ModelRef, SnapshotRef};
 use crate::ingest::StatusBoard;
@@ -213,6 +213,29 @@ impl Watch {
         }
     }
 
+    /// For a camera with `analysis_url`, its main stream's picture at the time of the event
+    /// picture, decoded from the clip ring; `None` otherwise or when the main stream has no
+    /// video for that moment (the sub-stream's picture is used then, and the reason logged).
+    fn main_stream_picture(
+        &self,
+        slot: usize,
+        camera: &CameraConfig,
+        pictures: &[EventPicture],
+    ) -> Option<DecodedFrame> {
+        camera.analysis_url.as_ref()?;
+        let clips = self.clips.as_ref()?;
+        let (_, event_picture) = pictures.iter().find(|(r, _)| *r == FrameRole::Event)?;
+        let at = unix_seconds(event_picture.captured_at);
+        match clips.picture_at(slot, at) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn!(camera = %camera.id, error = %e,
+                      "no main-stream picture for the event: the sub-stream's picture is used");
+                None
+            }
+        }
+    }
+
     fn analyse(&self, result: &FrameDetections) {
         let Some(cam) = self.cameras.get(result.camera) else {
             return;
@@ -282,8 +305,18 @@ impl Watch {
                 width: frame.width(),
                 height: frame.height(),
             };
+            // A camera analysed on its sub-stream: the event picture from the main stream.
+            let main_picture = self.main_stream_picture(result.camera, &state.camera, &pictures);
             if let Some(r) = &recorder {
-                r.record_event(&state.camera, &zone, id, &event, &pictures, size);
+                r.record_event(
+                    &state.camera,
+                    &zone,
+                    id,
+                    &event,
+                    &pictures,
+                    size,
+                    main_picture.as_ref(),
+                );
             }
             if event.kind == EventKind::Raised
                 && let Some(clips) = &self.clips
@@ -342,13 +375,15 @@ impl IncidentRecorder {
         event: &Event,
         pictures: &[(FrameRole, Arc<DecodedFrame>)],
         frame: FrameSize,
+        main_picture: Option<&DecodedFrame>,
     ) {
-        let evidence = self.write_evidence(camera, id, event, zone, pictures);
+        let evidence = self.write_evidence(camera, id, event, zone, pictures, main_picture);
         self.record(camera, id, event, frame, evidence);
     }
 
-    /// Writes the event's pictures (the event picture twice: annotated and clean). A picture that
-    /// cannot be written is logged and counted, and left out.
+    /// Writes the event's pictures (the event picture twice: annotated and clean; from
+    /// `main_picture` when given, the camera's main stream). A picture that cannot be written is
+    /// logged and counted, and left out.
     fn write_evidence(
         &self,
         camera: &CameraConfig,
@@ -356,6 +391,7 @@ impl IncidentRecorder {
         event: &Event,
         zone: &Polygon,
         pictures: &[(FrameRole, Arc<DecodedFrame>)],
+        main_picture: Option<&DecodedFrame>,
     ) -> Vec<EvidenceFile> {
         let rel_dir = PathBuf::from("evidence")
             .join(&camera.id)
@@ -375,8 +411,15 @@ impl IncidentRecorder {
                 // The clean event picture, for the case officer to compare without our drawing.
                 variants.push(("event_clean", false));
             }
+            // The boxes were found in the analysed picture; the event picture may come from the
+            // main stream at its own resolution.
+            let boxes_in = (picture.width(), picture.height());
+            let shown: &DecodedFrame = match main_picture {
+                Some(main) if *role == FrameRole::Event => main,
+                _ => picture,
+            };
             for (name, annotate) in variants {
-                let img = crate::evidence::picture(picture, event, zone, annotate);
+                let img = crate::evidence::picture(shown, event, zone, annotate, boxes_in);
                 let file = format!("{}-{stamp}-{name}.jpg", event.kind.as_str());
                 let path = dir.join(&file);
                 match crate::evidence::write_jpeg(&img, &path) {

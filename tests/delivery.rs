@@ -113,6 +113,7 @@ fn record_incidents(store: &StoreHandle, dir: &Path, n: u64) -> Vec<Uuid> {
                     width: 64,
                     height: 48,
                 },
+                None,
             );
             id
         })
@@ -445,6 +446,7 @@ async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident
                 width: 64,
                 height: 48,
             },
+            None,
         );
     })
     .await

@@ -365,3 +365,108 @@ async fn an_h265_camera_raises_and_delivers_its_incident_with_an_hevc_clip() {
     assert!((95..=125).contains(&frames), "{frames} frames");
     service.stop().await;
 }
+
+/// The live clip at half size, as a camera's analysis sub-stream (same frame rate and GOP).
+fn live_sub_stream() -> PathBuf {
+    let main = live_clip("h264");
+    let sub = main.with_file_name("l01_bag_left_sub.h264");
+    if sub.exists() {
+        return sub;
+    }
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-r", "10", "-i"])
+        .arg(&main)
+        .args([
+            "-vf",
+            "scale=384:288",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ])
+        .args([
+            "-x264-params",
+            "keyint=20:min-keyint=20:bframes=0:scenecut=0:repeat-headers=1",
+        ])
+        .args(["-f", "h264"])
+        .arg(&sub)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the sub-stream");
+    sub
+}
+
+/// A camera with `analysis_url`: analysis runs on its 384×288 sub-stream, the 768×576 main
+/// stream is only recorded. The incident is delivered in time, its event picture and its clip
+/// have the main stream's resolution, and the status shows both streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_analysed_on_its_sub_stream_sends_main_stream_evidence() {
+    let main = live_clip("h264");
+    let sub = live_sub_stream();
+    let inbox = tempfile::tempdir().unwrap();
+    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = RtspServer::start(&[
+        "--h264",
+        &format!("main={}:fps=10", main.display()),
+        "--h264",
+        &format!("sub={}:fps=10", sub.display()),
+    ]);
+    let mut svc = fast_service();
+    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
+    svc.analyze.dwell_s = DWELL_S;
+    svc.analyze.clear_after_s = DWELL_S;
+    svc.model.sessions = 1;
+    svc.evidence.clip_pre_s = 6.0;
+    svc.evidence.clip_post_s = 4.0;
+    let storage = svc.storage_dir.clone();
+    let mut cam = camera("square", &server.url("main"));
+    cam.analysis_url = Some(server.url("sub"));
+    let service = Service::start(Config {
+        service: svc,
+        cameras: vec![cam],
+    })
+    .await;
+    service
+        .wait_for("the first frame", Duration::from_secs(20), |s| {
+            s.frames("square", "received") > 0
+        })
+        .await;
+    let clip_start = Instant::now();
+    let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
+    let body = first_body(inbox.path(), clip_start, deadline, &service).await;
+    assert_eq!(body["event"], "raised");
+    let (_, json) = common::http_get(service.addr, "/api/v1/cameras/square").await;
+    let status: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        status["resolution"],
+        serde_json::json!([384, 288]),
+        "{status:#}"
+    );
+    assert_eq!(status["recording"]["state"], "streaming", "{status:#}");
+    assert_eq!(
+        status["recording"]["resolution"],
+        serde_json::json!([768, 576]),
+        "{status:#}"
+    );
+    assert!(service.frames("square", "recorded") > 0);
+    // The event picture is the main stream's, the boxes scaled onto it.
+    let key = body["incident_id"].as_str().unwrap();
+    let event = image::open(inbox.path().join("snapshots").join(key).join("event.jpg")).unwrap();
+    assert_eq!((event.width(), event.height()), (768, 576));
+    let before = body["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["role"] == "before" || s["role"] == "actor");
+    assert!(before, "{body:#}");
+    // The clip is the main stream's: at least the 10 s asked for, at most a GOP more.
+    let frames = evidence_clip_frames(&service, &storage, key, "h264").await;
+    assert!((95..=125).contains(&frames), "{frames} frames");
+    service.stop().await;
+}

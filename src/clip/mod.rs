@@ -3,6 +3,8 @@
 //! is taken from the ring at once, the post-event part once it has been received, and together
 //! they are written as an MP4 ([`mux::mp4_of`]) next to the incident's pictures and added to its
 //! evidence. So the ring only needs the pre-event seconds and a GOP, not the post-event ones too.
+//! For a camera analysed on its sub-stream the ring holds the main stream, and the event picture
+//! is decoded from it on demand ([`ClipRecorder::picture_at`]).
 
 pub mod mux;
 pub mod ring;
@@ -14,6 +16,8 @@ use std::time::Duration;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use crate::decode::{DecodedFrame, VideoDecoder};
+use crate::ingest::EncodedFrame;
 use crate::store::EvidenceFile;
 use crate::store::writer::StoreHandle;
 use ring::{ClipFrame, ClipRing};
@@ -52,8 +56,33 @@ pub struct ClipRequest {
     pub incident: Uuid,
     /// The event's time, unix seconds.
     pub at: f64,
-    /// Picture size.
+    /// Picture size of the analysed stream; the clip takes its own from its first keyframe (a
+    /// camera analysed on its sub-stream records its main stream).
     pub size: (u32, u32),
+}
+
+/// Decodes `frames` (from a keyframe on, in stream order) and returns the last picture.
+fn decode_last(frames: &[ClipFrame]) -> Result<DecodedFrame, String> {
+    let mut decoder = VideoDecoder::new().map_err(|e| e.to_string())?;
+    let mut last = Err("no frame to decode".to_owned());
+    for (seq, f) in frames.iter().enumerate() {
+        let unit = EncodedFrame {
+            data: f.data.to_vec(),
+            keyframe: f.keyframe,
+            pts_s: f.pts_s,
+            captured_at: std::time::UNIX_EPOCH + Duration::from_secs_f64(f.at.max(0.0)),
+            received: std::time::Instant::now(),
+            seq: seq as u64,
+            all_frames: true,
+            codec: f.codec,
+        };
+        match decoder.decode(0, &unit) {
+            Ok(picture) => last = Ok(picture),
+            Err(crate::decode::DecodeError::NoPicture { .. }) => {}
+            Err(e) => last = Err(e.to_string()),
+        }
+    }
+    last
 }
 
 impl ClipRecorder {
@@ -65,6 +94,22 @@ impl ClipRecorder {
         (0..cameras)
             .map(|_| Arc::new(ClipRing::new(pre_s + 5.0, max_bytes)))
             .collect()
+    }
+
+    /// The picture of camera `camera`'s recorded stream at `at` (unix seconds): the ring's frames
+    /// from the keyframe before `at` up to `at`, decoded now. For a camera analysed on its
+    /// sub-stream this is the main stream's picture, at its full resolution. Costs up to a GOP
+    /// of decoding (tenths of a second at 1080p); called once per incident event.
+    pub fn picture_at(&self, camera: usize, at: f64) -> Result<DecodedFrame, String> {
+        let ring = self
+            .rings
+            .get(camera)
+            .ok_or_else(|| format!("no clip ring for camera slot {camera}"))?;
+        let frames = ring.window(at, at);
+        if frames.is_empty() {
+            return Err(format!("no recorded video at {at:.1}"));
+        }
+        decode_last(&frames)
     }
 
     /// Writes the clip of `req` once its post-event seconds have arrived (in the background).
@@ -127,7 +172,15 @@ impl ClipRecorder {
             .iter()
             .find(|f| f.keyframe)
             .map_or(crate::codec::VideoCodec::H264, |f| f.codec);
-        let bytes = mux::mp4_of(codec, &frames, req.size.0, req.size.1)
+        // The clip's own size (the main stream's, for a camera analysed on its sub-stream).
+        let first_gop: Vec<ClipFrame> = frames
+            .iter()
+            .skip_while(|f| !f.keyframe)
+            .take(1)
+            .cloned()
+            .collect();
+        let size = decode_last(&first_gop).map_or(req.size, |p| (p.width(), p.height()));
+        let bytes = mux::mp4_of(codec, &frames, size.0, size.1)
             .map_err(|e| format!("camera {}: {e}", req.camera_id))?;
         let rel = PathBuf::from("evidence")
             .join(&req.camera_id)

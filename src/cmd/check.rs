@@ -18,24 +18,21 @@ struct Answer {
     result: Result<String, String>,
 }
 
-async fn probe_one(cam: &CameraConfig, cfg: &Config, timeout: Duration) -> Answer {
-    let id = cam.id.clone();
-    let url = match url::Url::parse(&cam.url) {
-        Ok(u) => u,
-        Err(e) => {
-            return Answer {
-                id,
-                result: Err(format!("not a URL: {e}")),
-            };
-        }
-    };
+/// Connects to one stream of `cam` and describes what it sends.
+async fn describe(
+    cam: &CameraConfig,
+    cfg: &Config,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let url = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     let opts = ConnectOptions {
         url,
         credentials: credentials_from_env(cam),
         transport: cam.transport.unwrap_or(cfg.service.ingest.transport),
         step_timeout: timeout,
     };
-    let result = match RtspStream::connect(&opts, None).await {
+    match RtspStream::connect(&opts, None).await {
         Ok(stream) => {
             let info = stream.info();
             let profile = info
@@ -55,8 +52,24 @@ async fn probe_one(cam: &CameraConfig, cfg: &Config, timeout: Duration) -> Answe
         }
         Err(e @ IngestError::UnsupportedCodec { .. }) => Err(e.to_string()),
         Err(e) => Err(format!("cannot connect: {e}")),
+    }
+}
+
+/// Probes the camera's main stream, and its analysis sub-stream when it has one.
+async fn probe_one(cam: &CameraConfig, cfg: &Config, timeout: Duration) -> Answer {
+    let main = describe(cam, cfg, &cam.url, timeout).await;
+    let result = match &cam.analysis_url {
+        None => main,
+        Some(sub) => match (main, describe(cam, cfg, sub, timeout).await) {
+            (Ok(m), Ok(a)) => Ok(format!("main {m}; analysis {a}")),
+            (Err(e), _) => Err(format!("main stream: {e}")),
+            (_, Err(e)) => Err(format!("analysis_url: {e}")),
+        },
     };
-    Answer { id, result }
+    Answer {
+        id: cam.id.clone(),
+        result,
+    }
 }
 
 /// Probes every enabled camera; prints one line each, in the file's order. Returns how many

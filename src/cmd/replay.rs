@@ -164,7 +164,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
                 .get(e.zone_index)
                 .cloned()
                 .unwrap_or_else(Polygon::full_frame);
-            let img = dumpwatch::evidence::picture(frame, e, &zone, *role == FrameRole::Event);
+            let boxes_in = (frame.width(), frame.height());
+            let img =
+                dumpwatch::evidence::picture(frame, e, &zone, *role == FrameRole::Event, boxes_in);
             let path = dir.join(dumpwatch::evidence::file_name(e, *role));
             match dumpwatch::evidence::write_jpeg(&img, &path) {
                 Ok(_) => written += 1,

@@ -440,8 +440,17 @@ pub struct CameraConfig {
     /// Human-readable name shown in the operations center. Default: the id.
     #[serde(default)]
     pub name: Option<String>,
-    /// The RTSP URL, without credentials (`rtsp://host[:port]/path`).
+    /// The RTSP URL of the camera's main stream, without credentials (`rtsp://host[:port]/path`).
+    /// Without `analysis_url`, everything runs on it.
     pub url: String,
+    /// The camera's sub-stream, for analysis (e.g. Hikvision `/Streaming/Channels/102` at
+    /// 640×360 or 704×576; Dahua `…&subtype=1`). When set, decoding, detection and the analyzer
+    /// run on it, the main stream `url` is only recorded (its packets kept for the evidence clip,
+    /// never decoded continuously), and each event's picture is decoded from the main stream at
+    /// the event's time. Zones are normalised, so they fit both streams. Same credentials and
+    /// transport as `url`. Recommended for every camera that has a sub-stream.
+    #[serde(default)]
+    pub analysis_url: Option<String>,
     /// Name of the environment variable holding the RTSP user name.
     #[serde(default)]
     pub username_env: Option<String>,
@@ -483,6 +492,7 @@ impl CameraConfig {
             id: id.into(),
             name: None,
             url: url.into(),
+            analysis_url: None,
             username_env: None,
             password_env: None,
             transport: None,

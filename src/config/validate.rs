@@ -268,23 +268,33 @@ fn validate_camera(
             ),
         );
     }
-    match url::Url::parse(&cam.url) {
-        Err(e) => c.add(format!("{at}.url"), format!("not a URL: {e}")),
-        Ok(u) => {
-            if u.scheme() != "rtsp" {
-                c.add(
-                    format!("{at}.url"),
-                    format!("scheme {:?} is not supported: use rtsp://", u.scheme()),
-                );
-            }
-            if u.host_str().is_none_or(str::is_empty) {
-                c.add(format!("{at}.url"), "the URL has no host");
-            }
-            if !u.username().is_empty() || u.password().is_some() {
-                c.add(format!("{at}.url"),
-                    "the URL contains credentials: remove them and set username_env / password_env instead");
+    let urls = std::iter::once(("url", &cam.url))
+        .chain(cam.analysis_url.as_ref().map(|u| ("analysis_url", u)));
+    for (field, text) in urls {
+        match url::Url::parse(text) {
+            Err(e) => c.add(format!("{at}.{field}"), format!("not a URL: {e}")),
+            Ok(u) => {
+                if u.scheme() != "rtsp" {
+                    c.add(
+                        format!("{at}.{field}"),
+                        format!("scheme {:?} is not supported: use rtsp://", u.scheme()),
+                    );
+                }
+                if u.host_str().is_none_or(str::is_empty) {
+                    c.add(format!("{at}.{field}"), "the URL has no host");
+                }
+                if !u.username().is_empty() || u.password().is_some() {
+                    c.add(format!("{at}.{field}"),
+                        "the URL contains credentials: remove them and set username_env / password_env instead");
+                }
             }
         }
+    }
+    if cam.analysis_url.as_ref() == Some(&cam.url) {
+        c.add(
+            format!("{at}.analysis_url"),
+            "is the same as url: leave it out to analyse the main stream, or name the camera's sub-stream",
+        );
     }
     for (field, name) in [
         ("username_env", &cam.username_env),
@@ -524,6 +534,14 @@ polygon = [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]
 [[cameras]]
 id = "bad id!"
 url = "not a url"
+[[cameras]]
+id = "cam-3"
+url = "rtsp://127.0.0.1/main"
+analysis_url = "rtsp://127.0.0.1/main"
+[[cameras]]
+id = "cam-4"
+url = "rtsp://127.0.0.1/main"
+analysis_url = "http://127.0.0.1/sub"
 "#;
         let p = problems(
             "[ingest]\nframe_timeout_s = 0\nbackoff_max_s = 0.5\n[decode]\nthreads = 0\n",
@@ -543,6 +561,8 @@ url = "not a url"
             "cameras[1].id: duplicate camera id \"cam-1\"",
             "cameras[2].id: \"bad id!\" is not a valid id",
             "cameras[2].url: not a URL",
+            "cameras[3].analysis_url: is the same as url",
+            "cameras[4].analysis_url: scheme \"http\" is not supported",
         ];
         for e in expect {
             assert!(

@@ -1,5 +1,7 @@
 //! Ingest: one task per camera pulls its RTSP stream (retina) and hands encoded frames to the
-//! decoder. See [`camera::CameraTask`] for the loop and [`rtsp`] for the protocol side.
+//! decoder; a camera analysed on its sub-stream also gets a [`record::RecordTask`] for its main
+//! stream, which only fills the clip ring. See [`camera::CameraTask`] for the loop and [`rtsp`]
+//! for the protocol side.
 
 pub mod backoff;
 pub mod camera;
@@ -7,10 +9,11 @@ mod error;
 pub mod motion;
 pub mod policy;
 pub mod queue;
+pub mod record;
 pub mod rtsp;
 pub mod status;
 
 pub use error::IngestError;
 pub use queue::FrameRun;
 pub use rtsp::{ConnectOptions, EncodedFrame, RtspStream, StreamInfo};
-pub use status::{CameraState, CameraStatus, StatusBoard};
+pub use status::{CameraState, CameraStatus, RecordingStatus, StatusBoard};

@@ -7,10 +7,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 /// What a camera's ingest task is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CameraState {
     /// Waiting for its first connect (start-up spreading).
+    #[default]
     Starting,
     /// Running DESCRIBE / SETUP / PLAY.
     Connecting,
@@ -75,8 +76,29 @@ pub struct CameraStatus {
     /// Seconds since the last analysed picture was taken, when this status was read (grows
     /// while a camera waits for analysis; compare with `idle_refresh_s`).
     pub since_analysed_s: Option<f64>,
+    /// The main stream of a camera analysed on its sub-stream (`analysis_url`): recorded for
+    /// clips and event pictures, never decoded continuously. `None` for a camera analysed on its
+    /// main stream.
+    pub recording: Option<RecordingStatus>,
     #[serde(skip)]
     fps_window: Option<(std::time::Instant, u64)>,
+}
+
+/// The main stream of a camera whose analysis runs on its sub-stream.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecordingStatus {
+    /// Whether the main stream is being received (`streaming`) or reconnecting (`backing_off`).
+    pub state: CameraState,
+    /// Codec of the main stream (`h264`, `h265`).
+    pub codec: Option<String>,
+    /// RFC 6381 codec string of the main stream.
+    pub codec_string: Option<String>,
+    /// Width × height of the main stream.
+    pub resolution: Option<(u32, u32)>,
+    /// Frames received on the main stream.
+    pub frames_received: u64,
+    /// The last error of the main stream, credentials redacted.
+    pub last_error: Option<String>,
 }
 
 impl CameraStatus {
@@ -137,6 +159,7 @@ fn fresh(id: String, name: String) -> CameraStatus {
         codec_string: None,
         resolution: None,
         transport: None,
+        recording: None,
         last_frame_at: None,
         frames_received: 0,
         keyframes_received: 0,
