@@ -16,8 +16,14 @@ with embedded defaults. It then
   had been analysed once.
 
     scripts/scale_check.py                                 # 77 cameras, 8 dev clips at 720p
-    scripts/scale_check.py --dataset DIR --busy 8          # another labelled set (MP4, H.264)
+    scripts/scale_check.py --dataset DIR --busy 8          # another labelled set (MP4, H.264 or H.265)
+    scripts/scale_check.py --codec h265 --dataset DIR265   # H.265 cameras (idle streams and clips)
+    scripts/scale_check.py --sub-streams 640x360           # every camera with an analysis sub-stream
     scripts/scale_check.py --cameras 20 --busy 4 --json out.json
+
+--sub-streams WxH gives every camera a second path, its sub-stream (the same picture scaled to
+WxH, same frame rate and GOP, --sub-bitrate), as `analysis_url`: dumpwatch analyses the
+sub-streams and only records the main streams.
 
 Without --dataset the dev set is made at 1280x720, 15 fps, 2 s GOP under target/scale/ (once).
 Clips with labelled events are served first. Needs `cargo build --release` and scripts/setup.sh.
@@ -43,6 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALE = os.path.join(ROOT, "target", "scale")
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 X264 = "keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1:aud=1"
+ENCODERS = {"h264": ("libx264", "-x264-params", "h264"), "h265": ("libx265", "-x265-params", "hevc")}
 DWELL_S = 30.0
 ON_TIME_S = DWELL_S + 15.0
 
@@ -72,12 +79,12 @@ def parse_time(s):
 
 # --- media -------------------------------------------------------------------------------------
 
-def idle_media(size, fps, gop_s, bitrate):
+def idle_media(size, fps, gop_s, bitrate, codec="h264"):
     """A static street (vtest.avi's median background, its vehicles cropped out) with temporal
     sensor noise, looped 20 s."""
     os.makedirs(SCALE, exist_ok=True)
     w, h = size.split("x")
-    out = os.path.join(SCALE, f"idle_{size}_{fps}fps_{bitrate}.h264")
+    out = os.path.join(SCALE, f"idle_{size}_{fps}fps_{bitrate}.{codec}")
     if os.path.exists(out):
         return out
     bg = os.path.join(SCALE, "street_background.png")
@@ -94,10 +101,12 @@ def idle_media(size, fps, gop_s, bitrate):
             if os.path.exists(os.path.join(SCALE, f)):
                 os.remove(os.path.join(SCALE, f))
     gop = round(gop_s * fps)
+    encoder, params, fmt = ENCODERS[codec]
     sh(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", bg, "-vf",
         f"crop=540:304:0:90,scale={w}:{h},noise=alls=5:allf=t,format=yuv420p", "-r", str(fps),
-        "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-profile:v", "main",
-        "-x264-params", X264.format(gop=gop), "-f", "h264", out + ".tmp"])
+        "-t", "20", "-c:v", encoder, "-preset", "veryfast", "-b:v", bitrate, "-profile:v", "main",
+        params, X264.format(gop=gop) + (":log-level=error" if codec == "h265" else ""),
+        "-f", fmt, out + ".tmp"])
     os.replace(out + ".tmp", out)
     return out
 
@@ -112,18 +121,41 @@ def dev_dataset(size, fps, gop_s):
     return out
 
 
+def clip_codec(mp4):
+    """`h264` or `h265`: the codec of a clip's video track."""
+    name = sh(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name",
+               "-of", "default=nw=1:nk=1", mp4]).strip()
+    return {"h264": "h264", "hevc": "h265"}.get(name) or sys.exit(f"{mp4}: codec {name!r} is neither H.264 nor H.265")
+
+
 def annex_b(mp4, dest_dir):
-    """The clip's H.264 as an Annex B stream (what the RTSP server loops) and its frame rate."""
+    """The clip's video as an Annex B stream (what the RTSP server loops), its codec and frame
+    rate and duration."""
     os.makedirs(dest_dir, exist_ok=True)
-    out = os.path.join(dest_dir, os.path.basename(mp4).rsplit(".", 1)[0] + ".h264")
+    codec = clip_codec(mp4)
+    out = os.path.join(dest_dir, os.path.basename(mp4).rsplit(".", 1)[0] + "." + codec)
     if not os.path.exists(out):
-        sh(["ffmpeg", "-loglevel", "error", "-y", "-i", mp4, "-c:v", "copy", "-bsf:v",
-            "h264_mp4toannexb", "-an", "-f", "h264", out + ".tmp"])
+        bsf, fmt = {"h264": ("h264_mp4toannexb", "h264"), "h265": ("hevc_mp4toannexb", "hevc")}[codec]
+        sh(["ffmpeg", "-loglevel", "error", "-y", "-i", mp4, "-c:v", "copy", "-bsf:v", bsf, "-an",
+            "-f", fmt, out + ".tmp"])
         os.replace(out + ".tmp", out)
     probe = json.loads(sh(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                            "stream=r_frame_rate:format=duration", "-of", "json", mp4]))
     num, den = probe["streams"][0]["r_frame_rate"].split("/")
-    return out, round(int(num) / int(den)), float(probe["format"]["duration"])
+    return out, codec, round(int(num) / int(den)), float(probe["format"]["duration"])
+
+
+def sub_stream(annexb, codec, fps, size, gop_s, bitrate):
+    """A camera's sub-stream: its Annex B stream scaled to `size` (H.264, same rate and GOP)."""
+    w, h = size.split("x")
+    out = f"{annexb.rsplit('.', 1)[0]}_sub{size}.h264"
+    if not os.path.exists(out):
+        gop = round(gop_s * fps)
+        sh(["ffmpeg", "-loglevel", "error", "-y", "-r", str(fps), "-f", "hevc" if codec == "h265" else "h264",
+            "-i", annexb, "-vf", f"scale={w}:{h}", "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate,
+            "-profile:v", "main", "-x264-params", X264.format(gop=gop), "-f", "h264", out + ".tmp"])
+        os.replace(out + ".tmp", out)
+    return out
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -138,6 +170,11 @@ def main():
     p.add_argument("--fps", type=int, default=15)
     p.add_argument("--gop-s", type=float, default=2.0)
     p.add_argument("--bitrate", default="2M", help="idle cameras' bit rate (x264 -b:v)")
+    p.add_argument("--codec", choices=["h264", "h265"], default="h264",
+                   help="idle cameras' codec (busy cameras keep their clips' codec)")
+    p.add_argument("--sub-streams", metavar="WxH",
+                   help="give every camera a sub-stream of this size as analysis_url")
+    p.add_argument("--sub-bitrate", default="512k", help="sub-streams' bit rate")
     p.add_argument("--spread", type=float, default=10.0, help="ingest.startup_spread_s")
     p.add_argument("--extra-seconds", type=float, default=20.0,
                    help="run this long after the last clip's first pass ends (with --busy 0: the "
@@ -164,23 +201,35 @@ def main():
     chosen = chosen[:a.busy]
     if len(chosen) < a.busy:
         raise SystemExit(f"{dataset} has {len(chosen)} matching clips, --busy {a.busy}")
-    idle_file = idle_media(a.size, a.fps, a.gop_s, a.bitrate)
+    idle_file = idle_media(a.size, a.fps, a.gop_s, a.bitrate, a.codec)
 
     tmp = tempfile.mkdtemp(prefix="dw-scale-")
     streams = os.path.join(SCALE, "annexb", os.path.basename(os.path.normpath(dataset)))
     busy = []
     for i, clip in enumerate(chosen):
-        h264, fps, duration = annex_b(os.path.join(dataset, clip["file"]), streams)
-        busy.append({"id": f"busy{i:02d}", "clip": os.path.basename(clip["file"]), "file": h264,
-                     "fps": fps, "duration": duration, "zone": clip.get("zone"),
+        stream, codec, fps, duration = annex_b(os.path.join(dataset, clip["file"]), streams)
+        busy.append({"id": f"busy{i:02d}", "clip": os.path.basename(clip["file"]), "file": stream,
+                     "codec": codec, "fps": fps, "duration": duration, "zone": clip.get("zone"),
                      "events": clip.get("event", [])})
-    idle = [{"id": f"idle{i:02d}", "file": idle_file, "fps": a.fps} for i in range(a.cameras - a.busy)]
+    idle = [{"id": f"idle{i:02d}", "file": idle_file, "codec": a.codec, "fps": a.fps}
+            for i in range(a.cameras - a.busy)]
     cams = busy + idle
+    if a.sub_streams:
+        if not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", a.sub_streams):
+            raise SystemExit(f"--sub-streams {a.sub_streams!r}: expected WxH, e.g. 640x360")
+        subs = {}
+        for c in cams:
+            if c["file"] not in subs:
+                subs[c["file"]] = sub_stream(c["file"], c["codec"], c["fps"], a.sub_streams, a.gop_s,
+                                             a.sub_bitrate)
+            c["sub"] = subs[c["file"]]
 
     server_args = ["/usr/bin/python3", os.path.join(ROOT, "scripts", "rtsp_server.py"), "--port", "0",
                    "--announce"]
     for c in cams:
-        server_args += ["--h264", f"{c['id']}={c['file']}:fps={c['fps']}"]
+        server_args += [f"--{c['codec']}", f"{c['id']}={c['file']}:fps={c['fps']}"]
+        if c.get("sub"):
+            server_args += ["--h264", f"{c['id']}-sub={c['sub']}:fps={c['fps']}"]
     procs = []
     try:
         server = subprocess.Popen(server_args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -209,6 +258,8 @@ def main():
         with open(os.path.join(tmp, "cameras.toml"), "w") as f:
             for c in cams:
                 f.write(f'[[cameras]]\nid = "{c["id"]}"\nurl = "rtsp://127.0.0.1:{rtsp_port}/{c["id"]}"\n')
+                if c.get("sub"):
+                    f.write(f'analysis_url = "rtsp://127.0.0.1:{rtsp_port}/{c["id"]}-sub"\n')
                 if c.get("zone"):
                     f.write(f'[[cameras.zones]]\nname = "zone"\npolygon = {json.dumps(c["zone"])}\n')
                 f.write("\n")
@@ -258,7 +309,8 @@ def main():
         if missing:
             print(f"scale_check: never streaming: {', '.join(missing)}", flush=True)
         for c in busy:
-            c["start"] = clip_start.get(c["id"])
+            # The analysed stream's time 0 (the sub-stream's, when there is one).
+            c["start"] = clip_start.get(c["id"] + "-sub" if c.get("sub") else c["id"])
         end = max([(c["start"] or time.time()) + c["duration"] for c in busy]
                   + [time.time()]) + a.extra_seconds
 
