@@ -138,6 +138,7 @@ fn main() {
                 width: w,
                 height: h,
             },
+            None,
         );
     }
     // Wait for the last deliveries.
