@@ -13,7 +13,7 @@ use crate::codec::{DecoderConfig, VideoCodec};
 #[derive(Debug, thiserror::Error)]
 pub enum ClipError {
     /// The file could not be opened or is not a video file libavformat reads.
-    #[error("{}: cannot open as a video file: {message}", path.display())]
+    #[error("{}: cannot open as a video file (MP4, Matroska or MPEG-TS): {message}", path.display())]
     Open {
         /// The clip.
         path: PathBuf,
@@ -21,7 +21,7 @@ pub enum ClipError {
         message: String,
     },
     /// There is no H.264 or H.265 video track.
-    #[error("{}: no H.264 or H.265 video track (found: {found}); transcode with ffmpeg -c:v libx264 or -c:v libx265", path.display())]
+    #[error("{}: no H.264 or H.265 video track (found: {found}); replay and eval read MP4, Matroska or MPEG-TS files with H.264 or H.265 video: transcode with ffmpeg -c:v libx264", path.display())]
     NoVideo {
         /// The tracks found.
         found: String,
