@@ -270,9 +270,10 @@ def main():
             sections.setdefault(section, []).append(f"{k} = {value}")
         with open(os.path.join(tmp, "dumpwatch.toml"), "w") as f:
             f.write('storage_dir = "storage"\ncameras_file = "cameras.toml"\n')
-            f.write(f'[model]\npath = "{os.path.join(ROOT, "models", "yolov12n.onnx")}"\n')
-            for line in sections.get("", []):
+            for line in sections.pop("", []):
                 f.write(line + "\n")
+            model = [f'path = "{os.path.join(ROOT, "models", "yolov12n.onnx")}"'] + sections.pop("model", [])
+            sections["model"] = model
             ingest = [f"startup_spread_s = {a.spread}"] + sections.pop("ingest", [])
             sections["ingest"] = ingest
             delivery = [f'endpoint = "http://127.0.0.1:{recv_port}/api/incidents"'] + sections.pop("delivery", [])

@@ -217,6 +217,7 @@ pub async fn run_with_reload(
         metrics.detect().clone(),
         slots.camera_metrics.clone(),
         svc.model.max_batch as usize,
+        crate::detect::worker::Pacer::new(svc.model.max_detections_per_s),
     );
 
     let mut supervisor = Supervisor::new(

@@ -391,6 +391,7 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
         metrics.detect().clone(),
         cams,
         max_batch,
+        dumpwatch::detect::worker::Pacer::new(0.0),
     );
     pool.shutdown();
     let mut seen = seen.lock().unwrap().clone();

@@ -147,6 +147,11 @@ pub struct ModelConfig {
     /// Largest batch per run for models whose batch dimension is dynamic: a worker takes up to
     /// this many ready cameras at once. Ignored for batch-1 models such as YOLOv12n. Default 8.
     pub max_batch: u32,
+    /// Most detector runs a second over all sessions; 0 (the default) = as many as the CPU
+    /// gives. The detector otherwise takes every core the decoders leave; a budget leaves the
+    /// rest to other work on the machine (e.g. 5 on 2 cores ≈ 0.75 core of YOLOv12n). Busy
+    /// cameras are served first within it, so idle refreshes are what slows down.
+    pub max_detections_per_s: f64,
     /// Minimum score of a detection, for every class without its own threshold. Default 0.25.
     pub confidence: f32,
     /// Minimum score per class name, overriding `confidence` (e.g. `{ suitcase = 0.4 }`).
@@ -172,6 +177,7 @@ impl Default for ModelConfig {
             sessions: 2,
             threads_per_session: 1,
             max_batch: 8,
+            max_detections_per_s: 0.0,
             confidence: 0.25,
             class_confidence: BTreeMap::new(),
             iou_threshold: 0.45,

@@ -125,6 +125,12 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     );
     c.count("model.max_batch", svc.model.max_batch, 1, 64);
     c.range(
+        "model.max_detections_per_s",
+        svc.model.max_detections_per_s,
+        0.0,
+        10_000.0,
+    );
+    c.range(
         "model.confidence",
         f64::from(svc.model.confidence),
         0.0,

@@ -7,9 +7,9 @@
 //! Results are handed to the [`DetectionSink`] while the camera is still held, so each camera's
 //! results arrive in frame order.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -43,6 +43,48 @@ impl<F: Fn(FrameDetections) + Send + Sync + 'static> DetectionSink for F {
     }
 }
 
+/// Spaces detector runs over all workers to at most a rate (`model.max_detections_per_s`).
+/// Each run reserves the next free moment and sleeps until it; an idle pool does not save up
+/// runs for a burst.
+pub struct Pacer {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    /// At most `per_s` runs a second; 0 (or less) is no limit.
+    pub fn new(per_s: f64) -> Pacer {
+        Pacer {
+            interval: (per_s > 0.0 && per_s.is_finite())
+                .then(|| Duration::from_secs_f64(1.0 / per_s)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Reserves the next run's moment and waits for it.
+    fn wait(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let now = Instant::now();
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).max(now);
+            *next = start + interval;
+            start
+        };
+        std::thread::sleep(start.saturating_duration_since(now));
+    }
+
+    /// Counts `runs` more runs against the budget without waiting (the rest of a batch).
+    fn charge(&self, runs: u32) {
+        if let Some(interval) = self.interval {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            *next += interval * runs;
+        }
+    }
+}
+
 /// The running detect workers.
 pub struct DetectPool {
     threads: Vec<JoinHandle<()>>,
@@ -50,8 +92,10 @@ pub struct DetectPool {
 }
 
 impl DetectPool {
-    /// Starts one worker thread per detector. `zones` holds each camera slot's zones (changed by
-    /// a reload while the workers run).
+    /// Starts one worker thread per detector, together running at most as often as `pacer`
+    /// allows. `zones` holds each camera slot's zones (changed by a reload while the workers
+    /// run).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         detectors: Vec<Detector>,
         input: Arc<LatestSlots<DecodedFrame>>,
@@ -60,19 +104,27 @@ impl DetectPool {
         metrics: DetectMetrics,
         cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         max_batch: usize,
+        pacer: Pacer,
     ) -> DetectPool {
+        let pacer = Arc::new(pacer);
         let threads = detectors
             .into_iter()
             .enumerate()
             .map(|(i, detector)| {
                 let (input, zones, sink) = (input.clone(), zones.clone(), sink.clone());
-                let (metrics, cameras) = (metrics.clone(), cameras.clone());
+                let (metrics, cameras, pacer) = (metrics.clone(), cameras.clone(), pacer.clone());
                 std::thread::Builder::new()
                     .name(format!("detect-{i}"))
                     .spawn(move || {
-                        work(
-                            detector, &input, &zones, &*sink, &metrics, &cameras, max_batch,
-                        )
+                        let shared = Shared {
+                            input: &input,
+                            zones: &zones,
+                            sink: &*sink,
+                            metrics: &metrics,
+                            cameras: &cameras,
+                            pacer: &pacer,
+                        };
+                        work(detector, &shared, max_batch)
                     })
                     .expect("spawning a detect thread")
             })
@@ -89,15 +141,25 @@ impl DetectPool {
     }
 }
 
-fn work(
-    mut detector: Detector,
-    input: &LatestSlots<DecodedFrame>,
-    zones: &SlotTable<Arc<Vec<Polygon>>>,
-    sink: &dyn DetectionSink,
-    metrics: &DetectMetrics,
-    cameras: &SlotTable<Arc<CameraMetrics>>,
-    max_batch: usize,
-) {
+/// What the workers share.
+struct Shared<'a> {
+    input: &'a LatestSlots<DecodedFrame>,
+    zones: &'a SlotTable<Arc<Vec<Polygon>>>,
+    sink: &'a dyn DetectionSink,
+    metrics: &'a DetectMetrics,
+    cameras: &'a SlotTable<Arc<CameraMetrics>>,
+    pacer: &'a Pacer,
+}
+
+fn work(mut detector: Detector, shared: &Shared<'_>, max_batch: usize) {
+    let Shared {
+        input,
+        zones,
+        sink,
+        metrics,
+        cameras,
+        pacer,
+    } = *shared;
     let class_counters: Vec<_> = detector
         .info()
         .class_names
@@ -111,13 +173,22 @@ fn work(
         1
     };
     let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = input.take(None) {
+    loop {
+        // The budget's next moment first, so the picture taken then is the newest one.
+        pacer.wait();
+        let Some(first) = input.take(None) else {
+            break;
+        };
         batch.push(first);
         while batch.len() < max_batch {
             match input.try_take() {
                 Some(next) => batch.push(next),
                 None => break,
             }
+        }
+        if batch.len() > 1 {
+            // The rest of a batch counts against the budget of the runs after it.
+            pacer.charge(batch.len() as u32 - 1);
         }
         let frames: Vec<&DecodedFrame> = batch.iter().map(|(_, f)| f).collect();
         let zones_held: Vec<Option<Arc<Vec<Polygon>>>> =
@@ -172,5 +243,38 @@ fn work(
                 batch.clear();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_spaces_runs_and_does_not_save_up_while_idle() {
+        let pacer = Pacer::new(50.0);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            pacer.wait();
+        }
+        // Five runs at 50/s: the first at once, the fifth 80 ms later.
+        assert!(
+            t0.elapsed() >= Duration::from_millis(75),
+            "{:?}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        // Idle for 200 ms: the next run is not followed by a burst of saved-up ones.
+        let t1 = Instant::now();
+        pacer.wait();
+        pacer.wait();
+        assert!(
+            t1.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            t1.elapsed()
+        );
+        // No limit: nothing to wait for.
+        assert!(Pacer::new(0.0).interval.is_none());
+        assert!(Pacer::new(f64::INFINITY).interval.is_none());
     }
 }
