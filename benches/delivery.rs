@@ -133,12 +133,11 @@ fn main() {
             &Polygon::full_frame(),
             uuid::Uuid::now_v7(),
             &event,
-            &pictures,
+            dumpwatch::watch::EventPictures::analysed(&pictures),
             FrameSize {
                 width: w,
                 height: h,
             },
-            None,
         );
     }
     // Wait for the last deliveries.

@@ -308,15 +308,11 @@ impl Watch {
             // A camera analysed on its sub-stream: the event picture from the main stream.
             let main_picture = self.main_stream_picture(result.camera, &state.camera, &pictures);
             if let Some(r) = &recorder {
-                r.record_event(
-                    &state.camera,
-                    &zone,
-                    id,
-                    &event,
-                    &pictures,
-                    size,
-                    main_picture.as_ref(),
-                );
+                let shown = EventPictures {
+                    analysed: &pictures,
+                    main: main_picture.as_ref(),
+                };
+                r.record_event(&state.camera, &zone, id, &event, shown, size);
             }
             if event.kind == EventKind::Raised
                 && let Some(clips) = &self.clips
@@ -329,6 +325,27 @@ impl Watch {
                     size: (size.width, size.height),
                 });
             }
+        }
+    }
+}
+
+/// The pictures of an incident event: those the analyzer chose (before, actor, event, after),
+/// and for a camera analysed on its sub-stream the main stream's picture that replaces the event
+/// picture.
+#[derive(Clone, Copy)]
+pub struct EventPictures<'a> {
+    /// The analysed pictures with their roles.
+    pub analysed: &'a [(FrameRole, Arc<DecodedFrame>)],
+    /// The main stream's picture at the event picture's time, when there is one.
+    pub main: Option<&'a DecodedFrame>,
+}
+
+impl<'a> EventPictures<'a> {
+    /// Just the analysed pictures (a camera analysed on its main stream).
+    pub fn analysed(pictures: &'a [(FrameRole, Arc<DecodedFrame>)]) -> Self {
+        EventPictures {
+            analysed: pictures,
+            main: None,
         }
     }
 }
@@ -373,11 +390,10 @@ impl IncidentRecorder {
         zone: &Polygon,
         id: Uuid,
         event: &Event,
-        pictures: &[(FrameRole, Arc<DecodedFrame>)],
+        pictures: EventPictures<'_>,
         frame: FrameSize,
-        main_picture: Option<&DecodedFrame>,
     ) {
-        let evidence = self.write_evidence(camera, id, event, zone, pictures, main_picture);
+        let evidence = self.write_evidence(camera, id, event, zone, pictures);
         self.record(camera, id, event, frame, evidence);
     }
 
@@ -390,8 +406,10 @@ impl IncidentRecorder {
         id: Uuid,
         event: &Event,
         zone: &Polygon,
-        pictures: &[(FrameRole, Arc<DecodedFrame>)],
-        main_picture: Option<&DecodedFrame>,
+        EventPictures {
+            analysed: pictures,
+            main: main_picture,
+        }: EventPictures<'_>,
     ) -> Vec<EvidenceFile> {
         let rel_dir = PathBuf::from("evidence")
             .join(&camera.id)

@@ -108,12 +108,11 @@ fn record_incidents(store: &StoreHandle, dir: &Path, n: u64) -> Vec<Uuid> {
                 &Polygon::full_frame(),
                 id,
                 &raised(i + 1, now),
-                &pictures,
+                dumpwatch::watch::EventPictures::analysed(&pictures),
                 FrameSize {
                     width: 64,
                     height: 48,
                 },
-                None,
             );
             id
         })
@@ -438,15 +437,14 @@ async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident
             &Polygon::full_frame(),
             id,
             &raised(1, dumpwatch::deliver::unix_now()),
-            &[
+            dumpwatch::watch::EventPictures::analysed(&[
                 (FrameRole::Before, picture(90)),
                 (FrameRole::Event, picture(150)),
-            ],
+            ]),
             FrameSize {
                 width: 64,
                 height: 48,
             },
-            None,
         );
     })
     .await

@@ -260,7 +260,7 @@ impl Context {
             let p = picture.as_ptr();
             ((*p).decode_error_flags, (*p).flags)
         };
-        if error_flags != 0 || frame_flags & ff::ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0 {
+        if error_flags != 0 || frame_flags & ff::ffi::AV_FRAME_FLAG_CORRUPT != 0 {
             return Err(corrupt(format!(
                 "the picture has decode errors (flags {error_flags:#x}); concealed pictures are not analysed"
             )));
@@ -270,7 +270,7 @@ impl Context {
         } else {
             picture
         };
-        self.to_i420(&picture, meta)
+        self.convert_to_i420(&picture, meta)
             .ok_or_else(|| corrupt("the decoder returned inconsistent planes".into()))
     }
 
@@ -290,7 +290,11 @@ impl Context {
         meta
     }
 
-    fn to_i420(&mut self, picture: &ff::frame::Video, meta: Pending) -> Option<DecodedFrame> {
+    fn convert_to_i420(
+        &mut self,
+        picture: &ff::frame::Video,
+        meta: Pending,
+    ) -> Option<DecodedFrame> {
         let (w, h) = (picture.width(), picture.height());
         let converted;
         let yuv = match picture.format() {
