@@ -55,6 +55,40 @@ fn live_clip(codec: &str) -> PathBuf {
     annex_b
 }
 
+/// The reference receiver on a free port, accepting every incident into a temporary inbox.
+async fn start_receiver() -> (tempfile::TempDir, std::net::SocketAddr) {
+    let inbox = tempfile::tempdir().unwrap();
+    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (inbox, receiver)
+}
+
+/// The service of these scenarios: delivering to `receiver`, the scenario's dwell, one detector
+/// session.
+fn scenario_service(receiver: std::net::SocketAddr) -> dumpwatch::config::ServiceConfig {
+    let mut svc = fast_service();
+    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
+    svc.analyze.dwell_s = DWELL_S;
+    svc.analyze.clear_after_s = DWELL_S;
+    svc.model.sessions = 1;
+    svc
+}
+
+/// Waits for the camera "square" to receive its first frame: the server starts the clip for its
+/// first client, so that is the clip's start.
+async fn first_frame(service: &Service) -> Instant {
+    service
+        .wait_for("the first frame", Duration::from_secs(20), |s| {
+            s.frames("square", "received") > 0
+        })
+        .await;
+    Instant::now()
+}
+
 /// Waits for the first incident body at the reference receiver's inbox.
 async fn first_body(
     inbox: &std::path::Path,
@@ -154,20 +188,10 @@ async fn evidence_clip_frames(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snapshots() {
     let clip = live_clip("h264");
-    let inbox = tempfile::tempdir().unwrap();
-    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (inbox, receiver) = start_receiver().await;
 
     let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
-    let mut svc = fast_service();
-    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
-    svc.analyze.dwell_s = DWELL_S;
-    svc.analyze.clear_after_s = DWELL_S;
-    svc.model.sessions = 1;
+    let mut svc = scenario_service(receiver);
     // Long enough before the raise to show the spot before the bag (for export-feedback).
     svc.evidence.clip_pre_s = 20.0;
     svc.evidence.clip_post_s = 4.0;
@@ -182,12 +206,7 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     .await;
     // The server starts the clip for its first client: the first frame received is the clip's
     // start.
-    service
-        .wait_for("the first frame", Duration::from_secs(20), |s| {
-            s.frames("square", "received") > 0
-        })
-        .await;
-    let clip_start = Instant::now();
+    let clip_start = first_frame(&service).await;
     // The operations center opens the dashboard: the camera is there, streaming.
     let browser = Browser::start(1400, 900).await;
     let page = format!("http://{}/", service.addr);
@@ -314,20 +333,10 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h265_camera_raises_and_delivers_its_incident_with_an_hevc_clip() {
     let clip = live_clip("h265");
-    let inbox = tempfile::tempdir().unwrap();
-    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (inbox, receiver) = start_receiver().await;
 
     let server = RtspServer::start(&["--h265", &format!("square={}:fps=10", clip.display())]);
-    let mut svc = fast_service();
-    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
-    svc.analyze.dwell_s = DWELL_S;
-    svc.analyze.clear_after_s = DWELL_S;
-    svc.model.sessions = 1;
+    let mut svc = scenario_service(receiver);
     svc.evidence.clip_pre_s = 6.0;
     svc.evidence.clip_post_s = 4.0;
     let storage = svc.storage_dir.clone();
@@ -336,12 +345,7 @@ async fn an_h265_camera_raises_and_delivers_its_incident_with_an_hevc_clip() {
         cameras: vec![camera("square", &server.url("square"))],
     })
     .await;
-    service
-        .wait_for("the first frame", Duration::from_secs(20), |s| {
-            s.frames("square", "received") > 0
-        })
-        .await;
-    let clip_start = Instant::now();
+    let clip_start = first_frame(&service).await;
     let (status, json) = common::http_get(service.addr, "/api/v1/cameras/square").await;
     assert_eq!(status, 200);
     let camera_status: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -403,13 +407,7 @@ fn live_sub_stream() -> PathBuf {
 async fn a_camera_analysed_on_its_sub_stream_sends_main_stream_evidence() {
     let main = live_clip("h264");
     let sub = live_sub_stream();
-    let inbox = tempfile::tempdir().unwrap();
-    let app = dumpwatch::receiver::router(ReceiverSettings::accepting(inbox.path()))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (inbox, receiver) = start_receiver().await;
 
     let server = RtspServer::start(&[
         "--h264",
@@ -417,11 +415,7 @@ async fn a_camera_analysed_on_its_sub_stream_sends_main_stream_evidence() {
         "--h264",
         &format!("sub={}:fps=10", sub.display()),
     ]);
-    let mut svc = fast_service();
-    svc.delivery.endpoint = format!("http://{receiver}/api/incidents");
-    svc.analyze.dwell_s = DWELL_S;
-    svc.analyze.clear_after_s = DWELL_S;
-    svc.model.sessions = 1;
+    let mut svc = scenario_service(receiver);
     svc.evidence.clip_pre_s = 6.0;
     svc.evidence.clip_post_s = 4.0;
     let storage = svc.storage_dir.clone();
@@ -432,12 +426,7 @@ async fn a_camera_analysed_on_its_sub_stream_sends_main_stream_evidence() {
         cameras: vec![cam],
     })
     .await;
-    service
-        .wait_for("the first frame", Duration::from_secs(20), |s| {
-            s.frames("square", "received") > 0
-        })
-        .await;
-    let clip_start = Instant::now();
+    let clip_start = first_frame(&service).await;
     let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
     let body = first_body(inbox.path(), clip_start, deadline, &service).await;
     assert_eq!(body["event"], "raised");
