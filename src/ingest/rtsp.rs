@@ -7,11 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use retina::client::{Demuxed, PlayOptions, Session, SessionOptions, SetupOptions};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 use url::Url;
 
 use super::IngestError;
-use crate::codec::VideoCodec;
+use crate::codec::{VideoCodec, push_annex_b};
 use crate::config::{Credentials, Transport};
 use crate::metrics::CameraMetrics;
 use crate::redact::scrub;
@@ -191,7 +191,7 @@ impl RtspStream {
         let mut parameter_sets = Vec::new();
         if let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() {
             fill_video_info(&mut info, p);
-            parameter_sets = p.extra_data().to_vec();
+            parameter_sets = annex_b_parameter_sets(p);
         }
         Ok(RtspStream {
             demuxed,
@@ -226,7 +226,7 @@ impl RtspStream {
                 let stream = &self.demuxed.streams()[frame.stream_id()];
                 if let Some(ParametersRef::Video(p)) = stream.parameters() {
                     fill_video_info(&mut self.info, p);
-                    self.parameter_sets = p.extra_data().to_vec();
+                    self.parameter_sets = annex_b_parameter_sets(p);
                 }
             }
             let seq = self.next_seq;
@@ -261,6 +261,26 @@ impl RtspStream {
             }));
         }
     }
+}
+
+/// The stream's parameter sets as Annex B. Not `extra_data()`: parameters known from the SDP,
+/// before SETUP chose Annex B framing, come as an `hvcC`/`avcC` record there.
+fn annex_b_parameter_sets(p: &retina::codec::VideoParameters) -> Vec<u8> {
+    let mut out = Vec::new();
+    match p.codec_params() {
+        VideoParametersCodec::H265 { vps, sps, pps } => {
+            for nal in [vps, sps, pps] {
+                push_annex_b(&mut out, nal);
+            }
+        }
+        VideoParametersCodec::H264 { sps, pps } => {
+            for nal in [sps, pps] {
+                push_annex_b(&mut out, nal);
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 fn fill_video_info(info: &mut StreamInfo, p: &retina::codec::VideoParameters) {
