@@ -439,3 +439,26 @@ fn a_main_10_h265_stream_decodes_to_8_bit_pictures() {
         .fold((255u8, 0u8), |(lo, hi), &y| (lo.min(y), hi.max(y)));
     assert!(hi - lo > 100, "luma range {lo}..{hi}");
 }
+
+/// One decoder serving many cameras' keyframes alone: two cameras showing the same H.265 CRA
+/// keyframe (same picture order count) one after the other both decode. A CRA does not reset the
+/// decoder as an IDR does; without a clean start the second was refused as a duplicate picture.
+#[test]
+fn the_same_h265_cra_keyframe_from_two_cameras_decodes_twice() {
+    let (codec, keys) = keyframes("test360_h265");
+    // keys[0] is the stream's IDR; x265 makes the later keyframes CRA pictures.
+    let cra = keys[1].clone();
+    assert!(
+        dumpwatch::codec::nal_units(&cra)
+            .iter()
+            .any(|n| (n[0] >> 1) & 0x3f == 21),
+        "test360_h265's second keyframe should be a CRA picture"
+    );
+    let mut d = VideoDecoder::new().unwrap();
+    for camera in 0..4 {
+        let p = d
+            .decode(camera, &encoded_as(codec, cra.clone(), true, 0))
+            .unwrap_or_else(|e| panic!("camera {camera}: {e}"));
+        assert_eq!((p.camera, p.width(), p.height()), (camera, 640, 360));
+    }
+}

@@ -214,6 +214,14 @@ impl Context {
             len,
             message,
         };
+        if drain {
+            // A keyframe decoded alone starts from nothing: whatever another camera's keyframe
+            // left (its reference picture, its POC) must not meet this one. H.265 CRA keyframes
+            // do not reset the decoder themselves; two cameras' CRAs with the same POC in a row
+            // are otherwise refused as a duplicate picture.
+            self.decoder.flush();
+            self.pending.clear();
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut packet = ff::Packet::copy(&frame.data);
