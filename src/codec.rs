@@ -86,11 +86,13 @@ impl VideoCodec {
         }
     }
 
-    /// Whether the Annex B access unit `data` holds a slice a decoder can start at.
+    /// Whether the Annex B access unit `data` holds a slice a decoder can start at. Looks only
+    /// at the header byte after each start code (no allocation: ingest asks this of every
+    /// H.265 frame).
     pub fn is_random_access(self, data: &[u8]) -> bool {
-        nal_units(data)
-            .iter()
-            .any(|n| self.nal_kind(n) == NalKind::RandomAccessSlice)
+        data.windows(4).any(|w| {
+            w[..3] == [0, 0, 1] && self.nal_kind(&w[3..]) == NalKind::RandomAccessSlice
+        })
     }
 }
 
