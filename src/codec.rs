@@ -90,9 +90,8 @@ impl VideoCodec {
     /// at the header byte after each start code (no allocation: ingest asks this of every
     /// H.265 frame).
     pub fn is_random_access(self, data: &[u8]) -> bool {
-        data.windows(4).any(|w| {
-            w[..3] == [0, 0, 1] && self.nal_kind(&w[3..]) == NalKind::RandomAccessSlice
-        })
+        data.windows(4)
+            .any(|w| w[..3] == [0, 0, 1] && self.nal_kind(&w[3..]) == NalKind::RandomAccessSlice)
     }
 }
 

@@ -21,8 +21,13 @@ const PUT_DOWN_S: f64 = 33.0;
 const DWELL_S: f64 = 10.0;
 
 /// The live scenario clip as an Annex B stream of `codec` (`h264` or `h265`) for the RTSP
-/// server (cached under target/).
+/// server (cached under target/). Tests of this binary run on parallel threads and several want
+/// the same clip: one makes it while the others wait, so no two write the same files.
 fn live_clip(codec: &str) -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("scenarios-live-{codec}"));
     let annex_b = dir.join(format!("l01_bag_left.{codec}"));
     if annex_b.exists() {
@@ -41,17 +46,20 @@ fn live_clip(codec: &str) -> PathBuf {
         "h265" => ("hevc_mp4toannexb", "hevc"),
         _ => ("h264_mp4toannexb", "h264"),
     };
+    // Written aside and renamed, so an interrupted run leaves no half clip to be taken as made.
+    let part = annex_b.with_extension("part");
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(dir.join("clips/l01_bag_left.mp4"))
         .args(["-c", "copy", "-bsf:v", filter, "-f", format])
-        .arg(&annex_b)
+        .arg(&part)
         .status()
         .expect("ffmpeg");
     assert!(
         status.success(),
         "ffmpeg could not extract the {codec} stream"
     );
+    std::fs::rename(&part, &annex_b).unwrap();
     annex_b
 }
 
