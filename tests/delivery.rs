@@ -385,6 +385,94 @@ async fn status_500_and_429_are_retried_after_the_time_the_server_asks_for() {
     }
 }
 
+/// An endpoint that moved: every POST is answered `302 Found` towards a page that answers any
+/// GET with 200 (what a web server's "moved" page or a login portal does). A client following
+/// the redirect would turn the POST into a GET and take that 200 for a delivery.
+async fn start_redirecting_endpoint() -> (std::net::SocketAddr, CancellationToken) {
+    use axum::routing::{get, post};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let landing = format!("http://{addr}/landing");
+    let app = axum::Router::new()
+        .route(
+            "/api/incidents",
+            post(move || async move {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, landing)],
+                )
+            }),
+        )
+        .route("/landing", get(|| async { "welcome" }));
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await
+            .unwrap();
+    });
+    (addr, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_a_delivery_and_the_incident_waits_for_the_right_endpoint() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let ids = {
+        let (store, dir) = (store.clone(), storage.path().to_path_buf());
+        tokio::task::spawn_blocking(move || record_incidents(&store, &dir, 1))
+            .await
+            .unwrap()
+    };
+    let (moved, moved_stop) = start_redirecting_endpoint().await;
+    let stop = start_deliverer(
+        &store,
+        settings(format!("http://{moved}/api/incidents"), storage.path()),
+    );
+    // Retried (100–500 ms backoff), never marked delivered.
+    let id = ids[0];
+    let start = Instant::now();
+    let row = loop {
+        let row = store
+            .call(move |s| s.incident(id))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if row.deliveries[0].attempts >= 3 {
+            break row;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let d = &row.deliveries[0];
+    assert_eq!((d.state.as_str(), d.last_status), ("pending", Some(302)));
+    let error = d.last_error.as_deref().unwrap();
+    assert!(
+        error.starts_with("HTTP 302") && error.contains(&format!("http://{moved}/landing")),
+        "{error}"
+    );
+    let counts = store.call(|s| s.outbox_counts()).await.unwrap().unwrap();
+    assert_eq!((counts.delivered, counts.pending), (0, 1));
+    // The operator points delivery at the city system: the incident goes there, once.
+    stop.cancel();
+    moved_stop.cancel();
+    let (addr, recv_stop) = start_receiver("127.0.0.1:0", receiver_settings(inbox.path())).await;
+    let stop = start_deliverer(
+        &store,
+        settings(format!("http://{addr}/api/incidents"), storage.path()),
+    );
+    let counts = wait_until_settled(&store, Duration::from_secs(10)).await;
+    assert_eq!((counts.delivered, counts.dead), (1, 0));
+    let log = received(inbox.path());
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].1, "accepted");
+    stop.cancel();
+    recv_stop.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_goes_to_the_dead_letter_and_stays_visible() {
     let rig = Rig::start(

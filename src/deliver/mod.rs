@@ -189,9 +189,12 @@ impl Deliverer {
         metrics: DeliveryMetrics,
     ) -> Result<Deliverer, DeliveryError> {
         install_tls_provider();
-        // Timeouts are set per request: a reload may change them.
+        // Timeouts are set per request: a reload may change them. Redirects are not followed:
+        // a client following one turns the POST into a GET on 301/302/303, and a 2xx to that
+        // GET would be taken for a delivery (see `retry::classify` for what a 3xx becomes).
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dumpwatch/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Deliverer {
@@ -433,6 +436,19 @@ impl Attempt {
                     .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
                 let text = if resp.status().is_success() {
                     String::new()
+                } else if resp.status().is_redirection() {
+                    let to = resp
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("nowhere named");
+                    format!(
+                        "redirect to {to} not followed (a redirect is not a delivery): \
+                         set delivery.endpoint to the address the city system receives on"
+                    )
+                    .chars()
+                    .take(300)
+                    .collect()
                 } else {
                     resp.text()
                         .await

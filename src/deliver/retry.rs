@@ -12,7 +12,8 @@ pub enum Outcome {
         /// HTTP status.
         status: u16,
     },
-    /// 408, 429, 5xx, a timeout or a connection error: try again.
+    /// 408, 429, 5xx, a redirect (3xx: never followed, the endpoint must be corrected), a
+    /// timeout or a connection error: try again, the incident stays in the outbox.
     Retry {
         /// HTTP status, if there was a response.
         status: Option<u16>,
@@ -56,7 +57,7 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body_start: &str) ->
     };
     match status {
         200..=299 => Outcome::Delivered { status },
-        408 | 429 | 500..=599 => Outcome::Retry {
+        300..=399 | 408 | 429 | 500..=599 => Outcome::Retry {
             status: Some(status),
             error: error(),
             retry_after,
@@ -116,7 +117,7 @@ mod tests {
     #[test]
     fn statuses_are_classified() {
         assert_eq!(classify(201, None, ""), Outcome::Delivered { status: 201 });
-        for s in [408, 429, 500, 502, 503] {
+        for s in [301, 302, 303, 307, 308, 408, 429, 500, 502, 503] {
             assert!(
                 matches!(classify(s, None, ""), Outcome::Retry { .. }),
                 "{s}"
