@@ -20,7 +20,7 @@ use dumpwatch::geometry::{BBox, Polygon};
 use dumpwatch::incident::{FrameSize, ModelRef};
 use dumpwatch::receiver::ReceiverSettings;
 use dumpwatch::store::writer::StoreHandle;
-use dumpwatch::watch::IncidentRecorder;
+use dumpwatch::recording::IncidentRecorder;
 use tokio_util::sync::CancellationToken;
 
 fn env_or(name: &str, default: f64) -> f64 {
@@ -133,12 +133,13 @@ fn main() {
             &Polygon::full_frame(),
             uuid::Uuid::now_v7(),
             &event,
-            dumpwatch::watch::EventPictures::analysed(&pictures),
+            dumpwatch::recording::EventPictures::analysed(&pictures),
             FrameSize {
                 width: w,
                 height: h,
             },
-        );
+        )
+        .expect("the store takes the event");
     }
     // Wait for the last deliveries.
     let deadline = Instant::now() + Duration::from_secs(60);

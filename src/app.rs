@@ -22,11 +22,12 @@ use crate::detect::{DetectError, Detector, ModelInfo};
 use crate::incident::ModelRef;
 use crate::ingest::{FrameRun, StatusBoard};
 use crate::metrics::Metrics;
+use crate::recording::{IncidentRecorder, Recording, RecordingMetrics};
 use crate::slots::{LatestSlots, SlotTable};
 use crate::store::retention::RetentionLimits;
 use crate::store::writer::StoreHandle;
 use crate::supervisor::{ConfigSource, PipelineSlots, ReloadHandle, Supervisor};
-use crate::watch::{IncidentRecorder, Watch};
+use crate::watch::Watch;
 
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +152,18 @@ pub async fn run_with_reload(
             max_bytes: (svc.evidence.max_gb * 1e9) as u64,
         },
     ));
+    // What the store still refused at the last shutdown, before anything new.
+    {
+        let (dir, store) = (svc.storage_dir.clone(), store.clone());
+        tokio::task::spawn_blocking(move || crate::recording::spool::record_spooled(&dir, &store))
+            .await
+            .expect("spool replay does not panic");
+    }
+    let (recording, recording_stage) = Recording::start(
+        store.clone(),
+        &svc.storage_dir,
+        RecordingMetrics::register(metrics.registry()),
+    )?;
     let recorder = IncidentRecorder::new(
         store.clone(),
         svc.storage_dir.clone(),
@@ -167,7 +180,7 @@ pub async fn run_with_reload(
             svc.evidence.clip_pre_s,
             (svc.evidence.clip_ring_max_mb * 1e6) as usize,
         ),
-        store: store.clone(),
+        recording: recording.clone(),
         storage_dir: svc.storage_dir.clone(),
         pre_s: svc.evidence.clip_pre_s,
         post_s: svc.evidence.clip_post_s,
@@ -192,6 +205,7 @@ pub async fn run_with_reload(
             status,
             metrics.clone(),
             recorder.clone(),
+            recording.clone(),
             Some(clips.clone()),
         )),
         clips: clips.clone(),
@@ -249,6 +263,7 @@ pub async fn run_with_reload(
         zones: slots.api_zones.clone(),
         model,
         store: Some(store.clone()),
+        recording: Some(recording),
         api_token: svc
             .api
             .token_env
@@ -286,6 +301,11 @@ pub async fn run_with_reload(
     // still waiting for their post-event seconds are written with what arrived. Then delivery
     // gets its grace period for what is in flight.
     clips.flush().await;
+    // Every event and clip is handed over: the recorder writes them (or keeps them on disk).
+    let grace = Duration::from_secs_f64(svc.delivery.shutdown_grace_s);
+    tokio::task::spawn_blocking(move || recording_stage.shutdown(grace))
+        .await
+        .expect("recorder shutdown does not panic");
     info!("shutting down: delivery");
     delivery_cancel.cancel();
     let _ = delivery.await;

@@ -3,7 +3,7 @@
 //! The pipeline, left to right (one module each):
 //! [`ingest`] (RTSP, one task per camera) → [`decode`] (H.264/H.265 → pictures, libavcodec, blocking threads) →
 //! [`detect`] (ONNX detector, one session per worker) → [`analyze`] (run live by [`watch`]; over
-//! recorded clips by [`replay`] and [`eval`]) → store → deliver; [`api`] serves metrics, status and the dashboard, and
+//! recorded clips by [`replay`] and [`eval`]) → [`recording`] → store → deliver; [`api`] serves metrics, status and the dashboard, and
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
 //! [`detection`], [`codec`], [`annotate`], [`redact`].
 
@@ -27,6 +27,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod probe;
 pub mod receiver;
+pub mod recording;
 pub mod redact;
 pub mod replay;
 pub mod shard;

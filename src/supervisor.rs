@@ -35,8 +35,9 @@ use crate::ingest::camera::CameraTask;
 use crate::ingest::record::RecordTask;
 use crate::ingest::{ConnectOptions, FrameRun, StatusBoard};
 use crate::metrics::{CameraMetrics, Metrics};
+use crate::recording::IncidentRecorder;
 use crate::slots::{LatestSlots, SlotTable};
-use crate::watch::{IncidentRecorder, Watch};
+use crate::watch::Watch;
 
 /// The per-camera-slot state of the pipeline, shared with its stages and the API.
 #[derive(Clone)]

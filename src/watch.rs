@@ -1,23 +1,23 @@
 //! Live analysis: the detect sink of the service. For each analysed picture it runs the camera's
-//! analyzer, tells the camera's sampler whether to stay active, and turns incident events into
-//! stored incidents: evidence pictures written under `storage_dir/evidence/<camera>/<incident>/`,
-//! then the event and its outbox row recorded in the store (which wakes delivery).
+//! analyzer, tells the camera's sampler whether to stay active, and hands incident events with
+//! their pictures to the recording stage ([`crate::recording`]), which writes the evidence and
+//! records them in the store off the detector threads.
 //!
 //! A raised incident also gets a clip of the video around it ([`crate::clip`]), written once
 //! the post-event seconds have been received.
 //!
-//! Recording blocks the detector worker while the store is busy: an incident is never dropped
-//! to keep up (incidents are rare; pictures are not).
+//! Handing an event over waits only while the recorder's queue is full (the store has refused
+//! for a while): an incident is never dropped to keep up (incidents are rare; pictures are not).
+//! It is done after the camera's lock is released.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
-use crate::analyze::{Analyzer, AnalyzerConfig, Event, EventKind, FrameRole, Reconfigured};
+use crate::analyze::{Analyzer, AnalyzerConfig, EventKind, FrameRole, Reconfigured};
 use crate::api::LatestPictures;
 use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
@@ -26,12 +26,11 @@ use crate::detect::Detected;
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::{EventPicture, EvidenceFrames};
 use crate::geometry::Polygon;
-use crate::incident::{BodyContext, Categories, FrameSize, ModelRef, SnapshotRef};
+use crate::incident::FrameSize;
 use crate::ingest::StatusBoard;
 use crate::metrics::{CameraMetrics, Metrics};
+use crate::recording::{EventJob, IncidentRecorder, MainPicture, Recording};
 use crate::slots::SlotTable;
-use crate::store::writer::StoreHandle;
-use crate::store::{EvidenceFile, NewEvent};
 
 /// One camera's live analysis state.
 pub struct CameraWatch {
@@ -101,23 +100,6 @@ impl CameraWatch {
     }
 }
 
-/// Where incident events go: the store, with evidence files in the storage directory.
-#[derive(Clone)]
-pub struct IncidentRecorder {
-    /// The store.
-    pub store: StoreHandle,
-    /// The storage directory (evidence paths are relative to it).
-    pub storage_dir: PathBuf,
-    /// Category codes.
-    pub categories: Categories,
-    /// The detector model, named in every body.
-    pub model: ModelRef,
-    /// The city's offset from UTC, minutes.
-    pub utc_offset_min: i32,
-    /// Counts evidence files that could not be written (`dumpwatch_evidence_errors_total`).
-    pub evidence_errors: prometheus::IntCounter,
-}
-
 /// The service's detect sink.
 pub struct Watch {
     cameras: SlotTable<Arc<CameraWatch>>,
@@ -126,6 +108,7 @@ pub struct Watch {
     status: Arc<StatusBoard>,
     metrics: Metrics,
     recorder: std::sync::RwLock<Arc<IncidentRecorder>>,
+    recording: Recording,
     clips: Option<Arc<ClipRecorder>>,
 }
 
@@ -138,6 +121,7 @@ impl Watch {
         status: Arc<StatusBoard>,
         metrics: Metrics,
         recorder: IncidentRecorder,
+        recording: Recording,
         clips: Option<Arc<ClipRecorder>>,
     ) -> Self {
         Watch {
@@ -149,6 +133,7 @@ impl Watch {
             status,
             metrics,
             recorder: std::sync::RwLock::new(Arc::new(recorder)),
+            recording,
             clips,
         }
     }
@@ -213,27 +198,29 @@ impl Watch {
         }
     }
 
-    /// For a camera with `analysis_url`, its main stream's picture at the time of the event
-    /// picture, decoded from the clip ring; `None` otherwise or when the main stream has no
-    /// video for that moment (the sub-stream's picture is used then, and the reason logged).
+    /// For a camera with `analysis_url`: how to decode its main stream's picture at the time of
+    /// the event picture, from the clip ring (run by the recorder, off the detector thread).
+    /// `None` otherwise; the decoding yields `None` when the main stream has no video for that
+    /// moment (the sub-stream's picture is used then, and the reason logged).
     fn main_stream_picture(
         &self,
         slot: usize,
         camera: &CameraConfig,
         pictures: &[EventPicture],
-    ) -> Option<DecodedFrame> {
+    ) -> Option<MainPicture> {
         camera.analysis_url.as_ref()?;
-        let clips = self.clips.as_ref()?;
+        let clips = self.clips.clone()?;
         let (_, event_picture) = pictures.iter().find(|(r, _)| *r == FrameRole::Event)?;
         let at = unix_seconds(event_picture.captured_at);
-        match clips.picture_at(slot, at) {
+        let camera_id = camera.id.clone();
+        Some(Box::new(move || match clips.picture_at(slot, at) {
             Ok(p) => Some(p),
             Err(e) => {
-                warn!(camera = %camera.id, error = %e,
+                warn!(camera = %camera_id, error = %e,
                       "no main-stream picture for the event: the sub-stream's picture is used");
                 None
             }
-        }
+        }))
     }
 
     fn analyse(&self, result: &FrameDetections) {
@@ -262,11 +249,7 @@ impl Watch {
             .active
             .set(i64::from(cam.sampler.wants_all_frames()));
         self.count_analysed(result.camera, &cam, frame.captured_at);
-        let recorder = if events.is_empty() {
-            None
-        } else {
-            Some(self.recorder())
-        };
+        let (mut jobs, mut clip_requests) = (Vec::new(), Vec::new());
         for (event, pictures) in events {
             self.metrics
                 .incidents
@@ -306,195 +289,37 @@ impl Watch {
                 height: frame.height(),
             };
             // A camera analysed on its sub-stream: the event picture from the main stream.
-            let main_picture = self.main_stream_picture(result.camera, &state.camera, &pictures);
-            if let Some(r) = &recorder {
-                let shown = EventPictures {
-                    analysed: &pictures,
-                    main: main_picture.as_ref(),
-                };
-                r.record_event(&state.camera, &zone, id, &event, shown, size);
-            }
-            if event.kind == EventKind::Raised
-                && let Some(clips) = &self.clips
-            {
-                clips.request(ClipRequest {
+            let main = self.main_stream_picture(result.camera, &state.camera, &pictures);
+            let raised = event.kind == EventKind::Raised;
+            let at = event.at;
+            jobs.push(EventJob {
+                recorder: self.recorder(),
+                camera: state.camera.clone(),
+                zone,
+                id,
+                event,
+                pictures,
+                main,
+                frame: size,
+            });
+            if raised {
+                clip_requests.push(ClipRequest {
                     camera: result.camera,
                     camera_id: state.camera.id.clone(),
                     incident: id,
-                    at: event.at,
+                    at,
                     size: (size.width, size.height),
                 });
             }
         }
-    }
-}
-
-/// The pictures of an incident event: those the analyzer chose (before, actor, event, after),
-/// and for a camera analysed on its sub-stream the main stream's picture that replaces the event
-/// picture.
-#[derive(Clone, Copy)]
-pub struct EventPictures<'a> {
-    /// The analysed pictures with their roles.
-    pub analysed: &'a [(FrameRole, Arc<DecodedFrame>)],
-    /// The main stream's picture at the event picture's time, when there is one.
-    pub main: Option<&'a DecodedFrame>,
-}
-
-impl<'a> EventPictures<'a> {
-    /// Just the analysed pictures (a camera analysed on its main stream).
-    pub fn analysed(pictures: &'a [(FrameRole, Arc<DecodedFrame>)]) -> Self {
-        EventPictures {
-            analysed: pictures,
-            main: None,
+        // Handed over outside the camera's lock: a full queue must not hold up its other work.
+        // A clip is asked for after its incident's event, so its row follows the incident's.
+        drop(guard);
+        for job in jobs {
+            self.recording.event(job);
         }
-    }
-}
-
-impl IncidentRecorder {
-    /// A recorder into `store` (evidence under `storage_dir`) naming `model` in every body, with
-    /// the category codes and UTC offset of `delivery`.
-    pub fn new(
-        store: StoreHandle,
-        storage_dir: PathBuf,
-        model: ModelRef,
-        delivery: &crate::config::DeliveryConfig,
-        evidence_errors: prometheus::IntCounter,
-    ) -> IncidentRecorder {
-        IncidentRecorder {
-            store,
-            storage_dir,
-            categories: delivery.categories.to_categories(),
-            model,
-            // Validation accepted it; +08:00 (the city's zone) if it ever did not parse.
-            utc_offset_min: crate::incident::parse_utc_offset(&delivery.utc_offset).unwrap_or(480),
-            evidence_errors,
-        }
-    }
-
-    /// The same recorder with the category codes and UTC offset of `delivery` (after a reload).
-    pub fn with_delivery(&self, delivery: &crate::config::DeliveryConfig) -> IncidentRecorder {
-        IncidentRecorder::new(
-            self.store.clone(),
-            self.storage_dir.clone(),
-            self.model.clone(),
-            delivery,
-            self.evidence_errors.clone(),
-        )
-    }
-
-    /// Writes the event's pictures and records the event with them in the store (blocking).
-    /// Evidence that cannot be written is logged and counted; the event is recorded without it.
-    pub fn record_event(
-        &self,
-        camera: &CameraConfig,
-        zone: &Polygon,
-        id: Uuid,
-        event: &Event,
-        pictures: EventPictures<'_>,
-        frame: FrameSize,
-    ) {
-        let evidence = self.write_evidence(camera, id, event, zone, pictures);
-        self.record(camera, id, event, frame, evidence);
-    }
-
-    /// Writes the event's pictures (the event picture twice: annotated and clean; from
-    /// `main_picture` when given, the camera's main stream). A picture that cannot be written is
-    /// logged and counted, and left out.
-    fn write_evidence(
-        &self,
-        camera: &CameraConfig,
-        id: Uuid,
-        event: &Event,
-        zone: &Polygon,
-        EventPictures {
-            analysed: pictures,
-            main: main_picture,
-        }: EventPictures<'_>,
-    ) -> Vec<EvidenceFile> {
-        let rel_dir = PathBuf::from("evidence")
-            .join(&camera.id)
-            .join(id.to_string());
-        let dir = self.storage_dir.join(&rel_dir);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            error!(camera = %camera.id, incident = %id, dir = %dir.display(), error = %e,
-                   "cannot create the evidence directory; the incident goes on without pictures");
-            self.evidence_errors.inc_by(pictures.len() as u64);
-            return vec![];
-        }
-        let stamp = (event.at * 1000.0).round() as i64;
-        let mut files = Vec::new();
-        for (role, picture) in pictures {
-            let mut variants = vec![(crate::incident::role_name(*role), *role == FrameRole::Event)];
-            if *role == FrameRole::Event {
-                // The clean event picture, for the case officer to compare without our drawing.
-                variants.push(("event_clean", false));
-            }
-            // The boxes were found in the analysed picture; the event picture may come from the
-            // main stream at its own resolution.
-            let boxes_in = (picture.width(), picture.height());
-            let shown: &DecodedFrame = match main_picture {
-                Some(main) if *role == FrameRole::Event => main,
-                _ => picture,
-            };
-            for (name, annotate) in variants {
-                let img = crate::evidence::picture(shown, event, zone, annotate, boxes_in);
-                let file = format!("{}-{stamp}-{name}.jpg", event.kind.as_str());
-                let path = dir.join(&file);
-                match crate::evidence::write_jpeg(&img, &path) {
-                    Ok(bytes) => files.push(EvidenceFile {
-                        role: name.to_owned(),
-                        path: rel_dir.join(&file).to_string_lossy().into_owned(),
-                        content_type: "image/jpeg".into(),
-                        sha256: crate::hashing::sha256_hex(&bytes),
-                        bytes: bytes.len() as u64,
-                    }),
-                    Err(e) => {
-                        error!(camera = %camera.id, incident = %id, path = %path.display(), error = %e,
-                               "cannot write an evidence picture; the incident goes on without it");
-                        self.evidence_errors.inc();
-                    }
-                }
-            }
-        }
-        files
-    }
-
-    fn record(
-        &self,
-        camera: &CameraConfig,
-        id: Uuid,
-        event: &Event,
-        frame: FrameSize,
-        evidence: Vec<EvidenceFile>,
-    ) {
-        let ctx = BodyContext {
-            camera,
-            categories: &self.categories,
-            model: self.model.clone(),
-            utc_offset_min: self.utc_offset_min,
-            frame,
-        };
-        let mut body = crate::incident::body(id, event, &ctx);
-        body.snapshots = evidence
-            .iter()
-            .map(|f| SnapshotRef {
-                role: f.role.clone(),
-                content_type: f.content_type.clone(),
-                sha256: f.sha256.clone(),
-                data_base64: None,
-                url: None,
-            })
-            .collect();
-        let new = NewEvent {
-            body,
-            kind: event.kind,
-            at: event.at,
-            appeared_at: event.appeared_at,
-            evidence,
-        };
-        if let Err(e) = self.store.record_blocking(new, crate::deliver::unix_now()) {
-            error!(camera = %camera.id, incident = %id, event = event.kind.as_str(), error = %e,
-                   "cannot store an incident event");
+        if let Some(clips) = &self.clips {
+            clip_requests.into_iter().for_each(|r| clips.request(r));
         }
     }
 }

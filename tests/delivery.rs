@@ -19,9 +19,9 @@ use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, 
 use dumpwatch::geometry::{BBox, Polygon};
 use dumpwatch::incident::{FrameSize, ModelRef};
 use dumpwatch::receiver::ReceiverSettings;
+use dumpwatch::recording::{IncidentRecorder, Recording, RecordingMetrics};
 use dumpwatch::store::Store;
 use dumpwatch::store::writer::StoreHandle;
-use dumpwatch::watch::IncidentRecorder;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -108,12 +108,13 @@ fn record_incidents(store: &StoreHandle, dir: &Path, n: u64) -> Vec<Uuid> {
                 &Polygon::full_frame(),
                 id,
                 &raised(i + 1, now),
-                dumpwatch::watch::EventPictures::analysed(&pictures),
+                dumpwatch::recording::EventPictures::analysed(&pictures),
                 FrameSize {
                     width: 64,
                     height: 48,
                 },
-            );
+            )
+            .expect("the store takes the event");
             id
         })
         .collect()
@@ -525,7 +526,7 @@ async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident
             &Polygon::full_frame(),
             id,
             &raised(1, dumpwatch::deliver::unix_now()),
-            dumpwatch::watch::EventPictures::analysed(&[
+            dumpwatch::recording::EventPictures::analysed(&[
                 (FrameRole::Before, picture(90)),
                 (FrameRole::Event, picture(150)),
             ]),
@@ -533,7 +534,8 @@ async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident
                 width: 64,
                 height: 48,
             },
-        );
+        )
+        .expect("the store takes the event");
     })
     .await
     .unwrap();
@@ -918,9 +920,15 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     // clip wants a minute after it, which will never come: the service is stopping.
     let now = dumpwatch::deliver::unix_now();
     let units = common::access_units(&common::media("test360"));
+    let (recording, recording_stage) = Recording::start(
+        store.clone(),
+        storage.path(),
+        RecordingMetrics::register(&prometheus::Registry::new()),
+    )
+    .unwrap();
     let clips = std::sync::Arc::new(dumpwatch::clip::ClipRecorder {
         rings: dumpwatch::clip::ClipRecorder::rings(1, 20.0, usize::MAX),
-        store: store.clone(),
+        recording,
         storage_dir: storage.path().to_path_buf(),
         pre_s: 20.0,
         post_s: 60.0,
@@ -955,6 +963,9 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
         started.elapsed() < Duration::from_secs(5),
         "flush waited for the post window"
     );
+    tokio::task::spawn_blocking(move || recording_stage.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
     let row = store
         .call(move |s| s.incident(id))
         .await
@@ -973,4 +984,204 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     )
     .unwrap();
     assert_eq!(span.frames, 100, "every frame received is in the clip");
+}
+
+/// Holds SQLite's write lock on the store in `dir` from a connection of its own (as another
+/// process would: a backup tool, an operator's `sqlite3` shell) for `hold`; returns once it is
+/// held.
+fn hold_write_lock(dir: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
+    let path = dir.join(dumpwatch::store::DB_FILE);
+    let (held, is_held) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        held.send(()).unwrap();
+        std::thread::sleep(hold);
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    is_held.recv().unwrap();
+    thread
+}
+
+/// An event of incident `n` (the analyzer's number) of kind `kind`, at `at`.
+fn event_of(n: u64, kind: EventKind, at: f64) -> Event {
+    Event {
+        kind,
+        ..raised(n, at)
+    }
+}
+
+/// A recording job for `event` of incident `id` with three pictures.
+fn job(rec: &Arc<IncidentRecorder>, id: Uuid, event: Event) -> dumpwatch::recording::EventJob {
+    dumpwatch::recording::EventJob {
+        recorder: rec.clone(),
+        camera: CameraConfig::new("cam-01", "rtsp://127.0.0.1/x"),
+        zone: Polygon::full_frame(),
+        id,
+        event,
+        pictures: vec![
+            (FrameRole::Before, picture(90)),
+            (FrameRole::Actor, picture(120)),
+            (FrameRole::Event, picture(150)),
+        ],
+        main: None,
+        frame: FrameSize {
+            width: 64,
+            height: 48,
+        },
+    }
+}
+
+/// Waits until the recorder's backlog is empty (or panics after `limit`).
+async fn wait_until_recorded(recording: &Recording, limit: Duration) {
+    let start = Instant::now();
+    while recording.backlog().waiting > 0 {
+        assert!(
+            start.elapsed() < limit,
+            "still waiting after {limit:?}: {:?}",
+            recording.backlog()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_locked_for_10_s_loses_no_event_and_keeps_each_incidents_order() {
+    let storage = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = RecordingMetrics::register(&registry);
+    let (recording, stage) =
+        Recording::start(store.clone(), storage.path(), metrics.clone()).unwrap();
+    let rec = Arc::new(recorder(&store, storage.path()));
+    let lock = hold_write_lock(storage.path(), Duration::from_secs(10));
+    // While the lock is held: incident A raised, updated and cleared; incident B raised.
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = dumpwatch::deliver::unix_now();
+    let handed = {
+        let (recording, rec) = (recording.clone(), rec.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            recording.event(job(&rec, a, event_of(1, EventKind::Raised, now)));
+            recording.event(job(&rec, a, event_of(1, EventKind::Updated, now + 1.0)));
+            recording.event(job(&rec, b, event_of(2, EventKind::Raised, now + 2.0)));
+            recording.event(job(&rec, a, event_of(1, EventKind::Cleared, now + 3.0)));
+            started.elapsed()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        handed < Duration::from_secs(1),
+        "handing events over waited for the store: {handed:?}"
+    );
+    // The store's busy timeout is 5 s: by 7 s it has refused the first write at least once.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let backlog = recording.backlog();
+    assert_eq!(backlog.waiting, 4, "{backlog:?}");
+    assert!(
+        backlog.oldest.unwrap() >= Duration::from_secs(6),
+        "{backlog:?}"
+    );
+    let error = backlog.last_error.expect("the store's refusal is reported");
+    assert!(
+        error.contains("locked") || error.contains("busy"),
+        "{error}"
+    );
+    assert!(metrics.failures.get() >= 1);
+    assert_eq!(metrics.backlog.get(), 4);
+    lock.join().unwrap();
+    // Taken once the lock is gone; then delivered, once each.
+    wait_until_recorded(&recording, Duration::from_secs(30)).await;
+    assert_eq!(metrics.backlog.get(), 0);
+    let (addr, recv_stop) = start_receiver("127.0.0.1:0", receiver_settings(inbox.path())).await;
+    let stop = start_deliverer(
+        &store,
+        settings(format!("http://{addr}/api/incidents"), storage.path()),
+    );
+    let counts = wait_until_settled(&store, Duration::from_secs(20)).await;
+    assert_eq!((counts.delivered, counts.dead), (4, 0));
+    let log = received(inbox.path());
+    assert_eq!(log.len(), 4, "each event delivered exactly once: {log:?}");
+    assert!(
+        log.iter().all(|(_, outcome, _)| outcome == "accepted"),
+        "{log:?}"
+    );
+    let row = store
+        .call(move |s| s.incident(a))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let order: Vec<&str> = row.deliveries.iter().map(|d| d.event.as_str()).collect();
+    assert_eq!(order, ["raised", "updated", "cleared"]);
+    assert_eq!(row.state, "cleared");
+    assert!(
+        row.evidence.iter().filter(|e| e.role == "event").count() >= 1,
+        "{:?}",
+        row.evidence
+    );
+    bodies_valid_against_schema(inbox.path());
+    stop.cancel();
+    recv_stop.cancel();
+    tokio::task::spawn_blocking(move || stage.shutdown(Duration::from_secs(1)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_store_refuses_until_shutdown_is_kept_on_disk_and_recorded_at_the_next_start()
+{
+    let storage = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = RecordingMetrics::register(&registry);
+    let (recording, stage) =
+        Recording::start(store.clone(), storage.path(), metrics.clone()).unwrap();
+    let rec = Arc::new(recorder(&store, storage.path()));
+    let lock = hold_write_lock(storage.path(), Duration::from_secs(8));
+    let id = Uuid::now_v7();
+    let now = dumpwatch::deliver::unix_now();
+    tokio::task::spawn_blocking(move || {
+        recording.event(job(&rec, id, event_of(1, EventKind::Raised, now)));
+        // The service stops while the store still refuses: one attempt (5 s busy timeout),
+        // then the grace is over.
+        stage.shutdown(Duration::from_secs(1));
+    })
+    .await
+    .unwrap();
+    assert_eq!(metrics.spooled.get(), 1);
+    let spool = storage.path().join("unrecorded");
+    let files: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    lock.join().unwrap();
+    let missing = store.call(move |s| s.incident(id)).await.unwrap().unwrap();
+    assert!(missing.is_none(), "not in the store before the next start");
+    // The next start records it before anything else, with its pictures.
+    let replayed = {
+        let (dir, store) = (storage.path().to_path_buf(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            dumpwatch::recording::spool::record_spooled(&dir, &store)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        (replayed.recorded, replayed.rejected, replayed.left),
+        (1, 0, 0)
+    );
+    let row = store
+        .call(move |s| s.incident(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.deliveries.len(), 1);
+    assert!(
+        row.evidence.iter().any(|e| e.role == "event"),
+        "{:?}",
+        row.evidence
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 }

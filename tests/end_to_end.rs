@@ -467,3 +467,88 @@ async fn a_camera_analysed_on_its_sub_stream_sends_main_stream_evidence() {
     assert!((95..=125).contains(&frames), "{frames} frames");
     service.stop().await;
 }
+
+/// Another process holds the store's SQLite write lock for 22 s around the moment the incident
+/// fires (a backup tool, an operator's `sqlite3` shell). The service keeps analysing, `/readyz`
+/// says that incident events wait for the store, and once the lock is gone the incident reaches
+/// the city system, once, with its snapshots and its clip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_fired_while_another_process_locks_the_store_is_delivered_once_after() {
+    const HOLD_S: f64 = 22.0;
+    let clip = live_clip("h264");
+    let (inbox, receiver) = start_receiver().await;
+    let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
+    let mut svc = scenario_service(receiver);
+    svc.evidence.clip_pre_s = 4.0;
+    svc.evidence.clip_post_s = 2.0;
+    let storage = svc.storage_dir.clone();
+    let service = Service::start(Config {
+        service: svc,
+        cameras: vec![camera("square", &server.url("square"))],
+    })
+    .await;
+    let clip_start = first_frame(&service).await;
+    // From 5 s before the dwell can end until well after it.
+    let lock_at = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S - 5.0);
+    tokio::time::sleep(lock_at.saturating_sub(clip_start.elapsed())).await;
+    let db = storage.join(dumpwatch::store::DB_FILE);
+    let (held, is_held) = std::sync::mpsc::channel();
+    let lock = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        held.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs_f64(HOLD_S));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    is_held.recv().unwrap();
+    let locked_at = Instant::now();
+    let mut not_ready = None;
+    while locked_at.elapsed() < Duration::from_secs_f64(HOLD_S - 0.5) {
+        let (status, text) = common::http_get(service.addr, "/readyz").await;
+        if status == 503 {
+            not_ready = Some(String::from_utf8_lossy(&text).into_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    lock.join().unwrap();
+    let released = Instant::now();
+    let not_ready = not_ready.expect("/readyz never said not ready while the store was locked");
+    assert!(
+        not_ready.contains("wait for the store") && not_ready.contains("locked"),
+        "{not_ready}"
+    );
+    assert!(
+        std::fs::read_dir(inbox.path().join("bodies")).map_or(true, |mut d| d.next().is_none()),
+        "delivered while the store was locked"
+    );
+    let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + HOLD_S + 30.0);
+    let body = first_body(inbox.path(), clip_start, deadline, &service).await;
+    assert_eq!(body["event"], "raised");
+    let key = body["incident_id"].as_str().unwrap().to_owned();
+    for role in ["event", "before"] {
+        let jpg = std::fs::read(
+            inbox
+                .path()
+                .join("snapshots")
+                .join(&key)
+                .join(format!("{role}.jpg")),
+        )
+        .unwrap();
+        assert_eq!(&jpg[..2], &[0xff, 0xd8], "{role}");
+    }
+    let frames = evidence_clip_frames(&service, &storage, &key, "h264").await;
+    assert!(frames >= 40, "{frames} frames");
+    // Ready again, and nothing sent twice.
+    let (status, _) = common::http_get(service.addr, "/readyz").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bodies = std::fs::read_dir(inbox.path().join("bodies"))
+        .unwrap()
+        .count();
+    assert_eq!(bodies, 1, "the incident was delivered {bodies} times");
+    println!(
+        "store locked {HOLD_S} s; incident delivered {:.1} s after the lock was released",
+        released.elapsed().as_secs_f64()
+    );
+    service.stop().await;
+}

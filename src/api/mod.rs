@@ -38,6 +38,8 @@ pub struct ApiState {
     pub model: Arc<ModelInfo>,
     /// The incident store (`None`: the incident endpoints answer 503).
     pub store: Option<crate::store::writer::StoreHandle>,
+    /// The recording stage, whose backlog `/readyz` reports (`None`: not checked).
+    pub recording: Option<crate::recording::Recording>,
     /// Bearer token for changes (case reports, ack, dismiss); `None`: changes are refused.
     pub api_token: Option<String>,
     /// The storage directory (evidence paths are relative to it).
@@ -80,7 +82,9 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// Ready once every camera has left `starting` (connected or failed at least once).
+/// Ready once every camera has left `starting` (connected or failed at least once), and while
+/// no incident event has waited for the store longer than
+/// [`crate::recording::NOT_READY_AFTER`].
 async fn readyz(State(s): State<ApiState>) -> Response {
     let starting = s
         .status
@@ -88,12 +92,31 @@ async fn readyz(State(s): State<ApiState>) -> Response {
         .iter()
         .filter(|c| c.state == CameraState::Starting)
         .count();
-    if starting == 0 {
+    let mut problems = Vec::new();
+    if starting > 0 {
+        problems.push(format!("{starting} camera(s) still starting"));
+    }
+    if let Some(backlog) = s.recording.as_ref().map(|r| r.backlog())
+        && backlog
+            .oldest
+            .is_some_and(|d| d > crate::recording::NOT_READY_AFTER)
+    {
+        problems.push(format!(
+            "{} incident event(s) wait for the store (oldest {:.0} s): {}",
+            backlog.waiting,
+            backlog.oldest.unwrap_or_default().as_secs_f64(),
+            backlog
+                .last_error
+                .as_deref()
+                .unwrap_or("still being written")
+        ));
+    }
+    if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{starting} camera(s) still starting\n"),
+            format!("{}\n", problems.join("\n")),
         )
             .into_response()
     }

@@ -19,15 +19,14 @@ use uuid::Uuid;
 use crate::decode::{DecodedFrame, VideoDecoder};
 use crate::ingest::EncodedFrame;
 use crate::store::EvidenceFile;
-use crate::store::writer::StoreHandle;
 use ring::{ClipFrame, ClipRing};
 
 /// Writes incident clips.
 pub struct ClipRecorder {
     /// One ring per camera, indexed like the pipeline's camera slots.
     pub rings: Arc<[Arc<ClipRing>]>,
-    /// The store (the clip is added to the incident's evidence).
-    pub store: StoreHandle,
+    /// Records the clip in the incident's evidence (after the incident's own event).
+    pub recording: crate::recording::Recording,
     /// The storage directory.
     pub storage_dir: PathBuf,
     /// Seconds before the event.
@@ -214,11 +213,7 @@ impl ClipRecorder {
             sha256: crate::hashing::sha256_hex(&bytes),
             bytes: bytes.len() as u64,
         };
-        let incident = req.incident;
-        self.store
-            .call_blocking(move |s| s.add_evidence(incident, &file, crate::deliver::unix_now()))
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        self.recording.evidence(&req.camera_id, req.incident, file);
         info!(camera = %req.camera_id, incident = %req.incident, frames = frames.len(),
               bytes = bytes.len(), "incident clip written");
         Ok(())

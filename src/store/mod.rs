@@ -12,7 +12,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -67,7 +67,7 @@ pub enum StoreError {
 }
 
 /// An evidence file to record with an event.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceFile {
     /// `event`, `event_clean`, `before`, `actor`, `after`, `clip`.
     pub role: String,
@@ -82,7 +82,7 @@ pub struct EvidenceFile {
 }
 
 /// An incident event to record: the analyzer's decision, the body to send and its evidence.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewEvent {
     /// The event's body (snapshots listed without data).
     pub body: IncidentBody,
