@@ -19,8 +19,8 @@ use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, 
 use dumpwatch::geometry::{BBox, Polygon};
 use dumpwatch::incident::{FrameSize, ModelRef};
 use dumpwatch::receiver::ReceiverSettings;
-use dumpwatch::store::writer::StoreHandle;
 use dumpwatch::recording::IncidentRecorder;
+use dumpwatch::store::writer::StoreHandle;
 use tokio_util::sync::CancellationToken;
 
 fn env_or(name: &str, default: f64) -> f64 {
@@ -90,10 +90,11 @@ fn main() {
         prometheus::IntCounter::new("errors", "bench").unwrap(),
     );
     let camera = CameraConfig::new("cam-01", "rtsp://127.0.0.1/x");
+    let kept = dumpwatch::decode::KeptPicture::pixels_of(&frame);
     let pictures = vec![
-        (FrameRole::Before, frame.clone()),
-        (FrameRole::Actor, frame.clone()),
-        (FrameRole::Event, frame.clone()),
+        (FrameRole::Before, kept.clone()),
+        (FrameRole::Actor, kept.clone()),
+        (FrameRole::Event, kept),
     ];
     let bbox = BBox {
         x1: 600.0,
@@ -128,18 +129,19 @@ fn main() {
             actor: None,
             frames: vec![],
         };
-        recorder.record_event(
-            &camera,
-            &Polygon::full_frame(),
-            uuid::Uuid::now_v7(),
-            &event,
-            dumpwatch::recording::EventPictures::analysed(&pictures),
-            FrameSize {
-                width: w,
-                height: h,
-            },
-        )
-        .expect("the store takes the event");
+        recorder
+            .record_event(
+                &camera,
+                &Polygon::full_frame(),
+                uuid::Uuid::now_v7(),
+                &event,
+                dumpwatch::recording::EventPictures::analysed(&pictures),
+                FrameSize {
+                    width: w,
+                    height: h,
+                },
+            )
+            .expect("the store takes the event");
     }
     // Wait for the last deliveries.
     let deadline = Instant::now() + Duration::from_secs(60);

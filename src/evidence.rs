@@ -9,7 +9,7 @@ use image::{Rgb, RgbImage};
 
 use crate::analyze::{Analyzer, Event, FrameRole, Output};
 use crate::annotate::{draw_box_with_label, draw_zone};
-use crate::decode::DecodedFrame;
+use crate::decode::{DecodedFrame, KeptPicture};
 use crate::geometry::Polygon;
 
 /// Colour of dumped objects.
@@ -69,10 +69,11 @@ pub fn write_jpeg(img: &RgbImage, path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// A picture of an event, with what it shows.
-pub type EventPicture = (FrameRole, Arc<DecodedFrame>);
+pub type EventPicture = (FrameRole, KeptPicture);
 
 /// Most pictures of the history an [`EvidenceFrames`] holds (a 720p picture is 1.4 MB: a busy
-/// camera analysed twice a second would otherwise hold 40 of them).
+/// camera analysed twice a second would otherwise hold 40 of them). An idle camera's pictures,
+/// keyframes decoded alone, are held as those keyframes ([`KeptPicture`]: 0.1–0.2 MB at 720p).
 pub const MAX_HISTORY_PICTURES: usize = 10;
 
 /// The pictures an analyzer may still refer to: analysed pictures of the last
@@ -82,8 +83,8 @@ pub const MAX_HISTORY_PICTURES: usize = 10;
 /// picture never shows an object that was not there yet).
 #[derive(Default)]
 pub struct EvidenceFrames {
-    history: VecDeque<(f64, Arc<DecodedFrame>)>,
-    kept: Vec<(f64, Arc<DecodedFrame>)>,
+    history: VecDeque<(f64, KeptPicture)>,
+    kept: Vec<(f64, KeptPicture)>,
 }
 
 impl EvidenceFrames {
@@ -95,7 +96,7 @@ impl EvidenceFrames {
         frame: &Arc<DecodedFrame>,
         out: &Output,
     ) -> Vec<(Event, Vec<EventPicture>)> {
-        self.history.push_back((now, frame.clone()));
+        self.history.push_back((now, KeptPicture::compact(frame)));
         while self
             .history
             .front()
@@ -119,7 +120,8 @@ impl EvidenceFrames {
                     .iter()
                     .filter_map(|r| {
                         let f = if r.at == now {
-                            Some(frame.clone())
+                            // In hand: no need to decode it again.
+                            Some(KeptPicture::pixels_of(frame))
                         } else {
                             self.kept
                                 .iter()
@@ -210,7 +212,7 @@ mod tests {
         };
         frames.resolve(15.0, &picture(15.0), &keep);
         assert_eq!(frames.kept.len(), 1);
-        assert!(frames.kept[0].1.pts_s <= 3.5);
+        assert!(frames.kept[0].1.pts_s() <= 3.5);
         assert_eq!(
             frames.kept[0].0, 3.5,
             "kept under the time the analyzer named"

@@ -18,10 +18,9 @@ use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
 use crate::analyze::{Analyzer, AnalyzerConfig, EventKind, FrameRole, Reconfigured};
-use crate::api::LatestPictures;
 use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
-use crate::decode::{DecodedFrame, ReuseSink, unix_seconds};
+use crate::decode::{DecodedFrame, KeptPicture, ReuseSink, unix_seconds};
 use crate::detect::Detected;
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::{EventPicture, EvidenceFrames};
@@ -31,6 +30,60 @@ use crate::ingest::StatusBoard;
 use crate::metrics::{CameraMetrics, Metrics};
 use crate::recording::{EventJob, IncidentRecorder, MainPicture, Recording};
 use crate::slots::SlotTable;
+
+/// Each camera slot's latest analysed picture, for the API.
+pub type LatestPictures = SlotTable<Arc<LatestPicture>>;
+
+/// A camera's latest analysed picture, kept compactly (an idle camera's as its keyframe), with
+/// what the detector found in it, and its JPEG renderings once asked for.
+pub struct LatestPicture {
+    /// Camera index.
+    pub camera: usize,
+    /// The picture.
+    pub frame: KeptPicture,
+    /// What was found (for a picture analysed without the detector: its camera's last
+    /// detections).
+    pub detected: Detected,
+    /// JPEG renderings made of it, by requested width (at most [`LatestPicture::RENDERINGS`]).
+    renderings: Mutex<Vec<Rendering>>,
+}
+
+/// A JPEG of a latest picture: the width asked for (`None`: full size) and the bytes.
+type Rendering = (Option<u32>, Arc<[u8]>);
+
+impl LatestPicture {
+    /// Renderings kept per picture (the dashboard's thumbnail and a full picture).
+    pub const RENDERINGS: usize = 2;
+
+    /// A latest picture with no rendering yet.
+    pub fn new(camera: usize, frame: KeptPicture, detected: Detected) -> LatestPicture {
+        LatestPicture {
+            camera,
+            frame,
+            detected,
+            renderings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The JPEG of this picture at `width`, rendered by `render` at most once per width (however
+    /// many clients ask: a picture of an idle camera must be decoded again first).
+    pub fn jpeg(
+        &self,
+        width: Option<u32>,
+        render: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<[u8]>, String> {
+        let mut renderings = self.renderings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, bytes)) = renderings.iter().find(|(w, _)| *w == width) {
+            return Ok(bytes.clone());
+        }
+        let bytes: Arc<[u8]> = render()?.into();
+        if renderings.len() >= Self::RENDERINGS {
+            renderings.remove(0);
+        }
+        renderings.push((width, bytes.clone()));
+        Ok(bytes)
+    }
+}
 
 /// One camera's live analysis state.
 pub struct CameraWatch {
@@ -211,7 +264,7 @@ impl Watch {
         camera.analysis_url.as_ref()?;
         let clips = self.clips.clone()?;
         let (_, event_picture) = pictures.iter().find(|(r, _)| *r == FrameRole::Event)?;
-        let at = unix_seconds(event_picture.captured_at);
+        let at = unix_seconds(event_picture.captured_at());
         let camera_id = camera.id.clone();
         Some(Box::new(move || match clips.picture_at(slot, at) {
             Ok(p) => Some(p),
@@ -352,6 +405,57 @@ impl ReuseSink for Watch {
 impl DetectionSink for Watch {
     fn deliver(&self, result: FrameDetections) {
         self.analyse(&result);
-        self.pictures.set(result.camera, Some(Arc::new(result)));
+        let latest = LatestPicture::new(
+            result.camera,
+            KeptPicture::compact(&result.frame),
+            result.detected,
+        );
+        self.pictures.set(latest.camera, Some(Arc::new(latest)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Instant, SystemTime};
+
+    #[test]
+    fn a_latest_picture_is_rendered_once_per_width() {
+        let (y, c) = (vec![0u8; 16], vec![128u8; 4]);
+        let frame = DecodedFrame::from_planes(
+            0,
+            SystemTime::now(),
+            Instant::now(),
+            0.0,
+            true,
+            (4, 4),
+            (&y, &c, &c),
+            (4, 2, 2),
+        )
+        .expect("consistent planes");
+        let detected = Detected {
+            detections: vec![],
+            letterbox: crate::detect::preprocess::Letterbox::new((4, 4), (8, 8)).unwrap(),
+            timings: Default::default(),
+        };
+        let latest = LatestPicture::new(0, KeptPicture::pixels_of(&Arc::new(frame)), detected);
+        let renders = AtomicUsize::new(0);
+        let render = |tag: u8| {
+            renders.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![tag])
+        };
+        for _ in 0..3 {
+            assert_eq!(&*latest.jpeg(Some(320), || render(1)).unwrap(), &[1]);
+            assert_eq!(&*latest.jpeg(None, || render(2)).unwrap(), &[2]);
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+        // A third width pushes out the oldest rendering.
+        latest.jpeg(Some(160), || render(3)).unwrap();
+        latest.jpeg(Some(320), || render(1)).unwrap();
+        assert_eq!(renders.load(Ordering::SeqCst), 4);
+        // A failed rendering is not kept.
+        assert!(latest.jpeg(Some(80), || Err("no".into())).is_err());
+        assert_eq!(&*latest.jpeg(Some(80), || render(4)).unwrap(), &[4]);
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dumpwatch::analyze::{ActorSighting, Event, EventKind, EventObject, FrameRole};
 use dumpwatch::config::CameraConfig;
-use dumpwatch::decode::DecodedFrame;
+use dumpwatch::decode::{DecodedFrame, KeptPicture};
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
 use dumpwatch::geometry::{BBox, Polygon};
 use dumpwatch::incident::{FrameSize, ModelRef};
@@ -41,11 +41,12 @@ fn recorder(store: &StoreHandle, dir: &Path) -> IncidentRecorder {
     )
 }
 
-fn picture(level: u8) -> Arc<DecodedFrame> {
+/// A 64×48 picture of one grey `level`, as an event picture (with its pixels).
+fn picture(level: u8) -> KeptPicture {
     let (w, h) = (64u32, 48u32);
     let y = vec![level; (w * h) as usize];
     let c = vec![128u8; (w * h / 4) as usize];
-    Arc::new(
+    KeptPicture::pixels_of(&Arc::new(
         DecodedFrame::from_planes(
             0,
             SystemTime::now(),
@@ -57,7 +58,7 @@ fn picture(level: u8) -> Arc<DecodedFrame> {
             (w as usize, (w / 2) as usize, (w / 2) as usize),
         )
         .unwrap(),
-    )
+    ))
 }
 
 fn raised(n: u64, at: f64) -> Event {

@@ -17,16 +17,21 @@ async fn pedestrians_in_real_footage_are_detected_and_drawn() {
         cameras: vec![camera("street", &server.url("street"))],
     })
     .await;
+    let person = svc.handles.model.class_id("person").unwrap();
+    // Counted by the detector, then analysed: the latest picture is set after the count.
     svc.wait_for("a person detected", Duration::from_secs(30), |s| {
         metric_value(
             &s.handles.metrics.render(),
             "dumpwatch_detections_total",
             &[("class", "person")],
         ) >= 1
+            && s.handles
+                .pictures
+                .get(0)
+                .is_some_and(|p| p.detected.detections.iter().any(|d| d.class_id == person))
     })
     .await;
     let latest = svc.handles.pictures.get(0).unwrap();
-    let person = svc.handles.model.class_id("person").unwrap();
     assert!(
         latest
             .detected

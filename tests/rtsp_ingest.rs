@@ -47,7 +47,11 @@ async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
     .await;
     let picture = svc.handles.pictures.get(i).expect("a picture");
     assert_eq!((picture.frame.width(), picture.frame.height()), (640, 360));
-    assert!(picture.frame.keyframe);
+    assert!(picture.frame.keyframe());
+    // Keyframe mode: the picture is kept as its keyframe, and decodes to the same size.
+    assert!(!picture.frame.has_pixels());
+    let pixels = picture.frame.pixels().expect("the kept keyframe decodes");
+    assert_eq!((pixels.width(), pixels.height()), (640, 360));
     assert_eq!(picture.detected.letterbox.inner, (640, 360));
     let status = svc.handles.status.get(i).unwrap();
     assert_eq!(status.state, CameraState::Streaming);

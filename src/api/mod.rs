@@ -16,12 +16,11 @@ use axum::routing::{get, post};
 use crate::annotate::{class_colour, draw_box_with_label, draw_zone};
 use crate::config::ZoneConfig;
 use crate::detect::ModelInfo;
-use crate::detect::worker::FrameDetections;
 use crate::ingest::{CameraState, StatusBoard};
 use crate::metrics::Metrics;
 
 /// The newest analysed picture of every camera slot, with its detections.
-pub type LatestPictures = crate::slots::SlotTable<Arc<FrameDetections>>;
+pub use crate::watch::LatestPictures;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -228,33 +227,42 @@ async fn latest_jpeg(
             .into_response();
     };
     let (zones, model) = (s.zones.get(i), s.model.clone());
+    // Rendered at most once per analysed picture and width, whoever asks.
     let encoded = tokio::task::spawn_blocking(move || {
-        let mut rgb = picture.frame.to_rgb();
-        for zone in zones.iter().flat_map(|z| z.iter()) {
-            draw_zone(
-                &mut rgb,
-                &zone.polygon,
-                &zone.name,
-                image::Rgb([255, 255, 0]),
-            );
-        }
-        for d in &picture.detected.detections {
-            let label = format!("{} {:.2}", model.class_name(d.class_id), d.score);
-            draw_box_with_label(
-                &mut rgb,
-                (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2),
-                &label,
-                class_colour(d.class_id),
-            );
-        }
-        match width {
-            Some(w) if w < rgb.width() => {
-                let h =
-                    (u64::from(rgb.height()) * u64::from(w) / u64::from(rgb.width())).max(1) as u32;
-                encode_jpeg(&image::imageops::thumbnail(&rgb, w, h), 80)
+        picture.jpeg(width, || {
+            // An idle camera's picture is kept as its keyframe: decoded here again.
+            let frame = picture
+                .frame
+                .pixels()
+                .map_err(|e| format!("cannot decode the kept picture: {e}"))?;
+            let mut rgb = frame.to_rgb();
+            for zone in zones.iter().flat_map(|z| z.iter()) {
+                draw_zone(
+                    &mut rgb,
+                    &zone.polygon,
+                    &zone.name,
+                    image::Rgb([255, 255, 0]),
+                );
             }
-            _ => encode_jpeg(&rgb, 85),
-        }
+            for d in &picture.detected.detections {
+                let label = format!("{} {:.2}", model.class_name(d.class_id), d.score);
+                draw_box_with_label(
+                    &mut rgb,
+                    (d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2),
+                    &label,
+                    class_colour(d.class_id),
+                );
+            }
+            match width {
+                Some(w) if w < rgb.width() => {
+                    let h = (u64::from(rgb.height()) * u64::from(w) / u64::from(rgb.width())).max(1)
+                        as u32;
+                    encode_jpeg(&image::imageops::thumbnail(&rgb, w, h), 80)
+                }
+                _ => encode_jpeg(&rgb, 85),
+            }
+            .map_err(|e| format!("cannot encode JPEG: {e}"))
+        })
     })
     .await;
     match encoded {
@@ -263,14 +271,10 @@ async fn latest_jpeg(
                 (header::CONTENT_TYPE, "image/jpeg"),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            bytes,
+            bytes.to_vec(),
         )
             .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode JPEG: {e}\n"),
-        )
-            .into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("JPEG encoder failed: {e}\n"),

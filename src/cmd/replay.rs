@@ -124,10 +124,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         }
     };
     let mut on_event = |e: &dumpwatch::analyze::Event,
-                        pictures: &[(
-        FrameRole,
-        std::sync::Arc<dumpwatch::decode::DecodedFrame>,
-    )]| {
+                        pictures: &[dumpwatch::evidence::EventPicture]| {
         if a.json {
             println!("{}", serde_json::to_string(e).unwrap_or_default());
         } else {
@@ -159,14 +156,25 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
                 actor
             );
         }
-        for (role, frame) in pictures {
+        for (role, kept) in pictures {
             let zone = zones
                 .get(e.zone_index)
                 .cloned()
                 .unwrap_or_else(Polygon::full_frame);
-            let boxes_in = (frame.width(), frame.height());
+            let boxes_in = (kept.width(), kept.height());
+            let frame = match kept.pixels() {
+                Ok(f) => f,
+                Err(err) => {
+                    write_failed.get_or_insert(anyhow::anyhow!(
+                        "cannot decode the {} picture of incident {}: {err}",
+                        dumpwatch::incident::role_name(*role),
+                        e.incident
+                    ));
+                    continue;
+                }
+            };
             let img =
-                dumpwatch::evidence::picture(frame, e, &zone, *role == FrameRole::Event, boxes_in);
+                dumpwatch::evidence::picture(&frame, e, &zone, *role == FrameRole::Event, boxes_in);
             let path = dir.join(dumpwatch::evidence::file_name(e, *role));
             match dumpwatch::evidence::write_jpeg(&img, &path) {
                 Ok(_) => written += 1,

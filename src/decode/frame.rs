@@ -3,6 +3,7 @@
 //! only for frames that go on to the detector ([`DecodedFrame::to_rgb`], or fused into the
 //! detector's letterbox).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// One decoded picture of one camera.
@@ -22,6 +23,8 @@ pub struct DecodedFrame {
     height: u32,
     /// Y (width × height), then U and V (each ⌈w/2⌉ × ⌈h/2⌉).
     i420: Vec<u8>,
+    /// The keyframe it was decoded from alone, when it was (it decodes to the same picture).
+    source: Option<Arc<super::kept::EncodedKeyframe>>,
 }
 
 impl std::fmt::Debug for DecodedFrame {
@@ -77,7 +80,25 @@ impl DecodedFrame {
             width,
             height,
             i420,
+            source: None,
         })
+    }
+
+    /// The same picture, noting the keyframe it was decoded from on its own (so that it can be
+    /// kept as that keyframe: [`super::KeptPicture`]).
+    pub fn with_source(mut self, source: super::kept::EncodedKeyframe) -> DecodedFrame {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The keyframe it was decoded from alone, if it was.
+    pub fn source(&self) -> Option<&Arc<super::kept::EncodedKeyframe>> {
+        self.source.as_ref()
+    }
+
+    /// Bytes of its pixels.
+    pub fn byte_size(&self) -> usize {
+        self.i420.len()
     }
 
     /// Width in pixels.

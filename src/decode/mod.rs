@@ -16,6 +16,7 @@
 //!   which decides whether the detector sees it.
 
 pub mod frame;
+pub mod kept;
 mod libav;
 
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 pub use frame::DecodedFrame;
+pub use kept::{EncodedKeyframe, KeptPicture};
 pub use libav::{DecodeError, VideoDecoder, hwaccel_available};
 
 use crate::analyze::sampling::{Decision, SharedSampler};
@@ -153,7 +155,17 @@ fn decode_loop(shared: &Shared) {
                     if frame.keyframe {
                         release_camera_decoder(&shared.per_camera[camera]);
                     }
-                    Some(shared_decoder.decode(camera, frame))
+                    // Decoded alone: kept later as this keyframe, not its pixels.
+                    Some(shared_decoder.decode(camera, frame).map(|p| {
+                        if frame.keyframe {
+                            p.with_source(EncodedKeyframe {
+                                data: frame.data.clone(),
+                                codec: frame.codec,
+                            })
+                        } else {
+                            p
+                        }
+                    }))
                 }
                 _ => decode_in_order(shared, camera, frame, &metrics),
             };

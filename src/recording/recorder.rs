@@ -2,7 +2,6 @@
 //! `storage_dir/evidence/<camera>/<incident>/` and the event with its body, ready for the store.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tracing::error;
 use uuid::Uuid;
@@ -10,6 +9,7 @@ use uuid::Uuid;
 use crate::analyze::{Event, FrameRole};
 use crate::config::CameraConfig;
 use crate::decode::DecodedFrame;
+use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
 use crate::incident::{BodyContext, Categories, FrameSize, ModelRef, SnapshotRef};
 use crate::store::writer::StoreHandle;
@@ -38,14 +38,14 @@ pub struct IncidentRecorder {
 #[derive(Clone, Copy)]
 pub struct EventPictures<'a> {
     /// The analysed pictures with their roles.
-    pub analysed: &'a [(FrameRole, Arc<DecodedFrame>)],
+    pub analysed: &'a [EventPicture],
     /// The main stream's picture at the event picture's time, when there is one.
     pub main: Option<&'a DecodedFrame>,
 }
 
 impl<'a> EventPictures<'a> {
     /// Just the analysed pictures (a camera analysed on its main stream).
-    pub fn analysed(pictures: &'a [(FrameRole, Arc<DecodedFrame>)]) -> Self {
+    pub fn analysed(pictures: &'a [EventPicture]) -> Self {
         EventPictures {
             analysed: pictures,
             main: None,
@@ -150,9 +150,22 @@ impl IncidentRecorder {
             // The boxes were found in the analysed picture; the event picture may come from the
             // main stream at its own resolution.
             let boxes_in = (picture.width(), picture.height());
+            let pixels;
             let shown: &DecodedFrame = match main_picture {
                 Some(main) if *role == FrameRole::Event => main,
-                _ => picture,
+                _ => match picture.pixels() {
+                    Ok(p) => {
+                        pixels = p;
+                        &pixels
+                    }
+                    Err(e) => {
+                        // An idle camera's picture is kept as its keyframe; it decoded once.
+                        error!(camera = %camera.id, incident = %id, role = crate::incident::role_name(*role), error = %e,
+                               "cannot decode a kept evidence picture; the incident goes on without it");
+                        self.evidence_errors.inc();
+                        continue;
+                    }
+                },
             };
             for (name, annotate) in variants {
                 let img = crate::evidence::picture(shown, event, zone, annotate, boxes_in);
