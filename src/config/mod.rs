@@ -302,7 +302,9 @@ impl HwAccel {
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// URL incidents are POSTed to (http or https). Default `http://127.0.0.1:8090/api/incidents`
-    /// (the reference receiver started by the demo).
+    /// (the reference receiver started by the demo). It may not carry credentials
+    /// (`user:password@`, or a `token=`, `key=`, `secret=`… query parameter): they would be
+    /// logged and stored; the body's HMAC signature (`secret_env`) authenticates dumpwatch.
     pub endpoint: String,
     /// Name of the environment variable that holds the HMAC secret for
     /// `X-Dumpwatch-Signature`. Unset: bodies are not signed.

@@ -166,7 +166,11 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         );
     }
     match url::Url::parse(&svc.delivery.endpoint) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            if let Some(problem) = endpoint_credentials(&u) {
+                c.add("delivery.endpoint", problem);
+            }
+        }
         Ok(u) => c.add(
             "delivery.endpoint",
             format!(
@@ -253,6 +257,42 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     }
 }
 
+/// Query parameters that carry a credential (compared without case).
+const CREDENTIAL_PARAMETERS: &[&str] = &[
+    "token",
+    "access_token",
+    "auth",
+    "key",
+    "apikey",
+    "api_key",
+    "secret",
+    "password",
+    "passwd",
+    "sig",
+    "signature",
+];
+
+/// Why the delivery endpoint must not be used as written: it carries a credential, which would
+/// end up in logs, in the configuration history and in every stored delivery error.
+fn endpoint_credentials(u: &url::Url) -> Option<String> {
+    if !u.username().is_empty() || u.password().is_some() {
+        return Some(
+            "the URL contains credentials (user:password@): remove them; the city system \
+             authenticates dumpwatch by the body's HMAC signature (delivery.secret_env)"
+                .into(),
+        );
+    }
+    let name = u.query_pairs().map(|(k, _)| k).find(|k| {
+        CREDENTIAL_PARAMETERS
+            .iter()
+            .any(|c| k.eq_ignore_ascii_case(c))
+    })?;
+    Some(format!(
+        "the URL carries a credential in its query (`{name}=`): remove it; the city system \
+         authenticates dumpwatch by the body's HMAC signature (delivery.secret_env)"
+    ))
+}
+
 fn validate_camera(
     c: &mut Collector,
     at: &str,
@@ -270,6 +310,15 @@ fn validate_camera(
             format!("{at}.id"),
             format!(
                 "{:?} is not a valid id: use 1-64 characters of A-Z a-z 0-9 _ - .",
+                cam.id
+            ),
+        );
+    } else if cam.id.bytes().all(|b| b == b'.') {
+        // The id names the camera's evidence directory: `.` or `..` would be another one.
+        c.add(
+            format!("{at}.id"),
+            format!(
+                "{:?} is not a valid id: it names a directory; use at least one letter or digit",
                 cam.id
             ),
         );
@@ -548,6 +597,12 @@ analysis_url = "rtsp://127.0.0.1/main"
 id = "cam-4"
 url = "rtsp://127.0.0.1/main"
 analysis_url = "http://127.0.0.1/sub"
+[[cameras]]
+id = ".."
+url = "rtsp://127.0.0.1/up"
+[[cameras]]
+id = "."
+url = "rtsp://127.0.0.1/here"
 "#;
         let p = problems(
             "[ingest]\nframe_timeout_s = 0\nbackoff_max_s = 0.5\n[decode]\nthreads = 0\n",
@@ -569,6 +624,8 @@ analysis_url = "http://127.0.0.1/sub"
             "cameras[2].url: not a URL",
             "cameras[3].analysis_url: is the same as url",
             "cameras[4].analysis_url: scheme \"http\" is not supported",
+            "cameras[5].id: \"..\" is not a valid id: it names a directory",
+            "cameras[6].id: \".\" is not a valid id: it names a directory",
         ];
         for e in expect {
             assert!(
@@ -578,6 +635,37 @@ analysis_url = "http://127.0.0.1/sub"
             );
         }
         assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
+    fn a_delivery_endpoint_with_credentials_is_refused() {
+        for (endpoint, expect) in [
+            (
+                "https://city:pw@cases.example/api",
+                "the URL contains credentials (user:password@)",
+            ),
+            (
+                "https://cases.example/api?Token=abc",
+                "the URL carries a credential in its query (`Token=`)",
+            ),
+            (
+                "https://cases.example/api?x=1&api_key=abc",
+                "the URL carries a credential in its query (`api_key=`)",
+            ),
+        ] {
+            let p = problems(&format!("[delivery]\nendpoint = \"{endpoint}\"\n"), GOOD);
+            assert_eq!(p.len(), 1, "{endpoint}: {p:?}");
+            assert!(
+                p[0].starts_with(&format!("delivery.endpoint: {expect}")),
+                "{endpoint}: {p:?}"
+            );
+        }
+        // A plain query stays allowed.
+        let p = problems(
+            "[delivery]\nendpoint = \"https://cases.example/api?source=dumpwatch\"\n",
+            GOOD,
+        );
+        assert!(p.is_empty(), "{p:?}");
     }
 
     #[test]
