@@ -282,6 +282,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             shard,
         } => {
+            // Listen for SIGHUP before anything else: its default action ends the process, and
+            // an operator's reload sent while the model loads must not stop the service (it is
+            // applied once the service runs).
+            let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
             // The same files, read again on SIGHUP or POST /api/v1/config/reload.
             let load = move || {
                 let mut cfg = Config::load(config.as_deref(), cameras.as_deref())?;
@@ -317,7 +321,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 listener,
                 shutdown_signal(),
                 |handles| {
-                    tokio::spawn(reload_on_sighup(handles.reload));
+                    tokio::spawn(reload_on_sighup(hup, handles.reload));
                 },
             )
             .await?;
@@ -654,10 +658,13 @@ fn print_config_error(e: &ConfigError) {
     eprintln!("{e}");
 }
 
-/// Reloads the configuration at every SIGHUP (the outcome is logged).
-async fn reload_on_sighup(reload: dumpwatch::supervisor::ReloadHandle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+/// Reloads the configuration at every SIGHUP received on `hup` (the outcome is logged); one
+/// received before the service ran is applied at once.
+async fn reload_on_sighup(
+    hup: std::io::Result<tokio::signal::unix::Signal>,
+    reload: dumpwatch::supervisor::ReloadHandle,
+) {
+    let Ok(mut hup) = hup else {
         tracing::warn!("cannot listen for SIGHUP; reload with POST /api/v1/config/reload");
         return;
     };

@@ -390,3 +390,36 @@ async fn every_path_of_the_openapi_document_is_served() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
 }
+
+/// An operator's SIGHUP that arrives while the service is still starting (loading the model)
+/// does not kill it: the service comes up, and the reload is applied once it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_during_start_up_does_not_stop_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("service.log");
+    let media = common::media("test360");
+    let server = RtspServer::looping(&media, &["a"]);
+    write_service(dir.path(), "http://127.0.0.1:9/api/incidents");
+    std::fs::write(
+        dir.path().join("cameras.toml"),
+        camera_entry("a", &server.url("a"), ""),
+    )
+    .unwrap();
+    // "serving" is printed before the model is loaded and the cameras start.
+    let (mut service, addr) = start(dir.path(), &[]).await;
+    let pid = service.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for_cameras(&addr, &log, "a streaming", |l| streaming(l, "a")).await;
+    assert!(
+        service.0.try_wait().unwrap().is_none(),
+        "the service exited after the SIGHUP"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("SIGHUP: reloading"), "log:\n{text}");
+}
