@@ -218,6 +218,7 @@ pub async fn run_with_reload(
         slots.decoded.clone(),
         slots.camera_metrics.clone(),
         metrics.decode_seconds.clone(),
+        metrics.worker_panics.with_label_values(&["decode"]),
         Some(crate::decode::Sampling {
             samplers: slots.watch.samplers(),
             reuse: Some(slots.watch.clone()),

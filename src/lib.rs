@@ -5,7 +5,7 @@
 //! [`detect`] (ONNX detector, one session per worker) → [`analyze`] (run live by [`watch`]; over
 //! recorded clips by [`replay`] and [`eval`]) → [`recording`] → store → deliver; [`api`] serves metrics, status and the dashboard, and
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
-//! [`detection`], [`codec`], [`annotate`], [`redact`].
+//! [`detection`], [`codec`], [`annotate`], [`redact`], [`restart`].
 
 pub mod analyze;
 pub mod annotate;
@@ -30,6 +30,7 @@ pub mod receiver;
 pub mod recording;
 pub mod redact;
 pub mod replay;
+pub mod restart;
 pub mod shard;
 pub mod slots;
 pub mod store;

@@ -61,6 +61,9 @@ pub struct Metrics {
     /// `dumpwatch_camera_analysis_gap_seconds{camera}`: a camera's last time between two
     /// analysed pictures.
     camera_analysis_gap: GaugeVec,
+    /// `dumpwatch_worker_panics_total{stage}`: decode or detect worker threads that panicked
+    /// (each was restarted).
+    pub worker_panics: IntCounterVec,
 }
 
 /// The detector's metrics (shared by every detect worker).
@@ -78,6 +81,8 @@ pub struct DetectMetrics {
     pub detections: IntCounterVec,
     /// `dumpwatch_detect_errors_total`: pictures the detector failed on.
     pub errors: IntCounter,
+    /// `dumpwatch_worker_panics_total{stage="detect"}`: detect workers that panicked.
+    pub panics: IntCounter,
 }
 
 /// Latency buckets from 0.5 ms to 2 s, fine where decode and inference times fall (1–50 ms) so
@@ -172,7 +177,22 @@ impl Metrics {
         registry
             .register(Box::new(errors.clone()))
             .expect("unique metric");
+        let worker_panics = IntCounterVec::new(
+            Opts::new(
+                "dumpwatch_worker_panics_total",
+                "Worker threads that panicked and were restarted, by stage (decode, detect).",
+            ),
+            &["stage"],
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(worker_panics.clone()))
+            .expect("unique metric");
+        for stage in ["decode", "detect"] {
+            worker_panics.with_label_values(&[stage]);
+        }
         let detect = DetectMetrics {
+            panics: worker_panics.with_label_values(&["detect"]),
             preprocess: hist(
                 "dumpwatch_preprocess_seconds",
                 "Letterbox and input tensor fill per picture.",
@@ -274,6 +294,7 @@ impl Metrics {
         Metrics {
             incidents,
             evidence_errors,
+            worker_panics,
             camera_active,
             analysis_gap_seconds,
             camera_analysis_gap,

@@ -34,10 +34,11 @@ fn one_camera() -> OneCamera {
     let input = Arc::new(LatestSlots::<FrameRun>::new(1));
     let output = Arc::new(LatestSlots::<DecodedFrame>::new(1));
     let start = {
-        let (input, output, seconds) = (
+        let (input, output, seconds, panics) = (
             input.clone(),
             output.clone(),
             metrics.decode_seconds.clone(),
+            metrics.worker_panics.with_label_values(&["decode"]),
         );
         Box::new(move |mode| {
             DecodePool::start(
@@ -48,6 +49,7 @@ fn one_camera() -> OneCamera {
                 output.clone(),
                 table.clone(),
                 seconds.clone(),
+                panics.clone(),
                 None,
             )
             .expect("the decoder starts")

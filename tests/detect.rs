@@ -419,3 +419,53 @@ fn the_pool_batches_dynamic_models_and_never_fixed_batch_ones() {
     let (runs, pictures) = pool_runs(model_config(), 3, 8);
     assert_eq!(runs, pictures);
 }
+
+/// A panic in a detect worker (here in the code it hands detections to) is counted and the
+/// worker starts over: the next cameras' pictures are still detected and delivered.
+#[test]
+fn a_detect_worker_that_panics_starts_over() {
+    use dumpwatch::detect::worker::{DetectPool, FrameDetections};
+    use dumpwatch::slots::LatestSlots;
+    use std::sync::{Arc, Mutex};
+    let metrics = dumpwatch::metrics::Metrics::new();
+    let cams: Arc<dumpwatch::slots::SlotTable<_>> = Arc::new(
+        (0..3)
+            .map(|i| Arc::new(metrics.camera(&format!("c{i}"))))
+            .collect(),
+    );
+    let slots = Arc::new(LatestSlots::new(3));
+    for c in 0..3 {
+        slots.put(c, solid_frame(c, (64, 48), (100, 120, 140), true));
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let seen = seen.clone();
+        Arc::new(move |r: FrameDetections| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(r.camera);
+            if seen.len() == 1 {
+                drop(seen);
+                panic!("a bug met on camera {}", r.camera);
+            }
+        })
+    };
+    let zones = Arc::new((0..3).map(|_| Arc::new(vec![])).collect());
+    let pool = DetectPool::start(
+        vec![Detector::load(&model_config()).unwrap()],
+        slots,
+        zones,
+        sink,
+        metrics.detect().clone(),
+        cams,
+        1,
+        dumpwatch::detect::worker::Pacer::new(0.0),
+    );
+    pool.shutdown();
+    assert_eq!(seen.lock().unwrap().len(), 3, "every camera still served");
+    assert_eq!(metrics.detect().panics.get(), 1);
+    assert!(
+        metrics
+            .render()
+            .contains("dumpwatch_worker_panics_total{stage=\"detect\"} 1")
+    );
+}

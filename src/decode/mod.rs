@@ -84,6 +84,7 @@ pub struct DecodePool {
 impl DecodePool {
     /// Starts `threads` decode threads reading `input` and writing `output`, decoding on
     /// `hwaccel` where it can be opened. `cameras` holds the metric handles of each camera index.
+    /// A thread that panics is restarted (counted in `panics`).
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         threads: usize,
@@ -93,6 +94,7 @@ impl DecodePool {
         output: Arc<LatestSlots<DecodedFrame>>,
         cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         decode_seconds: prometheus::Histogram,
+        panics: prometheus::IntCounter,
         sampling: Option<Sampling>,
     ) -> Result<DecodePool, DecodeError> {
         // Fail at start-up, not in a thread, if the decoder cannot be created at all.
@@ -109,10 +111,12 @@ impl DecodePool {
         });
         let threads = (0..threads.max(1))
             .map(|i| {
-                let shared = shared.clone();
+                let (shared, panics) = (shared.clone(), panics.clone());
                 std::thread::Builder::new()
                     .name(format!("decode-{i}"))
-                    .spawn(move || decode_loop(&shared))
+                    .spawn(move || {
+                        crate::restart::run_restarting("decode", &panics, || decode_loop(&shared))
+                    })
                     .expect("spawning a decode thread")
             })
             .collect();

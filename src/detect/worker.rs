@@ -124,7 +124,10 @@ impl DetectPool {
                             cameras: &cameras,
                             pacer: &pacer,
                         };
-                        work(detector, &shared, max_batch)
+                        let mut detector = detector;
+                        crate::restart::run_restarting("detect", &metrics.panics, || {
+                            work(&mut detector, &shared, max_batch)
+                        })
                     })
                     .expect("spawning a detect thread")
             })
@@ -151,7 +154,7 @@ struct Shared<'a> {
     pacer: &'a Pacer,
 }
 
-fn work(mut detector: Detector, shared: &Shared<'_>, max_batch: usize) {
+fn work(detector: &mut Detector, shared: &Shared<'_>, max_batch: usize) {
     let Shared {
         input,
         zones,
