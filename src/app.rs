@@ -152,12 +152,31 @@ pub async fn run_with_reload(
             max_bytes: (svc.evidence.max_gb * 1e9) as u64,
         },
     ));
-    // What the store still refused at the last shutdown, before anything new.
+    // What the store still refused at the last shutdown, before anything new; then the files of
+    // events that never reached the store (a crash between a picture and its row) go.
     {
-        let (dir, store) = (svc.storage_dir.clone(), store.clone());
-        tokio::task::spawn_blocking(move || crate::recording::spool::record_spooled(&dir, &store))
+        let (dir, spool_store) = (svc.storage_dir.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::recording::spool::record_spooled(&dir, &spool_store)
+        })
+        .await
+        .expect("spool replay does not panic");
+        let dir = svc.storage_dir.clone();
+        match store
+            .call(move |s| s.remove_unrecorded_evidence(&dir))
             .await
-            .expect("spool replay does not panic");
+        {
+            Ok(Ok(r)) if r.removed > 0 || r.failed > 0 => info!(
+                removed = r.removed,
+                freed_bytes = r.freed_bytes,
+                failed = r.failed,
+                "evidence files of events that never reached the store removed"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) | Err(e) => {
+                tracing::warn!(error = %e, "cannot look for evidence files no incident names")
+            }
+        }
     }
     let (recording, recording_stage) = Recording::start(
         store.clone(),

@@ -190,9 +190,8 @@ impl ClipRecorder {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension("mp4.tmp");
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)?;
+            // On disk before its row is recorded.
+            crate::evidence::write_durably(&path, &bytes)?;
             // When the clip starts and ends (arrival times): `export-feedback` places the
             // incident in it.
             let span = ClipSpan {

@@ -16,19 +16,14 @@ pub fn dir(storage_dir: &Path) -> PathBuf {
 }
 
 /// Writes `write` into the spool `dir` (written aside, synced and renamed: a file there is
-/// whole). Returns its path.
+/// whole and survives a power cut). Returns its path.
 pub fn put(dir: &Path, write: &StoreWrite) -> std::io::Result<PathBuf> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let path = dir.join(format!("{nanos:024}-{}.json", write.incident()));
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(write).expect("plain data"))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    crate::evidence::write_durably(&path, &serde_json::to_vec(write).expect("plain data"))?;
     Ok(path)
 }
 

@@ -1182,4 +1182,51 @@ mod tests {
             .unwrap();
         assert_eq!(r.removed, 0);
     }
+
+    #[test]
+    fn evidence_files_no_row_names_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let inc = |id: &Uuid| dir.path().join("evidence/cam-01").join(id.to_string());
+        let (kept, crashed) = (Uuid::now_v7(), Uuid::now_v7());
+        for (id, files) in [
+            (
+                &kept,
+                &[
+                    "event.jpg",
+                    "clip.mp4",
+                    "clip.json",
+                    "late.jpg",
+                    "event.jpg.tmp",
+                ][..],
+            ),
+            (&crashed, &["event.jpg", "before.jpg"][..]),
+        ] {
+            std::fs::create_dir_all(inc(id)).unwrap();
+            for f in files {
+                std::fs::write(inc(id).join(f), [0u8; 100]).unwrap();
+            }
+        }
+        let rel = |f: &str| format!("evidence/cam-01/{kept}/{f}");
+        s.record(
+            &event(
+                kept,
+                EventKind::Raised,
+                0.0,
+                &[&rel("event.jpg"), &rel("clip.mp4")],
+            ),
+            0.0,
+        )
+        .unwrap();
+        // `crashed` never committed; `late.jpg` was written for an event that did not either.
+        let r = s.remove_unrecorded_evidence(dir.path()).unwrap();
+        assert_eq!((r.removed, r.freed_bytes, r.failed), (4, 400, 0));
+        let mut left: Vec<String> = std::fs::read_dir(inc(&kept))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["clip.json", "clip.mp4", "event.jpg"]);
+        assert!(!inc(&crashed).exists(), "the empty directory goes too");
+    }
 }

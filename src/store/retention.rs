@@ -96,3 +96,85 @@ impl Store {
         Ok(report)
     }
 }
+
+/// What [`Store::remove_unrecorded_evidence`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrphanReport {
+    /// Files removed: half-written ones (`*.tmp`) and ones no evidence row names.
+    pub removed: u64,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+    /// Files that could not be removed.
+    pub failed: u64,
+}
+
+impl Store {
+    /// Removes the files under `storage_dir/evidence/` that no evidence row names: pictures and
+    /// clips written for an event whose transaction never committed (a crash between the file
+    /// and its row), and half-written `*.tmp` files. A clip's span file (`clip.json`) stays
+    /// beside its recorded `clip.mp4`. Run it at start, after the spooled events are recorded and before any camera.
+    pub fn remove_unrecorded_evidence(
+        &mut self,
+        storage_dir: &Path,
+    ) -> Result<OrphanReport, StoreError> {
+        let recorded: std::collections::HashSet<String> = {
+            let mut stmt = self
+                .conn()
+                .prepare("SELECT path FROM evidence")
+                .map_err(self.err())?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        let mut report = OrphanReport::default();
+        let root = storage_dir.join("evidence");
+        let Ok(cameras) = std::fs::read_dir(&root) else {
+            return Ok(report);
+        };
+        for camera in cameras.filter_map(Result::ok) {
+            let Ok(incidents) = std::fs::read_dir(camera.path()) else {
+                continue;
+            };
+            for incident in incidents.filter_map(Result::ok) {
+                let Ok(files) = std::fs::read_dir(incident.path()) else {
+                    continue;
+                };
+                for file in files.filter_map(Result::ok) {
+                    let path = file.path();
+                    let Ok(rel) = path.strip_prefix(storage_dir) else {
+                        continue;
+                    };
+                    let rel = rel.to_string_lossy();
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    let keep = if name.ends_with(".json") {
+                        // A clip's span file (`clip.json`) goes with its recorded clip.
+                        let clip = path.with_extension("mp4");
+                        clip.strip_prefix(storage_dir)
+                            .is_ok_and(|c| recorded.contains(c.to_string_lossy().as_ref()))
+                    } else {
+                        !name.ends_with(".tmp") && recorded.contains(rel.as_ref())
+                    };
+                    if keep {
+                        continue;
+                    }
+                    let bytes = file.metadata().map_or(0, |m| m.len());
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            report.removed += 1;
+                            report.freed_bytes += bytes;
+                        }
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e,
+                                           "cannot remove an evidence file no incident names");
+                            report.failed += 1;
+                        }
+                    }
+                }
+                // Gone if nothing is left in it.
+                let _ = std::fs::remove_dir(incident.path());
+            }
+        }
+        Ok(report)
+    }
+}
