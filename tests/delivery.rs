@@ -1186,3 +1186,133 @@ async fn an_event_the_store_refuses_until_shutdown_is_kept_on_disk_and_recorded_
     );
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 }
+
+/// Dead letters as the operations center handles them, on the running service: the city system
+/// refuses two incidents (422), the service lists them at `GET /api/v1/deliveries?state=dead`
+/// with the reason, and once the city side is fixed an operator sends one, then the rest, again
+/// (`POST .../requeue` with the bearer token): each reaches the city system once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_sent_again_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    // Three incidents recorded before the service starts; the first two attempts are refused.
+    {
+        let store = StoreHandle::open(&storage).unwrap();
+        let s = storage.clone();
+        tokio::task::spawn_blocking(move || record_incidents(&store, &s, 3))
+            .await
+            .unwrap();
+    }
+    let (addr, recv_stop) = start_receiver(
+        "127.0.0.1:0",
+        ReceiverSettings {
+            fail_first: 2,
+            fail_status: 422,
+            ..receiver_settings(inbox.path())
+        },
+    )
+    .await;
+    let log = dir.path().join("service.log");
+    let _service = start_service(
+        dir.path(),
+        &storage,
+        &format!("http://{addr}/api/incidents"),
+        &log,
+    );
+    let api = {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(a) = text.lines().find_map(|l| l.split("serving http://").nth(1)) {
+                break a.trim().to_owned();
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "log:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    dumpwatch::deliver::install_tls_provider();
+    let http = reqwest::Client::new();
+    let list = |state: &'static str| {
+        let (http, api) = (http.clone(), api.clone());
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("http://{api}/api/v1/deliveries?state={state}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["deliveries"].as_array().unwrap().clone()
+        }
+    };
+    let start = Instant::now();
+    let dead = loop {
+        let dead = list("dead").await;
+        if dead.len() == 2 && list("delivered").await.len() == 1 {
+            break dead;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dead letters: {dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for d in &dead {
+        assert_eq!(d["last_status"], 422, "{d}");
+        assert!(
+            d["last_error"].as_str().unwrap().starts_with("HTTP 422"),
+            "{d}"
+        );
+        assert_eq!(d["camera_id"], "cam-01");
+    }
+    let post = |path: String, token: &'static str| {
+        http.post(format!("http://{api}{path}"))
+            .bearer_auth(token)
+            .send()
+    };
+    let one = dead[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        post(format!("/api/v1/deliveries/{one}/requeue"), "wrong")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = post(format!("/api/v1/deliveries/{one}/requeue"), TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["requeued"], 1);
+    // Not a dead letter any more.
+    let again = post(format!("/api/v1/deliveries/{one}/requeue"), TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    let r = post("/api/v1/deliveries/requeue".into(), TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let start = Instant::now();
+    while list("delivered").await.len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still dead: {:?}",
+            list("dead").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(list("dead").await.is_empty());
+    let outcomes: Vec<String> = received(inbox.path())
+        .into_iter()
+        .map(|(_, o, _)| o)
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "accepted").count(),
+        3,
+        "{outcomes:?}"
+    );
+    recv_stop.cancel();
+}

@@ -19,11 +19,13 @@ use crate::store::{CASE_STATUSES, CaseReport, IncidentQuery, ReviewFilter, Verdi
 /// Largest page of the incident feed.
 pub const MAX_PAGE: u32 = 500;
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+/// A JSON error response.
+pub(super) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn store_of(s: &ApiState) -> Result<&StoreHandle, Response> {
+/// The store, or the answer that there is none.
+pub(super) fn store_of(s: &ApiState) -> Result<&StoreHandle, Response> {
     s.store
         .as_ref()
         .ok_or_else(|| problem(StatusCode::SERVICE_UNAVAILABLE, "no incident store"))

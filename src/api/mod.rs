@@ -3,6 +3,7 @@
 //! nothing in the pipeline depends on it.
 
 pub mod dashboard;
+pub mod deliveries;
 pub mod incidents;
 
 use std::sync::Arc;
@@ -69,6 +70,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}/case", post(incidents::case))
         .route("/api/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/api/v1/incidents/{id}/dismiss", post(incidents::dismiss))
+        .route("/api/v1/deliveries", get(deliveries::list))
+        .route("/api/v1/deliveries/requeue", post(deliveries::requeue_all))
+        .route(
+            "/api/v1/deliveries/{id}/requeue",
+            post(deliveries::requeue_one),
+        )
         .route("/api/v1/config/reload", post(reload))
         .with_state(state)
 }

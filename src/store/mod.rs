@@ -5,6 +5,7 @@
 //! the analyzer decided is either fully stored (and will be delivered) or not at all. The store
 //! is used from one thread, [`writer::StoreHandle`]'s; WAL mode lets readers look at it meanwhile.
 
+pub mod dead_letters;
 pub mod retention;
 mod schema;
 pub mod writer;
@@ -535,11 +536,23 @@ impl Store {
             .map_err(self.err())?;
         let mut out = Vec::new();
         for (id, incident, event, key, body, created_at, attempts) in rows {
-            let body: IncidentBody =
-                serde_json::from_str(&body).map_err(|source| StoreError::Json {
-                    what: format!("outbox row {id}"),
-                    source,
-                })?;
+            let body: IncidentBody = match serde_json::from_str(&body) {
+                Ok(b) => b,
+                Err(e) => {
+                    // One unreadable row must not stop the rest of the outbox: it becomes a
+                    // dead letter, listed with the reason.
+                    let error = format!("the stored body cannot be read: {e}");
+                    tracing::error!(outbox_row = id, incident = %incident, error = %error,
+                                    "an outbox row is unreadable; it is set aside as a dead letter");
+                    self.conn
+                        .execute(
+                            "UPDATE outbox SET state = 'dead', last_error = ?2 WHERE id = ?1",
+                            params![id, error],
+                        )
+                        .map_err(self.err())?;
+                    continue;
+                }
+            };
             out.push(OutboxItem {
                 id,
                 incident_id: incident.parse().unwrap_or(body.incident_id),
@@ -1228,5 +1241,35 @@ mod tests {
         left.sort();
         assert_eq!(left, ["clip.json", "clip.mp4", "event.jpg"]);
         assert!(!inc(&crashed).exists(), "the empty directory goes too");
+    }
+
+    #[test]
+    fn an_unreadable_outbox_row_becomes_a_dead_letter_and_the_rest_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let (bad, good) = (Uuid::now_v7(), Uuid::now_v7());
+        s.record(&event(bad, EventKind::Raised, 10.0, &[]), 10.0)
+            .unwrap();
+        s.record(&event(good, EventKind::Raised, 11.0, &[]), 11.0)
+            .unwrap();
+        s.conn()
+            .execute(
+                "UPDATE outbox SET body = '{not json' WHERE incident_id = ?1",
+                [bad.to_string()],
+            )
+            .unwrap();
+        let due = s.due(100.0, 10, &[]).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].incident_id, good);
+        let dead = s.deliveries("dead", 10, 0).unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(
+            dead[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("the stored body cannot be read"),
+            "{dead:?}"
+        );
     }
 }

@@ -86,6 +86,11 @@ impl StoreHandle {
         Ok(id)
     }
 
+    /// Wakes the delivery worker (rows were put back in the outbox).
+    pub fn wake_delivery(&self) {
+        self.recorded.notify_one();
+    }
+
     /// Notified whenever an event was recorded.
     pub fn recorded(&self) -> Arc<Notify> {
         self.recorded.clone()

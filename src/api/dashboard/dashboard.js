@@ -243,9 +243,55 @@ async function review(id, action, node) {
   }
 }
 
+// Dead letters: events the city system refused; an operator sends them again once it is fixed.
+async function pollDeadLetters() {
+  try {
+    const page = await getJson("/api/v1/deliveries?state=dead&limit=50");
+    const list = page.deliveries;
+    $("#dead-letters").hidden = list.length === 0;
+    $("#dead-count").textContent = list.length >= 50 ? "(50 or more)" : `(${list.length})`;
+    const ul = $("#dead-list");
+    ul.replaceChildren(...list.map((d) => {
+      const li = document.createElement("li");
+      const text = document.createElement("span");
+      text.textContent = `${fmtTime(d.created_at)} · ${d.camera_id} · ${d.event} · ${d.last_error || "HTTP " + d.last_status} `;
+      const again = document.createElement("button");
+      again.textContent = "Send again";
+      again.addEventListener("click", () => requeue(`/api/v1/deliveries/${d.id}/requeue`));
+      li.append(text, again);
+      return li;
+    }));
+  } catch (e) {
+    $("#dead-error").textContent = "dead letters: " + e.message;
+  }
+}
+
+async function requeue(url) {
+  const err = $("#dead-error");
+  err.textContent = "";
+  const token = tokenInput.value.trim();
+  if (!token) {
+    err.textContent = "enter the API token (top right) first";
+    return;
+  }
+  try {
+    const r = await fetch(url, { method: "POST", headers: { "Authorization": "Bearer " + token } });
+    if (!r.ok) {
+      let msg = r.status + " " + r.statusText;
+      try { msg = (await r.json()).error || msg; } catch (_) {}
+      throw new Error(msg);
+    }
+    await pollDeadLetters();
+  } catch (e) {
+    err.textContent = "send again: " + e.message;
+  }
+}
+
+$("#requeue-all").addEventListener("click", () => requeue("/api/v1/deliveries/requeue"));
 $("#filter-camera").addEventListener("change", (e) => selectCamera(e.target.value));
 $("#filter-review").addEventListener("change", pollIncidents);
 
-pollCameras().then(pollIncidents);
+pollCameras().then(pollIncidents).then(pollDeadLetters);
 setInterval(pollCameras, CAMERA_POLL_MS);
 setInterval(pollIncidents, INCIDENT_POLL_MS);
+setInterval(pollDeadLetters, INCIDENT_POLL_MS);
