@@ -161,6 +161,9 @@ enum Command {
         /// requests get 401.
         #[arg(long)]
         secret_env: Option<String>,
+        /// Seconds a signature's timestamp may be from now; older requests (replays) get 401.
+        #[arg(long, default_value_t = 300)]
+        signature_tolerance_s: u64,
         /// Share of requests (0..1) answered with --fail-status.
         #[arg(long, default_value_t = 0.0)]
         fail_share: f64,
@@ -420,6 +423,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             dir,
             secret_env,
+            signature_tolerance_s,
             fail_share,
             fail_first,
             fail_status,
@@ -445,6 +449,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let settings = dumpwatch::receiver::ReceiverSettings {
                 dir,
                 secret,
+                signature_tolerance: Duration::from_secs(signature_tolerance_s),
                 fail_share,
                 fail_first,
                 fail_status,

@@ -36,6 +36,8 @@ pub struct ReceiverSettings {
     pub dir: PathBuf,
     /// HMAC key: when set, requests without a valid `X-Dumpwatch-Signature` get 401.
     pub secret: Option<Vec<u8>>,
+    /// How far a signature's timestamp may be from now (older: a replay, refused with 401).
+    pub signature_tolerance: Duration,
     /// Share of requests (0..1) answered with `fail_status` instead of being handled.
     pub fail_share: f64,
     /// The first this many requests are answered with `fail_status`.
@@ -54,6 +56,7 @@ impl ReceiverSettings {
         ReceiverSettings {
             dir: dir.into(),
             secret: None,
+            signature_tolerance: Duration::from_secs(300),
             fail_share: 0.0,
             fail_first: 0,
             fail_status: 500,
@@ -111,6 +114,25 @@ pub async fn serve(
         .await
 }
 
+/// Whether an `Idempotency-Key` can be kept: 1–200 characters of `A-Z a-z 0-9 - _ . :`, not
+/// starting with `.` (it names the files the receiver keeps: no path, no hidden file). dumpwatch
+/// sends `<uuid>`, `<uuid>:updated:<n>` and `<uuid>:cleared`.
+pub fn check_key(key: &str) -> Result<(), String> {
+    let safe = !key.is_empty()
+        && key.len() <= 200
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if safe {
+        Ok(())
+    } else {
+        Err(format!(
+            "Idempotency-Key {key:?} is missing or not a safe name: use 1-200 characters of A-Z a-z 0-9 - _ . :, not starting with ."
+        ))
+    }
+}
+
 /// A key as a file name: anything but `A-Z a-z 0-9 - _ .` becomes `_`.
 pub fn key_file_name(key: &str) -> String {
     key.chars()
@@ -154,24 +176,20 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         }
         return resp;
     }
-    if key.is_empty() || key.len() > 200 {
+    if let Err(problem) = check_key(&key) {
         log_line(&s.dir, &key, "refused", 400).await;
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "missing or overlong Idempotency-Key",
-        );
+        return refuse(StatusCode::BAD_REQUEST, problem);
     }
     if let Some(secret) = &s.secret {
         let sig = headers
             .get("x-dumpwatch-signature")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !crate::hashing::verify_signature(secret, &body, sig) {
+        let now = crate::deliver::unix_now().floor() as i64;
+        let tolerance = i64::try_from(s.signature_tolerance.as_secs()).unwrap_or(i64::MAX);
+        if let Err(e) = crate::hashing::verify_delivery(secret, sig, &key, &body, now, tolerance) {
             log_line(&s.dir, &key, "bad_signature", 401).await;
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong X-Dumpwatch-Signature",
-            );
+            return refuse(StatusCode::UNAUTHORIZED, e.to_string());
         }
     }
     let incident: IncidentBody = match serde_json::from_slice(&body) {

@@ -1316,3 +1316,63 @@ async fn dead_letters_are_listed_and_sent_again_through_the_api() {
     );
     recv_stop.cancel();
 }
+
+/// The reference receiver checks what the city's own endpoint should: the signature covers the
+/// timestamp, the Idempotency-Key and the body; an old timestamp (a replayed request) and a key
+/// that is not a safe file name are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_refuses_replayed_requests_and_unsafe_keys() {
+    let inbox = tempfile::tempdir().unwrap();
+    let (addr, stop) = start_receiver("127.0.0.1:0", receiver_settings(inbox.path())).await;
+    let body =
+        serde_json::to_vec(&tokio::task::spawn_blocking(body_for_test).await.unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let post = |key: &str, signature: String| {
+        http.post(format!("http://{addr}/api/incidents"))
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", key)
+            .header("X-Dumpwatch-Signature", signature)
+            .body(body.clone())
+            .send()
+    };
+    let now = dumpwatch::deliver::unix_now() as i64;
+    let key = "0190c2a0-0000-7000-8000-000000000001";
+    let sign = |t: i64, key: &str| dumpwatch::hashing::sign_delivery(SECRET, t, key, &body);
+    // Ten minutes old: a replay (tolerance 300 s).
+    let r = post(key, sign(now - 600, key)).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("timestamp"));
+    // Signed for another key.
+    let r = post(key, sign(now, "0190c2a0-0000-7000-8000-000000000002"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The old scheme (body only) is refused.
+    let old = format!(
+        "sha256={}",
+        dumpwatch::hashing::hmac_sha256_hex(SECRET, &body)
+    );
+    assert_eq!(post(key, old).await.unwrap().status(), 401);
+    // Keys that are not safe file names.
+    for bad in ["../../etc/passwd", ".hidden", "a b", ""] {
+        let r = post(bad, sign(now, bad)).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad:?}");
+    }
+    // The real thing.
+    let r = post(key, sign(now, key)).await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    stop.cancel();
+}
+
+/// A valid incident body (as a recorder makes it), for requests built by hand (blocking).
+fn body_for_test() -> serde_json::Value {
+    let storage = tempfile::tempdir().unwrap();
+    let store = StoreHandle::open(storage.path()).unwrap();
+    record_incidents(&store, storage.path(), 1);
+    let db = storage.path().join(dumpwatch::store::DB_FILE);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let body: String = conn
+        .query_row("SELECT body FROM outbox LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}

@@ -39,7 +39,8 @@ pub enum SnapshotMode {
 pub struct DeliverySettings {
     /// Where bodies are POSTed.
     pub endpoint: String,
-    /// HMAC key for `X-Dumpwatch-Signature`; `None`: unsigned.
+    /// HMAC key for `X-Dumpwatch-Signature` (`t=<unix seconds>,v1=<HMAC of t.key.body>`, see
+    /// docs/signature.md); `None`: unsigned.
     pub secret: Option<Vec<u8>>,
     /// Inline or URL snapshots.
     pub snapshots: SnapshotMode,
@@ -421,9 +422,11 @@ impl Attempt {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", key);
         if let Some(secret) = &self.settings.secret {
+            // Signed at each attempt, with the time of the attempt.
+            let t = unix_now().floor() as i64;
             req = req.header(
                 "X-Dumpwatch-Signature",
-                format!("sha256={}", crate::hashing::hmac_sha256_hex(secret, &body)),
+                crate::hashing::sign_delivery(secret, t, key, &body),
             );
         }
         match req.body(body).send().await {
