@@ -10,6 +10,7 @@ pub mod retention;
 mod schema;
 pub mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -851,6 +852,11 @@ impl Store {
                 source,
             })
         };
+        // A page's deliveries, evidence and case reports: one query each, not three per row.
+        let ids: Vec<String> = raw.iter().map(|(id, ..)| id.clone()).collect();
+        let mut deliveries = self.deliveries_of(&ids)?;
+        let mut evidence = self.evidence_of(&ids)?;
+        let mut case_reports = self.case_reports_of(&ids)?;
         let mut out = Vec::with_capacity(raw.len());
         for (id, mut row, objects, actor) in raw {
             row.id = id.parse().map_err(|_| StoreError::Json {
@@ -861,75 +867,94 @@ impl Store {
             row.actor = actor
                 .map(|a| json(&format!("actor of incident {id}"), &a))
                 .transpose()?;
-            row.deliveries = self.deliveries_of(&id)?;
-            row.evidence = self.evidence_of(&id)?;
-            row.case_reports = self.case_reports_of(&id)?;
+            row.deliveries = deliveries.remove(&id).unwrap_or_default();
+            row.evidence = evidence.remove(&id).unwrap_or_default();
+            row.case_reports = case_reports.remove(&id).unwrap_or_default();
             out.push(row);
         }
         Ok(out)
     }
 
-    fn deliveries_of(&self, id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT event, idempotency_key, state, attempts, next_attempt_at, last_status,
-                     last_error, delivered_at
-                 FROM outbox WHERE incident_id = ?1 ORDER BY id",
-            )
-            .map_err(self.err())?;
-        stmt.query_map([id], |r| {
-            let state: String = r.get(2)?;
-            let next: f64 = r.get(4)?;
-            Ok(DeliveryRow {
-                event: r.get(0)?,
-                idempotency_key: r.get(1)?,
-                next_attempt_at: (state == "pending").then_some(next),
-                state,
-                attempts: r.get::<_, i64>(3)? as u32,
-                last_status: r.get::<_, Option<i64>>(5)?.map(|s| s as u16),
-                last_error: r.get(6)?,
-                delivered_at: r.get(7)?,
+    /// The rows of `sql` (its last column the incident id, its `?` list the ids) grouped by
+    /// incident: one query for a whole page of incidents.
+    fn by_incident<T>(
+        &self,
+        sql: &str,
+        ids: &[String],
+        read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<HashMap<String, Vec<T>>, StoreError> {
+        let mut out: HashMap<String, Vec<T>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let placeholders = vec!["?"; ids.len()].join(",");
+        let sql = sql.replace("(IDS)", &format!("({placeholders})"));
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let id_col = stmt.column_count() - 1;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(ids), |r| {
+                Ok((r.get::<_, String>(id_col)?, read(r)?))
             })
-        })
-        .map_err(self.err())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(self.err())
+            .map_err(self.err())?;
+        for row in rows {
+            let (id, value) = row.map_err(self.err())?;
+            out.entry(id).or_default().push(value);
+        }
+        Ok(out)
     }
 
-    fn evidence_of(&self, id: &str) -> Result<Vec<EvidenceRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, role, path, content_type, sha256, bytes, deleted_at IS NOT NULL
-                 FROM evidence WHERE incident_id = ?1 ORDER BY id",
-            )
-            .map_err(self.err())?;
-        stmt.query_map([id], evidence_row)
-            .map_err(self.err())?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.err())
+    fn deliveries_of(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<DeliveryRow>>, StoreError> {
+        self.by_incident(
+            "SELECT event, idempotency_key, state, attempts, next_attempt_at, last_status,
+                 last_error, delivered_at, incident_id
+             FROM outbox WHERE incident_id IN (IDS) ORDER BY id",
+            ids,
+            |r| {
+                let state: String = r.get(2)?;
+                let next: f64 = r.get(4)?;
+                Ok(DeliveryRow {
+                    event: r.get(0)?,
+                    idempotency_key: r.get(1)?,
+                    next_attempt_at: (state == "pending").then_some(next),
+                    state,
+                    attempts: r.get::<_, i64>(3)? as u32,
+                    last_status: r.get::<_, Option<i64>>(5)?.map(|s| s as u16),
+                    last_error: r.get(6)?,
+                    delivered_at: r.get(7)?,
+                })
+            },
+        )
     }
 
-    fn case_reports_of(&self, id: &str) -> Result<Vec<CaseReport>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT status, case_number, note, reported_at FROM case_reports
-                 WHERE incident_id = ?1 ORDER BY id",
-            )
-            .map_err(self.err())?;
-        stmt.query_map([id], |r| {
-            Ok(CaseReport {
-                status: r.get(0)?,
-                case_number: r.get(1)?,
-                note: r.get(2)?,
-                reported_at: r.get(3)?,
-            })
-        })
-        .map_err(self.err())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(self.err())
+    fn evidence_of(&self, ids: &[String]) -> Result<HashMap<String, Vec<EvidenceRow>>, StoreError> {
+        self.by_incident(
+            "SELECT id, role, path, content_type, sha256, bytes, deleted_at IS NOT NULL, incident_id
+             FROM evidence WHERE incident_id IN (IDS) ORDER BY id",
+            ids,
+            evidence_row,
+        )
+    }
+
+    fn case_reports_of(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<CaseReport>>, StoreError> {
+        self.by_incident(
+            "SELECT status, case_number, note, reported_at, incident_id FROM case_reports
+             WHERE incident_id IN (IDS) ORDER BY id",
+            ids,
+            |r| {
+                Ok(CaseReport {
+                    status: r.get(0)?,
+                    case_number: r.get(1)?,
+                    note: r.get(2)?,
+                    reported_at: r.get(3)?,
+                })
+            },
+        )
     }
 
     /// The evidence file with row id `id` of incident `incident`, if stored and not deleted.
@@ -938,8 +963,11 @@ impl Store {
         incident: Uuid,
         id: i64,
     ) -> Result<Option<EvidenceRow>, StoreError> {
+        let incident = incident.to_string();
         Ok(self
-            .evidence_of(&incident.to_string())?
+            .evidence_of(std::slice::from_ref(&incident))?
+            .remove(&incident)
+            .unwrap_or_default()
             .into_iter()
             .find(|e| e.id == id && !e.deleted))
     }
@@ -1270,6 +1298,54 @@ mod tests {
                 .unwrap()
                 .starts_with("the stored body cannot be read"),
             "{dead:?}"
+        );
+    }
+
+    #[test]
+    fn a_feed_page_carries_each_incidents_own_deliveries_and_evidence_and_uses_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let t = 10.0 * i as f64;
+            let file = format!("{id}.jpg");
+            s.record(&event(*id, EventKind::Raised, t, &[&file]), t)
+                .unwrap();
+            if i != 1 {
+                s.record(&event(*id, EventKind::Cleared, t + 5.0, &[]), t + 5.0)
+                    .unwrap();
+            }
+        }
+        let page = s
+            .incidents(&IncidentQuery {
+                limit: 10,
+                ..IncidentQuery::default()
+            })
+            .unwrap();
+        let got: Vec<(Uuid, usize, String)> = page
+            .iter()
+            .map(|r| (r.id, r.deliveries.len(), r.evidence[0].path.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (ids[2], 2, format!("{}.jpg", ids[2])),
+                (ids[1], 1, format!("{}.jpg", ids[1])),
+                (ids[0], 2, format!("{}.jpg", ids[0])),
+            ]
+        );
+        let plan: Vec<String> = s
+            .conn()
+            .prepare("EXPLAIN QUERY PLAN SELECT id FROM incidents ORDER BY raised_at DESC, id DESC LIMIT 50")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("incidents_raised"))
+                && !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+            "{plan:?}"
         );
     }
 }

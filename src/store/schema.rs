@@ -77,4 +77,8 @@ ALTER TABLE incidents ADD COLUMN reviewed_by TEXT;
 ALTER TABLE incidents ADD COLUMN review_note TEXT;
 CREATE INDEX incidents_review ON incidents (review, raised_at);
 "#,
+    // 3: the incident feed's own order (newest first, no filter) without sorting the table.
+    r#"
+CREATE INDEX incidents_raised ON incidents (raised_at, id);
+"#,
 ];
