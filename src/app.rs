@@ -292,6 +292,7 @@ pub async fn run_with_reload(
             .filter(|t| !t.is_empty()),
         storage_dir: svc.storage_dir.clone(),
         reload: Some(reload),
+        request_timeout: Duration::from_secs_f64(svc.api.request_timeout_s),
     });
     let addr = listener
         .local_addr()
@@ -300,6 +301,11 @@ pub async fn run_with_reload(
     let http_cancel = CancellationToken::new();
     let server = {
         let http_cancel = http_cancel.clone();
+        let listener = crate::api::listen::BoundedListener::new(
+            listener,
+            svc.api.max_connections as usize,
+            Duration::from_secs_f64(svc.api.idle_timeout_s),
+        );
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { http_cancel.cancelled().await })

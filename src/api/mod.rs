@@ -5,6 +5,7 @@
 pub mod dashboard;
 pub mod deliveries;
 pub mod incidents;
+pub mod listen;
 
 use std::sync::Arc;
 
@@ -46,10 +47,13 @@ pub struct ApiState {
     pub storage_dir: std::path::PathBuf,
     /// Reloads the configuration (`None`: reload is not available).
     pub reload: Option<crate::supervisor::ReloadHandle>,
+    /// Longest time a request may take to be answered (503 after it).
+    pub request_timeout: std::time::Duration,
 }
 
 /// The router with every endpoint.
 pub fn router(state: ApiState) -> Router {
+    let timeout = state.request_timeout;
     Router::new()
         .route("/", get(dashboard::index))
         .route("/dashboard/dashboard.js", get(dashboard::script))
@@ -77,6 +81,20 @@ pub fn router(state: ApiState) -> Router {
             post(deliveries::requeue_one),
         )
         .route("/api/v1/config/reload", post(reload))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Json(serde_json::json!({ "error": format!(
+                            "not answered within {:.0} s (api.request_timeout_s); try again", timeout.as_secs_f64()
+                        ) })),
+                    )
+                        .into_response(),
+                }
+            },
+        ))
         .with_state(state)
 }
 

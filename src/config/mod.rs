@@ -421,12 +421,32 @@ impl Default for EvidenceConfig {
 }
 
 /// The HTTP API.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Name of the environment variable holding the bearer token that mutations (case reports,
     /// ack, dismiss, reload) need. Unset: mutations are refused.
     pub token_env: Option<String>,
+    /// Most client connections open at once; further clients wait in the listen queue until
+    /// one closes. Default 256.
+    pub max_connections: u32,
+    /// A connection on which nothing was read or written for this long is closed, seconds (a
+    /// client that opens connections and sends nothing, or sends its request slower than this
+    /// between bytes). Default 10.
+    pub idle_timeout_s: f64,
+    /// Longest time one request may take to be answered, seconds (503 after it). Default 30.
+    pub request_timeout_s: f64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token_env: None,
+            max_connections: 256,
+            idle_timeout_s: 10.0,
+            request_timeout_s: 30.0,
+        }
+    }
 }
 
 /// The cameras file (`cameras.toml`): a list of `[[cameras]]` tables.

@@ -226,6 +226,22 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     c.range("evidence.clip_pre_s", e.clip_pre_s, 0.0, 120.0);
     c.range("evidence.clip_post_s", e.clip_post_s, 0.0, 120.0);
     c.range("evidence.clip_ring_max_mb", e.clip_ring_max_mb, 0.1, 1000.0);
+    if !(1..=65_536).contains(&svc.api.max_connections) {
+        c.add(
+            "api.max_connections",
+            format!(
+                "{} is out of range: must be between 1 and 65536",
+                svc.api.max_connections
+            ),
+        );
+    }
+    c.range("api.idle_timeout_s", svc.api.idle_timeout_s, 0.1, 3600.0);
+    c.range(
+        "api.request_timeout_s",
+        svc.api.request_timeout_s,
+        0.1,
+        3600.0,
+    );
     if let Some(name) = &svc.api.token_env
         && env(name).is_none_or(|v| v.is_empty())
     {
