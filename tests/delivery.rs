@@ -151,6 +151,14 @@ async fn start_receiver(
 ) -> (std::net::SocketAddr, CancellationToken) {
     let app = dumpwatch::receiver::router(settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    serve_until_cancelled(listener, app)
+}
+
+/// Serves `app` on `listener` until the returned token is cancelled.
+fn serve_until_cancelled(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> (std::net::SocketAddr, CancellationToken) {
     let local = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let s = stop.clone();
@@ -406,15 +414,7 @@ async fn start_redirecting_endpoint() -> (std::net::SocketAddr, CancellationToke
             }),
         )
         .route("/landing", get(|| async { "welcome" }));
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await
-            .unwrap();
-    });
-    (addr, stop)
+    serve_until_cancelled(listener, app)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

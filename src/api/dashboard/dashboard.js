@@ -218,26 +218,26 @@ async function pollIncidents() {
   }
 }
 
+// POSTs with the operator's API token; throws with the service's own error text.
+async function postWithToken(url, body) {
+  const token = tokenInput.value.trim();
+  if (!token) throw new Error("enter the API token (top right) first");
+  const headers = { "Authorization": "Bearer " + token };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch(url, { method: "POST", headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (_) {}
+    throw new Error(msg);
+  }
+  return r.json();
+}
+
 async function review(id, action, node) {
   const err = node.querySelector(".action-error");
   err.textContent = "";
-  const token = tokenInput.value.trim();
-  if (!token) {
-    err.textContent = "enter the API token (top right) first";
-    return;
-  }
   try {
-    const r = await fetch(`/api/v1/incidents/${id}/${action}`, {
-      method: "POST",
-      headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
-      body: JSON.stringify({ by: "dashboard" }),
-    });
-    if (!r.ok) {
-      let msg = r.status + " " + r.statusText;
-      try { msg = (await r.json()).error || msg; } catch (_) {}
-      throw new Error(msg);
-    }
-    drawIncident(node, await r.json());
+    drawIncident(node, await postWithToken(`/api/v1/incidents/${id}/${action}`, { by: "dashboard" }));
   } catch (e) {
     err.textContent = action + ": " + e.message;
   }
@@ -269,18 +269,8 @@ async function pollDeadLetters() {
 async function requeue(url) {
   const err = $("#dead-error");
   err.textContent = "";
-  const token = tokenInput.value.trim();
-  if (!token) {
-    err.textContent = "enter the API token (top right) first";
-    return;
-  }
   try {
-    const r = await fetch(url, { method: "POST", headers: { "Authorization": "Bearer " + token } });
-    if (!r.ok) {
-      let msg = r.status + " " + r.statusText;
-      try { msg = (await r.json()).error || msg; } catch (_) {}
-      throw new Error(msg);
-    }
+    await postWithToken(url);
     await pollDeadLetters();
   } catch (e) {
     err.textContent = "send again: " + e.message;
