@@ -20,6 +20,7 @@ with embedded defaults. It then
     scripts/scale_check.py --codec h265 --dataset DIR265   # H.265 cameras (idle streams and clips)
     scripts/scale_check.py --sub-streams 640x360           # every camera with an analysis sub-stream
     scripts/scale_check.py --cameras 20 --busy 4 --json out.json
+    scripts/scale_check.py --api-clients 64                # and 64 clients hammering the API
 
 --sub-streams WxH gives every camera a second path, its sub-stream (the same picture scaled to
 WxH, same frame rate and GOP, --sub-bitrate), as `analysis_url`: dumpwatch analyses the
@@ -160,6 +161,74 @@ def sub_stream(annexb, codec, fps, size, gop_s, bitrate):
 
 # --- the run -----------------------------------------------------------------------------------
 
+def histogram_p95(text0, text1, name):
+    """The 95th percentile of a Prometheus histogram over the interval between two scrapes (the
+    upper bound of the bucket it falls in), in seconds; None without observations."""
+    def buckets(text):
+        out = {}
+        for line in text.splitlines():
+            m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+            if m:
+                out[float(m.group(1))] = float(m.group(2))
+        return out
+    b0, b1 = buckets(text0), buckets(text1)
+    delta = sorted((le, b1[le] - b0.get(le, 0.0)) for le in b1)
+    if not delta or delta[-1][1] <= 0:
+        return None
+    total = delta[-1][1]
+    return next(le for le, n in delta if n >= 0.95 * total)
+
+
+class ApiLoad:
+    """N client threads that alternate, as fast as answers come, between a random camera's
+    latest.jpg thumbnail (the dashboard's request) and the incident feed's first page."""
+
+    def __init__(self, base, camera_ids, clients, until):
+        self.base, self.ids, self.until = base, camera_ids, until
+        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(clients)]
+        self.latencies, self.errors, self.lock = [], 0, threading.Lock()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def join(self):
+        for t in self.threads:
+            t.join(timeout=30)
+
+    def client(self, i):
+        import random
+        import urllib.request
+        rng = random.Random(i)
+        n = 0
+        while time.time() < self.until:
+            n += 1
+            if n % 2:
+                url = f"{self.base}/api/v1/cameras/{rng.choice(self.ids)}/latest.jpg?width=320"
+            else:
+                url = f"{self.base}/api/v1/incidents?limit=50"
+            t = time.time()
+            try:
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    r.read()
+                ok = True
+            except OSError as e:
+                # 404: a camera without a picture yet; an answer all the same.
+                ok = getattr(e, "code", None) == 404
+            with self.lock:
+                if ok:
+                    self.latencies.append(time.time() - t)
+                else:
+                    self.errors += 1
+
+    def figures(self, elapsed):
+        lat = sorted(self.latencies)
+        return {"clients": len(self.threads), "requests": len(lat),
+                "requests_per_s": round(len(lat) / elapsed, 1),
+                "p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+                "errors": self.errors}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cameras", type=int, default=77)
@@ -181,6 +250,8 @@ def main():
                         "whole measurement)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="a line for dumpwatch.toml, e.g. decode.motion_gate=false (repeatable)")
+    p.add_argument("--api-clients", type=int, default=0, metavar="N",
+                   help="N clients hammer latest.jpg and the incident feed during the measurement")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dumpwatch"))
     p.add_argument("--keep", action="store_true", help="keep the run's directory")
     p.add_argument("--json", help="write the figures here")
@@ -317,6 +388,8 @@ def main():
 
         m0, c0, t0 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
         s0 = cpu_seconds(server.pid)
+        load = ApiLoad(base, [c["id"] for c in cams], a.api_clients, until=end)
+        load.start()
         # The longest wait for analysis once a camera has been analysed (its analysis gap), and
         # how long after it started streaming a camera was analysed first (start-up).
         worst_wait = {c["id"]: 0.0 for c in cams}
@@ -338,6 +411,7 @@ def main():
                 pass
         m1, c1, t1 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
         s1 = cpu_seconds(server.pid)
+        load.join()
         status = {s["id"]: s for s in get_json(base + "/api/v1/cameras")}
         rss = peak_rss_mb(svc.pid)
         time.sleep(2)  # the last deliveries
@@ -450,6 +524,8 @@ def main():
         "dumpings_labelled": labelled_dumpings, "dumpings_raised": len(dumpings),
         "dumpings_on_time": len(on_time), "false_alarms": false_alarms, "missed": missed,
         "events": results, "settings": a.set,
+        "frame_age_p95_s": histogram_p95(m0, m1, "dumpwatch_frame_age_seconds"),
+        "api_load": load.figures(elapsed) if a.api_clients else None,
     }
     print(json.dumps(out, indent=2))
     print()
@@ -465,6 +541,11 @@ def main():
         print(f"idle cameras: detections/s each mean {ic['detections_per_s_each_mean']}; longest analysis "
               f"gap {ic['worst_wait_s_max']} s (median camera {ic['worst_wait_s_median']} s); first analysed "
               f"within {ic['first_analysis_s_max']} s of streaming, {ic['never_analysed']} never")
+    print(f"frame age p95 (capture to detections): {out['frame_age_p95_s']} s")
+    if out["api_load"]:
+        al = out["api_load"]
+        print(f"API load: {al['clients']} clients, {al['requests_per_s']} requests/s, p95 {al['p95_ms']} ms, "
+              f"{al['errors']} errors (the clients ran on this machine too)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)
