@@ -302,6 +302,7 @@ def main():
         if c.get("sub"):
             server_args += ["--h264", f"{c['id']}-sub={c['sub']}:fps={c['fps']}"]
     procs = []
+    svc = None
     try:
         server = subprocess.Popen(server_args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         procs.append(server)
@@ -356,9 +357,11 @@ def main():
         base = f"http://127.0.0.1:{http}"
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn,dumpwatch=info"))
         env.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, "models", "onnxruntime", "libonnxruntime.so.1.31.1"))
+        # A session of its own: a --binary wrapper (heaptrack, perf) and the dumpwatch it starts
+        # are stopped together at the end.
         svc = subprocess.Popen([a.binary, "run", "--config", os.path.join(tmp, "dumpwatch.toml"),
                                 "--listen", f"127.0.0.1:{http}"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(os.path.join(tmp, "dumpwatch.log"), "w"))
+                               stderr=open(os.path.join(tmp, "dumpwatch.log"), "w"), start_new_session=True)
         procs.append(svc)
         print(f"scale_check: {a.cameras} cameras ({a.busy} busy: {', '.join(c['clip'] for c in busy)}); "
               f"run directory {tmp}", flush=True)
@@ -416,14 +419,22 @@ def main():
         rss = peak_rss_mb(svc.pid)
         time.sleep(2)  # the last deliveries
     finally:
+        def signal_all(proc, sig):
+            if proc is svc:
+                try:
+                    os.killpg(proc.pid, sig)  # the wrapper's children too
+                except ProcessLookupError:
+                    pass
+            elif proc.poll() is None:
+                proc.send_signal(sig)
+
         for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            signal_all(proc, signal.SIGTERM)
         for proc in reversed(procs):
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                signal_all(proc, signal.SIGKILL)
 
     elapsed = t1 - t0
     detected0 = metric_values(m0, "dumpwatch_frames_total")
