@@ -156,16 +156,21 @@ pub async fn run_with_reload(
     // events that never reached the store (a crash between a picture and its row) go.
     {
         let (dir, spool_store) = (svc.storage_dir.clone(), store.clone());
-        tokio::task::spawn_blocking(move || {
+        let replayed = tokio::task::spawn_blocking(move || {
             crate::recording::spool::record_spooled(&dir, &spool_store)
         })
         .await
         .expect("spool replay does not panic");
         let dir = svc.storage_dir.clone();
-        match store
-            .call(move |s| s.remove_unrecorded_evidence(&dir))
-            .await
-        {
+        let cleanup = if replayed.left > 0 {
+            // Their pictures are on disk and named by no row yet: keep everything this time.
+            Ok(Ok(crate::store::retention::OrphanReport::default()))
+        } else {
+            store
+                .call(move |s| s.remove_unrecorded_evidence(&dir))
+                .await
+        };
+        match cleanup {
             Ok(Ok(r)) if r.removed > 0 || r.failed > 0 => info!(
                 removed = r.removed,
                 freed_bytes = r.freed_bytes,

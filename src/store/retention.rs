@@ -112,7 +112,9 @@ impl Store {
     /// Removes the files under `storage_dir/evidence/` that no evidence row names: pictures and
     /// clips written for an event whose transaction never committed (a crash between the file
     /// and its row), and half-written `*.tmp` files. A clip's span file (`clip.json`) stays
-    /// beside its recorded `clip.mp4`. Run it at start, after the spooled events are recorded and before any camera.
+    /// beside its recorded `clip.mp4`. Run it at start, after the spooled events are recorded
+    /// (not while some are still spooled: their pictures are named by no row yet) and before
+    /// any camera.
     pub fn remove_unrecorded_evidence(
         &mut self,
         storage_dir: &Path,
