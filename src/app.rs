@@ -204,7 +204,7 @@ pub async fn run_with_reload(
             svc.evidence.clip_pre_s,
             (svc.evidence.clip_ring_max_mb * 1e6) as usize,
         ),
-        recording: recording.clone(),
+        recording: Arc::new(recording.clone()),
         storage_dir: svc.storage_dir.clone(),
         pre_s: svc.evidence.clip_pre_s,
         post_s: svc.evidence.clip_post_s,

@@ -58,32 +58,12 @@ pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageE
     Ok(out.into_inner())
 }
 
-/// Encodes `img` as JPEG (quality 85) into `path` ([`write_durably`]). Returns the bytes
+/// Encodes `img` as JPEG (quality 85) into `path` ([`crate::durable::write`]). Returns the bytes
 /// written.
 pub fn write_jpeg(img: &RgbImage, path: &Path) -> std::io::Result<Vec<u8>> {
     let bytes = encode_jpeg(img, 85).map_err(std::io::Error::other)?;
-    write_durably(path, &bytes)?;
+    crate::durable::write(path, &bytes)?;
     Ok(bytes)
-}
-
-/// Writes `bytes` to `path` through a temporary file (`*.tmp`, removed at the next start if a
-/// crash leaves it) that is synced to disk before it is renamed, and syncs the directory after:
-/// a reader never sees half a file, and once this returns the file survives a power cut, so the
-/// store row recorded after it never names a file that is not there.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// A picture of an event, with what it shows.

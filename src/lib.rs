@@ -5,7 +5,7 @@
 //! [`detect`] (ONNX detector, one session per worker) → [`analyze`] (run live by [`watch`]; over
 //! recorded clips by [`replay`] and [`eval`]) → [`recording`] → store → deliver; [`api`] serves metrics, status and the dashboard, and
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
-//! [`detection`], [`codec`], [`annotate`], [`redact`], [`restart`].
+//! [`detection`], [`codec`], [`annotate`], [`redact`], [`restart`], [`durable`].
 
 pub mod analyze;
 pub mod annotate;
@@ -18,6 +18,7 @@ pub mod decode;
 pub mod deliver;
 pub mod detect;
 pub mod detection;
+pub mod durable;
 pub mod eval;
 pub mod evidence;
 pub mod geometry;

@@ -25,8 +25,9 @@ use ring::{ClipFrame, ClipRing};
 pub struct ClipRecorder {
     /// One ring per camera, indexed like the pipeline's camera slots.
     pub rings: Arc<[Arc<ClipRing>]>,
-    /// Records the clip in the incident's evidence (after the incident's own event).
-    pub recording: crate::recording::Recording,
+    /// Records the clip in the incident's evidence (after the incident's own event): the
+    /// recording stage in the service.
+    pub recording: Arc<dyn ClipSink>,
     /// The storage directory.
     pub storage_dir: PathBuf,
     /// Seconds before the event.
@@ -191,7 +192,7 @@ impl ClipRecorder {
                 std::fs::create_dir_all(dir)?;
             }
             // On disk before its row is recorded.
-            crate::evidence::write_durably(&path, &bytes)?;
+            crate::durable::write(&path, &bytes)?;
             // When the clip starts and ends (arrival times): `export-feedback` places the
             // incident in it.
             let span = ClipSpan {
@@ -212,11 +213,18 @@ impl ClipRecorder {
             sha256: crate::hashing::sha256_hex(&bytes),
             bytes: bytes.len() as u64,
         };
-        self.recording.evidence(&req.camera_id, req.incident, file);
+        self.recording
+            .clip_written(&req.camera_id, req.incident, file);
         info!(camera = %req.camera_id, incident = %req.incident, frames = frames.len(),
               bytes = bytes.len(), "incident clip written");
         Ok(())
     }
+}
+
+/// Where a written clip's evidence row goes.
+pub trait ClipSink: Send + Sync {
+    /// Takes the clip file of `incident` (camera `camera_id`), written and synced.
+    fn clip_written(&self, camera_id: &str, incident: uuid::Uuid, file: EvidenceFile);
 }
 
 /// Name of the file next to `clip.mp4` that says when the clip starts and ends.

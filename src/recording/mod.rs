@@ -294,6 +294,12 @@ impl Recording {
     }
 }
 
+impl crate::clip::ClipSink for Recording {
+    fn clip_written(&self, camera_id: &str, incident: Uuid, file: EvidenceFile) {
+        self.evidence(camera_id, incident, file);
+    }
+}
+
 impl RecordingStage {
     /// Records what was handed over (retrying for up to `grace` while the store refuses), spools
     /// the rest, and stops the thread. Call it once nothing hands events over any more.

@@ -23,7 +23,7 @@ pub fn put(dir: &Path, write: &StoreWrite) -> std::io::Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let path = dir.join(format!("{nanos:024}-{}.json", write.incident()));
-    crate::evidence::write_durably(&path, &serde_json::to_vec(write).expect("plain data"))?;
+    crate::durable::write(&path, &serde_json::to_vec(write).expect("plain data"))?;
     Ok(path)
 }
 
