@@ -133,9 +133,11 @@ SMALL = [
     ("t05_rubble_on_grass", [dump("rubble", 250, 330, 9.0)], [("dumping", 9.0)], {"length": 40.0}),
 ]
 
-# One clip served as a live camera (end-to-end test, demo): a bag left at 33 s, stays.
+# Clips served as live cameras (end-to-end tests, demo): a bag left at 33 s, stays; the same bag
+# there from the start and taken away at 20 s (the spot cleaned after a restart of the service).
 LIVE = [
     ("l01_bag_left", [dump("bag", 336, 262, 33.0)], [("dumping", 33.0)], {"length": 60.0}),
+    ("l02_bag_taken", [dump("bag", 336, 262, 0.0, 20.0)], [], {"length": 60.0}),
 ]
 
 # The demo's eight cameras (scripts/demo.sh), each looped by the RTSP server. On d01 a bag is

@@ -4,6 +4,7 @@
 //! The entry point takes the listener and the shutdown future as arguments (mini-redis style), so
 //! tests run the whole service on port 0 and stop it when they like.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,6 +184,7 @@ pub async fn run_with_reload(
             }
         }
     }
+    let open_incidents = open_incidents_to_follow(&store).await;
     let (recording, recording_stage) = Recording::start(
         store.clone(),
         &svc.storage_dir,
@@ -234,6 +236,7 @@ pub async fn run_with_reload(
         )),
         clips: clips.clone(),
     };
+    slots.watch.follow_open_incidents(open_incidents);
     let decode = DecodePool::start(
         svc.decode.threads as usize,
         svc.decode.mode,
@@ -382,4 +385,40 @@ async fn retention_loop(store: StoreHandle, dir: std::path::PathBuf, limits: Ret
             Err(_) => return,
         }
     }
+}
+
+/// The open incidents in the store with their spots, by camera: each camera's analysis follows
+/// its own on, so a spot cleaned later (or while the service was down) is still cleared. One
+/// that cannot be followed (raised by a dumpwatch that kept no spot, or an unreadable spot) is
+/// logged; it stays open until an operator reviews it.
+async fn open_incidents_to_follow(
+    store: &StoreHandle,
+) -> HashMap<String, Vec<(uuid::Uuid, crate::analyze::OpenSpot)>> {
+    let rows = match store.call(|s| s.open_incidents()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open incidents: they are not followed until the next start");
+            return HashMap::new();
+        }
+    };
+    let mut open: HashMap<String, Vec<_>> = HashMap::new();
+    for row in rows {
+        let spot = match row.spot.as_deref().map(serde_json::from_str) {
+            Some(Ok(spot)) => spot,
+            Some(Err(e)) => {
+                tracing::warn!(camera = %row.camera_id, incident = %row.incident, error = %e,
+                               "an open incident's spot cannot be read: it is not followed; it stays open until an operator reviews it");
+                continue;
+            }
+            None => {
+                tracing::warn!(camera = %row.camera_id, incident = %row.incident,
+                               "an open incident has no spot (raised before spots were kept): it is not followed; it stays open until an operator reviews it");
+                continue;
+            }
+        };
+        open.entry(row.camera_id)
+            .or_default()
+            .push((row.incident, spot));
+    }
+    open
 }

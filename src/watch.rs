@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
-use crate::analyze::{Analyzer, AnalyzerConfig, EventKind, FrameRole, Reconfigured};
+use crate::analyze::{Analyzer, AnalyzerConfig, EventKind, FrameRole, OpenSpot, Reconfigured};
 use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
 use crate::decode::{DecodedFrame, KeptPicture, ReuseSink, unix_seconds};
@@ -108,22 +108,44 @@ struct CameraState {
 
 impl CameraWatch {
     /// A camera's analysis with its resolved configuration, using the slot's `sampler` (which
-    /// starts over, idle, with the camera's sampling settings).
+    /// starts over, idle, with the camera's sampling settings). It goes on following the
+    /// camera's `open` incidents (from the store at start, or from its analysis before a
+    /// reconnect); one it cannot follow is logged and stays open in the store.
     pub fn new(
         camera: CameraConfig,
         cfg: AnalyzerConfig,
         metrics: CameraMetrics,
         sampler: Arc<SharedSampler>,
+        open: Vec<(Uuid, OpenSpot)>,
     ) -> Self {
         sampler.reconfigure(cfg.sampling.clone(), true);
+        let mut analyzer = Analyzer::new(cfg);
+        let mut incidents = HashMap::new();
+        for (id, spot) in open {
+            match analyzer.carry(&spot) {
+                Ok(number) => {
+                    incidents.insert(number, id);
+                }
+                Err(why) => warn!(camera = %camera.id, incident = %id, reason = %why,
+                                  "an open incident can no longer be followed: it stays open until an operator reviews it"),
+            }
+        }
+        if !incidents.is_empty() {
+            info!(camera = %camera.id, open_incidents = incidents.len(), "following the camera's open incidents");
+        }
         CameraWatch {
             sampler,
             state: Mutex::new(CameraState {
+                zones: analyzer
+                    .config()
+                    .zones
+                    .iter()
+                    .map(|z| z.polygon.clone())
+                    .collect(),
                 camera,
-                zones: cfg.zones.iter().map(|z| z.polygon.clone()).collect(),
-                analyzer: Analyzer::new(cfg),
+                analyzer,
                 frames: EvidenceFrames::default(),
-                incidents: HashMap::new(),
+                incidents,
                 last_detected: None,
                 last_at: f64::NEG_INFINITY,
             }),
@@ -131,22 +153,38 @@ impl CameraWatch {
         }
     }
 
+    /// The open incidents this camera follows, with what a new analysis needs to follow them on.
+    pub fn open_spots(&self) -> Vec<(Uuid, OpenSpot)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .analyzer
+            .open_spots()
+            .into_iter()
+            .filter_map(|(number, spot)| Some((*state.incidents.get(&number)?, spot)))
+            .collect()
+    }
+
     /// Applies a reloaded configuration of the same camera without stopping its stream.
     /// Thresholds change in place and what the analyzer follows is kept; new zones or masks
-    /// start the analyzer over (what it followed is forgotten, logged with the count of open
-    /// incidents, which stay open in the store until reviewed).
+    /// start the analyzer over: objects still pending are forgotten, open incidents are followed
+    /// on (one whose spot no zone holds any more is logged and stays open in the store until
+    /// reviewed).
     pub fn reconfigure(&self, camera: CameraConfig, cfg: AnalyzerConfig) -> Reconfigured {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.sampler.reconfigure(cfg.sampling.clone(), false);
         state.zones = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
         state.camera = camera;
         let outcome = state.analyzer.reconfigure(cfg);
-        if let Reconfigured::Restarted { open_incidents } = outcome {
-            state.incidents.clear();
+        if let Reconfigured::Restarted { carried, dropped } = &outcome {
+            let before = std::mem::take(&mut state.incidents);
+            state.incidents = carried
+                .iter()
+                .filter_map(|(was, now)| Some((*now, *before.get(was)?)))
+                .collect();
             state.frames = EvidenceFrames::default();
-            if open_incidents > 0 {
-                warn!(camera = %state.camera.id, open_incidents,
-                      "zones or masks changed: the analyzer starts over; its open incidents stay open in the store");
+            for (was, why) in dropped {
+                warn!(camera = %state.camera.id, incident = ?before.get(was), reason = %why,
+                      "zones or masks changed: an open incident can no longer be followed; it stays open until an operator reviews it");
             }
         }
         outcome
@@ -156,6 +194,9 @@ impl CameraWatch {
 /// The service's detect sink.
 pub struct Watch {
     cameras: SlotTable<Arc<CameraWatch>>,
+    /// Open incidents waiting for their camera's analysis, by camera id: read from the store at
+    /// start, or left by a camera stopped for a reload (taken again when it starts).
+    open: Mutex<HashMap<String, Vec<(Uuid, OpenSpot)>>>,
     samplers: Arc<[Arc<SharedSampler>]>,
     pictures: Arc<LatestPictures>,
     status: Arc<StatusBoard>,
@@ -179,6 +220,7 @@ impl Watch {
     ) -> Self {
         Watch {
             cameras: SlotTable::new(slots),
+            open: Mutex::new(HashMap::new()),
             samplers: (0..slots)
                 .map(|_| Arc::new(SharedSampler::new(Default::default())))
                 .collect(),
@@ -196,7 +238,16 @@ impl Watch {
         self.samplers.clone()
     }
 
-    /// Starts analysing a camera in `slot`.
+    /// Open incidents to follow, by camera id (the store's, at start): each camera's analysis
+    /// takes its own when it starts.
+    pub fn follow_open_incidents(&self, open: HashMap<String, Vec<(Uuid, OpenSpot)>>) {
+        let mut waiting = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        for (camera, spots) in open {
+            waiting.entry(camera).or_default().extend(spots);
+        }
+    }
+
+    /// Starts analysing a camera in `slot`, following its open incidents.
     pub fn install(
         &self,
         slot: usize,
@@ -204,13 +255,36 @@ impl Watch {
         cfg: AnalyzerConfig,
         metrics: CameraMetrics,
     ) {
-        let watch = CameraWatch::new(camera, cfg, metrics, self.samplers[slot].clone());
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&camera.id)
+            .unwrap_or_default();
+        let watch = CameraWatch::new(camera, cfg, metrics, self.samplers[slot].clone(), open);
         self.cameras.set(slot, Some(Arc::new(watch)));
     }
 
-    /// Stops analysing the camera in `slot`.
+    /// Stops analysing the camera in `slot`; its open incidents wait for its next start.
     pub fn remove(&self, slot: usize) {
+        let Some(cam) = self.cameras.get(slot) else {
+            return;
+        };
         self.cameras.set(slot, None);
+        let id = cam
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .camera
+            .id
+            .clone();
+        let spots = cam.open_spots();
+        let mut waiting = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if spots.is_empty() {
+            waiting.remove(&id);
+        } else {
+            waiting.insert(id, spots);
+        }
     }
 
     /// The camera analysis in `slot`.
@@ -345,6 +419,8 @@ impl Watch {
             let main = self.main_stream_picture(result.camera, &state.camera, &pictures);
             let raised = event.kind == EventKind::Raised;
             let at = event.at;
+            // Kept with the incident, to follow it on after a restart.
+            let spot = state.analyzer.open_spot(event.incident);
             jobs.push(EventJob {
                 recorder: self.recorder(),
                 camera: state.camera.clone(),
@@ -354,6 +430,7 @@ impl Watch {
                 pictures,
                 main,
                 frame: size,
+                spot,
             });
             if raised {
                 clip_requests.push(ClipRequest {

@@ -1030,6 +1030,7 @@ fn job(rec: &Arc<IncidentRecorder>, id: Uuid, event: Event) -> dumpwatch::record
             width: 64,
             height: 48,
         },
+        spot: None,
     }
 }
 

@@ -20,16 +20,22 @@ use dumpwatch::receiver::ReceiverSettings;
 const PUT_DOWN_S: f64 = 33.0;
 const DWELL_S: f64 = 10.0;
 
-/// The live scenario clip as an Annex B stream of `codec` (`h264` or `h265`) for the RTSP
-/// server (cached under target/). Tests of this binary run on parallel threads and several want
-/// the same clip: one makes it while the others wait, so no two write the same files.
+/// The live scenario clip `l01_bag_left` as an Annex B stream of `codec` (`h264` or `h265`) for
+/// the RTSP server (cached under target/).
 fn live_clip(codec: &str) -> PathBuf {
+    live_scenario("l01_bag_left", codec)
+}
+
+/// A clip of scripts/make_scenarios.py's set `live` as an Annex B stream of `codec`, for the
+/// RTSP server (cached under target/). Tests of this binary run on parallel threads and several
+/// want the same clip: one makes it while the others wait, so no two write the same files.
+fn live_scenario(name: &str, codec: &str) -> PathBuf {
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _making = MAKING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("scenarios-live-{codec}"));
-    let annex_b = dir.join(format!("l01_bag_left.{codec}"));
+    let annex_b = dir.join(format!("{name}.{codec}"));
     if annex_b.exists() {
         return annex_b;
     }
@@ -50,7 +56,7 @@ fn live_clip(codec: &str) -> PathBuf {
     let part = annex_b.with_extension("part");
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
-        .arg(dir.join("clips/l01_bag_left.mp4"))
+        .arg(dir.join(format!("clips/{name}.mp4")))
         .args(["-c", "copy", "-bsf:v", filter, "-f", format])
         .arg(&part)
         .status()
@@ -549,6 +555,96 @@ async fn an_incident_fired_while_another_process_locks_the_store_is_delivered_on
     println!(
         "store locked {HOLD_S} s; incident delivered {:.1} s after the lock was released",
         released.elapsed().as_secs_f64()
+    );
+    service.stop().await;
+}
+
+/// The bodies at the reference receiver's inbox, by their `Idempotency-Key`.
+fn bodies(inbox: &std::path::Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(inbox.join("bodies"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .map(|p| {
+                    let key = p.file_stem().unwrap().to_string_lossy().into_owned();
+                    (
+                        key,
+                        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_open_across_a_restart_is_cleared_once_when_the_spot_is_cleaned() {
+    // l02 shows the same street with the bag on the spot from the start, taken away at 20 s.
+    const TAKEN_S: f64 = 20.0;
+    let (left, taken) = (live_clip("h264"), live_scenario("l02_bag_taken", "h264"));
+    let (inbox, receiver) = start_receiver().await;
+    let server = RtspServer::start(&[
+        "--h264",
+        &format!("left={}:fps=10", left.display()),
+        "--h264",
+        &format!("taken={}:fps=10", taken.display()),
+    ]);
+    let svc = scenario_service(receiver);
+    let config = |url: String| Config {
+        service: svc.clone(),
+        cameras: vec![camera("square", &url)],
+    };
+    let service = Service::start(config(server.url("left"))).await;
+    let clip_start = first_frame(&service).await;
+    let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
+    let raised = first_body(inbox.path(), clip_start, deadline, &service).await;
+    assert_eq!(raised["event"], "raised");
+    let incident = raised["incident_id"].as_str().unwrap().to_owned();
+    service.stop().await;
+
+    // The service starts again; the camera's picture now shows the bag until someone takes it.
+    let service = Service::start(config(server.url("taken"))).await;
+    let clip_start = first_frame(&service).await;
+    let cleared_key = dumpwatch::receiver::key_file_name(&format!("{incident}:cleared"));
+    let limit = Duration::from_secs_f64(TAKEN_S + DWELL_S + 20.0);
+    let cleared = loop {
+        if let Some(body) = bodies(inbox.path()).remove(&cleared_key) {
+            break body;
+        }
+        assert!(
+            clip_start.elapsed() < limit,
+            "not cleared {:.0} s after the restart (bag taken at {TAKEN_S} s, clear_after {DWELL_S} s); received: {:?}",
+            clip_start.elapsed().as_secs_f64(),
+            bodies(inbox.path()).keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let took = clip_start.elapsed().as_secs_f64();
+    assert!(
+        took >= TAKEN_S + DWELL_S - 2.0,
+        "cleared at {took:.1} s, before the bag was taken"
+    );
+    assert_eq!(cleared["incident_id"], incident.as_str());
+    assert_eq!(cleared["appeared_at"], raised["appeared_at"]);
+    let after = std::fs::read(
+        inbox
+            .path()
+            .join("snapshots")
+            .join(&cleared_key)
+            .join("after.jpg"),
+    )
+    .expect("the cleared event has its after picture");
+    assert_eq!(&after[..2], &[0xff, 0xd8]);
+    // Nothing else: the bag there at the restart is not a new incident, the clearing is sent once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let keys: Vec<String> = bodies(inbox.path()).into_keys().collect();
+    assert_eq!(keys, vec![incident.clone(), cleared_key], "{keys:?}");
+    let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{incident}")).await;
+    let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(row["state"], "cleared", "{row:#}");
+    println!(
+        "open incident carried across a restart: cleared {took:.1} s after the restart (bag taken at {TAKEN_S} s)"
     );
     service.stop().await;
 }

@@ -110,7 +110,7 @@ pub enum Layer {
 /// The picture of a region at one moment, cell by cell: grey levels, and chroma when the picture
 /// has colour. The same box always gives the same cells, so patches taken at different times
 /// compare cell by cell ([`Patch::distance`]).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Patch {
     luma: Vec<f32>,
     chroma: Vec<[f32; 2]>,

@@ -26,6 +26,8 @@
 //! While an object is followed, the long-term background under it is held, so it is never learned
 //! into the scene however long it stays.
 
+mod carry;
+
 use std::collections::VecDeque;
 
 use super::background::{
@@ -38,6 +40,8 @@ use super::{
 };
 use crate::detection::Detection;
 use crate::geometry::{BBox, Point};
+
+pub use carry::{NotCarried, OpenSpot, SpotObject};
 
 /// Margin around an object's box for its patches, as a share of its size: the patch shows the
 /// object against its surroundings, so a flat-coloured object is still recognisable after the
@@ -139,6 +143,9 @@ struct Candidate {
     state: State,
     /// Pictures kept for this candidate (before, actor).
     frames: Vec<FrameRef>,
+    /// Carried from another analyzer (see [`carry`]): judged by its patches only, since this
+    /// analyzer's background learned it as part of the scene.
+    carried: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -189,14 +196,17 @@ pub struct Followed {
 }
 
 /// What new settings did to an analyzer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Reconfigured {
     /// Same zones and masks: thresholds changed, everything followed is kept.
     Kept,
-    /// Zones or masks changed: the analyzer started over.
+    /// Zones or masks changed: the analyzer started over, carrying its open incidents.
     Restarted {
-        /// Incidents it had open (they stay open in the store).
-        open_incidents: usize,
+        /// Open incidents followed on: (number before, number now).
+        carried: Vec<(u64, u64)>,
+        /// Open incidents that could not be followed on, and why (they stay open in the store
+        /// until reviewed).
+        dropped: Vec<(u64, NotCarried)>,
     },
 }
 
@@ -242,7 +252,7 @@ impl Analyzer {
 
     /// Takes new settings. When the zones, masks, classes and background grid are the same,
     /// thresholds change in place and everything followed is kept; otherwise the analyzer starts
-    /// over as if new.
+    /// over as if new, and goes on following its open incidents (see [`Analyzer::carry`]).
     pub fn reconfigure(&mut self, cfg: AnalyzerConfig) -> Reconfigured {
         let same_layout = cfg.zones.len() == self.cfg.zones.len()
             && cfg
@@ -259,9 +269,16 @@ impl Analyzer {
             self.cfg = cfg;
             Reconfigured::Kept
         } else {
-            let open_incidents = self.incidents.len();
+            let spots = self.open_spots();
             *self = Analyzer::new(cfg);
-            Reconfigured::Restarted { open_incidents }
+            let (mut carried, mut dropped) = (Vec::new(), Vec::new());
+            for (before, spot) in spots {
+                match self.carry(&spot) {
+                    Ok(now) => carried.push((before, now)),
+                    Err(why) => dropped.push((before, why)),
+                }
+            }
+            Reconfigured::Restarted { carried, dropped }
         }
     }
 
@@ -517,6 +534,9 @@ impl Analyzer {
         {
             return Presence::Occluded;
         }
+        if c.carried {
+            return self.presence_by_patches(c);
+        }
         // A faint object (or one just after a change of light) may show as several pieces.
         let covered_by_blobs = |bbox: &BBox| {
             let area = bbox.grown(0.25);
@@ -533,6 +553,11 @@ impl Analyzer {
         if c.core != c.bbox && covered_by_blobs(&c.core) {
             return Presence::PresentAsCore;
         }
+        self.presence_by_patches(c)
+    }
+
+    /// Whether the spot looks like the object or like the ground before it.
+    fn presence_by_patches(&self, c: &Candidate) -> Presence {
         let current = self
             .background
             .patch(Layer::Current, &c.patch_box, PATCH_MARGIN);
@@ -936,6 +961,7 @@ impl Analyzer {
             reshaped_at: now,
             state: State::Pending,
             frames,
+            carried: false,
         });
     }
 
@@ -1396,7 +1422,7 @@ mod tests {
     }
 
     #[test]
-    fn a_threshold_reload_keeps_the_open_incident_and_a_zone_reload_starts_over() {
+    fn a_threshold_reload_keeps_the_open_incident_and_a_zone_reload_carries_it() {
         let mut a = Analyzer::new(config());
         let events = run(&mut a, 2.0, 120.0, |t| Scene {
             level: 100,
@@ -1416,11 +1442,32 @@ mod tests {
                 .map(|(x, y)| crate::geometry::Point { x, y })
                 .to_vec(),
         );
+        // The bag's zone still holds it: its incident is followed on under a new number, and
+        // cleared when the bag is taken away.
         assert_eq!(
             a.reconfigure(moved),
-            Reconfigured::Restarted { open_incidents: 1 }
+            Reconfigured::Restarted {
+                carried: vec![(1, 1)],
+                dropped: vec![]
+            }
         );
-        assert_eq!((a.open_incidents(), a.candidates()), (0, 0));
+        assert_eq!((a.open_incidents(), a.candidates()), (1, 1));
+        let mut events = Vec::new();
+        for i in 1..=240u32 {
+            let t = 120.0 + f64::from(i) / 2.0;
+            let objects = if t < 160.0 { vec![BAG] } else { vec![] };
+            let (dets, grey) = render(
+                &Scene {
+                    level: 100,
+                    objects,
+                    detected: vec![],
+                },
+                i,
+            );
+            events.extend(a.observe(t, &dets, &grey).events);
+        }
+        assert_eq!(kinds(&events), vec![(EventKind::Cleared, 1)], "{events:#?}");
+        assert!(events[0].at > 160.0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod grey;
 pub mod sampling;
 pub mod track;
 
-pub use dumping::{Analyzer, Reconfigured};
+pub use dumping::{Analyzer, NotCarried, OpenSpot, Reconfigured, SpotObject};
 pub use grey::GreyFrame;
 
 use crate::geometry::{BBox, Polygon};

@@ -393,10 +393,11 @@ impl CategoryConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvidenceConfig {
-    /// Evidence older than this many days is removed (never that of an open incident or of an
-    /// event not yet delivered). Default 90.
+    /// Evidence older than this many days is removed, open incidents' included (never that of
+    /// an incident with an event not yet delivered). Default 90.
     pub max_age_days: f64,
-    /// Beyond this many GB of evidence in total, the oldest removable files go. Default 20.
+    /// Beyond this many GB of evidence in total, the oldest removable files go: cleared
+    /// incidents' first, then open ones'. Default 20.
     pub max_gb: f64,
     /// Seconds of video before the event in an incident's evidence clip. Default 10.
     pub clip_pre_s: f64,

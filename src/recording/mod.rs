@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 pub use recorder::{EventPictures, IncidentRecorder};
 
-use crate::analyze::Event;
+use crate::analyze::{Event, OpenSpot};
 use crate::config::CameraConfig;
 use crate::decode::DecodedFrame;
 use crate::evidence::EventPicture;
@@ -67,6 +67,9 @@ pub struct EventJob {
     pub main: Option<MainPicture>,
     /// Size of the analysed pictures.
     pub frame: FrameSize,
+    /// For `raised` and `updated`: what a new analysis needs to follow the incident on after a
+    /// restart, kept with it in the store.
+    pub spot: Option<OpenSpot>,
 }
 
 /// What the recorder thread is given.
@@ -323,9 +326,13 @@ fn job_write_now(job: Job) -> Option<StoreWrite> {
                 analysed: &job.pictures,
                 main: main.as_ref(),
             };
-            let new =
+            let mut new =
                 job.recorder
                     .prepare(&job.camera, &job.zone, job.id, &job.event, shown, job.frame);
+            new.spot = job
+                .spot
+                .as_ref()
+                .map(|s| serde_json::to_string(s).expect("plain data"));
             Some(StoreWrite::Event(Box::new(new)))
         }
         Job::Stop => None,

@@ -222,6 +222,7 @@ impl IncidentRecorder {
             at: event.at,
             appeared_at: event.appeared_at,
             evidence,
+            spot: None,
         }
     }
 }

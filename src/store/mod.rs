@@ -6,6 +6,7 @@
 //! is used from one thread, [`writer::StoreHandle`]'s; WAL mode lets readers look at it meanwhile.
 
 pub mod dead_letters;
+pub mod open_spots;
 pub mod retention;
 mod schema;
 pub mod writer;
@@ -96,6 +97,11 @@ pub struct NewEvent {
     pub appeared_at: f64,
     /// Evidence files written for it.
     pub evidence: Vec<EvidenceFile>,
+    /// For `raised` and `updated`: the analyzer's spot of the incident (JSON of
+    /// [`crate::analyze::OpenSpot`]), to follow it on after a restart. Spooled events of older
+    /// versions have none.
+    #[serde(default)]
+    pub spot: Option<String>,
 }
 
 /// An outbox row that is due.
@@ -385,12 +391,31 @@ impl Store {
             .as_ref()
             .map(|a| serde_json::to_string(a).expect("plain data"));
         let tx = self.conn.transaction().map_err(err)?;
+        // Recorded before (an event spooled again after it was taken): nothing to do.
+        let once_key = match ev.kind {
+            EventKind::Raised => Some(id_text.clone()),
+            EventKind::Cleared => Some(format!("{id_text}:cleared")),
+            EventKind::Updated => None,
+        };
+        if let Some(key) = once_key {
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM outbox WHERE idempotency_key = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            if let Some(outbox_id) = existing {
+                return Ok(outbox_id);
+            }
+        }
         let key = match ev.kind {
             EventKind::Raised => {
                 tx.execute(
                     "INSERT INTO incidents (id, camera_id, zone, state, category_code, appeared_at,
-                         raised_at, dwell_s, confidence, objects, actor)
-                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         raised_at, dwell_s, confidence, objects, actor, spot)
+                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         id_text,
                         ev.body.camera.id,
@@ -401,7 +426,8 @@ impl Store {
                         ev.body.dwell_s,
                         f64::from(ev.body.confidence),
                         objects,
-                        actor
+                        actor,
+                        ev.spot
                     ],
                 )
                 .map_err(err)?;
@@ -411,9 +437,16 @@ impl Store {
                 let n: Option<i64> = tx
                     .query_row(
                         "UPDATE incidents SET updates = updates + 1, updated_at = ?2,
-                             objects = ?3, confidence = max(confidence, ?4)
+                             objects = ?3, confidence = max(confidence, ?4),
+                             spot = coalesce(?5, spot)
                          WHERE id = ?1 RETURNING updates",
-                        params![id_text, ev.at, objects, f64::from(ev.body.confidence)],
+                        params![
+                            id_text,
+                            ev.at,
+                            objects,
+                            f64::from(ev.body.confidence),
+                            ev.spot
+                        ],
                         |r| r.get(0),
                     )
                     .optional()
@@ -424,7 +457,8 @@ impl Store {
             EventKind::Cleared => {
                 let changed = tx
                     .execute(
-                        "UPDATE incidents SET state = 'cleared', cleared_at = ?2 WHERE id = ?1",
+                        "UPDATE incidents SET state = 'cleared', cleared_at = ?2, spot = NULL
+                         WHERE id = ?1",
                         params![id_text, ev.at],
                     )
                     .map_err(err)?;
@@ -1037,6 +1071,7 @@ pub(crate) mod testing {
             kind,
             at,
             appeared_at: at - 31.0,
+            spot: None,
             evidence: files
                 .iter()
                 .map(|f| EvidenceFile {
@@ -1179,7 +1214,7 @@ mod tests {
     }
 
     #[test]
-    fn retention_spares_open_and_undelivered_incidents() {
+    fn retention_takes_cleared_incidents_first_then_open_ones_never_undelivered_ones() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let files = ["open.jpg", "pending.jpg", "done.jpg"];
@@ -1187,30 +1222,36 @@ mod tests {
             std::fs::write(dir.path().join(f), [0u8; 1000]).unwrap();
         }
         let (open, pending, done) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        // The open incident is the oldest: a spot nobody cleans.
         s.record(&event(open, EventKind::Raised, 0.0, &["open.jpg"]), 0.0)
             .unwrap();
         for (id, file) in [(pending, "pending.jpg"), (done, "done.jpg")] {
-            s.record(&event(id, EventKind::Raised, 0.0, &[file]), 0.0)
+            s.record(&event(id, EventKind::Raised, 5.0, &[file]), 5.0)
                 .unwrap();
             s.record(&event(id, EventKind::Cleared, 10.0, &[]), 10.0)
                 .unwrap();
         }
-        // Everything of `done` delivered; `pending`'s cleared event is not.
+        // Everything delivered but `pending`'s cleared event.
         for item in s.due(100.0, 10, &[]).unwrap() {
-            if item.incident_id == done || (item.incident_id == pending && item.event == "raised") {
+            if item.incident_id != pending || item.event == "raised" {
                 s.mark_delivered(item.id, 201, 20.0).unwrap();
             }
         }
-        let limits = RetentionLimits {
+        let limit = |max_bytes| RetentionLimits {
             max_age_s: 3600.0,
-            max_bytes: 0,
+            max_bytes,
         };
-        let r = s.apply_retention(dir.path(), limits, 100.0).unwrap();
+        // Over the size limit: the cleared incident's evidence goes before the older open one's.
+        let r = s.apply_retention(dir.path(), limit(2000), 100.0).unwrap();
         assert_eq!((r.removed, r.freed_bytes, r.kept_bytes), (1, 1000, 2000));
         assert!(!dir.path().join("done.jpg").exists());
-        assert!(dir.path().join("open.jpg").exists() && dir.path().join("pending.jpg").exists());
+        assert!(dir.path().join("open.jpg").exists());
         assert!(s.incident(done).unwrap().unwrap().evidence[0].deleted);
-        // By age alone nothing else goes, however old: the others are still needed.
+        // Further over it: the open incident's goes too, the undelivered one's stays.
+        let r = s.apply_retention(dir.path(), limit(0), 100.0).unwrap();
+        assert_eq!((r.removed, r.kept_bytes), (1, 1000));
+        assert!(!dir.path().join("open.jpg").exists() && dir.path().join("pending.jpg").exists());
+        // By age alone nothing else goes, however old: it is still to be sent.
         let r = s
             .apply_retention(
                 dir.path(),

@@ -1,5 +1,7 @@
 //! Evidence retention: removes old evidence files by age and by total size, never those of an
-//! incident that is still open or has an event not yet delivered.
+//! incident with an event not yet delivered. Every incident is covered, open ones included (a
+//! spot nobody cleans stays open for good): under the size limit those of cleared incidents go
+//! first, then those of open ones, oldest first.
 
 use std::path::Path;
 
@@ -45,19 +47,19 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(self.err())?;
-        // Oldest first; only evidence of cleared incidents whose every event was delivered or
-        // given up on (a dead letter is visible in the API and kept with its evidence as long as
-        // the rest).
+        // Cleared incidents' first, then open ones', oldest first; only of incidents whose every
+        // event was delivered or given up on (a dead letter is visible in the API and kept with
+        // its evidence as long as the rest).
         let removable: Vec<(i64, String, i64, f64)> = {
             let mut stmt = self
                 .conn()
                 .prepare(
                     "SELECT e.id, e.path, e.bytes, e.created_at FROM evidence e
                      JOIN incidents i ON i.id = e.incident_id
-                     WHERE e.deleted_at IS NULL AND i.state = 'cleared'
+                     WHERE e.deleted_at IS NULL
                        AND NOT EXISTS (SELECT 1 FROM outbox o
                                        WHERE o.incident_id = e.incident_id AND o.state = 'pending')
-                     ORDER BY e.created_at, e.id",
+                     ORDER BY i.state = 'open', e.created_at, e.id",
                 )
                 .map_err(self.err())?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

@@ -81,4 +81,8 @@ CREATE INDEX incidents_review ON incidents (review, raised_at);
     r#"
 CREATE INDEX incidents_raised ON incidents (raised_at, id);
 "#,
+    // 4: an open incident's spot as the analyzer sees it (JSON), to follow it on after a restart.
+    r#"
+ALTER TABLE incidents ADD COLUMN spot TEXT;
+"#,
 ];
