@@ -314,11 +314,13 @@ pub async fn run_with_reload(
             svc.api.max_connections as usize,
             Duration::from_secs_f64(svc.api.idle_timeout_s),
         );
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-                .await
-        })
+        let header_read = Duration::from_secs_f64(svc.api.header_read_timeout_s);
+        tokio::spawn(crate::api::serve::serve(
+            listener,
+            app,
+            header_read,
+            async move { http_cancel.cancelled().await },
+        ))
     };
 
     shutdown.await;
@@ -346,15 +348,11 @@ pub async fn run_with_reload(
     retention.abort();
     drop(store);
     http_cancel.cancel();
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(source)) => return Err(AppError::Http { addr, source }),
-        Err(e) => {
-            return Err(AppError::Http {
-                addr,
-                source: std::io::Error::other(e),
-            });
-        }
+    if let Err(e) = server.await {
+        return Err(AppError::Http {
+            addr,
+            source: std::io::Error::other(e),
+        });
     }
     info!("stopped");
     Ok(())

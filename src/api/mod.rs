@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod deliveries;
 pub mod incidents;
 pub mod listen;
+pub mod serve;
 
 use std::sync::Arc;
 

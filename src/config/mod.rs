@@ -435,6 +435,10 @@ pub struct ApiConfig {
     /// client that opens connections and sends nothing, or sends its request slower than this
     /// between bytes). Default 10.
     pub idle_timeout_s: f64,
+    /// A request's headers must have arrived this long after it began, seconds, however
+    /// steadily they trickle in (a client sending a byte every few seconds is cut off). Also
+    /// how long a kept-alive connection may wait for its next request. Default 10.
+    pub header_read_timeout_s: f64,
     /// Longest time one request may take to be answered, seconds (503 after it). Default 30.
     pub request_timeout_s: f64,
 }
@@ -445,6 +449,7 @@ impl Default for ApiConfig {
             token_env: None,
             max_connections: 256,
             idle_timeout_s: 10.0,
+            header_read_timeout_s: 10.0,
             request_timeout_s: 30.0,
         }
     }

@@ -237,6 +237,12 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     }
     c.range("api.idle_timeout_s", svc.api.idle_timeout_s, 0.1, 3600.0);
     c.range(
+        "api.header_read_timeout_s",
+        svc.api.header_read_timeout_s,
+        0.1,
+        3600.0,
+    );
+    c.range(
         "api.request_timeout_s",
         svc.api.request_timeout_s,
         0.1,
