@@ -21,6 +21,7 @@ with embedded defaults. It then
     scripts/scale_check.py --sub-streams 640x360           # every camera with an analysis sub-stream
     scripts/scale_check.py --cameras 20 --busy 4 --json out.json
     scripts/scale_check.py --api-clients 64                # and 64 clients hammering the API
+    scripts/scale_check.py --api-clients 64 --set api.nice=0   # ... served at the pipeline's priority
 
 --sub-streams WxH gives every camera a second path, its sub-stream (the same picture scaled to
 WxH, same frame rate and GOP, --sub-bitrate), as `analysis_url`: dumpwatch analyses the
@@ -181,20 +182,40 @@ def histogram_p95(text0, text1, name):
 
 class ApiLoad:
     """N client threads that alternate, as fast as answers come, between a random camera's
-    latest.jpg thumbnail (the dashboard's request) and the incident feed's first page."""
+    latest.jpg thumbnail (the dashboard's request) and the incident feed's first page. They run
+    in a process of their own at nice `nice` (the operations center's browsers are on other
+    machines; on this one they compete with dumpwatch for the same cores), whose CPU time is
+    reported with the figures."""
 
-    def __init__(self, base, camera_ids, clients, until):
-        self.base, self.ids, self.until = base, camera_ids, until
-        self.threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(clients)]
-        self.latencies, self.errors, self.lock = [], 0, threading.Lock()
+    def __init__(self, base, camera_ids, clients, until, nice=0):
+        import multiprocessing
+        self.base, self.ids, self.clients, self.until, self.nice = base, camera_ids, clients, until, nice
+        ctx = multiprocessing.get_context("fork")
+        self.queue = ctx.Queue()
+        self.process = ctx.Process(target=self.run, daemon=True)
+        self.result = {"latencies": [], "errors": 0, "cpu_s": 0.0}
 
     def start(self):
-        for t in self.threads:
-            t.start()
+        if self.clients:
+            self.process.start()
 
     def join(self):
-        for t in self.threads:
+        if self.clients:
+            self.result = self.queue.get(timeout=60)
+            self.process.join(timeout=10)
+
+    def run(self):
+        os.nice(self.nice)
+        self.latencies, self.errors, self.lock = [], 0, threading.Lock()
+        threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(self.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
             t.join(timeout=30)
+        times = os.times()
+        with self.lock:
+            self.queue.put({"latencies": list(self.latencies), "errors": self.errors,
+                            "cpu_s": times.user + times.system})
 
     def client(self, i):
         import random
@@ -222,11 +243,12 @@ class ApiLoad:
                     self.errors += 1
 
     def figures(self, elapsed):
-        lat = sorted(self.latencies)
-        return {"clients": len(self.threads), "requests": len(lat),
+        lat = sorted(self.result["latencies"])
+        return {"clients": self.clients, "clients_nice": self.nice, "requests": len(lat),
                 "requests_per_s": round(len(lat) / elapsed, 1),
                 "p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
-                "errors": self.errors}
+                "errors": self.result["errors"],
+                "clients_cores": round(self.result["cpu_s"] / elapsed, 2)}
 
 
 def main():
@@ -250,6 +272,8 @@ def main():
                         "whole measurement)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="a line for dumpwatch.toml, e.g. decode.motion_gate=false (repeatable)")
+    p.add_argument("--api-clients-nice", type=int, default=0, metavar="N",
+                   help="nice value of the API clients' process (default 0: they compete with dumpwatch)")
     p.add_argument("--api-clients", type=int, default=0, metavar="N",
                    help="N clients hammer latest.jpg and the incident feed during the measurement")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dumpwatch"))
@@ -391,7 +415,7 @@ def main():
 
         m0, c0, t0 = get_text(base + "/metrics"), cpu_seconds(svc.pid), time.time()
         s0 = cpu_seconds(server.pid)
-        load = ApiLoad(base, [c["id"] for c in cams], a.api_clients, until=end)
+        load = ApiLoad(base, [c["id"] for c in cams], a.api_clients, until=end, nice=a.api_clients_nice)
         load.start()
         # The longest wait for analysis once a camera has been analysed (its analysis gap), and
         # how long after it started streaming a camera was analysed first (start-up).
@@ -556,7 +580,8 @@ def main():
     if out["api_load"]:
         al = out["api_load"]
         print(f"API load: {al['clients']} clients, {al['requests_per_s']} requests/s, p95 {al['p95_ms']} ms, "
-              f"{al['errors']} errors (the clients ran on this machine too)")
+              f"{al['errors']} errors; the clients ran on this machine too, at nice {al['clients_nice']}, "
+              f"using {al['clients_cores']} cores")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -306,22 +306,20 @@ pub async fn run_with_reload(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let http_cancel = CancellationToken::new();
-    let server = {
-        let http_cancel = http_cancel.clone();
-        let listener = crate::api::listen::BoundedListener::new(
-            listener,
-            svc.api.max_connections as usize,
-            Duration::from_secs_f64(svc.api.idle_timeout_s),
-        );
-        let header_read = Duration::from_secs_f64(svc.api.header_read_timeout_s);
-        tokio::spawn(crate::api::serve::serve(
-            listener,
-            app,
-            header_read,
-            async move { http_cancel.cancelled().await },
-        ))
-    };
+    let server = crate::api::serve::ApiServer::start(
+        listener,
+        app,
+        crate::api::serve::ServeSettings {
+            max_connections: svc.api.max_connections as usize,
+            idle: Duration::from_secs_f64(svc.api.idle_timeout_s),
+            header_read: Duration::from_secs_f64(svc.api.header_read_timeout_s),
+            nice: svc.api.nice,
+        },
+    )
+    .map_err(|source| AppError::Http {
+        addr: addr.clone(),
+        source,
+    })?;
 
     shutdown.await;
     info!("shutting down: stopping cameras");
@@ -347,8 +345,7 @@ pub async fn run_with_reload(
     let _ = delivery.await;
     retention.abort();
     drop(store);
-    http_cancel.cancel();
-    if let Err(e) = server.await {
+    if let Err(e) = server.stop().await {
         return Err(AppError::Http {
             addr,
             source: std::io::Error::other(e),

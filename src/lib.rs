@@ -26,6 +26,7 @@ pub mod hashing;
 pub mod incident;
 pub mod ingest;
 pub mod metrics;
+pub mod priority;
 pub mod probe;
 pub mod receiver;
 pub mod recording;

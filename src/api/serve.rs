@@ -1,5 +1,7 @@
-//! Serving the API over HTTP/1.1 (hyper): connections from the bounded listener, a deadline
-//! for each request's headers, and a graceful shutdown.
+//! Serving the API over HTTP/1.1 (hyper): on threads of its own with a lowered priority
+//! (`api.nice`), so that however hard clients hammer the API the decoders and detectors are
+//! served first; connections from the bounded listener, a deadline for each request's headers,
+//! and a graceful shutdown.
 //!
 //! The listener closes a connection without traffic, but a client that sends its headers a
 //! byte every few seconds is never silent: the header deadline cuts it off however steadily
@@ -14,11 +16,92 @@ use axum::serve::Listener;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use super::listen::BoundedListener;
 
 /// How long requests in flight may go on after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Threads serving requests (JPEG renderings run on the same runtime's blocking threads, at
+/// the same priority).
+const API_THREADS: usize = 2;
+
+/// How the API is served.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServeSettings {
+    /// Most client connections at once.
+    pub max_connections: usize,
+    /// A connection without traffic this long is closed.
+    pub idle: Duration,
+    /// A request's headers must arrive within this.
+    pub header_read: Duration,
+    /// Nice value of the API's threads (0: as the rest of the service).
+    pub nice: i32,
+}
+
+/// The API, served on threads of its own.
+pub struct ApiServer {
+    runtime: Option<tokio::runtime::Runtime>,
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl ApiServer {
+    /// Starts serving `app` on `listener` on a runtime of [`API_THREADS`] threads at nice
+    /// `settings.nice`.
+    pub fn start(
+        listener: TcpListener,
+        app: Router,
+        settings: ServeSettings,
+    ) -> std::io::Result<ApiServer> {
+        let nice = settings.nice;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(API_THREADS)
+            .thread_name("dw-api")
+            .enable_all()
+            .on_thread_start(move || crate::priority::lower_this_thread(nice))
+            .build()?;
+        // The listener moves to the API's runtime.
+        let listener = {
+            let _inside = runtime.enter();
+            TcpListener::from_std(listener.into_std()?)?
+        };
+        let listener = BoundedListener::new(listener, settings.max_connections, settings.idle);
+        let stop = CancellationToken::new();
+        let task = runtime.spawn(serve(
+            listener,
+            app,
+            settings.header_read,
+            stop.clone().cancelled_owned(),
+        ));
+        Ok(ApiServer {
+            runtime: Some(runtime),
+            task,
+            stop,
+        })
+    }
+
+    /// Stops taking connections, lets the requests in flight finish (at most
+    /// [`SHUTDOWN_GRACE`]), and stops the API's threads.
+    pub async fn stop(mut self) -> Result<(), tokio::task::JoinError> {
+        self.stop.cancel();
+        let served = (&mut self.task).await;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        served
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
 
 /// Serves `app` on `listener` until `shutdown` completes; each request's headers must arrive
 /// within `header_read`. At shutdown, no new connection is taken, idle ones close, and requests
@@ -126,6 +209,37 @@ mod tests {
         let took = started.elapsed();
         assert!(cut_off, "a trickling client was served for {took:?}");
         assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
+    }
+
+    #[tokio::test]
+    async fn the_api_threads_run_at_the_lowered_priority_and_stop_cleanly() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let app = Router::new().route(
+            "/nice",
+            axum::routing::get(|| async { crate::priority::this_thread_nice().to_string() }),
+        );
+        let nice = crate::priority::this_thread_nice().max(5);
+        let settings = ServeSettings {
+            max_connections: 4,
+            idle: Duration::from_secs(5),
+            header_read: Duration::from_secs(5),
+            nice,
+        };
+        let server = ApiServer::start(tcp, app, settings).unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /nice HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.ends_with(&format!("\r\n\r\n{nice}")), "{answer}");
+        server.stop().await.unwrap();
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still accepting after stop"
+        );
     }
 
     #[tokio::test]

@@ -441,6 +441,10 @@ pub struct ApiConfig {
     pub header_read_timeout_s: f64,
     /// Longest time one request may take to be answered, seconds (503 after it). Default 30.
     pub request_timeout_s: f64,
+    /// Nice value of the API's threads, 0..=19: on a saturated machine, clients of the API get
+    /// the CPU the decoders and detectors leave, so hammering the dashboard cannot blind the
+    /// service. 0 serves the API at the pipeline's priority. Default 10.
+    pub nice: i32,
 }
 
 impl Default for ApiConfig {
@@ -451,6 +455,7 @@ impl Default for ApiConfig {
             idle_timeout_s: 10.0,
             header_read_timeout_s: 10.0,
             request_timeout_s: 30.0,
+            nice: 10,
         }
     }
 }

@@ -236,6 +236,15 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         );
     }
     c.range("api.idle_timeout_s", svc.api.idle_timeout_s, 0.1, 3600.0);
+    if !(0..=19).contains(&svc.api.nice) {
+        c.add(
+            "api.nice",
+            format!(
+                "{} is out of range: nice values go from 0 (the pipeline's priority) to 19 (lowest)",
+                svc.api.nice
+            ),
+        );
+    }
     c.range(
         "api.header_read_timeout_s",
         svc.api.header_read_timeout_s,
