@@ -2,6 +2,7 @@
 //! and the real service run in-process on port 0.
 #![allow(dead_code)]
 
+pub mod incidents;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
