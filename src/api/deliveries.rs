@@ -60,7 +60,7 @@ pub async fn list(
     };
     let listed = state.clone();
     match store
-        .call(move |st| st.deliveries(&listed, limit, offset))
+        .read(move |st| st.deliveries(&listed, limit, offset))
         .await
     {
         Ok(Ok(rows)) => Json(json!({

@@ -154,7 +154,7 @@ pub async fn list(
         offset: q.offset.unwrap_or(0),
     };
     let (offset, limit) = (query.offset, query.limit);
-    match store.call(move |st| st.incidents(&query)).await {
+    match store.read(move |st| st.incidents(&query)).await {
         Ok(Ok(rows)) => Json(json!({
             "incidents": rows,
             "offset": offset,
@@ -176,7 +176,7 @@ pub async fn one(State(s): State<ApiState>, Path(id): Path<String>) -> Response 
         Ok(st) => st.clone(),
         Err(r) => return r,
     };
-    match store.call(move |st| st.incident(id)).await {
+    match store.read(move |st| st.incident(id)).await {
         Ok(Ok(Some(row))) => Json(row).into_response(),
         Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -204,7 +204,7 @@ pub async fn evidence(
         Ok(st) => st.clone(),
         Err(r) => return r,
     };
-    let row = match store.call(move |st| st.evidence_file(id, file)).await {
+    let row = match store.read(move |st| st.evidence_file(id, file)).await {
         Ok(Ok(Some(row))) => row,
         Ok(Ok(None)) => {
             return problem(

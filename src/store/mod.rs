@@ -49,6 +49,18 @@ pub enum StoreError {
         /// The newest this build knows.
         known: i64,
     },
+    /// A reader found a schema other than this build's (the writer has not migrated it).
+    #[error(
+        "database {path} has schema version {found}, this dumpwatch reads version {known}: open it with the service first (it migrates the schema)"
+    )]
+    OtherSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The version this build reads.
+        known: i64,
+    },
     /// An event for an incident the store does not know.
     #[error("incident {0} is not in the store")]
     UnknownIncident(Uuid),
@@ -332,6 +344,34 @@ impl Store {
         let mut store = Store { conn, path };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Opens the database in `dir` for reading only (the API's reads, beside the writer). The
+    /// schema must be this build's: the writer migrates it when it opens.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version != schema::MIGRATIONS.len() as i64 {
+            return Err(StoreError::OtherSchema {
+                path,
+                found: version,
+                known: schema::MIGRATIONS.len() as i64,
+            });
+        }
+        Ok(Store { conn, path })
     }
 
     /// The database file.
