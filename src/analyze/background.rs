@@ -25,8 +25,19 @@
 //! colour) is a surface that does not follow the light, not a new object.
 //! Compression noise is absorbed by a difference threshold and by removing isolated cells.
 
+use super::align::{self, Shift};
 use super::grey::GreyFrame;
 use crate::geometry::BBox;
+
+/// The largest shake followed, in grid cells each way (at the default 160-cell grid on a 768-pixel
+/// wide picture, 3 cells are 14 pixels: a pole in strong wind shakes by a few).
+const SHAKE_LIMIT_CELLS: usize = 3;
+/// Pictures shifted beyond the shake limit for this long (seconds): the camera was moved, and
+/// the scene is learned anew.
+const MOVED_AFTER_S: f64 = 5.0;
+/// A camera counts as shaking for this long (seconds) after a picture that had to be moved back
+/// (the backgrounds keep the edges the shake smeared for a while).
+const SHAKE_MEMORY_S: f64 = 60.0;
 
 /// Background model settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -258,6 +269,16 @@ pub struct BackgroundModel {
     /// See `gain`.
     offset: f32,
     last: Option<f64>,
+    /// The latest picture's shift against the long-term background (the camera shaking).
+    shift: Shift,
+    /// Since when the pictures have been shifted further than a camera shakes, if they are.
+    moved_since: Option<f64>,
+    /// Until when (seconds) the camera counts as shaking: a cell is new only if it differs from
+    /// the background of every neighbouring cell too (what is left of an edge after moving the
+    /// picture back, or an edge the background learned at several places, is not new).
+    shaking_until: f64,
+    /// Whether the latest picture was taken while shaking (see `shaking_until`).
+    shaking: bool,
 }
 
 impl BackgroundModel {
@@ -284,7 +305,16 @@ impl BackgroundModel {
             gain: 1.0,
             offset: 0.0,
             last: None,
+            shift: Shift::NONE,
+            moved_since: None,
+            shaking_until: f64::NEG_INFINITY,
+            shaking: false,
         }
+    }
+
+    /// The latest picture's shift against the background, in cells (see [`super::align`]).
+    pub fn shift(&self) -> Shift {
+        self.shift
     }
 
     /// Grid size (width, height) in cells.
@@ -367,6 +397,46 @@ impl BackgroundModel {
         } else {
             0.0
         };
+        let novelty = grey.max(colour);
+        if novelty > 1.0 && self.shaking {
+            // Shaking: new only if unlike the background of every neighbouring cell too.
+            novelty.min(self.neighbourhood_novelty(i, g, o))
+        } else {
+            novelty
+        }
+    }
+
+    /// Novelty of cell `i` against the range of the long-term background over its 3×3
+    /// neighbourhood (grey, and each chroma channel), in thresholds.
+    fn neighbourhood_novelty(&self, i: usize, g: f32, o: f32) -> f32 {
+        let (gw, gh) = self.grid;
+        let (x, y) = ((i % gw) as isize, (i / gw) as isize);
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        let (mut lo_c, mut hi_c) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+        let colour = self.colour();
+        for ny in (y - 1).max(0)..=(y + 1).min(gh as isize - 1) {
+            for nx in (x - 1).max(0)..=(x + 1).min(gw as isize - 1) {
+                let j = ny as usize * gw + nx as usize;
+                let v = self.long[j] * g + o;
+                (lo, hi) = (lo.min(v), hi.max(v));
+                if colour {
+                    for k in 0..2 {
+                        lo_c[k] = lo_c[k].min(self.long_c[j][k]);
+                        hi_c[k] = hi_c[k].max(self.long_c[j][k]);
+                    }
+                }
+            }
+        }
+        let outside = |v: f32, lo: f32, hi: f32| (lo - v).max(v - hi).max(0.0);
+        let grey = outside(self.current[i], lo, hi) / self.cfg.threshold.max(1e-3);
+        let colour = if colour {
+            (0..2)
+                .map(|k| outside(self.current_c[i][k], lo_c[k], hi_c[k]))
+                .sum::<f32>()
+                / self.cfg.colour_threshold.max(1e-3)
+        } else {
+            0.0
+        };
         grey.max(colour)
     }
 
@@ -407,7 +477,32 @@ impl BackgroundModel {
         let dt = (now - self.last.unwrap_or(now)).max(0.0);
         self.last = Some(now.max(self.last.unwrap_or(now)));
         self.downscale(grey);
+        // A shaking camera: the picture is moved back into the background's place first.
+        self.shift = align::estimate(&self.long, &self.current, self.grid, SHAKE_LIMIT_CELLS);
+        if self.shift.at_limit {
+            // Further than a camera shakes: compared as it is, this picture would make every
+            // edge new. Held back (nothing learned, nothing found) unless it lasts: then the
+            // camera was moved, and the scene is learned anew below.
+            let since = *self.moved_since.get_or_insert(now);
+            if now - since < MOVED_AFTER_S {
+                return BackgroundUpdate::Blobs(vec![]);
+            }
+        } else {
+            self.moved_since = None;
+            if self.shift.matters() {
+                self.shaking_until = now + SHAKE_MEMORY_S;
+                let luma: Vec<[f32; 1]> = self.current.iter().map(|v| [*v]).collect();
+                self.current = align::moved_back(&luma, self.grid, self.shift)
+                    .into_iter()
+                    .map(|[v]| v)
+                    .collect();
+                if !self.current_c.is_empty() {
+                    self.current_c = align::moved_back(&self.current_c, self.grid, self.shift);
+                }
+            }
+        }
 
+        self.shaking = now <= self.shaking_until;
         let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
         let colour = self.colour();
         let changed = (0..self.current.len())
@@ -972,6 +1067,73 @@ mod tests {
 
     fn bbox(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
         BBox { x1, y1, x2, y2 }
+    }
+
+    /// A street with strong edges (a wall top, a doorway, kerbs) as a camera shaken by
+    /// (dx, dy) source pixels sees it, with seeded noise.
+    fn street(dx: i32, dy: i32, seed: u32) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..(W * H) as i32)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let (x, y) = (i % W as i32 - dx, i / W as i32 - dy);
+                let wall = if y < 50 + x / 8 { 70 } else { 0 };
+                let door = if (120..150).contains(&x) && y < 110 {
+                    60
+                } else {
+                    0
+                };
+                let kerb = if (y / 24) % 2 == 0 { 25 } else { 0 };
+                (80 + wall + door + kerb + (s % 9) as i32 - 4).clamp(0, 255) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shaking_camera_finds_no_edge_but_still_finds_a_new_object() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        let mut rng = 12345u32;
+        let mut jitter = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            (rng % 7) as i32 - 3
+        };
+        let mut found_bag = false;
+        for k in 0..480u32 {
+            let t = f64::from(k) * 0.5;
+            let (dx, dy) = (jitter(), jitter());
+            let mut img = street(dx, dy, k);
+            if t >= 150.0 {
+                // A bag put down at 150 s (it shakes with the scene).
+                paint(&mut img, (230 + dx) as u32, (140 + dy) as u32, 24, 18, 200);
+            }
+            match m.update(t, &grey(img), &[]) {
+                BackgroundUpdate::Blobs(blobs) if t < 150.0 => {
+                    assert!(
+                        blobs.is_empty(),
+                        "at {t} s, {blobs:?} (shift {:?})",
+                        m.shift()
+                    )
+                }
+                BackgroundUpdate::Blobs(blobs) => {
+                    for b in &blobs {
+                        assert!(
+                            b.bbox.covered_by(&bbox(220.0, 130.0, 264.0, 168.0)) >= 0.8,
+                            "at {t} s, something other than the bag: {b:?}"
+                        );
+                    }
+                    found_bag |= !blobs.is_empty();
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            found_bag,
+            "the bag put down on the shaking street was never found"
+        );
     }
 
     /// Feeds a full-resolution picture (the model averages it down to its grid).

@@ -11,6 +11,7 @@
 /// The zone name of a camera without zones (its whole frame is watched).
 pub const WHOLE_FRAME_ZONE: &str = "frame";
 
+pub mod align;
 pub mod background;
 pub mod dumping;
 pub mod grey;
