@@ -48,7 +48,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| align::moved_back(&cells, grid, shift))
     });
 
-    let mut model = BackgroundModel::new(BackgroundConfig::default());
+    let mut model = BackgroundModel::new(BackgroundConfig {
+        shake_compensation: true,
+        ..BackgroundConfig::default()
+    });
     let mut t = 0.0;
     model.update(t, &grey, &[]);
     c.bench_function("background/update_720p_still", |b| {
@@ -57,7 +60,10 @@ fn bench(c: &mut Criterion) {
             model.update(t, &grey, &[])
         })
     });
-    let mut model = BackgroundModel::new(BackgroundConfig::default());
+    let mut model = BackgroundModel::new(BackgroundConfig {
+        shake_compensation: true,
+        ..BackgroundConfig::default()
+    });
     model.update(0.0, &grey, &[]);
     let mut t = 0.0;
     let mut k = 0;

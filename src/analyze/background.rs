@@ -64,6 +64,9 @@ pub struct BackgroundConfig {
     /// share are a scene change (the camera moved, half the scene repainted by light), re-learned
     /// before it settles into a patchwork of blobs.
     pub max_differing_share: f32,
+    /// Follow a shaking camera (see [`super::align`]): undo each picture's shift, and while it
+    /// shakes count a cell as new only if it differs from its neighbours' background too.
+    pub shake_compensation: bool,
 }
 
 impl Default for BackgroundConfig {
@@ -78,6 +81,7 @@ impl Default for BackgroundConfig {
             min_cells: 6,
             max_share: 0.25,
             max_differing_share: 0.45,
+            shake_compensation: false,
         }
     }
 }
@@ -478,7 +482,11 @@ impl BackgroundModel {
         self.last = Some(now.max(self.last.unwrap_or(now)));
         self.downscale(grey);
         // A shaking camera: the picture is moved back into the background's place first.
-        self.shift = align::estimate(&self.long, &self.current, self.grid, SHAKE_LIMIT_CELLS);
+        self.shift = if self.cfg.shake_compensation {
+            align::estimate(&self.long, &self.current, self.grid, SHAKE_LIMIT_CELLS)
+        } else {
+            Shift::NONE
+        };
         if self.shift.at_limit {
             // Further than a camera shakes: compared as it is, this picture would make every
             // edge new. Held back (nothing learned, nothing found) unless it lasts: then the
@@ -1093,7 +1101,10 @@ mod tests {
 
     #[test]
     fn a_shaking_camera_finds_no_edge_but_still_finds_a_new_object() {
-        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        let mut m = BackgroundModel::new(BackgroundConfig {
+            shake_compensation: true,
+            ..BackgroundConfig::default()
+        });
         let mut rng = 12345u32;
         let mut jitter = || {
             rng ^= rng << 13;

@@ -387,6 +387,7 @@ impl AnalyzerConfig {
             background: BackgroundConfig {
                 threshold: cam.change_threshold as f32,
                 colour_threshold: cam.colour_threshold as f32,
+                shake_compensation: cam.shake_compensation,
                 ..BackgroundConfig::default()
             },
             tracker: TrackerConfig::default(),

@@ -61,6 +61,12 @@ pub struct AnalyzeConfig {
     /// about as bright as the ground but of another colour (grey rubble or a blue bag on grass).
     /// Default 12.
     pub colour_threshold: f64,
+    /// Follow a shaking camera (a pole in the wind): each picture's shift against the background
+    /// is found and undone before comparing, and while it shakes a spot is new only if it differs
+    /// from its neighbours' background too. Turns the false alarms of a shaking camera's edges
+    /// into none (docs/evaluation.md, "Shake set"); costs about 0.6 ms a picture and, on a still
+    /// camera, may make small objects slower to find. Per camera. Default false.
+    pub shake_compensation: bool,
 }
 
 impl Default for AnalyzeConfig {
@@ -83,6 +89,7 @@ impl Default for AnalyzeConfig {
             reclaim_after_s: 5.0,
             change_threshold: 12.0,
             colour_threshold: 12.0,
+            shake_compensation: false,
         }
     }
 }
@@ -124,6 +131,8 @@ pub struct AnalyzeOverrides {
     pub change_threshold: Option<f64>,
     /// See [`AnalyzeConfig::colour_threshold`]. Per camera only.
     pub colour_threshold: Option<f64>,
+    /// See [`AnalyzeConfig::shake_compensation`]. Per camera only.
+    pub shake_compensation: Option<bool>,
 }
 
 macro_rules! override_fields {
@@ -150,6 +159,7 @@ impl AnalyzeOverrides {
         check(self.reclaim_after_s.is_some(), "reclaim_after_s");
         check(self.change_threshold.is_some(), "change_threshold");
         check(self.colour_threshold.is_some(), "colour_threshold");
+        check(self.shake_compensation.is_some(), "shake_compensation");
         out
     }
 
@@ -158,7 +168,7 @@ impl AnalyzeOverrides {
         let mut out = base.clone();
         override_fields!(self, out; dwell_s, clear_after_s, cooldown_s, min_object_area, max_object_area,
             dumpable_classes, actor_classes, active_fps, active_hold_s, idle_refresh_s, gate_change_share,
-            startup_grace_s, reclaim_after_s, change_threshold, colour_threshold);
+            startup_grace_s, reclaim_after_s, change_threshold, colour_threshold, shake_compensation);
         if let Some(extra) = &self.class_confidence {
             out.class_confidence
                 .extend(extra.iter().map(|(k, v)| (k.clone(), *v)));
@@ -187,6 +197,7 @@ impl From<&AnalyzeConfig> for AnalyzeOverrides {
             reclaim_after_s: Some(c.reclaim_after_s),
             change_threshold: Some(c.change_threshold),
             colour_threshold: Some(c.colour_threshold),
+            shake_compensation: Some(c.shake_compensation),
         }
     }
 }
