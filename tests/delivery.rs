@@ -9,7 +9,7 @@ use common::incidents::{event_of, job, picture, raised, recorder};
 use common::{KillOnDrop, dumpwatch_command};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -562,27 +562,12 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
             .collect()
     };
     // A slow receiver (40 ms a request, 4 at a time: about 2 s for the burst), in its own process.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _receiver = KillOnDrop(
-        dumpwatch_command()
-            .args([
-                "receiver",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--dir",
-            ])
-            .arg(inbox.path())
-            .args(["--latency-ms", "40", "--secret-env", "DW_TEST_SECRET"])
-            .env("DW_TEST_SECRET", std::str::from_utf8(SECRET).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (_receiver, endpoint) = common::receiver_process(
+        inbox.path(),
+        40,
+        "DW_TEST_SECRET",
+        std::str::from_utf8(SECRET).unwrap(),
     );
-    let endpoint = format!("http://127.0.0.1:{port}/api/incidents");
     let mut service = start_service(config_dir.path(), storage.path(), &endpoint, &log);
     let start = Instant::now();
     while accepted_keys(inbox.path()) < 40 {

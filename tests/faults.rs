@@ -18,12 +18,11 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::incidents::{event_of, job, recorder};
-use common::{KillOnDrop, dumpwatch_command};
+use common::KillOnDrop;
 use dumpwatch::analyze::EventKind;
 use dumpwatch::clip::{ClipRecorder, ClipRequest};
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
@@ -68,28 +67,9 @@ fn sigkill_at_random_moments_loses_and_duplicates_no_recorded_event() {
         return worker(Path::new(&storage));
     }
     let inbox = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     // The city system answers each request after 15 ms, four at a time.
-    let _receiver = KillOnDrop(
-        dumpwatch_command()
-            .args([
-                "receiver",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--dir",
-            ])
-            .arg(inbox.path())
-            .args(["--latency-ms", "15", "--secret-env", "DW_FAULT_SECRET"])
-            .env("DW_FAULT_SECRET", SECRET)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}/api/incidents");
+    let (_receiver, endpoint) =
+        common::receiver_process(inbox.path(), 15, "DW_FAULT_SECRET", SECRET);
     let clip_source = common::media("test360");
     let mut random = 0x2545_f491_4f6c_dd1d_u64;
     for round in 0..ROUNDS {

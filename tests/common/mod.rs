@@ -385,3 +385,41 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The reference receiver (`dumpwatch receiver`) in its own process on a free port, keeping what
+/// it accepts in `inbox`, answering each request after `latency_ms`, checking signatures with
+/// the secret `secret` (passed in the environment variable `secret_env`). Returns the process
+/// and the endpoint to deliver to.
+pub fn receiver_process(
+    inbox: &Path,
+    latency_ms: u32,
+    secret_env: &str,
+    secret: &str,
+) -> (KillOnDrop, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let receiver = KillOnDrop(
+        dumpwatch_command()
+            .args([
+                "receiver",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--dir",
+            ])
+            .arg(inbox)
+            .args([
+                "--latency-ms",
+                &latency_ms.to_string(),
+                "--secret-env",
+                secret_env,
+            ])
+            .env(secret_env, secret)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (receiver, format!("http://127.0.0.1:{port}/api/incidents"))
+}
