@@ -111,7 +111,7 @@ fn pipeline(
         metrics.detect().clone(),
         camera_metrics,
         8,
-        dumpwatch::detect::worker::Pacer::new(0.0),
+        std::sync::Arc::new(dumpwatch::detect::worker::Pacer::new(0.0)),
     );
     std::thread::sleep(Duration::from_millis(500));
     let (n0, t0) = (done.load(Ordering::Relaxed), Instant::now());

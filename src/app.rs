@@ -23,6 +23,7 @@ use crate::detect::{DetectError, Detector, ModelInfo};
 use crate::incident::ModelRef;
 use crate::ingest::{FrameRun, StatusBoard};
 use crate::metrics::Metrics;
+use crate::cpu_budget::{CpuBudgetMetrics, CpuGovernor};
 use crate::recording::{IncidentRecorder, Recording, RecordingMetrics};
 use crate::slots::{LatestSlots, SlotTable};
 use crate::store::retention::RetentionLimits;
@@ -251,6 +252,10 @@ pub async fn run_with_reload(
             reuse: Some(slots.watch.clone()),
         }),
     )?;
+    let sessions = detectors.len();
+    let pacer = Arc::new(crate::detect::worker::Pacer::new(
+        svc.model.max_detections_per_s,
+    ));
     let detect = DetectPool::start(
         detectors,
         slots.decoded.clone(),
@@ -259,8 +264,16 @@ pub async fn run_with_reload(
         metrics.detect().clone(),
         slots.camera_metrics.clone(),
         svc.model.max_batch as usize,
-        crate::detect::worker::Pacer::new(svc.model.max_detections_per_s),
+        pacer.clone(),
     );
+    let governor = svc.model.cpu_budget.cores_here().map(|cores| {
+        CpuGovernor::start(
+            cores,
+            sessions,
+            pacer,
+            CpuBudgetMetrics::register(metrics.registry()),
+        )
+    });
 
     let mut supervisor = Supervisor::new(
         slots.clone(),
@@ -325,6 +338,7 @@ pub async fn run_with_reload(
     info!("shutting down: stopping cameras");
     supervisor_cancel.cancel();
     let _ = supervisor_task.await;
+    drop(governor);
     tokio::task::spawn_blocking(move || {
         decode.shutdown();
         detect.shutdown();

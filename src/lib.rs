@@ -14,6 +14,7 @@ pub mod app;
 pub mod clip;
 pub mod codec;
 pub mod config;
+pub mod cpu_budget;
 pub mod decode;
 pub mod deliver;
 pub mod detect;

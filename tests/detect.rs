@@ -391,7 +391,7 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
         metrics.detect().clone(),
         cams,
         max_batch,
-        dumpwatch::detect::worker::Pacer::new(0.0),
+        std::sync::Arc::new(dumpwatch::detect::worker::Pacer::new(0.0)),
     );
     pool.shutdown();
     let mut seen = seen.lock().unwrap().clone();
@@ -458,7 +458,7 @@ fn a_detect_worker_that_panics_starts_over() {
         metrics.detect().clone(),
         cams,
         1,
-        dumpwatch::detect::worker::Pacer::new(0.0),
+        std::sync::Arc::new(dumpwatch::detect::worker::Pacer::new(0.0)),
     );
     pool.shutdown();
     assert_eq!(seen.lock().unwrap().len(), 3, "every camera still served");

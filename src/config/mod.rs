@@ -6,6 +6,7 @@
 //! (see [`validate`]).
 
 mod analyze;
+mod cpu;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::Polygon;
 pub use analyze::{AnalyzeConfig, AnalyzeOverrides, MaskConfig};
+pub use cpu::CpuBudget;
 pub use validate::{ConfigError, Problem, validate};
 
 /// RTP transport requested from a camera.
@@ -152,6 +154,12 @@ pub struct ModelConfig {
     /// rest to other work on the machine (e.g. 5 on 2 cores ≈ 0.75 core of YOLOv12n). Busy
     /// cameras are served first within it, so idle refreshes are what slows down.
     pub max_detections_per_s: f64,
+    /// The most CPU the service may use on average (every thread but the API's, which run
+    /// niced): `"auto"` (the default: 80 % of the CPUs this process may use, 1.6 on 2),
+    /// `"off"`, or a number of cores. Every 2 s the detector's rate is set so that the service
+    /// stays within it (never below one run a second); busy cameras are served first, so idle
+    /// refreshes are what slows down. On top of `max_detections_per_s`.
+    pub cpu_budget: CpuBudget,
     /// Minimum score of a detection, for every class without its own threshold. Default 0.25.
     pub confidence: f32,
     /// Minimum score per class name, overriding `confidence` (e.g. `{ suitcase = 0.4 }`).
@@ -178,6 +186,7 @@ impl Default for ModelConfig {
             threads_per_session: 1,
             max_batch: 8,
             max_detections_per_s: 0.0,
+            cpu_budget: CpuBudget::Auto,
             confidence: 0.25,
             class_confidence: BTreeMap::new(),
             iou_threshold: 0.45,

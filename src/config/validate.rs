@@ -130,6 +130,9 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         0.0,
         10_000.0,
     );
+    if let super::CpuBudget::Cores(cores) = svc.model.cpu_budget {
+        c.range("model.cpu_budget", cores, 0.1, 1024.0);
+    }
     c.range(
         "model.confidence",
         f64::from(svc.model.confidence),

@@ -7,6 +7,7 @@
 //! Results are handed to the [`DetectionSink`] while the camera is still held, so each camera's
 //! results arrive in frame order.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,27 +44,55 @@ impl<F: Fn(FrameDetections) + Send + Sync + 'static> DetectionSink for F {
     }
 }
 
-/// Spaces detector runs over all workers to at most a rate (`model.max_detections_per_s`).
-/// Each run reserves the next free moment and sleeps until it; an idle pool does not save up
-/// runs for a burst.
+/// Spaces detector runs over all workers to at most a rate: the fixed one of
+/// `model.max_detections_per_s` and, under it, the one the CPU budget sets while the service
+/// runs ([`Pacer::set_budget_rate`]). Each run reserves the next free moment and sleeps until
+/// it; an idle pool does not save up runs for a burst.
 pub struct Pacer {
-    interval: Option<Duration>,
+    fixed: Option<Duration>,
+    /// The budget's interval between runs in nanoseconds; 0 = none.
+    budget_ns: AtomicU64,
     next: Mutex<Instant>,
+    runs: AtomicU64,
 }
 
 impl Pacer {
-    /// At most `per_s` runs a second; 0 (or less) is no limit.
+    /// At most `per_s` runs a second; 0 (or less) is no fixed limit.
     pub fn new(per_s: f64) -> Pacer {
         Pacer {
-            interval: (per_s > 0.0 && per_s.is_finite())
-                .then(|| Duration::from_secs_f64(1.0 / per_s)),
+            fixed: interval_of(per_s),
+            budget_ns: AtomicU64::new(0),
             next: Mutex::new(Instant::now()),
+            runs: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the rate the CPU budget allows (`None`: no budget limit); the fixed rate still holds.
+    pub fn set_budget_rate(&self, per_s: Option<f64>) {
+        let ns = per_s
+            .and_then(interval_of)
+            .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.budget_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Detector runs granted so far (a batch counts each picture).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    /// The interval between runs now: the longer of the fixed one and the budget's.
+    fn interval(&self) -> Option<Duration> {
+        let budget = match self.budget_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        };
+        self.fixed.max(budget)
     }
 
     /// Reserves the next run's moment and waits for it.
     fn wait(&self) {
-        let Some(interval) = self.interval else {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let Some(interval) = self.interval() else {
             return;
         };
         let now = Instant::now();
@@ -78,11 +107,17 @@ impl Pacer {
 
     /// Counts `runs` more runs against the budget without waiting (the rest of a batch).
     fn charge(&self, runs: u32) {
-        if let Some(interval) = self.interval {
+        self.runs.fetch_add(u64::from(runs), Ordering::Relaxed);
+        if let Some(interval) = self.interval() {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
             *next += interval * runs;
         }
     }
+}
+
+/// The interval between runs at `per_s` a second; `None` for 0, less, or not finite.
+fn interval_of(per_s: f64) -> Option<Duration> {
+    (per_s > 0.0 && per_s.is_finite()).then(|| Duration::from_secs_f64(1.0 / per_s))
 }
 
 /// The running detect workers.
@@ -104,9 +139,8 @@ impl DetectPool {
         metrics: DetectMetrics,
         cameras: Arc<SlotTable<Arc<CameraMetrics>>>,
         max_batch: usize,
-        pacer: Pacer,
+        pacer: Arc<Pacer>,
     ) -> DetectPool {
-        let pacer = Arc::new(pacer);
         let threads = detectors
             .into_iter()
             .enumerate()
@@ -277,7 +311,24 @@ mod tests {
             t1.elapsed()
         );
         // No limit: nothing to wait for.
-        assert!(Pacer::new(0.0).interval.is_none());
-        assert!(Pacer::new(f64::INFINITY).interval.is_none());
+        assert!(Pacer::new(0.0).interval().is_none());
+        assert!(Pacer::new(f64::INFINITY).interval().is_none());
+        assert_eq!(pacer.runs(), 7);
+    }
+
+    #[test]
+    fn the_budget_rate_slows_a_pacer_but_never_speeds_up_its_fixed_rate() {
+        let pacer = Pacer::new(0.0);
+        pacer.set_budget_rate(Some(4.0));
+        assert_eq!(pacer.interval(), Some(Duration::from_millis(250)));
+        pacer.set_budget_rate(None);
+        assert_eq!(pacer.interval(), None);
+        let fixed = Pacer::new(2.0);
+        fixed.set_budget_rate(Some(10.0));
+        assert_eq!(fixed.interval(), Some(Duration::from_millis(500)));
+        fixed.set_budget_rate(Some(1.0));
+        assert_eq!(fixed.interval(), Some(Duration::from_secs(1)));
+        fixed.charge(3);
+        assert_eq!(fixed.runs(), 3);
     }
 }
