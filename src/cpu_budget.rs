@@ -77,7 +77,10 @@ impl RateController {
         }
         if used.runs >= 2 && used.detector_cpu_s > 0.0 {
             let now = used.detector_cpu_s / used.runs as f64;
-            self.per_run_s = Some(self.per_run_s.map_or(now, |before| 0.5 * before + 0.5 * now));
+            self.per_run_s = Some(
+                self.per_run_s
+                    .map_or(now, |before| 0.5 * before + 0.5 * now),
+            );
         }
         // Until a run has been measured nothing is known of what the detector costs.
         let Some(per_run) = self.per_run_s else {
@@ -144,7 +147,11 @@ impl ThreadClock {
         let mut alive = HashMap::with_capacity(self.seen_ns.len());
         for entry in std::fs::read_dir("/proc/self/task")? {
             let entry = entry?;
-            let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u32>().ok())
+            else {
                 continue;
             };
             // A thread may end between the listing and these reads: it is skipped.
@@ -154,7 +161,11 @@ impl ThreadClock {
             ) else {
                 continue;
             };
-            let Some(ns) = stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) else {
+            let Some(ns) = stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
                 continue;
             };
             let before = self.seen_ns.get(&tid).copied().unwrap_or(0);
@@ -334,7 +345,11 @@ fn govern(
                 detector_runs_per_s = format!("{:.2}", used.runs as f64 / seconds),
                 limit_per_s = limit.map(|l| format!("{l:.2}")),
                 "CPU budget: detector rate {}",
-                if limited { "limited" } else { "no longer limited" }
+                if limited {
+                    "limited"
+                } else {
+                    "no longer limited"
+                }
             );
         }
     }

@@ -101,12 +101,10 @@ fn detections_match_the_python_reference() {
     assert!(compared >= 20, "only {compared} detections compared");
 }
 
-#[test]
-fn the_pipeline_path_from_i420_finds_the_same_objects() {
+/// A picture as the decoder would deliver it: I420, BT.601 limited range.
+fn i420(img: &image::RgbImage) -> dumpwatch::decode::DecodedFrame {
     use std::time::{Instant, SystemTime};
-    let img = photo("dog.jpg");
     let (w, h) = img.dimensions();
-    // Convert to I420 (BT.601 limited range), as the decoder would deliver it.
     let mut y = vec![0u8; (w * h) as usize];
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let mut u = vec![0u8; (cw * ch) as usize];
@@ -120,7 +118,7 @@ fn the_pipeline_path_from_i420_finds_the_same_objects() {
             v[i] = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8;
         }
     }
-    let frame = dumpwatch::decode::DecodedFrame::from_planes(
+    dumpwatch::decode::DecodedFrame::from_planes(
         0,
         SystemTime::now(),
         Instant::now(),
@@ -130,7 +128,13 @@ fn the_pipeline_path_from_i420_finds_the_same_objects() {
         (&y, &u, &v),
         (w as usize, cw as usize, cw as usize),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn the_pipeline_path_from_i420_finds_the_same_objects() {
+    let img = photo("dog.jpg");
+    let frame = i420(&img);
     let mut detector = Detector::load(&model_config()).unwrap();
     let from_rgb = detector.detect_rgb(&img, &[]).unwrap().detections;
     let from_i420 = detector.detect_frame(&frame, &[]).unwrap().detections;
@@ -468,4 +472,71 @@ fn a_detect_worker_that_panics_starts_over() {
             .render()
             .contains("dumpwatch_worker_panics_total{stage=\"detect\"} 1")
     );
+}
+
+/// The objects scored over 0.5, as (class, box).
+fn confident(d: &[dumpwatch::detect::Detection]) -> Vec<(usize, BBox)> {
+    d.iter()
+        .filter(|d| d.score > 0.5)
+        .map(|d| (d.class_id, d.bbox))
+        .collect()
+}
+
+/// Whether every object of `a` is in `b` (same class, boxes overlapping more than `iou`).
+fn all_found(a: &[(usize, BBox)], b: &[dumpwatch::detect::Detection], iou: f32) -> bool {
+    a.iter().all(|(c, bb)| {
+        b.iter()
+            .any(|d| d.class_id == *c && d.score > 0.3 && d.bbox.iou(bb) > iou)
+    })
+}
+
+#[test]
+fn two_wide_pictures_in_one_run_find_what_each_finds_alone() {
+    use dumpwatch::detect::Tile;
+    // 16:9 crops of two photos (dog.jpg 768x576, horses.jpg 773x512), and a 4:3 one.
+    let crop = |name: &str| {
+        let img = photo(name);
+        let (w, h) = img.dimensions();
+        let h169 = (w * 9 / 16) & !1;
+        image::imageops::crop_imm(&img, 0, (h - h169) / 2, w & !1, h169).to_image()
+    };
+    let (dog, horses) = (i420(&crop("dog.jpg")), i420(&crop("horses.jpg")));
+    let square = i420(&photo("dog.jpg"));
+    let mut alone = Detector::load(&model_config()).unwrap();
+    let mut mosaic = Detector::load(&ModelConfig {
+        mosaic: true,
+        ..model_config()
+    })
+    .unwrap();
+    assert_eq!(mosaic.pictures_per_run(8), 2);
+    assert!(mosaic.shares_runs((1280, 720)) && !mosaic.shares_runs((704, 576)));
+    let [top, bottom] = Tile::halves(mosaic.info().input_size);
+
+    let pair = mosaic.detect_many(&[&dog, &horses], &[&[], &[]]).unwrap();
+    assert_eq!(
+        (pair[0].letterbox.tile, pair[1].letterbox.tile),
+        (top, bottom)
+    );
+    for (frame, shared) in [(&dog, &pair[0]), (&horses, &pair[1])] {
+        let full = confident(&alone.detect_frame(frame, &[]).unwrap().detections);
+        assert!(full.len() >= 2, "{full:?}");
+        // At 89 % of the scale the same objects are found, in the same places.
+        assert!(
+            all_found(&full, &shared.detections, 0.8),
+            "{full:?} vs {:?}",
+            shared.detections
+        );
+        // A wide picture alone still gets a half: what it shows does not depend on a partner.
+        let single = mosaic.detect_frame(frame, &[]).unwrap();
+        assert_eq!(single.letterbox.tile, top);
+        assert!(all_found(
+            &confident(&shared.detections),
+            &single.detections,
+            0.9
+        ));
+    }
+    // A 4:3 picture keeps the whole input.
+    let d = mosaic.detect_many(&[&square, &dog], &[&[], &[]]).unwrap();
+    assert_eq!(d[0].letterbox.tile, Tile::whole(mosaic.info().input_size));
+    assert_eq!(d[1].letterbox.tile, top);
 }

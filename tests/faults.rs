@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::incidents::{event_of, job, recorder};
 use common::KillOnDrop;
+use common::incidents::{event_of, job, recorder};
 use dumpwatch::analyze::EventKind;
 use dumpwatch::clip::{ClipRecorder, ClipRequest};
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};

@@ -160,6 +160,13 @@ pub struct ModelConfig {
     /// stays within it (never below one run a second); busy cameras are served first, so idle
     /// refreshes are what slows down. On top of `max_detections_per_s`.
     pub cpu_budget: CpuBudget,
+    /// Two wide pictures (16:9 and wider) per detector run, one in each half of the model's
+    /// input, for batch-1 models such as YOLOv12n: half the detector's CPU per picture, at 89 %
+    /// of the picture's scale (a 1280×720 picture at 569×320 instead of 640×360). A wide
+    /// picture always gets a half, partnered or alone, so what it shows does not depend on the
+    /// load; `eval` and `replay` run the same. Pictures that would keep less than 85 % of their
+    /// scale (4:3, 704×576) run alone at full size. Default true.
+    pub mosaic: bool,
     /// Minimum score of a detection, for every class without its own threshold. Default 0.25.
     pub confidence: f32,
     /// Minimum score per class name, overriding `confidence` (e.g. `{ suitcase = 0.4 }`).
@@ -187,6 +194,7 @@ impl Default for ModelConfig {
             max_batch: 8,
             max_detections_per_s: 0.0,
             cpu_budget: CpuBudget::Auto,
+            mosaic: true,
             confidence: 0.25,
             class_confidence: BTreeMap::new(),
             iou_threshold: 0.45,

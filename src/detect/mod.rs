@@ -19,7 +19,7 @@ pub use crate::geometry::BBox;
 pub use engine::Engine;
 pub use model::{ModelInfo, OutputLayout};
 pub use postprocess::{PostprocessConfig, Postprocessor};
-pub use preprocess::{Letterbox, Preprocessor};
+pub use preprocess::{Letterbox, Preprocessor, Tile};
 
 use crate::config::ModelConfig;
 use crate::decode::DecodedFrame;
@@ -123,14 +123,20 @@ pub struct Detector {
     /// Extra buffers for batched runs (one per picture after the first).
     batch_pre: Vec<Preprocessor>,
     batch_input: Vec<f32>,
+    /// Two wide pictures per run, one in each half of the input (`model.mosaic`).
+    mosaic: bool,
 }
+
+/// A picture shares a run only if it keeps at least this share of the scale it would have alone
+/// (16:9 in a square input keeps 89 %; 4:3 would keep 61 % and runs alone).
+pub const MIN_SHARED_SCALE: f32 = 0.85;
 
 impl Detector {
     /// Loads the model of `cfg` and prepares its buffers.
     pub fn load(cfg: &ModelConfig) -> Result<Detector, DetectError> {
         let engine = Engine::load(cfg)?;
         let post_cfg = postprocess_config(cfg, engine.info())?;
-        Ok(Detector::new(engine, post_cfg))
+        Ok(Detector::new(engine, post_cfg).with_mosaic(cfg.mosaic))
     }
 
     /// Wraps a loaded engine.
@@ -143,6 +149,42 @@ impl Detector {
             cfg,
             batch_pre: Vec::new(),
             batch_input: Vec::new(),
+            mosaic: false,
+        }
+    }
+
+    /// Puts two wide pictures in each run of a batch-1 model (see [`Detector::shares_runs`]).
+    /// A dynamic-batch model batches instead.
+    pub fn with_mosaic(mut self, on: bool) -> Detector {
+        self.mosaic = on && !self.engine.info().dynamic_batch;
+        self
+    }
+
+    /// How many pictures one run can take: the model's batch, or 2 with the mosaic.
+    pub fn pictures_per_run(&self, max_batch: usize) -> usize {
+        if self.engine.info().dynamic_batch {
+            max_batch.max(1)
+        } else if self.mosaic {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Whether a picture of `size` goes into half the input (the mosaic is on and the picture is
+    /// wide enough to keep [`MIN_SHARED_SCALE`] of its scale there). Such a picture always gets a
+    /// half, with a partner or alone, so its detections do not depend on the load.
+    pub fn shares_runs(&self, size: (u32, u32)) -> bool {
+        if !self.mosaic {
+            return false;
+        }
+        let input = self.engine.info().input_size;
+        match (
+            Letterbox::new(size, input),
+            Letterbox::in_tile(size, input, Tile::halves(input)[0]),
+        ) {
+            (Ok(whole), Ok(half)) => half.scale >= MIN_SHARED_SCALE * whole.scale,
+            _ => false,
         }
     }
 
@@ -174,8 +216,84 @@ impl Detector {
         zones: &[Polygon],
     ) -> Result<Detected, DetectError> {
         let t0 = Instant::now();
-        let lb = self.pre.fill_i420(frame)?;
+        let lb = if self.shares_runs((frame.width(), frame.height())) {
+            let [top, bottom] = Tile::halves(self.engine.info().input_size);
+            self.pre.blank(bottom);
+            self.pre.fill_i420_in(frame, top)?
+        } else {
+            self.pre.fill_i420(frame)?
+        };
         self.finish(lb, t0, zones)
+    }
+
+    /// Detects objects in two wide pictures with one run, one in each half of the input.
+    fn detect_shared(
+        &mut self,
+        frames: [&DecodedFrame; 2],
+        zones: [&[Polygon]; 2],
+    ) -> Result<[Detected; 2], DetectError> {
+        let t0 = Instant::now();
+        let [top, bottom] = Tile::halves(self.engine.info().input_size);
+        let lbs = [
+            self.pre.fill_i420_in(frames[0], top)?,
+            self.pre.fill_i420_in(frames[1], bottom)?,
+        ];
+        let t1 = Instant::now();
+        let layout = self.engine.info().layout;
+        let (post, cfg) = (&mut self.post, &self.cfg);
+        let mut t2 = t1;
+        let [a, b] = self.engine.run(self.pre.tensor(), 1, |out| {
+            t2 = Instant::now();
+            [0, 1].map(|i| post.run(out, layout, &lbs[i], cfg, zones[i]))
+        })?;
+        let timings = Timings {
+            preprocess: t1 - t0,
+            inference: t2 - t1,
+            postprocess: t2.elapsed(),
+        };
+        let [la, lb] = lbs;
+        Ok([
+            Detected {
+                detections: a,
+                letterbox: la,
+                timings,
+            },
+            Detected {
+                detections: b,
+                letterbox: lb,
+                timings,
+            },
+        ])
+    }
+
+    /// Detects objects in several pictures (`frames[i]` with `zones[i]`) with as few runs as the
+    /// model allows: one batch for a dynamic-batch model; with the mosaic, wide pictures two to
+    /// a run and the others alone; otherwise one run each. Results in the order given.
+    pub fn detect_many(
+        &mut self,
+        frames: &[&DecodedFrame],
+        zones: &[&[Polygon]],
+    ) -> Result<Vec<Detected>, DetectError> {
+        assert_eq!(frames.len(), zones.len(), "one zone list per picture");
+        if self.engine.info().dynamic_batch || !self.mosaic {
+            return self.detect_batch(frames, zones);
+        }
+        let mut out: Vec<Option<Detected>> = vec![None; frames.len()];
+        let mut waiting: Option<usize> = None;
+        for (i, frame) in frames.iter().enumerate() {
+            if !self.shares_runs((frame.width(), frame.height())) {
+                out[i] = Some(self.detect_frame(frame, zones[i])?);
+            } else if let Some(j) = waiting.take() {
+                let [a, b] = self.detect_shared([frames[j], frame], [zones[j], zones[i]])?;
+                (out[j], out[i]) = (Some(a), Some(b));
+            } else {
+                waiting = Some(i);
+            }
+        }
+        if let Some(j) = waiting {
+            out[j] = Some(self.detect_frame(frames[j], zones[j])?);
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Detects objects in several pictures with one run of a dynamic-batch model (`frames[i]` with

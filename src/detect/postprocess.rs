@@ -1,7 +1,8 @@
 //! From the detector's raw output to detections in source pixels: per-class confidence
 //! thresholds, class-aware non-maximum suppression (a person never suppresses the bag they
 //! carry), undoing the letterbox, clamping, a minimum area, and zone membership by the box's
-//! bottom-centre point (where an object touches the ground).
+//! bottom-centre point (where an object touches the ground). When two pictures share a run,
+//! each takes the boxes whose centre lies in its tile.
 
 use super::model::OutputLayout;
 use super::preprocess::Letterbox;
@@ -131,6 +132,10 @@ impl Postprocessor {
                     (r[0], r[1], r[2], r[3])
                 }
             };
+            // Another picture's detection when two share the run.
+            if !lb.tile.contains(cx, cy) {
+                continue;
+            }
             let (x1, y1) = lb.to_source(cx - w / 2.0, cy - h / 2.0);
             let (x2, y2) = lb.to_source(cx + w / 2.0, cy + h / 2.0);
             let bbox = BBox {
@@ -279,6 +284,45 @@ mod tests {
             "{b:?}"
         );
         assert_eq!(d[1].bbox.x1, 0.0);
+    }
+
+    #[test]
+    fn two_pictures_in_one_run_each_take_the_boxes_of_their_tile() {
+        use crate::detect::preprocess::Tile;
+        let [top, bottom] = Tile::halves((640, 640));
+        let lbs = [top, bottom].map(|t| Letterbox::in_tile((1280, 720), (640, 640), t).unwrap());
+        // 16:9 in a 640x320 half: 569x320 at x 35.
+        assert_eq!((lbs[0].inner, lbs[0].pad), ((569, 320), (35, 0)));
+        assert_eq!(lbs[1].pad, (35, 320));
+        // One box in each half; the second runs over the seam but is centred below it.
+        let out = output(
+            1,
+            2,
+            &[
+                ([320.0, 160.0, 100.0, 50.0], 0, 0.9),
+                ([320.0, 330.0, 60.0, 60.0], 0, 0.8),
+            ],
+        );
+        let layout = OutputLayout::ChannelsFirst {
+            classes: 1,
+            anchors: 2,
+        };
+        let cfg = PostprocessConfig::uniform(1, 0.25);
+        let mut post = Postprocessor::default();
+        let upper = post.run(&out, layout, &lbs[0], &cfg, &[]);
+        let lower = post.run(&out, layout, &lbs[1], &cfg, &[]);
+        assert_eq!((upper.len(), lower.len()), (1, 1), "{upper:?} {lower:?}");
+        assert_eq!(upper[0].score, 0.9);
+        assert_eq!(lower[0].score, 0.8);
+        // Centred at (320, 160) of the top half = the middle of the 1280x720 picture.
+        let b = upper[0].bbox;
+        let centre = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
+        assert!(
+            (centre.0 - 640.0).abs() < 2.0 && (centre.1 - 360.0).abs() < 1.0,
+            "{b:?}"
+        );
+        // The lower box's top, above the seam, is clamped to its picture's top edge.
+        assert_eq!(lower[0].bbox.y1, 0.0);
     }
 
     #[test]

@@ -15,6 +15,66 @@ use crate::decode::DecodedFrame;
 /// The padding value of YOLO letterboxing.
 pub const PAD: u8 = 114;
 
+/// A rectangle of the model input that one picture is letterboxed into, in input pixels: the
+/// whole input, or half of it when two pictures share a run (`model.mosaic`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub w: u32,
+    /// Height.
+    pub h: u32,
+}
+
+impl Tile {
+    /// The whole `dst` input.
+    pub fn whole(dst: (u32, u32)) -> Tile {
+        Tile {
+            x: 0,
+            y: 0,
+            w: dst.0,
+            h: dst.1,
+        }
+    }
+
+    /// The top and bottom halves of the `dst` input.
+    pub fn halves(dst: (u32, u32)) -> [Tile; 2] {
+        let top = dst.1 / 2;
+        [
+            Tile {
+                x: 0,
+                y: 0,
+                w: dst.0,
+                h: top,
+            },
+            Tile {
+                x: 0,
+                y: top,
+                w: dst.0,
+                h: dst.1 - top,
+            },
+        ]
+    }
+
+    /// Whether an input point lies in the tile (left and top edges in, right and bottom out).
+    pub fn contains(&self, x: f32, y: f32) -> bool {
+        x >= self.x as f32
+            && y >= self.y as f32
+            && x < (self.x + self.w) as f32
+            && y < (self.y + self.h) as f32
+    }
+
+    fn overlaps(&self, other: &Tile) -> bool {
+        self.x < other.x + other.w
+            && other.x < self.x + self.w
+            && self.y < other.y + other.h
+            && other.y < self.y + self.h
+    }
+}
+
 /// Where the picture sits in the model input.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Letterbox {
@@ -22,9 +82,13 @@ pub struct Letterbox {
     pub src: (u32, u32),
     /// Model input size.
     pub dst: (u32, u32),
+    /// The part of the input the picture was given (the whole input unless two pictures
+    /// share the run); detections whose centre lies outside it are not this picture's.
+    pub tile: Tile,
     /// Size of the resized picture inside the input.
     pub inner: (u32, u32),
-    /// Left and top padding in input pixels.
+    /// Left and top padding in input pixels (from the input's corner, the tile's offset
+    /// included).
     pub pad: (u32, u32),
     /// Scale from source to input pixels.
     pub scale: f32,
@@ -33,21 +97,30 @@ pub struct Letterbox {
 impl Letterbox {
     /// The geometry for a `src` picture in a `dst` input. Errors on an empty picture.
     pub fn new(src: (u32, u32), dst: (u32, u32)) -> Result<Letterbox, DetectError> {
+        Letterbox::in_tile(src, dst, Tile::whole(dst))
+    }
+
+    /// The geometry for a `src` picture in the `tile` of a `dst` input, centred in the tile.
+    pub fn in_tile(src: (u32, u32), dst: (u32, u32), tile: Tile) -> Result<Letterbox, DetectError> {
         if src.0 == 0 || src.1 == 0 {
             return Err(DetectError::BadImage(format!(
                 "the picture is empty ({}x{})",
                 src.0, src.1
             )));
         }
-        let scale = (dst.0 as f32 / src.0 as f32).min(dst.1 as f32 / src.1 as f32);
+        let scale = (tile.w as f32 / src.0 as f32).min(tile.h as f32 / src.1 as f32);
         let inner = (
-            ((src.0 as f32 * scale).round() as u32).clamp(1, dst.0),
-            ((src.1 as f32 * scale).round() as u32).clamp(1, dst.1),
+            ((src.0 as f32 * scale).round() as u32).clamp(1, tile.w),
+            ((src.1 as f32 * scale).round() as u32).clamp(1, tile.h),
         );
-        let pad = ((dst.0 - inner.0) / 2, (dst.1 - inner.1) / 2);
+        let pad = (
+            tile.x + (tile.w - inner.0) / 2,
+            tile.y + (tile.h - inner.1) / 2,
+        );
         Ok(Letterbox {
             src,
             dst,
+            tile,
             inner,
             pad,
             scale,
@@ -75,8 +148,9 @@ impl Letterbox {
 pub struct Preprocessor {
     input: (u32, u32),
     tensor: Vec<f32>,
-    /// Geometry the padding of `tensor` was last painted for.
-    painted: Option<Letterbox>,
+    /// What each painted tile of `tensor` was last painted for: a picture's geometry (its
+    /// padding is in place), or `None` for a tile painted blank.
+    painted: Vec<(Tile, Option<Letterbox>)>,
     resizer: Resizer,
     rgb: Vec<u8>,
     y: Vec<u8>,
@@ -129,7 +203,7 @@ impl Preprocessor {
         Preprocessor {
             input: (width, height),
             tensor: vec![0.0; 3 * width as usize * height as usize],
-            painted: None,
+            painted: Vec::new(),
             resizer: Resizer::new(),
             rgb: Vec::new(),
             y: Vec::new(),
@@ -147,12 +221,29 @@ impl Preprocessor {
         ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
     }
 
-    /// Paints the padding once per geometry; the picture area is overwritten every frame.
-    fn paint_padding(&mut self, lb: &Letterbox) {
-        if self.painted.as_ref() != Some(lb) {
-            self.tensor.fill(f32::from(PAD) / 255.0);
-            self.painted = Some(*lb);
+    /// Paints a tile grey where `content` (a picture's geometry) will not overwrite it, or all of
+    /// it for `None`; nothing when the tile was last painted for the same.
+    fn paint_tile(&mut self, tile: Tile, content: Option<Letterbox>) {
+        if self.painted.contains(&(tile, content)) {
+            return;
         }
+        let stride = self.input.0 as usize;
+        let grey = f32::from(PAD) / 255.0;
+        let (r, g, b) = planes_mut(&mut self.tensor);
+        for plane in [r, g, b] {
+            for row in tile.y..tile.y + tile.h {
+                let at = row as usize * stride + tile.x as usize;
+                plane[at..at + tile.w as usize].fill(grey);
+            }
+        }
+        // What overlapped this tile is painted over.
+        self.painted.retain(|(t, _)| !t.overlaps(&tile));
+        self.painted.push((tile, content));
+    }
+
+    /// Paints a tile grey: no picture in it this run.
+    pub fn blank(&mut self, tile: Tile) {
+        self.paint_tile(tile, None);
     }
 
     /// Fills the tensor from packed RGB (`width × height × 3` bytes).
@@ -178,7 +269,7 @@ impl Preprocessor {
         self.resizer
             .resize(&src, &mut dst, &Self::options())
             .map_err(|e| DetectError::BadImage(e.to_string()))?;
-        self.paint_padding(&lb);
+        self.paint_tile(lb.tile, Some(lb));
         let lut = unit_lut();
         let stride = self.input.0 as usize;
         let (r, g, b) = planes_mut(&mut self.tensor);
@@ -200,8 +291,17 @@ impl Preprocessor {
 
     /// Fills the tensor from a decoded I420 picture: planes resized first, then converted.
     pub fn fill_i420(&mut self, frame: &DecodedFrame) -> Result<Letterbox, DetectError> {
+        self.fill_i420_in(frame, Tile::whole(self.input))
+    }
+
+    /// Fills one tile of the tensor from a decoded I420 picture; the rest is left as it is.
+    pub fn fill_i420_in(
+        &mut self,
+        frame: &DecodedFrame,
+        tile: Tile,
+    ) -> Result<Letterbox, DetectError> {
         let (w, h) = (frame.width(), frame.height());
-        let lb = Letterbox::new((w, h), self.input)?;
+        let lb = Letterbox::in_tile((w, h), self.input, tile)?;
         let (iw, ih) = lb.inner;
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let (icw, ich) = (iw.div_ceil(2), ih.div_ceil(2));
@@ -226,7 +326,7 @@ impl Preprocessor {
         resize(frame.luma(), w, h, &mut self.y, iw, ih)?;
         resize(u_src, cw, ch, &mut self.u, icw, ich)?;
         resize(v_src, cw, ch, &mut self.v, icw, ich)?;
-        self.paint_padding(&lb);
+        self.paint_tile(lb.tile, Some(lb));
         let lut = yuv_lut();
         let stride = self.input.0 as usize;
         let (r, g, b) = planes_mut(&mut self.tensor);

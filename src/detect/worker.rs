@@ -203,12 +203,8 @@ fn work(detector: &mut Detector, shared: &Shared<'_>, max_batch: usize) {
         .iter()
         .map(|n| metrics.detections.with_label_values(&[n]))
         .collect();
-    // Batch 1 unless the model takes more: never pretend to batch a fixed-batch model.
-    let max_batch = if detector.info().dynamic_batch {
-        max_batch.max(1)
-    } else {
-        1
-    };
+    // As many pictures as one run takes: never pretend to batch a fixed-batch model.
+    let max_batch = detector.pictures_per_run(max_batch);
     let mut batch = Vec::with_capacity(max_batch);
     loop {
         // The budget's next moment first, so the picture taken then is the newest one.
@@ -234,13 +230,7 @@ fn work(detector: &mut Detector, shared: &Shared<'_>, max_batch: usize) {
             .iter()
             .map(|z| z.as_deref().map(Vec::as_slice).unwrap_or(&[]))
             .collect();
-        let result = if frames.len() == 1 {
-            detector
-                .detect_frame(frames[0], frame_zones[0])
-                .map(|d| vec![d])
-        } else {
-            detector.detect_batch(&frames, &frame_zones)
-        };
+        let result = detector.detect_many(&frames, &frame_zones);
         match result {
             Ok(all) => {
                 if let Some(t) = all.first().map(|d| d.timings) {
