@@ -363,7 +363,7 @@ fn a_dynamic_batch_model_gives_the_same_detections_batched_as_one_by_one() {
 }
 
 /// Runs a detect pool over `cameras` cameras with one picture each, returns (runs, pictures).
-fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64) {
+fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize, size: (u32, u32)) -> (u64, u64) {
     use dumpwatch::detect::worker::{DetectPool, FrameDetections};
     use dumpwatch::slots::LatestSlots;
     use std::sync::{Arc, Mutex};
@@ -377,7 +377,7 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
     for c in 0..cameras {
         slots.put(
             c,
-            solid_frame(c, (64, 48), (100 + c as u8 * 10, 120, 140), true),
+            solid_frame(c, size, (100 + c as u8 * 10, 120, 140), true),
         );
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -412,16 +412,29 @@ fn pool_runs(model: ModelConfig, cameras: usize, max_batch: usize) -> (u64, u64)
 }
 
 #[test]
-fn the_pool_batches_dynamic_models_and_never_fixed_batch_ones() {
-    let (runs, pictures) = pool_runs(tiny_model(), 6, 4);
+fn the_pool_batches_dynamic_models_and_pairs_only_wide_pictures_of_fixed_batch_ones() {
+    let (runs, pictures) = pool_runs(tiny_model(), 6, 4, (64, 48));
     assert!(
         runs < pictures,
         "{runs} runs for {pictures} pictures: no batching happened"
     );
     assert!(runs >= 2, "at most 4 pictures per run");
-    // YOLOv12n has a fixed batch of 1: one run per picture whatever max_batch says.
-    let (runs, pictures) = pool_runs(model_config(), 3, 8);
+    // YOLOv12n has a fixed batch of 1: one run per 4:3 picture whatever max_batch says...
+    let (runs, pictures) = pool_runs(model_config(), 3, 8, (64, 48));
     assert_eq!(runs, pictures);
+    // ... and without the mosaic, one per wide picture too.
+    let alone = ModelConfig {
+        mosaic: false,
+        ..model_config()
+    };
+    let (runs, pictures) = pool_runs(alone, 4, 8, (128, 72));
+    assert_eq!(runs, pictures);
+    // With it (the default), wide pictures two to a run.
+    let (runs, pictures) = pool_runs(model_config(), 4, 8, (128, 72));
+    assert!(
+        runs < pictures && runs >= 2,
+        "{runs} runs for {pictures} wide pictures"
+    );
 }
 
 /// A panic in a detect worker (here in the code it hands detections to) is counted and the
@@ -508,7 +521,8 @@ fn two_wide_pictures_in_one_run_find_what_each_finds_alone() {
         ..model_config()
     })
     .unwrap();
-    assert_eq!(mosaic.pictures_per_run(8), 2);
+    assert_eq!(mosaic.pictures_per_run((1280, 720), 8), 2);
+    assert_eq!(mosaic.pictures_per_run((704, 576), 8), 1);
     assert!(mosaic.shares_runs((1280, 720)) && !mosaic.shares_runs((704, 576)));
     let [top, bottom] = Tile::halves(mosaic.info().input_size);
 

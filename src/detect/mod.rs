@@ -160,11 +160,12 @@ impl Detector {
         self
     }
 
-    /// How many pictures one run can take: the model's batch, or 2 with the mosaic.
-    pub fn pictures_per_run(&self, max_batch: usize) -> usize {
+    /// How many pictures one run can take when `first` is one of them: up to `max_batch` for a
+    /// dynamic-batch model, 2 with the mosaic when `first` shares runs, else 1.
+    pub fn pictures_per_run(&self, first: (u32, u32), max_batch: usize) -> usize {
         if self.engine.info().dynamic_batch {
             max_batch.max(1)
-        } else if self.mosaic {
+        } else if self.shares_runs(first) {
             2
         } else {
             1

@@ -203,17 +203,18 @@ fn work(detector: &mut Detector, shared: &Shared<'_>, max_batch: usize) {
         .iter()
         .map(|n| metrics.detections.with_label_values(&[n]))
         .collect();
-    // As many pictures as one run takes: never pretend to batch a fixed-batch model.
-    let max_batch = detector.pictures_per_run(max_batch);
-    let mut batch = Vec::with_capacity(max_batch);
+    let mut batch = Vec::with_capacity(max_batch.max(2));
     loop {
         // The budget's next moment first, so the picture taken then is the newest one.
         pacer.wait();
         let Some(first) = input.take(None) else {
             break;
         };
+        // As many pictures as one run takes with this one: never pretend to batch a
+        // fixed-batch model.
+        let room = detector.pictures_per_run((first.1.width(), first.1.height()), max_batch);
         batch.push(first);
-        while batch.len() < max_batch {
+        while batch.len() < room {
             match input.try_take() {
                 Some(next) => batch.push(next),
                 None => break,
