@@ -52,7 +52,8 @@ async fn decodes_keyframes_of_the_right_size_and_serves_metrics() {
     assert!(!picture.frame.has_pixels());
     let pixels = picture.frame.pixels().expect("the kept keyframe decodes");
     assert_eq!((pixels.width(), pixels.height()), (640, 360));
-    assert_eq!(picture.detected.letterbox.inner, (640, 360));
+    // A 16:9 picture shares its detector run (model.mosaic): half the 640x640 input.
+    assert_eq!(picture.detected.letterbox.inner, (569, 320));
     let status = svc.handles.status.get(i).unwrap();
     assert_eq!(status.state, CameraState::Streaming);
     assert_eq!(status.resolution, Some((640, 360)));
