@@ -38,6 +38,12 @@ const MOVED_AFTER_S: f64 = 5.0;
 /// A camera counts as shaking for this long (seconds) after a picture that had to be moved back
 /// (the backgrounds keep the edges the shake smeared for a while).
 const SHAKE_MEMORY_S: f64 = 60.0;
+/// A camera starts counting as shaking when at least [`SHAKE_VOTES`] of its last
+/// [`SHAKE_WINDOW`] pictures were shifted by [`align::MIN_SHIFT`] or more: a still camera's
+/// estimate crosses that now and then (a crowd, a passing bus), a shaking one all the time.
+const SHAKE_WINDOW: usize = 5;
+/// See [`SHAKE_WINDOW`].
+const SHAKE_VOTES: usize = 3;
 
 /// Background model settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,7 +87,7 @@ impl Default for BackgroundConfig {
             min_cells: 6,
             max_share: 0.25,
             max_differing_share: 0.45,
-            shake_compensation: false,
+            shake_compensation: true,
         }
     }
 }
@@ -283,6 +289,8 @@ pub struct BackgroundModel {
     shaking_until: f64,
     /// Whether the latest picture was taken while shaking (see `shaking_until`).
     shaking: bool,
+    /// Whether each of the last [`SHAKE_WINDOW`] pictures was shifted enough to matter.
+    recent_shifts: std::collections::VecDeque<bool>,
 }
 
 impl BackgroundModel {
@@ -313,12 +321,19 @@ impl BackgroundModel {
             moved_since: None,
             shaking_until: f64::NEG_INFINITY,
             shaking: false,
+            recent_shifts: std::collections::VecDeque::with_capacity(SHAKE_WINDOW),
         }
     }
 
     /// The latest picture's shift against the background, in cells (see [`super::align`]).
     pub fn shift(&self) -> Shift {
         self.shift
+    }
+
+    /// Whether the camera counts as shaking: pictures are moved back, and a spot is new only if
+    /// it differs from its neighbours' background too.
+    pub fn shaking(&self) -> bool {
+        self.shaking
     }
 
     /// Grid size (width, height) in cells.
@@ -497,7 +512,14 @@ impl BackgroundModel {
             }
         } else {
             self.moved_since = None;
-            if self.shift.matters() {
+            if self.recent_shifts.len() == SHAKE_WINDOW {
+                self.recent_shifts.pop_front();
+            }
+            self.recent_shifts.push_back(self.shift.matters());
+            let sustained = self.recent_shifts.iter().filter(|m| **m).count() >= SHAKE_VOTES;
+            // A shift is undone once the camera shakes (several pictures shifted, or shaking
+            // still); a still camera's odd shifted estimate is compared as it is.
+            if self.shift.matters() && (sustained || now <= self.shaking_until) {
                 self.shaking_until = now + SHAKE_MEMORY_S;
                 let luma: Vec<[f32; 1]> = self.current.iter().map(|v| [*v]).collect();
                 self.current = align::moved_back(&luma, self.grid, self.shift)
@@ -1144,6 +1166,30 @@ mod tests {
         assert!(
             found_bag,
             "the bag put down on the shaking street was never found"
+        );
+    }
+
+    #[test]
+    fn a_still_cameras_odd_jolt_is_not_a_shake_but_three_in_five_are() {
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        // Still, with a 3-pixel jolt every fifth picture: never shaking, never moved back.
+        for k in 0..60u32 {
+            let jolt = if k % 5 == 4 { 3 } else { 0 };
+            m.update(f64::from(k) * 0.5, &grey(street(jolt, 0, k)), &[]);
+            assert!(!m.shaking(), "picture {k}: shift {:?}", m.shift());
+        }
+        // Shaking: shaking from the third shifted picture of five on.
+        let mut shaking_from = None;
+        for k in 60..80u32 {
+            let dx = if k % 2 == 0 { 3 } else { -3 };
+            m.update(f64::from(k) * 0.5, &grey(street(dx, 0, k)), &[]);
+            if m.shaking() && shaking_from.is_none() {
+                shaking_from = Some(k - 60);
+            }
+        }
+        assert!(
+            matches!(shaking_from, Some(1..=3)),
+            "shaking from picture {shaking_from:?} of the shake"
         );
     }
 

@@ -62,10 +62,11 @@ pub struct AnalyzeConfig {
     /// Default 12.
     pub colour_threshold: f64,
     /// Follow a shaking camera (a pole in the wind): each picture's shift against the background
-    /// is found and undone before comparing, and while it shakes a spot is new only if it differs
-    /// from its neighbours' background too. Turns the false alarms of a shaking camera's edges
-    /// into none (docs/evaluation.md, "Shake set"); costs about 0.6 ms a picture and, on a still
-    /// camera, may make small objects slower to find. Per camera. Default false.
+    /// is found; once 3 of the last 5 pictures were shifted, shifts are undone before comparing,
+    /// and while it shakes a spot is new only if it differs from its neighbours' background too.
+    /// Turns the false alarms of a shaking camera's edges into none (docs/evaluation.md, "Shake
+    /// set"); costs about 0.6 ms a picture; a still camera is compared as it is. Per camera.
+    /// Default true.
     pub shake_compensation: bool,
 }
 
@@ -89,7 +90,7 @@ impl Default for AnalyzeConfig {
             reclaim_after_s: 5.0,
             change_threshold: 12.0,
             colour_threshold: 12.0,
-            shake_compensation: false,
+            shake_compensation: true,
         }
     }
 }
