@@ -146,7 +146,11 @@ impl ThreadClock {
         let mut used = ThreadUse::default();
         let mut alive = HashMap::with_capacity(self.seen_ns.len());
         for entry in std::fs::read_dir("/proc/self/task")? {
-            let entry = entry?;
+            // A thread that ends while the directory is read is skipped, like one whose files
+            // are gone by the time they are read.
+            let Ok(entry) = entry else {
+                continue;
+            };
             let Some(tid) = entry
                 .file_name()
                 .to_str()
