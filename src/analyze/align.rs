@@ -123,17 +123,33 @@ pub fn estimate(reference: &[f32], picture: &[f32], grid: (usize, usize), limit:
     }
 }
 
-/// `cells` (a grid of `grid` cells, `N` values each) moved back by `shift`: the value of each
-/// cell is read where the shifted content lies (bilinear between cells, the edge repeated).
-pub fn moved_back<const N: usize>(
-    cells: &[[f32; N]],
-    grid: (usize, usize),
-    shift: Shift,
-) -> Vec<[f32; N]> {
+/// A grid cell's value(s), blended linearly when a picture is moved back.
+pub trait Cell: Copy {
+    /// `self + t × (other − self)`.
+    fn lerp(self, other: Self, t: f32) -> Self;
+}
+
+impl Cell for f32 {
+    fn lerp(self, other: f32, t: f32) -> f32 {
+        self + t * (other - self)
+    }
+}
+
+impl<const N: usize> Cell for [f32; N] {
+    fn lerp(self, other: [f32; N], t: f32) -> [f32; N] {
+        std::array::from_fn(|k| self[k].lerp(other[k], t))
+    }
+}
+
+/// `cells` (a grid of `grid` cells) moved back by `shift` into `out`: the value of each cell is
+/// read where the shifted content lies (bilinear between cells, the edge repeated). `out` is
+/// reused (no allocation once it has the grid's size).
+pub fn moved_back_into<T: Cell>(cells: &[T], grid: (usize, usize), shift: Shift, out: &mut Vec<T>) {
     let (gw, gh) = grid;
-    let mut out = vec![[0.0f32; N]; cells.len()];
+    out.clear();
     if cells.len() != gw * gh || gw == 0 || gh == 0 {
-        return cells.to_vec();
+        out.extend_from_slice(cells);
+        return;
     }
     let read = |x: isize, y: isize| {
         let x = x.clamp(0, gw as isize - 1) as usize;
@@ -144,16 +160,17 @@ pub fn moved_back<const N: usize>(
     let (y0, fy) = (shift.dy.floor() as isize, shift.dy - shift.dy.floor());
     for y in 0..gh as isize {
         for x in 0..gw as isize {
-            let (a, b) = (read(x + x0, y + y0), read(x + x0 + 1, y + y0));
-            let (c, d) = (read(x + x0, y + y0 + 1), read(x + x0 + 1, y + y0 + 1));
-            let o = &mut out[(y as usize) * gw + x as usize];
-            for k in 0..N {
-                let top = a[k] + fx * (b[k] - a[k]);
-                let bottom = c[k] + fx * (d[k] - c[k]);
-                o[k] = top + fy * (bottom - top);
-            }
+            let top = read(x + x0, y + y0).lerp(read(x + x0 + 1, y + y0), fx);
+            let bottom = read(x + x0, y + y0 + 1).lerp(read(x + x0 + 1, y + y0 + 1), fx);
+            out.push(top.lerp(bottom, fy));
         }
     }
+}
+
+/// [`moved_back_into`] a new grid.
+pub fn moved_back<T: Cell>(cells: &[T], grid: (usize, usize), shift: Shift) -> Vec<T> {
+    let mut out = Vec::with_capacity(cells.len());
+    moved_back_into(cells, grid, shift, &mut out);
     out
 }
 

@@ -291,6 +291,10 @@ pub struct BackgroundModel {
     shaking: bool,
     /// Whether each of the last [`SHAKE_WINDOW`] pictures was shifted enough to matter.
     recent_shifts: std::collections::VecDeque<bool>,
+    /// Spare grids a shaking camera's picture is moved back into (kept to be reused).
+    spare: Vec<f32>,
+    /// See `spare`.
+    spare_c: Vec<[f32; 2]>,
 }
 
 impl BackgroundModel {
@@ -322,6 +326,8 @@ impl BackgroundModel {
             shaking_until: f64::NEG_INFINITY,
             shaking: false,
             recent_shifts: std::collections::VecDeque::with_capacity(SHAKE_WINDOW),
+            spare: Vec::new(),
+            spare_c: Vec::new(),
         }
     }
 
@@ -521,13 +527,17 @@ impl BackgroundModel {
             // still); a still camera's odd shifted estimate is compared as it is.
             if self.shift.matters() && (sustained || now <= self.shaking_until) {
                 self.shaking_until = now + SHAKE_MEMORY_S;
-                let luma: Vec<[f32; 1]> = self.current.iter().map(|v| [*v]).collect();
-                self.current = align::moved_back(&luma, self.grid, self.shift)
-                    .into_iter()
-                    .map(|[v]| v)
-                    .collect();
+                // Moved back into the spare grids, which then swap places with the pictures'.
+                align::moved_back_into(&self.current, self.grid, self.shift, &mut self.spare);
+                std::mem::swap(&mut self.current, &mut self.spare);
                 if !self.current_c.is_empty() {
-                    self.current_c = align::moved_back(&self.current_c, self.grid, self.shift);
+                    align::moved_back_into(
+                        &self.current_c,
+                        self.grid,
+                        self.shift,
+                        &mut self.spare_c,
+                    );
+                    std::mem::swap(&mut self.current_c, &mut self.spare_c);
                 }
             }
         }
