@@ -482,9 +482,11 @@ impl ReuseSink for Watch {
 impl DetectionSink for Watch {
     fn deliver(&self, result: FrameDetections) {
         self.analyse(&result);
+        // Shown on request: kept so that its pixels come back at once (a busy camera's with its
+        // pixels, an idle camera's as its keyframe).
         let latest = LatestPicture::new(
             result.camera,
-            KeptPicture::compact(&result.frame),
+            KeptPicture::quick(&result.frame),
             result.detected,
         );
         self.pictures.set(latest.camera, Some(Arc::new(latest)));

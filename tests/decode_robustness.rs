@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{access_units, codec_of, is_keyframe, media};
+use common::{access_units, codec_of, media};
 use dumpwatch::codec::VideoCodec;
 use dumpwatch::config::DecodeMode;
-use dumpwatch::decode::{DecodeError, DecodePool, DecodedFrame, VideoDecoder};
+use dumpwatch::decode::{DecodeError, DecodePool, DecodedFrame, KeptPicture, VideoDecoder};
 use dumpwatch::ingest::{EncodedFrame, FrameRun};
 use dumpwatch::metrics::Metrics;
 use dumpwatch::slots::LatestSlots;
@@ -351,8 +351,19 @@ fn all_frames_mode_skips_p_frames_after_a_gap_until_the_next_keyframe(name: &str
 }
 
 #[test]
-fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
-    let aus = access_units(&media("test360"));
+fn h264_a_busy_cameras_run_is_decoded_whole_and_in_order_and_kept_as_its_units() {
+    a_busy_cameras_run_is_decoded_whole_and_in_order_and_kept_as_its_units("test360");
+}
+
+#[test]
+fn h265_a_busy_cameras_run_is_decoded_whole_and_in_order_and_kept_as_its_units() {
+    a_busy_cameras_run_is_decoded_whole_and_in_order_and_kept_as_its_units("test360_h265");
+}
+
+fn a_busy_cameras_run_is_decoded_whole_and_in_order_and_kept_as_its_units(name: &str) {
+    let path = media(name);
+    let codec = codec_of(&path);
+    let aus = access_units(&path);
     let OneCamera {
         metrics: _,
         cams,
@@ -360,15 +371,16 @@ fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
         output,
         start,
     } = one_camera();
-    let first_key = aus.iter().position(|a| is_keyframe(a)).unwrap();
+    let first_key = aus.iter().position(|a| codec.is_random_access(a)).unwrap();
     let gop: Vec<EncodedFrame> = aus
         .iter()
         .skip(first_key)
         .take(20)
         .enumerate()
         .map(|(i, au)| {
-            let mut f = encoded(au.clone(), is_keyframe(au), i as u64);
+            let mut f = encoded_as(codec, au.clone(), codec.is_random_access(au), i as u64);
             f.all_frames = true;
+            f.pts_s = i as f64 / 25.0;
             f
         })
         .collect();
@@ -396,6 +408,30 @@ fn a_busy_cameras_run_is_decoded_whole_and_in_order() {
     // Newest picture wins at the detector's slot: the last of the run.
     let (_, picture) = output.take(Some(Duration::from_secs(1))).unwrap();
     assert!(!picture.keyframe);
+    // Kept compactly (the evidence history), it is the run's 20 access units, far smaller than
+    // its pixels, and they decode again to the very same picture.
+    let picture = Arc::new(picture);
+    let source = picture
+        .source()
+        .expect("a picture of a run knows its units");
+    assert_eq!(source.units(), 20, "{name}");
+    assert!(source.bytes() < picture.byte_size(), "{name}");
+    let kept = KeptPicture::compact(&picture);
+    assert!(!kept.has_pixels());
+    assert_eq!(kept.held_bytes(), source.bytes());
+    let again = kept.pixels().expect("the units decode again");
+    assert_eq!(
+        (again.width(), again.height()),
+        (picture.width(), picture.height())
+    );
+    assert!(again.luma() == picture.luma(), "{name}: the same luma");
+    assert!(
+        again.chroma() == picture.chroma(),
+        "{name}: the same chroma"
+    );
+    assert_eq!(again.pts_s, picture.pts_s);
+    // Shown on request (a camera's latest picture), it keeps its pixels.
+    assert!(KeptPicture::quick(&picture).has_pixels());
 }
 
 /// `decode.hwaccel`: where the device cannot be opened (CI has no GPU) the decoder says why and

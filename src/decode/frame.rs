@@ -23,8 +23,9 @@ pub struct DecodedFrame {
     height: u32,
     /// Y (width × height), then U and V (each ⌈w/2⌉ × ⌈h/2⌉).
     i420: Vec<u8>,
-    /// The keyframe it was decoded from alone, when it was (it decodes to the same picture).
-    source: Option<Arc<super::kept::EncodedKeyframe>>,
+    /// The access units it decodes from on its own, when known (they decode to the same
+    /// picture).
+    source: Option<Arc<super::kept::EncodedPicture>>,
 }
 
 impl std::fmt::Debug for DecodedFrame {
@@ -84,15 +85,15 @@ impl DecodedFrame {
         })
     }
 
-    /// The same picture, noting the keyframe it was decoded from on its own (so that it can be
-    /// kept as that keyframe: [`super::KeptPicture`]).
-    pub fn with_source(mut self, source: super::kept::EncodedKeyframe) -> DecodedFrame {
+    /// The same picture, noting the access units it decodes from on its own (so that it can be
+    /// kept as those: [`super::KeptPicture`]).
+    pub fn with_source(mut self, source: super::kept::EncodedPicture) -> DecodedFrame {
         self.source = Some(Arc::new(source));
         self
     }
 
-    /// The keyframe it was decoded from alone, if it was.
-    pub fn source(&self) -> Option<&Arc<super::kept::EncodedKeyframe>> {
+    /// The access units it decodes from on its own, if known.
+    pub fn source(&self) -> Option<&Arc<super::kept::EncodedPicture>> {
         self.source.as_ref()
     }
 

@@ -26,7 +26,7 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 pub use frame::DecodedFrame;
-pub use kept::{EncodedKeyframe, KeptPicture};
+pub use kept::{EncodedPicture, KeptPicture};
 pub use libav::{DecodeError, VideoDecoder, hwaccel_available};
 
 use crate::analyze::sampling::{Decision, SharedSampler};
@@ -43,6 +43,9 @@ struct CameraDecoder {
     decoder: Option<VideoDecoder>,
     /// Sequence number of the last frame given to the decoder.
     last_seq: Option<u64>,
+    /// The access units given to the decoder since the run's keyframe, that one first: a
+    /// picture of the run is kept as these ([`EncodedPicture`]).
+    run: Vec<Arc<[u8]>>,
 }
 
 /// What the decode threads share.
@@ -162,10 +165,7 @@ fn decode_loop(shared: &Shared) {
                     // Decoded alone: kept later as this keyframe, not its pixels.
                     Some(shared_decoder.decode(camera, frame).map(|p| {
                         if frame.keyframe {
-                            p.with_source(EncodedKeyframe {
-                                data: frame.data.clone(),
-                                codec: frame.codec,
-                            })
+                            p.with_source(EncodedPicture::keyframe(&frame.data, frame.codec))
                         } else {
                             p
                         }
@@ -242,6 +242,7 @@ fn release_camera_decoder(state: &Mutex<CameraDecoder>) {
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     st.decoder = None;
     st.last_seq = None;
+    st.run = Vec::new();
 }
 
 /// Width of the grey picture the gate and the analyzer work on.
@@ -268,20 +269,37 @@ fn decode_in_order(
     if !frame.keyframe && !in_order {
         // A reference picture is missing: wait for the next keyframe.
         st.last_seq = None;
+        st.run.clear();
         metrics.dropped(DropReason::DecodeBusy).inc();
         return None;
     }
     st.last_seq = Some(frame.seq);
-    let decoder = match &mut st.decoder {
+    if frame.keyframe {
+        st.run.clear();
+    }
+    st.run.push(Arc::from(frame.data.as_slice()));
+    let CameraDecoder { decoder, run, .. } = &mut *st;
+    let decoder = match decoder {
         Some(d) => d,
         None => match VideoDecoder::with_hwaccel(shared.hwaccel) {
-            Ok(d) => st.decoder.insert(d),
+            Ok(d) => decoder.insert(d),
             Err(e) => return Some(Err(e)),
         },
     };
-    let result = decoder.decode(camera, frame);
+    let result = decoder.decode(camera, frame).map(|picture| {
+        // The picture of the unit just given (not one held back for reordering) is the last
+        // picture of the run so far: it decodes again from the run's units.
+        if picture.pts_s != frame.pts_s {
+            return picture;
+        }
+        match EncodedPicture::run(run, frame.codec, picture.byte_size()) {
+            Some(source) => picture.with_source(source),
+            None => picture,
+        }
+    });
     if result.is_err() && !matches!(result, Err(DecodeError::NoPicture { .. })) {
         st.last_seq = None;
+        st.run.clear();
     }
     Some(result)
 }
