@@ -79,7 +79,7 @@ fn encoded(data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
 /// An access unit of `codec` as ingest hands it on: a keyframe alone, or a frame of a run.
 fn encoded_as(codec: VideoCodec, data: Vec<u8>, keyframe: bool, seq: u64) -> EncodedFrame {
     EncodedFrame {
-        data,
+        data: data.into(),
         keyframe,
         pts_s: 0.0,
         captured_at: SystemTime::now(),

@@ -863,7 +863,7 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     for (i, au) in units.iter().take(100).enumerate() {
         let frame = dumpwatch::ingest::EncodedFrame {
             keyframe: common::is_keyframe(au),
-            data: au.clone(),
+            data: au.as_slice().into(),
             pts_s: i as f64 / 10.0,
             captured_at: SystemTime::now(),
             received: Instant::now(),

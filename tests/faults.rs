@@ -388,7 +388,7 @@ fn feed_ring(clips: Arc<ClipRecorder>, source: &Path) -> tokio::task::JoinHandle
         for (seq, unit) in units.iter().cycle().enumerate() {
             tick.tick().await;
             let frame = EncodedFrame {
-                data: unit.clone(),
+                data: unit.as_slice().into(),
                 keyframe: common::is_keyframe(unit),
                 pts_s: seq as f64 * 0.04,
                 captured_at: SystemTime::now(),

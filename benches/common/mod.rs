@@ -54,7 +54,7 @@ pub fn access_units(name: &str) -> Vec<EncodedFrame> {
         .map(|(seq, w)| {
             let unit = &data[w[0]..w[1]];
             EncodedFrame {
-                data: unit.to_vec(),
+                data: unit.into(),
                 keyframe: codec.is_random_access(unit),
                 pts_s: seq as f64 / 25.0,
                 captured_at: SystemTime::now(),

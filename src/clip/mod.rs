@@ -67,7 +67,7 @@ fn decode_last(frames: &[ClipFrame]) -> Result<DecodedFrame, String> {
     let mut last = Err("no frame to decode".to_owned());
     for (seq, f) in frames.iter().enumerate() {
         let unit = EncodedFrame {
-            data: f.data.to_vec(),
+            data: f.data.clone(),
             keyframe: f.keyframe,
             pts_s: f.pts_s,
             captured_at: std::time::UNIX_EPOCH + Duration::from_secs_f64(f.at.max(0.0)),

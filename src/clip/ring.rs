@@ -71,7 +71,7 @@ impl ClipRing {
         }
         inner.bytes += frame.data.len();
         inner.frames.push_back(ClipFrame {
-            data: Arc::from(frame.data.as_slice()),
+            data: frame.data.clone(),
             keyframe: frame.keyframe,
             pts_s: frame.pts_s,
             at,
@@ -155,7 +155,7 @@ mod tests {
 
     fn frame(keyframe: bool, pts_s: f64) -> EncodedFrame {
         EncodedFrame {
-            data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 1, 2, 3],
+            data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 1, 2, 3].into(),
             keyframe,
             pts_s,
             captured_at: SystemTime::now(),

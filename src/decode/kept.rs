@@ -36,9 +36,9 @@ pub struct EncodedPicture {
 
 impl EncodedPicture {
     /// A keyframe decoded alone.
-    pub fn keyframe(data: &[u8], codec: VideoCodec) -> EncodedPicture {
+    pub fn keyframe(data: Arc<[u8]>, codec: VideoCodec) -> EncodedPicture {
         EncodedPicture {
-            units: vec![Arc::from(data)],
+            units: vec![data],
             codec,
         }
     }
@@ -88,7 +88,7 @@ impl EncodedPicture {
         let mut picture = None;
         for (i, data) in self.units.iter().enumerate() {
             let unit = EncodedFrame {
-                data: data.to_vec(),
+                data: data.clone(),
                 keyframe: i == 0,
                 pts_s: meta.pts_s,
                 captured_at: meta.captured_at,
@@ -241,6 +241,6 @@ mod tests {
         assert!(EncodedPicture::run(&units(MAX_RUN_UNITS + 1, 100), codec, pixels).is_none());
         assert!(EncodedPicture::run(&units(20, pixels / 20), codec, pixels).is_none());
         assert!(EncodedPicture::run(&[], codec, pixels).is_none());
-        assert!(EncodedPicture::keyframe(&[0, 0, 1], codec).is_keyframe_alone());
+        assert!(EncodedPicture::keyframe(Arc::from([0u8, 0, 1].as_slice()), codec).is_keyframe_alone());
     }
 }

@@ -165,7 +165,7 @@ fn decode_loop(shared: &Shared) {
                     // Decoded alone: kept later as this keyframe, not its pixels.
                     Some(shared_decoder.decode(camera, frame).map(|p| {
                         if frame.keyframe {
-                            p.with_source(EncodedPicture::keyframe(&frame.data, frame.codec))
+                            p.with_source(EncodedPicture::keyframe(frame.data.clone(), frame.codec))
                         } else {
                             p
                         }
@@ -277,7 +277,7 @@ fn decode_in_order(
     if frame.keyframe {
         st.run.clear();
     }
-    st.run.push(Arc::from(frame.data.as_slice()));
+    st.run.push(frame.data.clone());
     let CameraDecoder { decoder, run, .. } = &mut *st;
     let decoder = match decoder {
         Some(d) => d,

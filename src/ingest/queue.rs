@@ -86,7 +86,7 @@ mod tests {
 
     fn frame(seq: u64, keyframe: bool) -> EncodedFrame {
         EncodedFrame {
-            data: vec![0; 4],
+            data: vec![0; 4].into(),
             keyframe,
             pts_s: seq as f64 / 15.0,
             captured_at: SystemTime::now(),

@@ -3,6 +3,7 @@
 //! Annex B form with the parameter sets before every keyframe (`FrameFormat::SIMPLE`), so any
 //! decoder can start at any keyframe.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -19,8 +20,9 @@ use crate::redact::scrub;
 /// One encoded video frame (an H.264 or H.265 access unit) as it left the camera.
 #[derive(Debug)]
 pub struct EncodedFrame {
-    /// Annex B NAL units; keyframes start with the parameter sets ((VPS,) SPS, PPS).
-    pub data: Vec<u8>,
+    /// Annex B NAL units; keyframes start with the parameter sets ((VPS,) SPS, PPS). Shared, not
+    /// copied, by the clip ring, the camera's decoder run and the pictures kept as their units.
+    pub data: Arc<[u8]>,
     /// Whether a decoder can start here (IDR).
     pub keyframe: bool,
     /// Presentation time in seconds since the start of the stream (RTP timestamp).
@@ -257,7 +259,7 @@ impl RtspStream {
                 seq,
                 all_frames: false,
                 codec: self.info.codec,
-                data,
+                data: data.into(),
             }));
         }
     }

@@ -135,7 +135,7 @@ pub fn replay_clip_traced(
         };
         seq += 1;
         let encoded = EncodedFrame {
-            data: f.data,
+            data: f.data.into(),
             keyframe: f.keyframe,
             pts_s: f.pts_s,
             captured_at: SystemTime::now(),
