@@ -199,23 +199,8 @@ enum Command {
     },
 }
 
-/// Keeps glibc's allocator from holding memory the service no longer uses. Decoded pictures
-/// (1.4 MB at 720p) come and go a hundred times a second across a dozen threads: with the
-/// defaults every thread gets its own arena, and after the first such buffer is freed glibc
-/// raises its mmap threshold so later ones come from those arenas, whose freed holes stay
-/// resident. Two arenas and a fixed 256 KiB threshold (big buffers are mapped and unmapped)
-/// took the 77-camera check's peak RSS down by about a third (docs/performance.md).
-fn bound_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
-}
-
 fn main() -> ExitCode {
-    bound_malloc();
+    dumpwatch::allocator::bound_malloc();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

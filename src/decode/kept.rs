@@ -241,6 +241,8 @@ mod tests {
         assert!(EncodedPicture::run(&units(MAX_RUN_UNITS + 1, 100), codec, pixels).is_none());
         assert!(EncodedPicture::run(&units(20, pixels / 20), codec, pixels).is_none());
         assert!(EncodedPicture::run(&[], codec, pixels).is_none());
-        assert!(EncodedPicture::keyframe(Arc::from([0u8, 0, 1].as_slice()), codec).is_keyframe_alone());
+        assert!(
+            EncodedPicture::keyframe(Arc::from([0u8, 0, 1].as_slice()), codec).is_keyframe_alone()
+        );
     }
 }
