@@ -116,10 +116,11 @@ impl ClipRecorder {
     /// The pre-event frames are taken from the ring now.
     pub fn request(self: &Arc<Self>, req: ClipRequest) {
         let me = self.clone();
-        let head = self
-            .rings
-            .get(req.camera)
-            .map(|ring| ring.window_of(req.at - self.pre_s, f64::MAX));
+        let head = self.rings.get(req.camera).map(|ring| {
+            // The post-event frames must still be there when they are taken, busy or not.
+            ring.hold_until(req.at + self.post_s + 1.0);
+            ring.window_of(req.at - self.pre_s, f64::MAX)
+        });
         self.pending.spawn_on(async move {
             let wait = req.at + me.post_s + 0.5 - crate::deliver::unix_now();
             if wait > 0.0 {

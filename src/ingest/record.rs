@@ -30,8 +30,8 @@ pub struct RecordTask {
     pub ingest: IngestConfig,
     /// Where the frames go.
     pub ring: Arc<ClipRing>,
-    /// The camera's sampler: while the camera is busy the ring keeps its full seconds, else one
-    /// GOP (see [`ClipRing::push_keeping`]).
+    /// The camera's sampler: while the camera is busy the ring keeps its full seconds, else
+    /// nothing (see [`ClipRing::push_keeping`]).
     pub sampling: Option<Arc<crate::analyze::sampling::SharedSampler>>,
     /// Shared camera status.
     pub status: Arc<StatusBoard>,
