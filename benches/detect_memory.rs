@@ -5,8 +5,10 @@
 //! 2. the peak while both sessions run flat out, over the resident set after loading (their
 //!    intermediate tensors: ONNX Runtime's CPU arena is off, so they are returned after each run).
 //!
-//!     cargo bench --bench detect_memory
-//!     DW_BENCH_SECONDS=10 cargo bench --bench detect_memory
+//! ```sh
+//! cargo bench --bench detect_memory
+//! DW_BENCH_SECONDS=10 cargo bench --bench detect_memory
+//! ```
 //!
 //! Under `cargo test` it runs a short smoke version.
 

@@ -271,7 +271,8 @@ pub struct BackgroundModel {
     /// the one picture taken at a scene re-learn ([`BackgroundModel::relearn_all`]), which may
     /// show someone passing undetected. Until then, a cell that settles into something other
     /// than its background takes the picture instead of becoming static foreground: the
-    /// passer-by has left and the ground shows. `NEG_INFINITY`: not provisional.
+    /// passer-by has left and the ground shows. `NEG_INFINITY`: not provisional. Empty while no
+    /// cell is provisional (most cameras never re-learn: 115 KB a camera saved).
     provisional_until: Vec<f64>,
     /// Scene-wide light of the current picture relative to the long-term background:
     /// `current ≈ gain × long + offset`.
@@ -495,7 +496,7 @@ impl BackgroundModel {
             // What stands in held boxes (people, vehicles) now is not the background: those cells
             // take the first picture that shows them free.
             self.trusted = self.cells_in(hold).iter().map(|h| !h).collect();
-            self.provisional_until = vec![f64::NEG_INFINITY; self.current.len()];
+            self.provisional_until = Vec::new();
             self.last = Some(now);
             return BackgroundUpdate::Learned;
         }
@@ -576,7 +577,7 @@ impl BackgroundModel {
         // mapped to the current light instead.
         (self.gain, self.offset) = scene_light(&self.current, &self.long, t);
         let (g, o) = (self.gain, self.offset);
-        for i in 0..self.current.len() {
+        for i in 0..self.provisional_until.len() {
             if self.provisional_until[i] >= now && !held[i] && self.novelty(i, g, o) > 1.0 {
                 // Learned at a re-learn from a picture that showed something passing: the
                 // ground it hid shows now. Keep the background in the scene's light.
@@ -590,6 +591,9 @@ impl BackgroundModel {
                 }
                 self.provisional_until[i] = f64::NEG_INFINITY;
             }
+        }
+        if self.provisional_until.iter().all(|until| *until < now) {
+            self.provisional_until = Vec::new();
         }
         let mask: Vec<bool> = (0..self.current.len())
             .map(|i| self.novelty(i, g, o) > 1.0)
@@ -655,6 +659,9 @@ impl BackgroundModel {
     /// they walk on.
     #[allow(clippy::needless_range_loop)] // three grids indexed in step
     fn relearn_all(&mut self, now: f64, held: &[bool]) {
+        if self.provisional_until.len() != self.current.len() {
+            self.provisional_until = vec![f64::NEG_INFINITY; self.current.len()];
+        }
         let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
         let colour = self.colour();
         let (gain, offset) = light_line(&self.current, &self.long, t);
