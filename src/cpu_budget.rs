@@ -30,6 +30,10 @@ pub const FLOOR_PER_S: f64 = 1.0;
 const GAIN: f64 = 0.5;
 /// One tick lowers the rate to no less than this share of the measured one.
 const MOST_CUT: f64 = 0.5;
+/// A limited service aims this share under its budget, so that the budget holds as a ceiling
+/// over a run and not only as its mean (the 2 s readings of a loaded box vary by about ±0.05
+/// core: with 1.0 core as the aim, the 77-camera check measured 1.01–1.02 cores over its run).
+const HEADROOM: f64 = 0.03;
 
 /// What the service used over one tick.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,7 +99,8 @@ impl RateController {
             self.limit = None;
             return None;
         }
-        let wanted = (rate + GAIN * (self.budget_cores - cores) / per_run)
+        let aim = self.budget_cores * (1.0 - HEADROOM);
+        let wanted = (rate + GAIN * (aim - cores) / per_run)
             .max(MOST_CUT * rate)
             .max(FLOOR_PER_S);
         // What the sessions could run flat out: a limit above it limits nothing.
@@ -372,6 +377,8 @@ mod tests {
         per_run: f64,
         demand: f64,
         sessions: f64,
+        /// The part of a run begun in one tick and counted in the next (runs are whole).
+        begun: std::cell::Cell<f64>,
     }
 
     impl Service {
@@ -380,11 +387,13 @@ mod tests {
                 .demand
                 .min(self.sessions / self.per_run)
                 .min(limit.unwrap_or(f64::INFINITY));
+            let runs = self.begun.get() + 2.0 * rate;
+            self.begun.set(runs.fract());
             Used {
                 seconds: 2.0,
                 service_cpu_s: 2.0 * (self.other + rate * (self.per_run + self.decode_per_run)),
                 detector_cpu_s: 2.0 * rate * self.per_run,
-                runs: (2.0 * rate).round() as u64,
+                runs: runs.floor() as u64,
             }
         }
 
@@ -413,15 +422,17 @@ mod tests {
             per_run: 0.14,
             demand: 100.0,
             sessions: 2.0,
+            begun: Default::default(),
         };
         assert!(box77.cores(None) > 1.9);
         let limit = settle(&box77, 1.6).expect("limited");
         let cores = box77.cores(Some(limit));
-        assert!((cores - 1.6).abs() < 0.05, "{cores} cores at {limit}/s");
+        // A ceiling: under it, by little.
+        assert!((1.52..1.6).contains(&cores), "{cores} cores at {limit}/s");
         // One core: the same, lower.
         let limit = settle(&box77, 1.0).expect("limited");
         let cores = box77.cores(Some(limit));
-        assert!((cores - 1.0).abs() < 0.05, "{cores} cores at {limit}/s");
+        assert!((0.95..1.0).contains(&cores), "{cores} cores at {limit}/s");
     }
 
     #[test]
@@ -432,6 +443,7 @@ mod tests {
             per_run: 0.14,
             demand: 3.0,
             sessions: 2.0,
+            begun: Default::default(),
         };
         assert_eq!(settle(&quiet, 1.6), None);
     }
@@ -444,6 +456,7 @@ mod tests {
             per_run: 0.14,
             demand: 100.0,
             sessions: 2.0,
+            begun: Default::default(),
         };
         assert_eq!(settle(&decoding, 1.6), Some(FLOOR_PER_S));
     }

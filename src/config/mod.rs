@@ -154,11 +154,12 @@ pub struct ModelConfig {
     /// rest to other work on the machine (e.g. 5 on 2 cores ≈ 0.75 core of YOLOv12n). Busy
     /// cameras are served first within it, so idle refreshes are what slows down.
     pub max_detections_per_s: f64,
-    /// The most CPU the service may use on average (every thread but the API's, which run
-    /// niced): `"auto"` (the default: 80 % of the CPUs this process may use, 1.6 on 2),
-    /// `"off"`, or a number of cores. Every 2 s the detector's rate is set so that the service
-    /// stays within it (never below one run a second); busy cameras are served first, so idle
-    /// refreshes are what slows down. On top of `max_detections_per_s`.
+    /// The most CPU the service may use (every thread but the API's, which run niced):
+    /// `"auto"` (the default: 80 % of the CPUs this process may use, 1.6 on 2), `"off"`, or a
+    /// number of cores. Every 2 s the detector's rate is set so that the service stays within
+    /// it, aiming 3 % under it so that it holds as a ceiling (never below one run a second);
+    /// busy cameras are served first, so idle refreshes are what slows down. On top of
+    /// `max_detections_per_s`.
     pub cpu_budget: CpuBudget,
     /// Two wide pictures (16:9 and wider) per detector run, one in each half of the model's
     /// input, for batch-1 models such as YOLOv12n: half the detector's CPU per picture, at 89 %

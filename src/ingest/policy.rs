@@ -121,6 +121,10 @@ pub struct FramePolicy {
 /// Half a frame of tolerance on stream-time intervals (a 2 s GOP with a 4 s interval decodes
 /// every other keyframe, not every third).
 const TOLERANCE_S: f64 = 0.02;
+/// How long an idle camera's refresh picture may wait for the decoder and the detector behind
+/// busy cameras' pictures on a loaded box (frame age p95 1.0–1.5 s on the 77-camera check;
+/// with only a GOP of margin its longest analysis gap was 30.1–30.2 s of the 30 s refresh).
+const REFRESH_WAIT_S: f64 = 2.0;
 
 impl FramePolicy {
     /// A policy for a new connection.
@@ -169,8 +173,10 @@ impl FramePolicy {
             let since = self.last_sent_keyframe.map(|t| pts_s - t);
             let too_soon = since
                 .is_some_and(|s| s >= 0.0 && s < self.cfg.min_keyframe_interval_s - TOLERANCE_S);
-            // The last keyframe before the refresh is late: a GOP early rather than a GOP late.
-            let early = self.gop_len.unwrap_or(0.0) + TOLERANCE_S;
+            // The last keyframe before the refresh is late: a GOP early rather than a GOP late,
+            // and early enough for its picture to wait behind busy cameras' and still be
+            // analysed in time.
+            let early = self.gop_len.unwrap_or(0.0) + REFRESH_WAIT_S + TOLERANCE_S;
             let refresh_due = since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s - early);
             let moved = !self.cfg.motion_gate || self.motion.take_moved();
             if !too_soon && (refresh_due || moved) {
@@ -304,9 +310,9 @@ mod tests {
             "joined mid-GOP"
         );
         let sent = decoded(&v);
-        // First keyframe at frame 20 (1.33 s), then the last keyframe before each 30 s is up
-        // (28 s: one GOP early rather than late).
-        let expected: Vec<f64> = [20u32, 440, 860, 1280]
+        // First keyframe at frame 20 (1.33 s), then the last keyframe a GOP and the refresh
+        // picture's wait before each 30 s is up (26 s: early rather than late).
+        let expected: Vec<f64> = [20u32, 410, 800, 1190]
             .iter()
             .map(|f| f64::from(*f) / FPS)
             .collect();
