@@ -123,7 +123,9 @@ pub struct FramePolicy {
 const TOLERANCE_S: f64 = 0.02;
 /// How long an idle camera's refresh picture may wait for the decoder and the detector behind
 /// busy cameras' pictures on a loaded box (frame age p95 1.0–1.5 s on the 77-camera check;
-/// with only a GOP of margin its longest analysis gap was 30.1–30.2 s of the 30 s refresh).
+/// with only a GOP of margin its longest analysis gap was 30.1–30.2 s of the 30 s refresh), or
+/// a fifteenth of the refresh period when that is less (a short period keeps a proportionate
+/// margin instead of refreshing twice as often).
 const REFRESH_WAIT_S: f64 = 2.0;
 
 impl FramePolicy {
@@ -176,7 +178,8 @@ impl FramePolicy {
             // The last keyframe before the refresh is late: a GOP early rather than a GOP late,
             // and early enough for its picture to wait behind busy cameras' and still be
             // analysed in time.
-            let early = self.gop_len.unwrap_or(0.0) + REFRESH_WAIT_S + TOLERANCE_S;
+            let wait = REFRESH_WAIT_S.min(self.cfg.idle_refresh_s / 15.0);
+            let early = self.gop_len.unwrap_or(0.0) + wait + TOLERANCE_S;
             let refresh_due = since.is_none_or(|s| s < 0.0 || s >= self.cfg.idle_refresh_s - early);
             let moved = !self.cfg.motion_gate || self.motion.take_moved();
             if !too_soon && (refresh_due || moved) {
@@ -317,6 +320,18 @@ mod tests {
             .map(|f| f64::from(*f) / FPS)
             .collect();
         assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn a_short_refresh_keeps_a_proportionate_margin() {
+        // Refreshed every 8 s: a GOP and 0.53 s early, so every third 2 s keyframe (6 s), not
+        // every other one as a 2 s margin would make it.
+        let mut p = FramePolicy::new(PolicyConfig {
+            idle_refresh_s: 8.0,
+            ..PolicyConfig::default()
+        });
+        let v = run(&mut p, 0.0, 40.0, 0, |_| false, quiet);
+        assert_eq!(decoded(&v), vec![0.0, 6.0, 12.0, 18.0, 24.0, 30.0, 36.0]);
     }
 
     #[test]
