@@ -30,6 +30,7 @@ pub use kept::{EncodedPicture, KeptPicture};
 pub use libav::{DecodeError, VideoDecoder, hwaccel_available};
 
 use crate::analyze::sampling::{Decision, SharedSampler};
+use crate::codec::VideoCodec;
 use crate::config::{DecodeMode, HwAccel};
 use crate::ingest::{EncodedFrame, FrameRun};
 use crate::metrics::{CameraMetrics, DropReason};
@@ -272,6 +273,14 @@ fn decode_in_order(
         st.run.clear();
         metrics.dropped(DropReason::DecodeBusy).inc();
         return None;
+    }
+    if frame.keyframe && !in_order && frame.codec == VideoCodec::H265 {
+        // Frames were skipped before this H.265 keyframe (the rest of a GOP not needed, or a
+        // gap): a fresh decoder. A CRA keyframe does not empty the decoder's picture buffer, and
+        // a decoder that missed the frames before it held about 4× the memory (libavcodec 5.1,
+        // docs/performance.md); opening one costs far less than a frame. An H.264 IDR empties it
+        // itself.
+        st.decoder = None;
     }
     st.last_seq = Some(frame.seq);
     if frame.keyframe {
