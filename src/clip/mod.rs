@@ -16,7 +16,7 @@ use std::time::Duration;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use crate::decode::{DecodedFrame, VideoDecoder};
+use crate::decode::DecodedFrame;
 use crate::ingest::EncodedFrame;
 use crate::store::EvidenceFile;
 use ring::{ClipFrame, ClipRing};
@@ -61,28 +61,28 @@ pub struct ClipRequest {
     pub size: (u32, u32),
 }
 
-/// Decodes `frames` (from a keyframe on, in stream order) and returns the last picture.
+/// Decodes `frames` (from a keyframe on, in stream order) and returns the last one's picture
+/// ([`crate::decode::decode_last`]).
 fn decode_last(frames: &[ClipFrame]) -> Result<DecodedFrame, String> {
-    let mut decoder = VideoDecoder::new().map_err(|e| e.to_string())?;
-    let mut last = Err("no frame to decode".to_owned());
-    for (seq, f) in frames.iter().enumerate() {
-        let unit = EncodedFrame {
+    let units = frames
+        .iter()
+        .map(|f| EncodedFrame {
             data: f.data.clone(),
             keyframe: f.keyframe,
             pts_s: f.pts_s,
             captured_at: std::time::UNIX_EPOCH + Duration::from_secs_f64(f.at.max(0.0)),
             received: std::time::Instant::now(),
-            seq: seq as u64,
+            seq: 0,
             all_frames: true,
             codec: f.codec,
-        };
-        match decoder.decode(0, &unit) {
-            Ok(picture) => last = Ok(picture),
-            Err(crate::decode::DecodeError::NoPicture { .. }) => {}
-            Err(e) => last = Err(e.to_string()),
-        }
-    }
-    last
+        })
+        .collect();
+    crate::decode::decode_last(0, units).map_err(|e| {
+        format!(
+            "cannot decode the recorded video ({} access units): {e}",
+            frames.len()
+        )
+    })
 }
 
 impl ClipRecorder {

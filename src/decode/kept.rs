@@ -80,34 +80,54 @@ impl EncodedPicture {
         self.codec
     }
 
-    /// Decodes the units with a fresh software decoder; the picture of the last one is the
-    /// picture, stamped with `meta`'s camera and times.
+    /// Decodes the units with a fresh software decoder ([`decode_last`]), the picture stamped
+    /// with `meta`'s camera and times.
     fn decode(&self, meta: &KeptPicture) -> Result<DecodedFrame, DecodeError> {
-        let mut decoder = VideoDecoder::new()?;
-        let last = self.units.len() - 1;
-        let mut picture = None;
-        for (i, data) in self.units.iter().enumerate() {
-            let unit = EncodedFrame {
+        let units = self
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, data)| EncodedFrame {
                 data: data.clone(),
                 keyframe: i == 0,
                 pts_s: meta.pts_s,
                 captured_at: meta.captured_at,
                 received: meta.received,
-                seq: i as u64,
-                // A keyframe alone is drained at once; a run is decoded in order.
-                all_frames: last > 0,
+                seq: 0,
+                all_frames: true,
                 codec: self.codec,
-            };
-            match decoder.decode(meta.camera, &unit) {
-                Ok(p) if i == last => picture = Some(p),
-                Ok(_) | Err(DecodeError::NoPicture { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        picture.ok_or(DecodeError::NoPicture {
-            len: self.units[last].len(),
-        })
+            })
+            .collect();
+        decode_last(meta.camera, units)
     }
+}
+
+/// Decodes `units` of camera `camera` (a keyframe, then the units after it in stream order) with
+/// a fresh software decoder and returns the picture of the last one: exactly that picture, or an
+/// error (a unit that does not decode, or a last unit that gives no picture). Their sequence
+/// numbers and decoding mode are set here (a keyframe alone is drained at once, a run decoded in
+/// order).
+pub fn decode_last(
+    camera: usize,
+    mut units: Vec<EncodedFrame>,
+) -> Result<DecodedFrame, DecodeError> {
+    let Some(last) = units.len().checked_sub(1) else {
+        return Err(DecodeError::NoPicture { len: 0 });
+    };
+    let mut decoder = VideoDecoder::new()?;
+    let mut picture = None;
+    for (i, unit) in units.iter_mut().enumerate() {
+        unit.seq = i as u64;
+        unit.all_frames = last > 0;
+        match decoder.decode(camera, unit) {
+            Ok(p) if i == last => picture = Some(p),
+            Ok(_) | Err(DecodeError::NoPicture { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    picture.ok_or(DecodeError::NoPicture {
+        len: units[last].data.len(),
+    })
 }
 
 /// A picture as kept after its analysis; cheap to clone.

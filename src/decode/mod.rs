@@ -26,7 +26,7 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 pub use frame::DecodedFrame;
-pub use kept::{EncodedPicture, KeptPicture};
+pub use kept::{EncodedPicture, KeptPicture, decode_last};
 pub use libav::{DecodeError, VideoDecoder, hwaccel_available};
 
 use crate::analyze::sampling::{Decision, SharedSampler};
