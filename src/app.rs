@@ -249,7 +249,7 @@ pub async fn run_with_reload(
         metrics.worker_panics.with_label_values(&["decode"]),
         Some(crate::decode::Sampling {
             samplers: slots.watch.samplers(),
-            reuse: Some(slots.watch.clone()),
+            analysis: Some(slots.watch.clone()),
         }),
     )?;
     let sessions = detectors.len();

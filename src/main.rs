@@ -100,6 +100,10 @@ enum Command {
         /// Print, whenever it changes, what the analyzer follows and the detections of that picture.
         #[arg(long)]
         trace: bool,
+        /// Reproduce a loaded box: at most this many detections per second (as `eval
+        /// --detect-rate`).
+        #[arg(long, value_name = "PER_S")]
+        detect_rate: Option<f64>,
     },
     /// Score the pipeline on a labelled dataset (labels.toml + H.264 or H.265 clips): precision, recall,
     /// F1, time to alert and false alarms per hour; --sweep tries a range of one setting.
@@ -125,9 +129,10 @@ enum Command {
         /// Clips replayed at once, one detector session each. Default: model.sessions.
         #[arg(long)]
         jobs: Option<usize>,
-        /// Reproduce a loaded box: at most this many detections per second for an active
-        /// camera (what the live scheduler granted each busy camera: see
-        /// `dumpwatch_analysis_gap_seconds{load="busy"}`), instead of `active_fps`.
+        /// Reproduce a loaded box: at most this many detections per second per camera (what
+        /// the live scheduler granted each busy camera: see
+        /// `dumpwatch_analysis_gap_seconds{load="busy"}`); the pictures the sampler analyses
+        /// beyond that (at `active_fps`) are seen by the background channel alone, as live.
         #[arg(long, value_name = "PER_S")]
         detect_rate: Option<f64>,
     },
@@ -367,6 +372,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             out,
             json,
             trace,
+            detect_rate,
         } => {
             let args = cmd::replay::ReplayArgs {
                 clip,
@@ -377,6 +383,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 out,
                 json,
                 trace,
+                detect_rate,
             };
             tokio::task::spawn_blocking(move || cmd::replay::run(args)).await??;
             Ok(ExitCode::SUCCESS)

@@ -332,6 +332,7 @@ impl Metrics {
             decoded: stage("decoded"),
             detected: stage("detected"),
             recorded: stage("recorded"),
+            background: stage("background"),
             before_keyframe: dropped(DropReason::BeforeKeyframe),
             decode_busy: dropped(DropReason::DecodeBusy),
             decode_error: dropped(DropReason::DecodeError),
@@ -350,7 +351,14 @@ impl Metrics {
 
     /// Removes the series of a camera that is no longer configured.
     pub fn forget_camera(&self, id: &str) {
-        for s in ["received", "skipped", "decoded", "detected", "recorded"] {
+        for s in [
+            "received",
+            "skipped",
+            "decoded",
+            "detected",
+            "recorded",
+            "background",
+        ] {
             let _ = self.frames_total.remove_label_values(&[id, s]);
         }
         for r in [
@@ -400,6 +408,10 @@ pub struct CameraMetrics {
     /// `frames_total{stage="recorded"}`: a frame of the main stream kept for clips (a camera
     /// analysed on its `analysis_url` sub-stream).
     pub recorded: IntCounter,
+    /// `frames_total{stage="background"}`: a picture sent to the detector that a newer one
+    /// replaced before a detector came to it (also counted as dropped, `superseded`), analysed
+    /// by the background channel alone.
+    pub background: IntCounter,
     /// `frames_dropped_total{reason="before_keyframe"}`.
     pub before_keyframe: IntCounter,
     /// `frames_dropped_total{reason="decode_busy"}`.

@@ -10,17 +10,19 @@
 //! for a while): an incident is never dropped to keep up (incidents are rare; pictures are not).
 //! It is done after the camera's lock is released.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
-use crate::analyze::{Analyzer, AnalyzerConfig, EventKind, FrameRole, OpenSpot, Reconfigured};
+use crate::analyze::{
+    Analyzer, AnalyzerConfig, EventKind, FrameRole, GreyFrame, OpenSpot, Reconfigured,
+};
 use crate::clip::{ClipRecorder, ClipRequest};
 use crate::config::CameraConfig;
-use crate::decode::{DecodedFrame, KeptPicture, ReuseSink, unix_seconds};
+use crate::decode::{AnalysisSink, DecodedFrame, KeptPicture, unix_seconds};
 use crate::detect::Detected;
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::{EventPicture, EvidenceFrames};
@@ -104,6 +106,29 @@ struct CameraState {
     last_detected: Option<Detected>,
     /// Capture time of the last analysed picture (the analyzer's clock never goes back).
     last_at: f64,
+    /// Pictures for the background channel alone, by capture time, waiting for the detections
+    /// of an earlier picture that may still be with the detector (at most
+    /// [`BACKGROUND_WAITING`]).
+    background_waiting: VecDeque<(f64, GreyFrame)>,
+}
+
+/// Pictures for the background channel kept waiting per camera (each a 160-wide grey picture
+/// with its colour, 43 KB); beyond it the oldest is analysed at once.
+const BACKGROUND_WAITING: usize = 8;
+
+impl CameraState {
+    /// Feeds the waiting background pictures taken before `before` to the analyzer, in order.
+    fn catch_up_background(&mut self, before: f64) {
+        while self
+            .background_waiting
+            .front()
+            .is_some_and(|(at, _)| *at < before)
+        {
+            if let Some((at, grey)) = self.background_waiting.pop_front() {
+                self.analyzer.observe_background(at, &grey);
+            }
+        }
+    }
 }
 
 impl CameraWatch {
@@ -148,6 +173,7 @@ impl CameraWatch {
                 incidents,
                 last_detected: None,
                 last_at: f64::NEG_INFINITY,
+                background_waiting: VecDeque::new(),
             }),
             metrics,
         }
@@ -182,6 +208,7 @@ impl CameraWatch {
                 .filter_map(|(was, now)| Some((*now, *before.get(was)?)))
                 .collect();
             state.frames = EvidenceFrames::default();
+            state.background_waiting.clear();
             for (was, why) in dropped {
                 warn!(camera = %state.camera.id, incident = ?before.get(was), reason = %why,
                       "zones or masks changed: an open incident can no longer be followed; it stays open until an operator reviews it");
@@ -361,6 +388,7 @@ impl Watch {
         let now = unix_seconds(frame.captured_at);
         let mut guard = cam.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
+        state.catch_up_background(now);
         if now < state.last_at {
             // A picture analysed without the detector overtook this one.
             return;
@@ -454,7 +482,7 @@ impl Watch {
     }
 }
 
-impl ReuseSink for Watch {
+impl AnalysisSink for Watch {
     /// Analyses the picture with the detections of the camera's last analysed picture (the
     /// scene did not change since). Without any yet, the sampler is told to detect the next.
     fn analyse_unchanged(&self, camera: usize, picture: DecodedFrame) {
@@ -476,6 +504,26 @@ impl ReuseSink for Watch {
             frame: Arc::new(picture),
             detected,
         });
+    }
+
+    /// Keeps the picture's grey version until the detections of the pictures before it are in
+    /// (the analyzer takes pictures in time order), then feeds it to the camera's background
+    /// model.
+    fn analyse_background(&self, camera: usize, picture: DecodedFrame) {
+        let Some(cam) = self.cameras.get(camera) else {
+            return;
+        };
+        let Some(grey) = picture.grey() else {
+            return;
+        };
+        cam.metrics.background.inc();
+        let at = unix_seconds(picture.captured_at);
+        let mut state = cam.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.background_waiting.push_back((at, grey));
+        if state.background_waiting.len() > BACKGROUND_WAITING {
+            let (at, grey) = state.background_waiting.pop_front().expect("more than one");
+            state.analyzer.observe_background(at, &grey);
+        }
     }
 }
 

@@ -55,6 +55,15 @@ const PATCH_MIN_GAP: f32 = 4.0;
 const OCCLUDED_SHARE: f32 = 0.3;
 /// Actors seen within this many seconds count as present (a detection missed now and then).
 const ACTOR_RECENT_S: f64 = 2.0;
+/// At start-up, static foreground within this share of an actor's box size of the box (a
+/// person's legs or shadow beyond the detector's box) is not learned as the scene while the
+/// actor is there.
+const STARTUP_ACTOR_MARGIN: f32 = 0.25;
+/// Seconds a spot set aside at start-up must be free of actors before it is decided.
+const STARTUP_FREE_S: f64 = 4.0;
+/// Seconds after which a spot set aside at start-up is no longer set aside (the actor by it
+/// never left).
+const STARTUP_DEFER_MAX_S: f64 = 60.0;
 /// A pending object needs this many sightings before it can be abandoned.
 const MIN_SIGHTINGS: u32 = 3;
 /// A vehicle track this old and still leaves a footprint: when it drives away, the background it
@@ -217,7 +226,10 @@ pub struct Analyzer {
     tracker: Tracker,
     background: BackgroundModel,
     started_at: Option<f64>,
+    /// Time of the last picture, observed or seen by the background channel alone.
     last_at: Option<f64>,
+    /// Time of the last picture observed with its detections.
+    last_observed: Option<f64>,
     history: VecDeque<Moment>,
     frame: (f32, f32),
     candidates: Vec<Candidate>,
@@ -225,6 +237,13 @@ pub struct Analyzer {
     footprints: Vec<Footprint>,
     fixtures: Vec<BBox>,
     next_incident: u64,
+    /// A picture seen by the background channel alone re-learned the scene: reported with the
+    /// next observed picture ([`Output::scene_change`]).
+    scene_changed: bool,
+    /// Static spots found at start-up next to an actor, with when they were set aside and
+    /// since when no actor has been by them: learned as the scene or forgotten once free for
+    /// long enough (see [`Analyzer::resolve_startup_deferred`]).
+    startup_deferred: Vec<(BBox, f64, Option<f64>)>,
 }
 
 impl Analyzer {
@@ -240,6 +259,7 @@ impl Analyzer {
             cfg,
             started_at: None,
             last_at: None,
+            last_observed: None,
             history: VecDeque::new(),
             frame: (1.0, 1.0),
             candidates: Vec::new(),
@@ -247,6 +267,8 @@ impl Analyzer {
             footprints: Vec::new(),
             fixtures: Vec::new(),
             next_incident: 1,
+            scene_changed: false,
+            startup_deferred: Vec::new(),
         }
     }
 
@@ -333,6 +355,7 @@ impl Analyzer {
     pub fn observe(&mut self, now: f64, detections: &[Detection], grey: &GreyFrame) -> Output {
         let now = self.last_at.map_or(now, |last| now.max(last));
         self.last_at = Some(now);
+        self.last_observed = Some(now);
         let started = *self.started_at.get_or_insert(now);
         self.frame = (
             grey.source_width.max(1) as f32,
@@ -359,19 +382,15 @@ impl Analyzer {
             .collect();
         self.update_footprints(now, &tracks);
 
-        let hold: Vec<BBox> = self
-            .candidates
-            .iter()
-            .map(|c| c.patch_box.union(&c.bbox))
-            .chain(actors.iter().map(|(_, b)| b.grown(0.1)))
-            // Every actor detection, tracked or not (a low score still marks a person).
-            .chain(
-                usable
-                    .iter()
-                    .filter(|d| self.is_actor(d.class_id))
-                    .map(|d| d.bbox.grown(0.1)),
-            )
-            .collect();
+        let mut hold = self.held_boxes(actors.iter().map(|(_, b)| *b));
+        // Every actor detection, tracked or not (a low score still marks a person).
+        hold.extend(
+            usable
+                .iter()
+                .filter(|d| self.is_actor(d.class_id))
+                .map(|d| d.bbox.grown(0.1)),
+        );
+        out.scene_change = std::mem::take(&mut self.scene_changed);
         let mut blobs = match self.background.update(now, grey, &hold) {
             BackgroundUpdate::Learned => vec![],
             BackgroundUpdate::GlobalChange { .. } => {
@@ -398,18 +417,34 @@ impl Analyzer {
             self.history.pop_front();
         }
 
+        let actor_boxes: Vec<BBox> = actors
+            .iter()
+            .map(|(_, a)| *a)
+            .chain(
+                usable
+                    .iter()
+                    .filter(|d| self.is_actor(d.class_id))
+                    .map(|d| d.bbox),
+            )
+            .collect();
+        self.resolve_startup_deferred(now, &mut blobs, &actor_boxes);
         if now - started < self.cfg.startup_grace_s {
             // Whatever is static now was there before the camera started: it is the scene. Not
-            // what stands under an actor: a person waiting there is not the ground.
+            // what stands by an actor: a person waiting there (their legs, their shadow, beyond
+            // the detector's box) is not the ground; that waits until the actor has left.
             for b in blobs.drain(..) {
-                if !actors
+                if actor_boxes
                     .iter()
-                    .any(|(_, a)| b.bbox.covered_by(&a.grown(0.1)) >= OCCLUDED_SHARE)
-                    && !usable.iter().any(|d| {
-                        self.is_actor(d.class_id)
-                            && b.bbox.covered_by(&d.bbox.grown(0.1)) >= OCCLUDED_SHARE
-                    })
+                    .any(|a| b.bbox.intersection_area(&a.grown(STARTUP_ACTOR_MARGIN)) > 0.0)
                 {
+                    if !self
+                        .startup_deferred
+                        .iter()
+                        .any(|(d, _, _)| b.bbox.covered_by(d) >= 0.9)
+                    {
+                        self.startup_deferred.push((b.bbox, now, None));
+                    }
+                } else {
                     self.background.relearn(&b.bbox);
                 }
             }
@@ -441,6 +476,82 @@ impl Analyzer {
                 .iter()
                 .any(|(t, b)| now - t.last_seen <= 1.0 && self.near_a_zone(b));
         out
+    }
+
+    /// Feeds a picture taken at `now` that the detector had no share for to the background
+    /// model only (the grey channel: cheap, so it runs on every picture the camera's sampler
+    /// analyses, whatever the detector can grant). Its light, its shake and its short-term
+    /// background are followed between detections; objects are found, and their owners
+    /// judged, only on pictures with detections ([`Analyzer::observe`]), so the followed
+    /// objects and the actors last seen (where the tracker expects them now) keep their
+    /// long-term background. Ignored before the first observed picture and when earlier than
+    /// the last one.
+    pub fn observe_background(&mut self, now: f64, grey: &GreyFrame) {
+        if self.last_at.is_none_or(|last| now < last) {
+            return;
+        }
+        self.last_at = Some(now);
+        let max_predict = self.cfg.tracker.max_predict_s;
+        // The actors of the last detected picture, wherever the tracker expects them now.
+        let observed = self.last_observed.unwrap_or(now);
+        let hold = self.held_boxes(
+            self.tracker
+                .tracks()
+                .iter()
+                .filter(|t| self.is_actor(t.class_id) && observed - t.last_seen <= ACTOR_RECENT_S)
+                .map(|t| t.predicted(now, max_predict)),
+        );
+        if let BackgroundUpdate::GlobalChange { .. } = self.background.update(now, grey, &hold) {
+            self.scene_changed = true;
+        }
+    }
+
+    /// Spots set aside at start-up because an actor stood by them ([`Analyzer::observe`]),
+    /// decided once they have been free of actors for [`STARTUP_FREE_S`] (a standing person the
+    /// detector misses once is still there): what is still static there was there before the
+    /// camera started (the scene: learned); nothing static means it was the actor, and the spot
+    /// is forgotten. Until then what is static there is neither: taken out of `blobs`. Forgotten
+    /// after [`STARTUP_DEFER_MAX_S`].
+    fn resolve_startup_deferred(&mut self, now: f64, blobs: &mut Vec<StaticBlob>, actors: &[BBox]) {
+        if self.startup_deferred.is_empty() {
+            return;
+        }
+        for (spot, since, mut free_since) in std::mem::take(&mut self.startup_deferred) {
+            if now - since > STARTUP_DEFER_MAX_S {
+                // Someone who has stood there since the start: whatever is static by them is
+                // judged as anywhere else from now on.
+                continue;
+            }
+            if actors
+                .iter()
+                .any(|a| spot.intersection_area(&a.grown(STARTUP_ACTOR_MARGIN)) > 0.0)
+            {
+                free_since = None;
+            }
+            if now - *free_since.get_or_insert(now) < STARTUP_FREE_S {
+                // Neither the scene nor an object yet.
+                blobs.retain(|b| b.bbox.intersection_area(&spot) <= 0.0);
+                self.startup_deferred.push((spot, since, free_since));
+                continue;
+            }
+            blobs.retain(|b| {
+                let there = b.bbox.intersection_area(&spot) > 0.0;
+                if there {
+                    self.background.relearn(&b.bbox);
+                }
+                !there
+            });
+        }
+    }
+
+    /// The boxes whose long-term background is kept (see [`BackgroundModel::update`]): every
+    /// followed object with its patch, and each of `actors` grown by a tenth.
+    fn held_boxes(&self, actors: impl Iterator<Item = BBox>) -> Vec<BBox> {
+        self.candidates
+            .iter()
+            .map(|c| c.patch_box.union(&c.bbox))
+            .chain(actors.map(|b| b.grown(0.1)))
+            .collect()
     }
 
     fn is_actor(&self, class_id: usize) -> bool {
@@ -1326,13 +1437,34 @@ mod tests {
         until: f64,
         script: impl Fn(f64) -> Scene,
     ) -> Vec<Event> {
+        run_shared(analyzer, fps, 1, until, script).0
+    }
+
+    /// [`run`] with the detector on every `detect_every`-th picture only (a loaded box), the
+    /// others seen by the background channel alone. Returns every event and the times of the
+    /// pictures that reported a scene change.
+    pub(super) fn run_shared(
+        analyzer: &mut Analyzer,
+        fps: f64,
+        detect_every: u32,
+        until: f64,
+        script: impl Fn(f64) -> Scene,
+    ) -> (Vec<Event>, Vec<f64>) {
         let mut events = Vec::new();
+        let mut scene_changes = Vec::new();
         let mut kept: Vec<f64> = Vec::new();
         let steps = (until * fps) as u32;
         for i in 0..=steps {
             let t = f64::from(i) / fps;
             let (dets, grey) = render(&script(t), i);
+            if i % detect_every != 0 {
+                analyzer.observe_background(t, &grey);
+                continue;
+            }
             let out = analyzer.observe(t, &dets, &grey);
+            if out.scene_change {
+                scene_changes.push(t);
+            }
             for e in &out.events {
                 for f in &e.frames {
                     assert!(f.at <= t && f.at >= t - 1e9, "frame refs are past pictures");
@@ -1355,7 +1487,7 @@ mod tests {
             }
             events.extend(out.events);
         }
-        events
+        (events, scene_changes)
     }
 
     fn kinds(events: &[Event]) -> Vec<(EventKind, u64)> {
@@ -1634,6 +1766,48 @@ mod tests {
     }
 
     #[test]
+    fn at_start_what_stands_by_a_person_waits_until_they_have_left() {
+        // A person stands from 1 s to 14 s, their legs beyond the detector's box (undetected,
+        // dark): not learned as the scene while they stand there.
+        let person = (PERSON, 150, 60, 20, 50);
+        let legs = (150, 114, 20, 16, 30);
+        let mut a = Analyzer::new(config());
+        run(&mut a, 2.0, 13.5, |t| Scene {
+            level: 100,
+            objects: if t >= 1.0 { vec![legs] } else { vec![] },
+            detected: if t >= 1.0 { vec![person] } else { vec![] },
+        });
+        let under = BBox {
+            x1: 152.0,
+            y1: 118.0,
+            x2: 168.0,
+            y2: 128.0,
+        };
+        let ground = a.background.patch(Layer::LongTerm, &under, 0.0).mean_luma();
+        assert!(
+            ground > 95.0,
+            "long-term background under the legs: {ground}"
+        );
+        // They walk off at 14 s: nothing is raised where they stood.
+        let mut a = Analyzer::new(config());
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if (1.0..14.0).contains(&t) {
+                vec![legs]
+            } else {
+                vec![]
+            },
+            detected: if (1.0..14.0).contains(&t) {
+                vec![person]
+            } else {
+                walker(t, 14.0, 150.0).into_iter().collect()
+            },
+        });
+        assert!(events.is_empty(), "{events:#?}");
+        assert_eq!(a.candidates(), 0);
+    }
+
+    #[test]
     fn ground_uncovered_when_something_present_at_start_leaves_is_not_an_object() {
         // A crate stands there when the camera starts and is taken away at 60 s: the ground that
         // appears differs from the learned background, but it is a ghost, not a new object.
@@ -1717,6 +1891,60 @@ mod tests {
         });
         assert!(events.is_empty(), "{events:#?}");
         assert_eq!(a.candidates(), 0);
+    }
+
+    #[test]
+    fn between_detections_the_background_channel_keeps_actors_and_objects_out_of_the_ground() {
+        // The detector on one picture in eight (every 4 s); a person stands for 7 minutes: the
+        // long-term background under them is still the ground (level 100 to 112; the person is
+        // painted 35), not learned from the seven pictures in eight the detector did not see.
+        let mut a = Analyzer::new(config());
+        let (events, _) = run_shared(&mut a, 2.0, 8, 450.0, |t| Scene {
+            level: 100,
+            objects: vec![],
+            detected: if t >= 20.0 {
+                vec![(PERSON, 150, 80, 20, 60)]
+            } else {
+                vec![]
+            },
+        });
+        assert!(events.is_empty(), "{events:#?}");
+        let under = BBox {
+            x1: 152.0,
+            y1: 82.0,
+            x2: 168.0,
+            y2: 138.0,
+        };
+        let ground = a.background.patch(Layer::LongTerm, &under, 0.0).mean_luma();
+        assert!(
+            ground > 95.0,
+            "long-term background under the person: {ground}"
+        );
+        // A bag left with the detector on one picture in four is raised within the dwell and
+        // stays open (held in the background between detections).
+        let mut a = Analyzer::new(config());
+        let (events, _) = run_shared(&mut a, 2.0, 4, 420.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().collect(),
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert!(events[0].at <= 57.0, "raised at {}", events[0].at);
+        assert_eq!(a.open_incidents(), 1);
+    }
+
+    #[test]
+    fn a_change_of_light_seen_between_detections_is_relearned_and_reported() {
+        let mut a = Analyzer::new(config());
+        let (events, changes) = run_shared(&mut a, 2.0, 4, 200.0, |t| Scene {
+            level: if t >= 100.5 { 60 } else { 100 },
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0).into_iter().collect(),
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert_eq!(a.open_incidents(), 1, "the bag is still there");
+        // First seen by a background picture (100.5 s), reported with the next detected (102 s).
+        assert_eq!(changes, vec![102.0]);
     }
 
     #[test]

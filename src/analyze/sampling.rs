@@ -202,6 +202,37 @@ impl Sampler {
     }
 }
 
+/// The detector's share of one camera on a loaded box, for replaying a clip as the live service
+/// would analyse it (`eval --detect-rate`): at most `per_s` of the pictures the sampler sends
+/// to the detector get it, on average; the others go to the background channel alone (live:
+/// the picture a newer one replaced before the detector came to it).
+#[derive(Clone, Debug)]
+pub struct DetectorShare {
+    interval: f64,
+    next_at: f64,
+}
+
+impl DetectorShare {
+    /// A share of `per_s` detections a second (above 0).
+    pub fn new(per_s: f64) -> Self {
+        DetectorShare {
+            interval: 1.0 / per_s,
+            next_at: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Whether the picture taken at `now` gets the detector. Granted pictures keep to the
+    /// schedule one interval apart, so a late grant does not lower the rate; a grant saves up
+    /// at most half an interval (a camera back from idle is not detected twice in a row).
+    pub fn grant(&mut self, now: f64) -> bool {
+        if now < self.next_at {
+            return false;
+        }
+        self.next_at = self.next_at.max(now - self.interval / 2.0) + self.interval;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +246,24 @@ mod tests {
             source_height: 10,
             chroma: vec![],
         }
+    }
+
+    #[test]
+    fn a_detector_share_grants_its_rate_on_average_and_never_twice_in_a_row() {
+        // Pictures offered every 7th frame at 15 fps (2 a second), a share of 0.8 a second.
+        let mut share = DetectorShare::new(0.8);
+        let offered: Vec<f64> = (0..300).map(|i| f64::from(i) * 7.0 / 15.0).collect();
+        let granted: Vec<f64> = offered
+            .iter()
+            .copied()
+            .filter(|t| share.grant(*t))
+            .collect();
+        let rate = (granted.len() - 1) as f64 / (granted.last().unwrap() - granted[0]);
+        assert!((rate - 0.8).abs() < 0.02, "{rate} a second");
+        assert!(granted.windows(2).all(|w| w[1] - w[0] >= 0.625 - 1e-9));
+        // Back after a pause: one grant, then the schedule again.
+        assert!(share.grant(1000.0));
+        assert!(!share.grant(1000.0 + 7.0 / 15.0));
     }
 
     #[test]

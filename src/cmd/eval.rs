@@ -23,14 +23,8 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let mut svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
-    if let Some(rate) = a.detect_rate {
-        anyhow::ensure!(
-            rate.is_finite() && rate > 0.0,
-            "--detect-rate {rate}: expected detections per second, above 0 (e.g. 0.5)"
-        );
-        svc.analyze.active_fps = svc.analyze.active_fps.min(rate);
-    }
+    let svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
+    super::check_detect_rate(a.detect_rate)?;
     let dataset = Dataset::load(&a.dataset)?;
     let sweep = a
         .sweep
@@ -72,7 +66,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let mut results: Vec<(Option<f64>, EvalRun)> = Vec::new();
     for (value, settings) in runs {
         let started = std::time::Instant::now();
-        let run = evaluate(&dataset, &settings, &mut detectors, &caches)?;
+        let run = evaluate(&dataset, &settings, a.detect_rate, &mut detectors, &caches)?;
         // Frames the decoder rejected were skipped (and the pictures after them until the next
         // keyframe): a damaged clip scores lower, so say which.
         for c in run.clips.iter().filter(|c| c.stats.decode_errors > 0) {

@@ -57,3 +57,14 @@ pub fn load_detectors(svc: &ServiceConfig, n: usize) -> anyhow::Result<Vec<Detec
         .map(|_| Detector::load(&svc.model).map_err(anyhow::Error::from))
         .collect()
 }
+
+/// Checks `--detect-rate`: detections per second, above 0.
+pub fn check_detect_rate(rate: Option<f64>) -> anyhow::Result<()> {
+    if let Some(rate) = rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--detect-rate {rate}: expected detections per second, above 0 (e.g. 0.5)"
+        );
+    }
+    Ok(())
+}

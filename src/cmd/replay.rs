@@ -18,6 +18,7 @@ pub struct ReplayArgs {
     pub out: PathBuf,
     pub json: bool,
     pub trace: bool,
+    pub detect_rate: Option<f64>,
 }
 
 /// Parses `--zone "[[x, y], ...]"`.
@@ -41,6 +42,7 @@ fn parse_zone(text: &str, index: usize) -> anyhow::Result<Polygon> {
 }
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
+    super::check_detect_rate(a.detect_rate)?;
     let svc = super::service_with_overrides(a.config.as_deref(), &a.sets)?;
     let mut camera = match &a.camera {
         Some(id) => super::camera_from_file(&svc, id)?.1,
@@ -189,6 +191,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
         &a.clip,
         &mut detector,
         cfg,
+        a.detect_rate,
         None,
         &mut on_event,
         &mut trace,

@@ -13,7 +13,9 @@
 //!   were dropped upstream (a gap in the sequence), P-frames are skipped until the next keyframe
 //!   instead of decoding garbage.
 //! - Every decoded picture is shown to the camera's sampler (scene-change gate, active rate),
-//!   which decides whether the detector sees it.
+//!   which decides whether the detector sees it. A picture it sent to the detector that a newer
+//!   one replaced before a detector came to it is still analysed, by the background channel
+//!   alone ([`AnalysisSink::analyse_background`]).
 
 pub mod frame;
 pub mod kept;
@@ -62,21 +64,26 @@ struct Shared {
 }
 
 /// Where a decoded picture goes after the decoder: each camera's sampler decides, and pictures
-/// it analyses without the detector go to `reuse`.
+/// analysed without the detector go to `analysis`.
 #[derive(Clone)]
 pub struct Sampling {
     /// Each camera slot's sampler.
     pub samplers: Arc<[Arc<SharedSampler>]>,
-    /// Takes pictures analysed with their camera's last detections ([`Decision::Reuse`]);
-    /// without it they go to the detector.
-    pub reuse: Option<Arc<dyn ReuseSink>>,
+    /// Takes pictures analysed without the detector; without it, unchanged pictures go to the
+    /// detector and replaced ones are dropped.
+    pub analysis: Option<Arc<dyn AnalysisSink>>,
 }
 
-/// Analyses a picture that did not change since its camera's last detected one, with that
-/// picture's detections, without running the detector.
-pub trait ReuseSink: Send + Sync + 'static {
-    /// Takes camera `camera`'s picture. Called from a decode thread; must not block for long.
+/// Analyses pictures without running the detector. Both are called from a decode thread and
+/// must not block for long.
+pub trait AnalysisSink: Send + Sync + 'static {
+    /// Takes camera `camera`'s picture that did not change since its last detected one, to be
+    /// analysed with that picture's detections ([`Decision::Reuse`]).
     fn analyse_unchanged(&self, camera: usize, picture: DecodedFrame);
+
+    /// Takes camera `camera`'s picture that was waiting for the detector when a newer one
+    /// replaced it (the detector had no share for it), for the background channel alone.
+    fn analyse_background(&self, camera: usize, picture: DecodedFrame);
 }
 
 /// The running decode threads.
@@ -200,7 +207,8 @@ fn decode_loop(shared: &Shared) {
 }
 
 /// Shows a decoded picture to the camera's sampler and hands it to the detector if the sampler
-/// wants it (busy cameras first), or analyses it with the camera's last detections.
+/// wants it (busy cameras first; the picture it replaces goes to the background channel), or
+/// analyses it with the camera's last detections.
 fn hand_on(
     shared: &Shared,
     camera: usize,
@@ -209,6 +217,7 @@ fn hand_on(
     metrics: &CameraMetrics,
 ) {
     let mut priority = Priority::Idle;
+    let analysis = shared.sampling.as_ref().and_then(|s| s.analysis.as_ref());
     if let Some(sampler) = sampler {
         // The scene-change gate and the active rate: most pictures of an idle camera never
         // reach the detector.
@@ -219,8 +228,8 @@ fn hand_on(
         match decision {
             Decision::Detect => {}
             Decision::Reuse => {
-                if let Some(reuse) = shared.sampling.as_ref().and_then(|s| s.reuse.as_ref()) {
-                    reuse.analyse_unchanged(camera, picture);
+                if let Some(sink) = analysis {
+                    sink.analyse_unchanged(camera, picture);
                     return;
                 }
             }
@@ -233,8 +242,11 @@ fn hand_on(
             priority = Priority::Busy;
         }
     }
-    if shared.output.put_as(camera, picture, priority).is_some() {
+    if let Some(replaced) = shared.output.put_as(camera, picture, priority) {
         metrics.dropped(DropReason::Superseded).inc();
+        if let Some(sink) = analysis {
+            sink.analyse_background(camera, replaced);
+        }
     }
 }
 

@@ -49,10 +49,13 @@ pub struct EvalRun {
 }
 
 /// Runs every clip of `dataset` with `settings` (the clip's zone as the only zone), spreading
-/// the clips over `detectors`. `caches` keeps detections between runs (one map per clip).
+/// the clips over `detectors`, with at most `detect_rate` detections a second per clip when
+/// given (a loaded box: see [`crate::replay::replay_clip`]). `caches` keeps detections between
+/// runs (one map per clip).
 pub fn evaluate(
     dataset: &Dataset,
     settings: &AnalyzeConfig,
+    detect_rate: Option<f64>,
     detectors: &mut [Detector],
     caches: &Mutex<HashMap<usize, DetectionCache>>,
 ) -> Result<EvalRun, EvalError> {
@@ -100,6 +103,7 @@ pub fn evaluate(
                         &dataset.clip_path(clip),
                         detector,
                         configs[i].clone(),
+                        detect_rate,
                         Some(&mut cache),
                         |e, _| {
                             let kind = match e.kind {

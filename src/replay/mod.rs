@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::analyze::sampling::{Decision, Sampler};
+use crate::analyze::sampling::{Decision, DetectorShare, Sampler};
 use crate::analyze::{Analyzer, AnalyzerConfig, Event};
 use crate::decode::VideoDecoder;
 use crate::detect::{DetectError, Detector};
@@ -66,6 +66,9 @@ pub struct ReplayStats {
     pub inferences: u32,
     /// Pictures analysed with the last detections (unchanged since; no detector run).
     pub reused: u32,
+    /// Pictures the detector had no share for (`detect_rate`): seen by the background channel
+    /// alone.
+    pub background_only: u32,
     /// Clip duration, seconds (last timestamp).
     pub duration_s: f64,
     /// Wall-clock seconds the replay took.
@@ -77,15 +80,26 @@ pub struct ReplayStats {
 pub type DetectionCache = HashMap<u64, Vec<Detection>>;
 
 /// Runs one clip through the pipeline. `on_event` gets every event with its evidence pictures
-/// (role and picture for each [`crate::analyze::FrameRef`] it names).
+/// (role and picture for each [`crate::analyze::FrameRef`] it names). With `detect_rate`, the
+/// detector runs on at most that many pictures a second of those the sampler sends it, as on a
+/// loaded box ([`DetectorShare`]); the others are seen by the background channel alone.
 pub fn replay_clip(
     path: &Path,
     detector: &mut Detector,
     cfg: AnalyzerConfig,
+    detect_rate: Option<f64>,
     cache: Option<&mut DetectionCache>,
     mut on_event: impl FnMut(&Event, &[EventPicture]),
 ) -> Result<ReplayStats, ReplayError> {
-    replay_clip_traced(path, detector, cfg, cache, &mut on_event, &mut |_, _, _| {})
+    replay_clip_traced(
+        path,
+        detector,
+        cfg,
+        detect_rate,
+        cache,
+        &mut on_event,
+        &mut |_, _, _| {},
+    )
 }
 
 /// [`replay_clip`], calling `trace` after every analysed picture with its time, its detections
@@ -94,6 +108,7 @@ pub fn replay_clip_traced(
     path: &Path,
     detector: &mut Detector,
     cfg: AnalyzerConfig,
+    detect_rate: Option<f64>,
     mut cache: Option<&mut DetectionCache>,
     on_event: &mut dyn FnMut(&Event, &[EventPicture]),
     trace: &mut dyn FnMut(f64, &[Detection], &Analyzer),
@@ -107,6 +122,7 @@ pub fn replay_clip_traced(
     })?;
     let zones: Vec<Polygon> = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
     let mut sampler = Sampler::new(cfg.sampling.clone());
+    let mut share = detect_rate.map(DetectorShare::new);
     let mut policy = FramePolicy::new(PolicyConfig {
         idle_refresh_s: cfg.sampling.idle_refresh_s,
         ..PolicyConfig::default()
@@ -164,6 +180,11 @@ pub fn replay_clip_traced(
             Decision::Reuse => false,
             Decision::TooSoon | Decision::Unchanged => continue,
         };
+        if fresh && share.as_mut().is_some_and(|s| !s.grant(now)) {
+            stats.background_only += 1;
+            analyzer.observe_background(now, &grey);
+            continue;
+        }
         let key = now.to_bits();
         let detections = match cache.as_deref_mut().and_then(|c| c.get(&key)) {
             _ if !fresh => last_detections.clone(),
