@@ -59,11 +59,9 @@ const ACTOR_RECENT_S: f64 = 2.0;
 /// person's legs or shadow beyond the detector's box) is not learned as the scene while the
 /// actor is there.
 const STARTUP_ACTOR_MARGIN: f32 = 0.25;
-/// Seconds a spot set aside at start-up must be free of actors before it is decided.
+/// At start-up, static foreground is learned as the scene only once no actor has been by it
+/// for this many seconds (a standing person the detector misses now and then is still there).
 const STARTUP_FREE_S: f64 = 4.0;
-/// Seconds after which a spot set aside at start-up is no longer set aside (the actor by it
-/// never left).
-const STARTUP_DEFER_MAX_S: f64 = 60.0;
 /// A pending object needs this many sightings before it can be abandoned.
 const MIN_SIGHTINGS: u32 = 3;
 /// A vehicle track this old and still leaves a footprint: when it drives away, the background it
@@ -240,10 +238,9 @@ pub struct Analyzer {
     /// A picture seen by the background channel alone re-learned the scene: reported with the
     /// next observed picture ([`Output::scene_change`]).
     scene_changed: bool,
-    /// Static spots found at start-up next to an actor, with when they were set aside and
-    /// since when no actor has been by them: learned as the scene or forgotten once free for
-    /// long enough (see [`Analyzer::resolve_startup_deferred`]).
-    startup_deferred: Vec<(BBox, f64, Option<f64>)>,
+    /// During the start-up grace, the actors' boxes (grown by [`STARTUP_ACTOR_MARGIN`]) of the
+    /// last [`STARTUP_FREE_S`], with when each was seen: nothing by them is learned as the scene.
+    startup_actors: Vec<(f64, BBox)>,
 }
 
 impl Analyzer {
@@ -268,7 +265,7 @@ impl Analyzer {
             fixtures: Vec::new(),
             next_incident: 1,
             scene_changed: false,
-            startup_deferred: Vec::new(),
+            startup_actors: Vec::new(),
         }
     }
 
@@ -417,34 +414,31 @@ impl Analyzer {
             self.history.pop_front();
         }
 
-        let actor_boxes: Vec<BBox> = actors
-            .iter()
-            .map(|(_, a)| *a)
-            .chain(
-                usable
-                    .iter()
-                    .filter(|d| self.is_actor(d.class_id))
-                    .map(|d| d.bbox),
-            )
-            .collect();
-        self.resolve_startup_deferred(now, &mut blobs, &actor_boxes);
         if now - started < self.cfg.startup_grace_s {
             // Whatever is static now was there before the camera started: it is the scene. Not
-            // what stands by an actor: a person waiting there (their legs, their shadow, beyond
-            // the detector's box) is not the ground; that waits until the actor has left.
-            for b in blobs.drain(..) {
-                if actor_boxes
-                    .iter()
-                    .any(|a| b.bbox.intersection_area(&a.grown(STARTUP_ACTOR_MARGIN)) > 0.0)
-                {
-                    if !self
-                        .startup_deferred
+            // what stands by an actor, or did a moment ago (a person waiting there: their legs,
+            // their shadow, beyond the detector's box, or while the detector missed them): not
+            // the ground; learned once the actors have been away from it for a while.
+            let by_actors: Vec<(f64, BBox)> = actors
+                .iter()
+                .map(|(_, a)| *a)
+                .chain(
+                    usable
                         .iter()
-                        .any(|(d, _, _)| b.bbox.covered_by(d) >= 0.9)
-                    {
-                        self.startup_deferred.push((b.bbox, now, None));
-                    }
-                } else {
+                        .filter(|d| self.is_actor(d.class_id))
+                        .map(|d| d.bbox),
+                )
+                .map(|a| (now, a.grown(STARTUP_ACTOR_MARGIN)))
+                .collect();
+            self.startup_actors.extend(by_actors);
+            self.startup_actors
+                .retain(|(seen, _)| now - seen < STARTUP_FREE_S);
+            for b in blobs.drain(..) {
+                if !self
+                    .startup_actors
+                    .iter()
+                    .any(|(_, a)| b.bbox.intersection_area(a) > 0.0)
+                {
                     self.background.relearn(&b.bbox);
                 }
             }
@@ -458,6 +452,8 @@ impl Analyzer {
                     self.fixtures.push(b);
                 }
             }
+        } else if !self.startup_actors.is_empty() {
+            self.startup_actors = Vec::new();
         }
 
         self.update_presence(now, &blobs, &actors);
@@ -503,44 +499,6 @@ impl Analyzer {
         );
         if let BackgroundUpdate::GlobalChange { .. } = self.background.update(now, grey, &hold) {
             self.scene_changed = true;
-        }
-    }
-
-    /// Spots set aside at start-up because an actor stood by them ([`Analyzer::observe`]),
-    /// decided once they have been free of actors for [`STARTUP_FREE_S`] (a standing person the
-    /// detector misses once is still there): what is still static there was there before the
-    /// camera started (the scene: learned); nothing static means it was the actor, and the spot
-    /// is forgotten. Until then what is static there is neither: taken out of `blobs`. Forgotten
-    /// after [`STARTUP_DEFER_MAX_S`].
-    fn resolve_startup_deferred(&mut self, now: f64, blobs: &mut Vec<StaticBlob>, actors: &[BBox]) {
-        if self.startup_deferred.is_empty() {
-            return;
-        }
-        for (spot, since, mut free_since) in std::mem::take(&mut self.startup_deferred) {
-            if now - since > STARTUP_DEFER_MAX_S {
-                // Someone who has stood there since the start: whatever is static by them is
-                // judged as anywhere else from now on.
-                continue;
-            }
-            if actors
-                .iter()
-                .any(|a| spot.intersection_area(&a.grown(STARTUP_ACTOR_MARGIN)) > 0.0)
-            {
-                free_since = None;
-            }
-            if now - *free_since.get_or_insert(now) < STARTUP_FREE_S {
-                // Neither the scene nor an object yet.
-                blobs.retain(|b| b.bbox.intersection_area(&spot) <= 0.0);
-                self.startup_deferred.push((spot, since, free_since));
-                continue;
-            }
-            blobs.retain(|b| {
-                let there = b.bbox.intersection_area(&spot) > 0.0;
-                if there {
-                    self.background.relearn(&b.bbox);
-                }
-                !there
-            });
         }
     }
 
