@@ -150,7 +150,21 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// `POST /api/incidents`. The request is handled on a task of its own, so that a client that
+/// goes away mid-request (a sender killed, a timeout) cannot stop it between storing a key and
+/// logging it: like a real case system's transaction, what was begun is finished, and the next
+/// attempt is answered `duplicate`.
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    match tokio::spawn(handle(inner, headers, body)).await {
+        Ok(response) => response,
+        Err(e) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the handler failed: {e}"),
+        ),
+    }
+}
+
+async fn handle(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response {
     let s = &inner.settings;
     let n = inner.requests.fetch_add(1, Ordering::Relaxed);
     if !s.latency.is_zero() {
@@ -251,8 +265,9 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         );
     }
     keys.insert(file_key);
-    drop(keys);
+    // Logged before the key is released, so the log's order of acceptances is the keys' order.
     log_line(&s.dir, &key, "accepted", 201).await;
+    drop(keys);
     (
         StatusCode::CREATED,
         Json(json!({ "status": "accepted", "incident_id": incident.incident_id })),
@@ -292,5 +307,60 @@ async fn log_line(dir: &Path, key: &str, outcome: &str, status: u16) {
         .await;
     if let Ok(mut f) = file {
         let _ = f.write_all(line.as_bytes()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcomes the receiver logged for `key`.
+    fn outcomes(dir: &Path, key: &str) -> Vec<String> {
+        std::fs::read_to_string(dir.join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["key"] == key)
+            .map(|v| v["outcome"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_request_its_sender_abandons_is_finished_and_its_key_kept_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = ReceiverSettings::accepting(dir.path());
+        settings.latency = Duration::from_millis(300);
+        let app = router(settings).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/incidents", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        crate::deliver::install_tls_provider();
+        let body = serde_json::to_vec(&crate::store::testing::body(uuid::Uuid::now_v7(), "raised"))
+            .unwrap();
+        let post = |timeout_ms: u64| {
+            reqwest::Client::new()
+                .post(&url)
+                .header("idempotency-key", "k-1")
+                .header("content-type", "application/json")
+                .timeout(Duration::from_millis(timeout_ms))
+                .body(body.clone())
+                .send()
+        };
+        // The sender gives up (closing its connection) while the receiver is still working.
+        assert!(post(50).await.is_err(), "the first request should time out");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while outcomes(dir.path(), "k-1").is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the abandoned request was never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(outcomes(dir.path(), "k-1"), ["accepted"]);
+        assert!(dir.path().join("bodies/k-1.json").exists());
+        // Sent again, it is a duplicate: the key was kept once, and its acceptance logged.
+        let again = post(5_000).await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(outcomes(dir.path(), "k-1"), ["accepted", "duplicate"]);
     }
 }
