@@ -126,7 +126,7 @@ def run_one(binary, media, n, seconds, spread, keyframe_interval):
         decoded = total(m1, "dumpwatch_frames_total", stage="decoded") - total(m0, "dumpwatch_frames_total", stage="decoded")
         received = total(m1, "dumpwatch_frames_total", stage="received") - total(m0, "dumpwatch_frames_total", stage="received")
         drops = {}
-        for reason in ["before_keyframe", "decode_busy", "decode_error", "superseded"]:
+        for reason in ["before_keyframe", "decode_busy", "decode_error", "superseded", "background_busy"]:
             drops[reason] = int(total(m1, "dumpwatch_frames_dropped_total", reason=reason)
                                 - total(m0, "dumpwatch_frames_dropped_total", reason=reason))
         p50, p95 = histogram_quantiles(m0, m1, "dumpwatch_decode_seconds", [0.5, 0.95])
@@ -175,7 +175,7 @@ def main():
           "| unplanned drops | reconnects | dumpwatch CPU (cores) | peak RSS | RTSP server CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        unplanned = r["drops"]["decode_busy"] + r["drops"]["decode_error"] + r["drops"]["superseded"]
+        unplanned = sum(r["drops"][k] for k in ("decode_busy", "decode_error", "superseded", "background_busy"))
         print(f"| {r['media']} | {r['cameras']} | {r['keyframe_interval_s']:g} s | {r['connected']} | {r['frames_per_s']:.0f} "
               f"| {r['keyframes_decoded_per_s']:.1f} | {r['decode_p50_ms']:.1f} ms | {r['decode_p95_ms']:.1f} ms "
               f"| {unplanned} | {r['reconnects']} | {r['cpu_cores']:.2f} | {r['peak_rss_mb']:.0f} MB "

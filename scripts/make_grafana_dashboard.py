@@ -47,7 +47,7 @@ panel("Frames by stage", "timeseries", [
     {"expr": f'sum by (stage) (rate(dumpwatch_frames_total{{{sel}}}[$__rate_interval]))', "legendFormat": "{{stage}}"}], 0, 12, unit="fps")
 panel("Drops by reason", "timeseries", [
     {"expr": f'sum by (reason) (rate(dumpwatch_frames_dropped_total{{{sel}}}[$__rate_interval]))', "legendFormat": "{{reason}}"}], 12, 12, unit="fps",
-    desc="before_keyframe is planned; decode_busy, decode_error and superseded mean a stage is behind.")
+    desc="before_keyframe is planned; decode_busy, decode_error, superseded and background_busy mean a stage is behind.")
 y = 28
 panel("Cameras down", "table", [
     {"expr": f'dumpwatch_camera_up{{{sel}}} == 0', "legendFormat": "{{camera}}", "instant": True, "format": "table"}], 0, 8,

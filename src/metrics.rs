@@ -21,9 +21,21 @@ pub enum DropReason {
     DecodeError,
     /// A newer decoded picture replaced this one before the next stage took it. Unplanned.
     Superseded,
+    /// A picture for the background channel came while the camera's analysis was busy and
+    /// eight were already waiting. Unplanned.
+    BackgroundBusy,
 }
 
 impl DropReason {
+    /// Every reason.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::BeforeKeyframe,
+        DropReason::DecodeBusy,
+        DropReason::DecodeError,
+        DropReason::Superseded,
+        DropReason::BackgroundBusy,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +43,7 @@ impl DropReason {
             DropReason::DecodeBusy => "decode_busy",
             DropReason::DecodeError => "decode_error",
             DropReason::Superseded => "superseded",
+            DropReason::BackgroundBusy => "background_busy",
         }
     }
 }
@@ -118,7 +131,7 @@ impl Metrics {
         let frames_dropped_total = IntCounterVec::new(
             Opts::new(
                 "dumpwatch_frames_dropped_total",
-                "Frames dropped, by reason. before_keyframe is planned; decode_busy, decode_error and superseded are not.",
+                "Frames dropped, by reason. before_keyframe is planned; decode_busy, decode_error, superseded and background_busy are not.",
             ),
             &["camera", "reason"],
         )
@@ -337,6 +350,7 @@ impl Metrics {
             decode_busy: dropped(DropReason::DecodeBusy),
             decode_error: dropped(DropReason::DecodeError),
             superseded: dropped(DropReason::Superseded),
+            background_busy: dropped(DropReason::BackgroundBusy),
             up: self.camera_up.with_label_values(&[id]),
             active: self.camera_active.with_label_values(&[id]),
             analysis_gap: self.camera_analysis_gap.with_label_values(&[id]),
@@ -361,12 +375,7 @@ impl Metrics {
         ] {
             let _ = self.frames_total.remove_label_values(&[id, s]);
         }
-        for r in [
-            DropReason::BeforeKeyframe,
-            DropReason::DecodeBusy,
-            DropReason::DecodeError,
-            DropReason::Superseded,
-        ] {
+        for r in DropReason::ALL {
             let _ = self
                 .frames_dropped_total
                 .remove_label_values(&[id, r.as_str()]);
@@ -420,6 +429,8 @@ pub struct CameraMetrics {
     pub decode_error: IntCounter,
     /// `frames_dropped_total{reason="superseded"}`.
     pub superseded: IntCounter,
+    /// `frames_dropped_total{reason="background_busy"}`.
+    pub background_busy: IntCounter,
     /// `camera_up`.
     pub up: IntGauge,
     /// `camera_active`.
@@ -448,6 +459,7 @@ impl CameraMetrics {
             DropReason::DecodeBusy => &self.decode_busy,
             DropReason::DecodeError => &self.decode_error,
             DropReason::Superseded => &self.superseded,
+            DropReason::BackgroundBusy => &self.background_busy,
         }
     }
 }

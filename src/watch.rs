@@ -29,7 +29,7 @@ use crate::evidence::{EventPicture, EvidenceFrames};
 use crate::geometry::Polygon;
 use crate::incident::FrameSize;
 use crate::ingest::StatusBoard;
-use crate::metrics::{CameraMetrics, Metrics};
+use crate::metrics::{CameraMetrics, DropReason, Metrics};
 use crate::recording::{EventJob, IncidentRecorder, MainPicture, Recording};
 use crate::slots::SlotTable;
 
@@ -92,7 +92,21 @@ pub struct CameraWatch {
     /// The camera's sampler (shared with ingest and decode).
     pub sampler: Arc<SharedSampler>,
     state: Mutex<CameraState>,
+    /// What the decode threads hand to the analysis and take from it, under a lock of its own:
+    /// a decode thread never waits while the camera's analysis runs.
+    handoff: Mutex<Handoff>,
     metrics: CameraMetrics,
+}
+
+/// What passes between a camera's decode threads and its analysis.
+#[derive(Default)]
+struct Handoff {
+    /// The detections of the last analysed picture (for a picture that did not change).
+    last_detected: Option<Detected>,
+    /// Pictures for the background channel alone, by capture time, waiting for the detections
+    /// of an earlier picture that may still be with the detector (at most
+    /// [`BACKGROUND_WAITING`]).
+    background: VecDeque<(f64, Arc<GreyFrame>)>,
 }
 
 struct CameraState {
@@ -102,34 +116,14 @@ struct CameraState {
     frames: EvidenceFrames,
     /// The store's id of each open incident, by the analyzer's number.
     incidents: HashMap<u64, Uuid>,
-    /// The detections of the last analysed picture (for a picture that did not change).
-    last_detected: Option<Detected>,
     /// Capture time of the last analysed picture (the analyzer's clock never goes back).
     last_at: f64,
-    /// Pictures for the background channel alone, by capture time, waiting for the detections
-    /// of an earlier picture that may still be with the detector (at most
-    /// [`BACKGROUND_WAITING`]).
-    background_waiting: VecDeque<(f64, GreyFrame)>,
 }
 
 /// Pictures for the background channel kept waiting per camera (each a 160-wide grey picture
-/// with its colour, 43 KB); beyond it the oldest is analysed at once.
+/// with its colour, 43 KB); beyond it the oldest is analysed at once, or dropped when the
+/// camera's analysis is busy (`frames_dropped_total{reason="background_busy"}`).
 const BACKGROUND_WAITING: usize = 8;
-
-impl CameraState {
-    /// Feeds the waiting background pictures taken before `before` to the analyzer, in order.
-    fn catch_up_background(&mut self, before: f64) {
-        while self
-            .background_waiting
-            .front()
-            .is_some_and(|(at, _)| *at < before)
-        {
-            if let Some((at, grey)) = self.background_waiting.pop_front() {
-                self.analyzer.observe_background(at, &grey);
-            }
-        }
-    }
-}
 
 impl CameraWatch {
     /// A camera's analysis with its resolved configuration, using the slot's `sampler` (which
@@ -171,11 +165,31 @@ impl CameraWatch {
                 analyzer,
                 frames: EvidenceFrames::default(),
                 incidents,
-                last_detected: None,
                 last_at: f64::NEG_INFINITY,
-                background_waiting: VecDeque::new(),
             }),
+            handoff: Mutex::default(),
             metrics,
+        }
+    }
+
+    fn handoff(&self) -> std::sync::MutexGuard<'_, Handoff> {
+        self.handoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Feeds the waiting background pictures taken before `before` to the analyzer of `state`
+    /// (this camera's, locked by the caller), in time order.
+    fn catch_up_background(&self, state: &mut CameraState, before: f64) {
+        let due: Vec<(f64, Arc<GreyFrame>)> = {
+            let mut handoff = self.handoff();
+            let keep = handoff
+                .background
+                .iter()
+                .position(|(at, _)| *at >= before)
+                .unwrap_or(handoff.background.len());
+            handoff.background.drain(..keep).collect()
+        };
+        for (at, grey) in due {
+            state.analyzer.observe_background(at, &grey);
         }
     }
 
@@ -208,7 +222,7 @@ impl CameraWatch {
                 .filter_map(|(was, now)| Some((*now, *before.get(was)?)))
                 .collect();
             state.frames = EvidenceFrames::default();
-            state.background_waiting.clear();
+            self.handoff().background.clear();
             for (was, why) in dropped {
                 warn!(camera = %state.camera.id, incident = ?before.get(was), reason = %why,
                       "zones or masks changed: an open incident can no longer be followed; it stays open until an operator reviews it");
@@ -388,13 +402,13 @@ impl Watch {
         let now = unix_seconds(frame.captured_at);
         let mut guard = cam.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
-        state.catch_up_background(now);
+        cam.catch_up_background(state, now);
         if now < state.last_at {
             // A picture analysed without the detector overtook this one.
             return;
         }
         state.last_at = now;
-        state.last_detected = Some(result.detected.clone());
+        cam.handoff().last_detected = Some(result.detected.clone());
         let out = state
             .analyzer
             .observe(now, &result.detected.detections, &grey);
@@ -489,12 +503,7 @@ impl AnalysisSink for Watch {
         let Some(cam) = self.cameras.get(camera) else {
             return;
         };
-        let last = cam
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_detected
-            .clone();
+        let last = cam.handoff().last_detected.clone();
         let Some(detected) = last else {
             cam.sampler.forget_detections();
             return;
@@ -508,7 +517,8 @@ impl AnalysisSink for Watch {
 
     /// Keeps the picture's grey version until the detections of the pictures before it are in
     /// (the analyzer takes pictures in time order), then feeds it to the camera's background
-    /// model.
+    /// model. When more are waiting than [`BACKGROUND_WAITING`], the oldest is analysed now if
+    /// the camera's analysis is free, else dropped: the decode thread does not wait for it.
     fn analyse_background(&self, camera: usize, picture: DecodedFrame) {
         let Some(cam) = self.cameras.get(camera) else {
             return;
@@ -518,11 +528,17 @@ impl AnalysisSink for Watch {
         };
         cam.metrics.background.inc();
         let at = unix_seconds(picture.captured_at);
-        let mut state = cam.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.background_waiting.push_back((at, grey));
-        if state.background_waiting.len() > BACKGROUND_WAITING {
-            let (at, grey) = state.background_waiting.pop_front().expect("more than one");
-            state.analyzer.observe_background(at, &grey);
+        // The hand-off stays locked while the oldest is analysed, so that the analysis cannot
+        // take a later picture first; it is only ever tried for the camera's lock (the analysis
+        // takes the camera's lock, then the hand-off).
+        let mut handoff = cam.handoff();
+        handoff.background.push_back((at, grey));
+        if handoff.background.len() > BACKGROUND_WAITING {
+            let (at, grey) = handoff.background.pop_front().expect("more than one");
+            match cam.state.try_lock() {
+                Ok(mut state) => state.analyzer.observe_background(at, &grey),
+                Err(_) => cam.metrics.dropped(DropReason::BackgroundBusy).inc(),
+            }
         }
     }
 }

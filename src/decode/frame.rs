@@ -3,8 +3,10 @@
 //! only for frames that go on to the detector ([`DecodedFrame::to_rgb`], or fused into the
 //! detector's letterbox).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
+
+use crate::analyze::GreyFrame;
 
 /// One decoded picture of one camera.
 #[derive(Clone)]
@@ -26,6 +28,9 @@ pub struct DecodedFrame {
     /// The access units it decodes from on its own, when known (they decode to the same
     /// picture).
     source: Option<Arc<super::kept::EncodedPicture>>,
+    /// The grey picture, made the first time it is asked for (the sampling gate, the detector's
+    /// analysis and the background channel all read the same one).
+    grey: OnceLock<Option<Arc<GreyFrame>>>,
 }
 
 impl std::fmt::Debug for DecodedFrame {
@@ -82,6 +87,7 @@ impl DecodedFrame {
             height,
             i420,
             source: None,
+            grey: OnceLock::new(),
         })
     }
 
@@ -118,17 +124,21 @@ impl DecodedFrame {
     }
 
     /// The luma plane box-averaged to [`super::GREY_WIDTH`] pixels wide, with the chroma on the
-    /// same grid: what the sampling gate and the analyzer look at.
-    pub fn grey(&self) -> Option<crate::analyze::GreyFrame> {
-        let (cw, ch) = chroma_size(self.width, self.height);
-        crate::analyze::GreyFrame::from_luma(
-            self.luma(),
-            self.width,
-            self.height,
-            self.width as usize,
-            super::GREY_WIDTH,
-        )
-        .map(|g| g.with_chroma(self.chroma(), cw as u32, ch as u32, cw))
+    /// same grid: what the sampling gate and the analyzer look at. Made once per picture.
+    pub fn grey(&self) -> Option<Arc<GreyFrame>> {
+        self.grey
+            .get_or_init(|| {
+                let (cw, ch) = chroma_size(self.width, self.height);
+                GreyFrame::from_luma(
+                    self.luma(),
+                    self.width,
+                    self.height,
+                    self.width as usize,
+                    super::GREY_WIDTH,
+                )
+                .map(|g| Arc::new(g.with_chroma(self.chroma(), cw as u32, ch as u32, cw)))
+            })
+            .clone()
     }
 
     /// The U and V planes, each `⌈w/2⌉ × ⌈h/2⌉`.
