@@ -626,13 +626,7 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
 
     // The city system reports its case steps back (bearer token); the API shows them.
     let text = std::fs::read_to_string(&log).unwrap();
-    let api = text
-        .lines()
-        .rev()
-        .find_map(|l| l.split("serving http://").nth(1))
-        .expect("the service prints its address")
-        .trim()
-        .to_owned();
+    let api = common::served_address(&text).expect("the service prints its address");
     let id = &recorded[7];
     dumpwatch::deliver::install_tls_provider();
     let http = reqwest::Client::new();
@@ -1118,8 +1112,8 @@ async fn dead_letters_are_listed_and_sent_again_through_the_api() {
         let start = Instant::now();
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(a) = text.lines().find_map(|l| l.split("serving http://").nth(1)) {
-                break a.trim().to_owned();
+            if let Some(a) = common::served_address(&text) {
+                break a;
             }
             assert!(start.elapsed() < Duration::from_secs(30), "log:\n{text}");
             tokio::time::sleep(Duration::from_millis(50)).await;

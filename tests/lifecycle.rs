@@ -32,11 +32,8 @@ async fn start(dir: &Path, extra_args: &[&str]) -> (KillOnDrop, String) {
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(addr) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("dumpwatch: serving http://"))
-        {
-            return (child, addr.trim().to_owned());
+        if let Some(addr) = common::served_address(&text) {
+            return (child, addr);
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),

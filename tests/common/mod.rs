@@ -390,6 +390,17 @@ impl Drop for KillOnDrop {
 /// it accepts in `inbox`, answering each request after `latency_ms`, checking signatures with
 /// the secret `secret` (passed in the environment variable `secret_env`). Returns the process
 /// and the endpoint to deliver to.
+/// The API address a `dumpwatch run` printed to its log (`dumpwatch: serving http://ADDR`),
+/// once the whole line is there: a log read while the line is being written must not yield
+/// half an address.
+pub fn served_address(log: &str) -> Option<String> {
+    log.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| l.split("serving http://").nth(1))
+        .map(|a| a.trim().to_owned())
+        .next_back()
+}
+
 pub fn receiver_process(
     inbox: &Path,
     latency_ms: u32,
