@@ -332,6 +332,12 @@ impl BackgroundModel {
         }
     }
 
+    /// The latest picture's light against the long-term background: `current ≈ gain × long +
+    /// offset`, as `(gain, offset)`.
+    pub fn light(&self) -> (f32, f32) {
+        (self.gain, self.offset)
+    }
+
     /// The latest picture's shift against the background, in cells (see [`super::align`]).
     pub fn shift(&self) -> Shift {
         self.shift

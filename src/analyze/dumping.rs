@@ -198,7 +198,8 @@ pub struct Followed {
     pub owner_near: bool,
     /// Since when it has been missing, if it is.
     pub absent_since: Option<f64>,
-    /// Mean grey level inside its box now, and of the long-term background there.
+    /// Mean grey level inside its box now, and of the long-term background there in the
+    /// current picture's light (what the picture is compared with).
     pub grey_now_vs_background: (f32, f32),
 }
 
@@ -332,7 +333,9 @@ impl Analyzer {
                         .mean_luma(),
                     self.background
                         .patch(Layer::LongTerm, &c.bbox, 0.0)
-                        .mean_luma(),
+                        .mean_luma()
+                        * self.background.light().0
+                        + self.background.light().1,
                 ),
             })
             .collect()
