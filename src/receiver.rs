@@ -306,7 +306,10 @@ async fn log_line(dir: &Path, key: &str, outcome: &str, status: u16) {
         .open(dir.join("received.jsonl"))
         .await;
     if let Ok(mut f) = file {
+        // A tokio file writes in the background: flushed, the line is in the file when the
+        // request is answered.
         let _ = f.write_all(line.as_bytes()).await;
+        let _ = f.flush().await;
     }
 }
 
