@@ -9,6 +9,8 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::analyze::view::View;
+
 /// Why a frame was dropped (`reason` label of `dumpwatch_frames_dropped_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
@@ -68,6 +70,9 @@ pub struct Metrics {
     /// `dumpwatch_camera_active{camera}`: 1 while a camera is sampled actively (every frame
     /// decoded, detected at `active_fps`), 0 while idle.
     camera_active: IntGaugeVec,
+    /// `dumpwatch_camera_view{camera, view}`: 1 for what the camera sees against its home view
+    /// (`learning`, `home`, `moved`, `covered`; see `analyze::view`), 0 for the others.
+    camera_view: IntGaugeVec,
     /// `dumpwatch_analysis_gap_seconds{load}`: time between two analysed pictures of a camera,
     /// by whether the camera was busy or idle (`load`).
     analysis_gap_seconds: HistogramVec,
@@ -271,6 +276,17 @@ impl Metrics {
         registry
             .register(Box::new(camera_active.clone()))
             .expect("unique metric");
+        let camera_view = IntGaugeVec::new(
+            Opts::new(
+                "dumpwatch_camera_view",
+                "1 for what the camera sees against its home view (learning, home, moved, covered), 0 for the others. Moved or covered: nothing is raised.",
+            ),
+            &["camera", "view"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(camera_view.clone()))
+            .expect("unique metric");
         let analysis_gap_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "dumpwatch_analysis_gap_seconds",
@@ -309,6 +325,7 @@ impl Metrics {
             evidence_errors,
             worker_panics,
             camera_active,
+            camera_view,
             analysis_gap_seconds,
             camera_analysis_gap,
             registry,
@@ -353,6 +370,7 @@ impl Metrics {
             background_busy: dropped(DropReason::BackgroundBusy),
             up: self.camera_up.with_label_values(&[id]),
             active: self.camera_active.with_label_values(&[id]),
+            views: View::ALL.map(|v| self.camera_view.with_label_values(&[id, v.as_str()])),
             analysis_gap: self.camera_analysis_gap.with_label_values(&[id]),
             analysis_gap_busy: self.analysis_gap_seconds.with_label_values(&["busy"]),
             analysis_gap_idle: self.analysis_gap_seconds.with_label_values(&["idle"]),
@@ -383,6 +401,9 @@ impl Metrics {
         let _ = self.camera_up.remove_label_values(&[id]);
         let _ = self.camera_reconnects_total.remove_label_values(&[id]);
         let _ = self.camera_active.remove_label_values(&[id]);
+        for v in View::ALL {
+            let _ = self.camera_view.remove_label_values(&[id, v.as_str()]);
+        }
         let _ = self.camera_analysis_gap.remove_label_values(&[id]);
     }
 
@@ -435,6 +456,8 @@ pub struct CameraMetrics {
     pub up: IntGauge,
     /// `camera_active`.
     pub active: IntGauge,
+    /// `camera_view`, one gauge per view in the order of [`View::ALL`].
+    views: [IntGauge; 4],
     /// `camera_analysis_gap_seconds`.
     pub analysis_gap: Gauge,
     /// `analysis_gap_seconds{load="busy"}`.
@@ -460,6 +483,13 @@ impl CameraMetrics {
             DropReason::DecodeError => &self.decode_error,
             DropReason::Superseded => &self.superseded,
             DropReason::BackgroundBusy => &self.background_busy,
+        }
+    }
+
+    /// Shows `view` as the camera's view (`camera_view`).
+    pub fn set_view(&self, view: View) {
+        for (v, gauge) in View::ALL.iter().zip(&self.views) {
+            gauge.set(i64::from(*v == view));
         }
     }
 }

@@ -412,6 +412,13 @@ impl Supervisor {
                         });
                         if let Some(w) = self.slots.watch.camera(slot) {
                             let outcome = w.reconfigure((*cam).clone(), cfg);
+                            if outcome != crate::analyze::Reconfigured::Kept {
+                                // A new analysis: its home view is learned anew.
+                                self.slots.status.update(slot, |s| {
+                                    s.view = crate::analyze::view::View::Learning;
+                                    s.view_since = None;
+                                });
+                            }
                             info!(camera = %id, ?outcome, "reload: camera settings changed");
                         }
                         report.changed.push((*id).to_owned());

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::analyze::sampling::SharedSampler;
+use crate::analyze::view::View;
 use crate::analyze::{
     Analyzer, AnalyzerConfig, EventKind, FrameRole, GreyFrame, OpenSpot, Reconfigured,
 };
@@ -216,6 +217,7 @@ impl CameraWatch {
         state.camera = camera;
         let outcome = state.analyzer.reconfigure(cfg);
         if let Reconfigured::Restarted { carried, dropped } = &outcome {
+            self.metrics.set_view(View::Learning);
             let before = std::mem::take(&mut state.incidents);
             state.incidents = carried
                 .iter()
@@ -302,6 +304,11 @@ impl Watch {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&camera.id)
             .unwrap_or_default();
+        metrics.set_view(View::Learning);
+        self.status.update(slot, |s| {
+            s.view = View::Learning;
+            s.view_since = None;
+        });
         let watch = CameraWatch::new(camera, cfg, metrics, self.samplers[slot].clone(), open);
         self.cameras.set(slot, Some(Arc::new(watch)));
     }
@@ -344,6 +351,32 @@ impl Watch {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Shows camera `slot`'s new view (status, metric, log): moved or covered is an operator's
+    /// matter (nothing is raised until the view is home again, or the zones are drawn anew).
+    fn report_view(
+        &self,
+        slot: usize,
+        cam: &CameraWatch,
+        id: &str,
+        view: View,
+        at: std::time::SystemTime,
+    ) {
+        cam.metrics.set_view(view);
+        self.status.update(slot, |s| {
+            s.view = view;
+            s.view_since = Some(at);
+        });
+        match view {
+            View::Moved => warn!(camera = %id,
+                "the camera no longer sees the scene it was set up for (turned, bumped or zoomed): nothing is raised until it is turned back, or its zones are drawn anew for the new view"),
+            View::Covered => warn!(camera = %id,
+                "the camera's picture shows too little to watch (lens covered, sprayed or fogged): nothing is raised until it is clear"),
+            View::Home | View::Learning => {
+                info!(camera = %id, view = view.as_str(), "the camera sees its scene")
+            }
+        }
     }
 
     /// Records the analysis gap of camera `slot` (metrics and status).
@@ -413,6 +446,15 @@ impl Watch {
             .analyzer
             .observe(now, &result.detected.detections, &grey);
         cam.sampler.report(now, out.active, out.incident_open);
+        if let Some(view) = out.view {
+            self.report_view(
+                result.camera,
+                &cam,
+                &state.camera.id,
+                view,
+                frame.captured_at,
+            );
+        }
         let events = state.frames.resolve(now, frame, &out);
         cam.metrics
             .active

@@ -349,6 +349,15 @@ impl BackgroundModel {
         self.shaking
     }
 
+    /// The grey cells of a layer, row-major on [`BackgroundModel::grid`] (the current picture
+    /// moved back when the camera shakes).
+    pub fn cells(&self, layer: Layer) -> &[f32] {
+        match layer {
+            Layer::Current => &self.current,
+            Layer::LongTerm => &self.long,
+        }
+    }
+
     /// Grid size (width, height) in cells.
     pub fn grid(&self) -> (usize, usize) {
         self.grid

@@ -35,6 +35,7 @@ use super::background::{
 };
 use super::grey::GreyFrame;
 use super::track::{Track, Tracker};
+use super::view::{View, ViewWatch};
 use super::{
     ActorSighting, AnalyzerConfig, Event, EventKind, EventObject, FrameRef, FrameRole, Output,
 };
@@ -57,7 +58,7 @@ const OCCLUDED_SHARE: f32 = 0.3;
 const ACTOR_RECENT_S: f64 = 2.0;
 /// At start-up, static foreground within this share of an actor's box size of the box (a
 /// person's legs or shadow beyond the detector's box) is not learned as the scene while the
-/// actor is there.
+/// actor stays there (slower than [`LINGER_SPEED`]).
 const STARTUP_ACTOR_MARGIN: f32 = 0.25;
 /// At start-up, static foreground is learned as the scene only once no actor has been by it
 /// for this many seconds (a standing person the detector misses now and then is still there).
@@ -242,6 +243,8 @@ pub struct Analyzer {
     /// During the start-up grace, the actors' boxes (grown by [`STARTUP_ACTOR_MARGIN`]) of the
     /// last [`STARTUP_FREE_S`], with when each was seen: nothing by them is learned as the scene.
     startup_actors: Vec<(f64, BBox)>,
+    /// Whether the camera still sees its home view.
+    view: ViewWatch,
 }
 
 impl Analyzer {
@@ -267,7 +270,18 @@ impl Analyzer {
             next_incident: 1,
             scene_changed: false,
             startup_actors: Vec::new(),
+            view: ViewWatch::new(),
         }
+    }
+
+    /// What the camera sees against its home view, and since when (seconds).
+    pub fn view(&self) -> (View, f64) {
+        self.view.view()
+    }
+
+    /// The share of the home view's edges in place in the latest picture (see [`super::view`]).
+    pub fn view_similarity(&self) -> f32 {
+        self.view.similarity()
     }
 
     /// Takes new settings. When the zones, masks, classes and background grid are the same,
@@ -399,6 +413,23 @@ impl Analyzer {
             }
             BackgroundUpdate::Blobs(b) => b,
         };
+        out.view = self.view.observe(
+            now,
+            self.background.cells(Layer::Current),
+            self.background.cells(Layer::LongTerm),
+            self.background.grid(),
+            now - started >= self.cfg.startup_grace_s,
+        );
+        if matches!(out.view, Some(View::Moved | View::Covered)) {
+            // What was pending cannot be watched to its dwell: given up. Open incidents stay.
+            let (pending, kept): (Vec<Candidate>, Vec<Candidate>) =
+                std::mem::take(&mut self.candidates)
+                    .into_iter()
+                    .partition(|c| c.state == State::Pending);
+            self.candidates = kept;
+            out.release
+                .extend(pending.iter().flat_map(|c| c.frames.iter().map(|f| f.at)));
+        }
 
         self.history.push_back(Moment {
             at: now,
@@ -419,19 +450,15 @@ impl Analyzer {
 
         if now - started < self.cfg.startup_grace_s {
             // Whatever is static now was there before the camera started: it is the scene. Not
-            // what stands by an actor, or did a moment ago (a person waiting there: their legs,
-            // their shadow, beyond the detector's box, or while the detector missed them): not
-            // the ground; learned once the actors have been away from it for a while.
+            // what stands by an actor who stays, or did a moment ago (a person waiting there:
+            // their legs, their shadow, beyond the detector's box, or while the detector missed
+            // them): not the ground; learned once they have been away from it for a while. By
+            // people walking past (a busy pavement) it is learned at once: what they leave
+            // static is the ground the first picture showed them on.
             let by_actors: Vec<(f64, BBox)> = actors
                 .iter()
-                .map(|(_, a)| *a)
-                .chain(
-                    usable
-                        .iter()
-                        .filter(|d| self.is_actor(d.class_id))
-                        .map(|d| d.bbox),
-                )
-                .map(|a| (now, a.grown(STARTUP_ACTOR_MARGIN)))
+                .filter(|(t, _)| t.velocity.0.hypot(t.velocity.1) <= LINGER_SPEED * t.bbox.height())
+                .map(|(_, a)| (now, a.grown(STARTUP_ACTOR_MARGIN)))
                 .collect();
             self.startup_actors.extend(by_actors);
             self.startup_actors
@@ -459,12 +486,16 @@ impl Analyzer {
             self.startup_actors = Vec::new();
         }
 
-        self.update_presence(now, &blobs, &actors);
-        self.grow_and_discover(now, &mut blobs, &actors, &mut out);
-        self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
-        self.update_attendance(now, &tracks);
-        self.advance(now, &mut out);
-        self.clear_incidents(now, &mut out);
+        if matches!(self.view.view().0, View::Home | View::Learning) {
+            self.update_presence(now, &blobs, &actors);
+            self.grow_and_discover(now, &mut blobs, &actors, &mut out);
+            self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
+            self.update_attendance(now, &tracks);
+            self.advance(now, &mut out);
+            self.clear_incidents(now, &mut out);
+        }
+        // Moved or covered: the zones do not fit what the camera sees. Nothing is found,
+        // raised or cleared; what is followed waits for the home view.
 
         out.incident_open = self
             .candidates
@@ -1351,13 +1382,19 @@ mod tests {
     }
 
     pub(super) fn render(scene: &Scene, seed: u32) -> (Vec<Detection>, GreyFrame) {
+        render_turned(scene, seed, (0, 0))
+    }
+
+    /// [`render`] by a camera `turned` away: the scene's texture moved by (x, y) pixels.
+    fn render_turned(scene: &Scene, seed: u32, turned: (u32, u32)) -> (Vec<Detection>, GreyFrame) {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(7);
         let mut img: Vec<u8> = (0..W * H)
             .map(|i| {
                 s ^= s << 13;
                 s ^= s >> 17;
                 s ^= s << 5;
-                let texture = ((i % W) / 40 + (i / W) / 30) as i32 % 3 * 6;
+                let (x, y) = (i % W + turned.0, i / W + turned.1);
+                let texture = (x / 40 + y / 30) as i32 % 3 * 6;
                 (scene.level + texture + (s % 9) as i32 - 4).clamp(0, 255) as u8
             })
             .collect();
@@ -1724,6 +1761,47 @@ mod tests {
             detected: vec![],
         });
         assert!(events.is_empty(), "masked: {events:#?}");
+    }
+
+    #[test]
+    fn a_camera_turned_while_a_bag_waits_says_so_and_raises_nothing() {
+        let mut analyzer = Analyzer::new(config());
+        let bag = (150, 120, 20, 14, 200);
+        let script = |t: f64| {
+            let mut s = Scene {
+                level: 100,
+                ..Scene::default()
+            };
+            if (12.0..14.0).contains(&t) {
+                s.detected.push((PERSON, 140, 80, 30, 60));
+            }
+            if (13.0..20.0).contains(&t) {
+                s.objects.push(bag);
+            }
+            s
+        };
+        // From 20 s, turned by a fifth of the picture and tilted: the bag is out of sight.
+        let turned = |t: f64| if t >= 20.0 { (64, 16) } else { (0, 0) };
+        let mut views = Vec::new();
+        let mut events = Vec::new();
+        for i in 0..=(120 * 2) {
+            let t = f64::from(i) / 2.0;
+            let (dets, grey) = render_turned(&script(t), i, turned(t));
+            let out = analyzer.observe(t, &dets, &grey);
+            events.extend(out.events);
+            if let Some(v) = out.view {
+                views.push((t, v));
+            }
+        }
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(views.first().map(|v| v.1), Some(View::Home), "{views:?}");
+        let moved = views.iter().find(|v| v.1 == View::Moved);
+        assert!(
+            moved.is_some_and(|(t, _)| *t - 20.0 <= 60.0),
+            "the camera-moved state within 60 s: {views:?} (similarity {})",
+            analyzer.view_similarity()
+        );
+        assert_eq!(analyzer.view().0, View::Moved);
     }
 
     #[test]

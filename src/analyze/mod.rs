@@ -17,6 +17,7 @@ pub mod dumping;
 pub mod grey;
 pub mod sampling;
 pub mod track;
+pub mod view;
 
 pub use dumping::{Analyzer, NotCarried, OpenSpot, Reconfigured, SpotObject};
 pub use grey::GreyFrame;
@@ -258,6 +259,9 @@ pub struct Output {
     pub incident_open: bool,
     /// Whether a global scene change (light, IR switch) was re-learned at this picture.
     pub scene_change: bool,
+    /// The camera's view, when it changed at this picture (see [`view`]): moved or covered,
+    /// nothing is raised until it is home again.
+    pub view: Option<view::View>,
 }
 
 /// Why a camera's analyzer settings cannot be used with the loaded model.

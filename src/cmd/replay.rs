@@ -199,6 +199,9 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     if let Some(e) = write_failed {
         return Err(e);
     }
+    for (at, view) in &stats.views {
+        eprintln!("{at:>7.1} s  view     {}", view.as_str());
+    }
     eprintln!(
         "{}: {:.1} s of video, {} frames, {} decoded, {} undecodable, {} detected, {:.1} s ({:.1}x real time); {} picture(s) in {}",
         a.clip.display(),

@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::analyze::view::View;
+
 /// What a camera's ingest task is doing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +78,14 @@ pub struct CameraStatus {
     /// Seconds since the last analysed picture was taken, when this status was read (grows
     /// while a camera waits for analysis; compare with `idle_refresh_s`).
     pub since_analysed_s: Option<f64>,
+    /// What the camera sees against its home view: `learning` (until the start-up grace
+    /// ends), `home`, `moved` (turned, bumped, zoomed: its zones no longer fit) or `covered`
+    /// (too little detail: the lens covered, sprayed or fogged). Nothing is raised while moved
+    /// or covered.
+    pub view: View,
+    /// When the view last changed (capture time of the picture that settled it).
+    #[serde(with = "rfc3339_opt")]
+    pub view_since: Option<SystemTime>,
     /// The main stream of a camera analysed on its sub-stream (`analysis_url`): recorded for
     /// clips and event pictures, never decoded continuously. `None` for a camera analysed on its
     /// main stream.
@@ -169,6 +179,8 @@ fn fresh(id: String, name: String) -> CameraStatus {
         analysed_at: None,
         analysis_gap_s: None,
         since_analysed_s: None,
+        view: View::Learning,
+        view_since: None,
         fps_window: None,
     }
 }

@@ -73,6 +73,8 @@ pub struct ReplayStats {
     pub duration_s: f64,
     /// Wall-clock seconds the replay took.
     pub elapsed_s: f64,
+    /// Each change of the camera's view (see [`crate::analyze::view`]): clip time and view.
+    pub views: Vec<(f64, crate::analyze::view::View)>,
 }
 
 /// Detections by picture time, for replaying one clip again with other analyzer settings
@@ -211,6 +213,9 @@ pub fn replay_clip_traced(
             stats.reused += 1;
         }
         let out = analyzer.observe(now, &detections, &grey);
+        if let Some(view) = out.view {
+            stats.views.push((now, view));
+        }
         sampler.report(now, out.active);
         trace(now, &detections, &analyzer);
         for (event, pictures) in evidence.resolve(now, &frame, &out) {

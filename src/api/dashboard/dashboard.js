@@ -14,6 +14,12 @@ const tokenInput = $("#token");
 tokenInput.value = localStorage.getItem("dumpwatch.token") || "";
 tokenInput.addEventListener("change", () => localStorage.setItem("dumpwatch.token", tokenInput.value));
 
+// What a camera's view means for the operator (`view` in /api/v1/cameras).
+const VIEW_TEXT = {
+  moved: "camera moved: its zones are not watched",
+  covered: "lens covered: nothing is watched",
+};
+
 function setConn(ok) {
   $("#conn").className = "conn " + (ok ? "ok" : "bad");
 }
@@ -66,8 +72,9 @@ function drawCameras(list) {
       node = cameraCard(cam);
       grid.appendChild(node);
     }
+    const viewLost = cam.view === "moved" || cam.view === "covered";
     node.className = "camera " + cam.state + (cam.busy ? " active" : "") +
-      (state.selected === cam.id ? " selected" : "");
+      (viewLost ? " view-lost" : "") + (state.selected === cam.id ? " selected" : "");
     node.querySelector(".name").textContent = cam.name;
     node.querySelector(".state").textContent = cam.state.replace("_", " ");
     node.querySelector(".mode").textContent = cam.decode;
@@ -76,6 +83,8 @@ function drawCameras(list) {
     node.querySelector(".fps").textContent = cam.fps != null ? cam.fps + " fps" : "no frames";
     node.querySelector(".gap").textContent =
       cam.since_analysed_s != null ? "analysed " + Math.round(cam.since_analysed_s) + " s ago" : "not analysed yet";
+    node.querySelector(".view").textContent = VIEW_TEXT[cam.view] || "";
+    node.querySelector(".view").title = viewLost ? "since " + ago(cam.view_since) : "";
     const err = node.querySelector(".err");
     err.textContent = cam.state === "streaming" ? "" : (cam.last_error || "");
     err.title = cam.last_error || "";
