@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the dumping scenario set for `dumpwatch eval` from real footage.
 
-Usage: scripts/make_scenarios.py OUT_DIR [--set dev|holdout|stress|shake|small|live|demo] [--source vtest.avi]
+Usage: scripts/make_scenarios.py OUT_DIR [--set dev|holdout|stress|shake|view|small|live|demo] [--source vtest.avi]
                                  [--size WxH] [--fps N] [--gop-s S] [--crf N] [--codec h264|h265]
 
 The footage is `vtest.avi` from Debian's opencv-doc package (a square with pedestrians and a
@@ -134,6 +134,21 @@ SHAKE = [
     ("k06_shake6_sack_left", [dump("sack", 336, 262, 33.0)], [("dumping", 33.0)], {"shake": 6}),
 ]
 
+# The camera's view lost (issue 22): turned by about 20° (a fifth of the footage's width, the
+# picture a 75 % window of it), turned and then back, or covered by a cloth. Each is labelled with
+# its view change: the analyzer must say so within 60 s and raise nothing while it lasts.
+VIEW = [
+    ("v01_turned", [], [], {"turn": (40.0, None, 0.2), "view": ("moved", 40.0)}),
+    ("v02_covered", [], [], {"cover": 40.0, "view": ("covered", 40.0)}),
+    # A bag put down at 20 s (raised about 30 s after its owner leaves), the camera turned away
+    # at 35 s: nothing raised.
+    ("v03_turned_from_a_bag", [dump("bag", 338, 238, 20.0)], [], {"turn": (35.0, None, 0.2),
+                                                                  "view": ("moved", 35.0)}),
+    # Turned at 40 s, turned back at 90 s: home again, and still watched afterwards.
+    ("v04_turned_and_back", [dump("box", 515, 340, 110.0)], [("dumping", 110.0)],
+     {"turn": (40.0, 90.0, 0.2), "view": ("moved", 40.0), "zone": PATHS}),
+]
+
 # The small set used inside the test suite: short clips, for dwell_s = clear_after_s = 10.
 # (The rubble sprite is shared with HOLDOUT: t05 guards the colour path, not a tuning target.)
 SMALL = [
@@ -144,6 +159,8 @@ SMALL = [
      {"length": 75.0}),
     # Grey rubble on the lawn: about as bright as the grass, found by its colour.
     ("t05_rubble_on_grass", [dump("rubble", 250, 330, 9.0)], [("dumping", 9.0)], {"length": 40.0}),
+    # The camera turned by about 20° at 15 s: said within the minute, nothing raised.
+    ("t06_turned", [], [], {"length": 45.0, "turn": (15.0, None, 0.2), "view": ("moved", 15.0)}),
 ]
 
 # Clips served as live cameras (end-to-end tests, demo): a bag left at 33 s, stays; the same bag
@@ -215,6 +232,21 @@ def make_clip(source, out, objects, opts, sprites, enc):
         filters.append(f"{last}crop=w=iw-{2 * a}:h=ih-{2 * a}:x='{a}+floor({a}*(2*random(1)-1)+0.5)'"
                        f":y='{a}+floor({a}*(2*random(2)-1)+0.5)',scale=768:576[shaken]")
         last = "[shaken]"
+    turn = opts.get("turn")
+    if turn:
+        # A 75 % window of the footage, moved sideways by `share` of its width from `start` to
+        # `end` (a camera turned, then turned back), scaled back to the footage's size.
+        start, end, share = turn
+        until = end if end is not None else 100000
+        filters.append(f"{last}crop=w=iw*0.75:h=ih*0.75:x='iw*(0.02+{share}*between(t,{start},{until}))'"
+                       f":y=ih*0.125,scale=768:576[turned]")
+        last = "[turned]"
+    cover = opts.get("cover")
+    if cover is not None:
+        # A dark cloth over the lens: 97 % opaque, with the sensor's noise.
+        filters.append(f"{last}drawbox=x=0:y=0:w=iw:h=ih:color=0x1e1e1e@0.97:t=fill:enable='gte(t,{cover})',"
+                       f"noise=alls=4:allf=t:enable='gte(t,{cover})'[covered]")
+        last = "[covered]"
     # The camera's own encoding: scaled after the objects are placed, so positions stay those of
     # the footage; the keyframe interval is in seconds of the output frame rate.
     post = []
@@ -243,7 +275,8 @@ def toml_polygon(points):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
-    ap.add_argument("--set", choices=["dev", "holdout", "stress", "shake", "small", "live", "demo"], default="dev")
+    ap.add_argument("--set", choices=["dev", "holdout", "stress", "shake", "view", "small", "live", "demo"],
+                    default="dev")
     ap.add_argument("--source", default=SOURCE)
     ap.add_argument("--size", help="scale the clips to WxH (e.g. 1280x720) after placing the objects")
     ap.add_argument("--fps", type=float, help="output frame rate (the footage has 10)")
@@ -261,8 +294,8 @@ def main():
         sys.exit(f"make_scenarios: --crf {a.crf}: x264 and x265 take 0 to 51")
     if not os.path.exists(a.source):
         sys.exit(f"make_scenarios: {a.source} not found: install Debian's opencv-doc (scripts/setup.sh does)")
-    scenarios = {"dev": DEV, "holdout": HOLDOUT, "stress": STRESS, "shake": SHAKE, "small": SMALL, "live": LIVE,
-                 "demo": DEMO}[a.set]
+    scenarios = {"dev": DEV, "holdout": HOLDOUT, "stress": STRESS, "shake": SHAKE, "view": VIEW, "small": SMALL,
+                 "live": LIVE, "demo": DEMO}[a.set]
     os.makedirs(os.path.join(a.out, "clips"), exist_ok=True)
     encoding = f"{a.codec}, size {a.size or '768x576'}, {a.fps or 10:g} fps, keyframe every {a.gop_s:g} s, crf {a.crf}"
     labels = [f"# Generated by scripts/make_scenarios.py --set {a.set}; footage: vtest.avi (opencv-doc); {encoding}.\n"]
@@ -282,6 +315,9 @@ def main():
                 labels.append(f"zone = {toml_polygon(opts['zone'])}\n")
             for kind, start in events:
                 labels.append(f"[[clip.event]]\nkind = \"{kind}\"\nstart_s = {start}\nend_s = {start + 60.0}\n")
+            if "view" in opts:
+                kind, start = opts["view"]
+                labels.append(f"[clip.view]\nkind = \"{kind}\"\nstart_s = {start}\n")
             print(f"{rel}: {len(objects)} object(s), {len(events)} labelled event(s)", flush=True)
     with open(os.path.join(a.out, "labels.toml"), "w") as f:
         f.write("".join(labels))

@@ -118,7 +118,7 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
     assert_eq!(precision, 1.0, "precision\n{stdout}");
     assert!(recall >= 0.6, "recall {recall}\n{stdout}");
     let clips = result["clips"].as_array().unwrap();
-    assert_eq!(clips.len(), 5);
+    assert_eq!(clips.len(), 6);
     let clip = |name: &str| {
         clips
             .iter()
@@ -146,6 +146,12 @@ fn eval_scores_the_small_set_and_sweeps_with_a_plot() {
         stdout.contains("precision") && stdout.contains("t01_bag_left"),
         "{stdout}"
     );
+    // The camera turned at 15 s: the analyzer says so (within 60 s), raises nothing, and no
+    // other clip's view is lost.
+    let turned = clip("t06_turned");
+    assert_eq!(turned["events"].as_array().unwrap().len(), 0, "{turned}");
+    assert_eq!(turned["view_as_labelled"], true, "{turned}");
+    assert_eq!(s["views_not_as_labelled"], 0, "{stdout}");
 
     // A sweep re-uses the detections of the first value: two runs, one plot.
     let plot = out.path().join("sweep.png");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::Context;
+use dumpwatch::analyze::view::View;
 use dumpwatch::eval::dataset::Dataset;
 use dumpwatch::eval::plot::{SweepPoint, sweep_plot};
 use dumpwatch::eval::run::{EvalRun, evaluate, parse_sweep, set_key};
@@ -98,6 +99,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             s.video_hours,
             started.elapsed().as_secs_f64()
         );
+        if s.views_not_as_labelled > 0 {
+            println!(
+                "{label}camera views not as labelled: {} clip(s) (a turned or covered camera not said within {} s, or a view lost that was not)",
+                s.views_not_as_labelled,
+                dumpwatch::eval::score::VIEW_WITHIN_S
+            );
+        }
         results.push((value, run));
     }
     if let Some(path) = &a.json {
@@ -142,6 +150,14 @@ fn print_clips(run: &EvalRun) {
             .events
             .iter()
             .map(|(k, t)| format!("{k}@{t:.1}"))
+            .chain(
+                c.stats
+                    .views
+                    .iter()
+                    .filter(|(_, v)| !matches!(v, View::Home | View::Learning))
+                    .map(|(t, v)| format!("view:{}@{t:.1}", v.as_str())),
+            )
+            .chain((!c.view_as_labelled).then(|| "(view not as labelled)".to_owned()))
             .collect();
         println!(
             "{:<40} {:>3} {:>3} {:>3}  {:<28} {:>8.1}",

@@ -8,6 +8,9 @@
 //! kind = "dumping"      # or "cleared"
 //! start_s = 12.0        # when the object is put down (or removed)
 //! end_s = 45.0          # last moment an alert still counts as on time
+//! [clip.view]           # optional: the camera is turned or covered
+//! kind = "moved"        # or "covered"
+//! start_s = 30.0        # when; the analyzer must say so within 60 s, and raise nothing
 //! ```
 //!
 //! Loading checks everything and reports every problem with its place
@@ -42,6 +45,26 @@ pub struct LabelledEvent {
     pub end_s: f64,
 }
 
+/// What happens to the camera's view in a clip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewKind {
+    /// The camera is turned, bumped or zoomed.
+    Moved,
+    /// The lens is covered.
+    Covered,
+}
+
+/// The camera's view changing in a clip.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledView {
+    /// Moved or covered.
+    pub kind: ViewKind,
+    /// When, seconds from the start of the clip.
+    pub start_s: f64,
+}
+
 /// One clip.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +77,9 @@ pub struct Clip {
     /// The labelled events (none for a negative clip).
     #[serde(default, rename = "event")]
     pub events: Vec<LabelledEvent>,
+    /// The camera turned or covered during the clip, if it is.
+    #[serde(default)]
+    pub view: Option<LabelledView>,
 }
 
 /// A loaded dataset.
@@ -131,6 +157,14 @@ fn check(dir: &Path, clips: &[Clip]) -> Vec<Problem> {
             if let Err(e) = zone.validate() {
                 add(format!("clip[{i}].zone"), e.to_string());
             }
+        }
+        if let Some(v) = &clip.view
+            && (!v.start_s.is_finite() || v.start_s < 0.0)
+        {
+            add(
+                format!("clip[{i}].view.start_s"),
+                format!("{} must be a time ≥ 0", v.start_s),
+            );
         }
         for (j, ev) in clip.events.iter().enumerate() {
             if !ev.start_s.is_finite() || ev.start_s < 0.0 {

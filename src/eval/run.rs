@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::dataset::{Dataset, EventKind};
-use super::score::{ClipScore, Raised, Summary, score_clip, summarize};
+use super::score::{ClipScore, Raised, Summary, score_clip, summarize, view_as_labelled};
 use crate::analyze::{self, AnalyzerConfig, UnknownClass};
 use crate::config::{AnalyzeConfig, AnalyzeOverrides};
 use crate::detect::Detector;
@@ -35,6 +35,8 @@ pub struct ClipResult {
     /// Matched, false alarms, misses, times to alert.
     #[serde(flatten)]
     pub score: ClipScore,
+    /// Whether the camera's view was reported as labelled ([`super::score::view_as_labelled`]).
+    pub view_as_labelled: bool,
     /// Replay figures.
     pub stats: ReplayStats,
 }
@@ -119,7 +121,8 @@ pub fn evaluate(
                     caches.lock().expect("not poisoned").insert(i, cache);
                     let outcome = r.map(|stats| {
                         let score = score_clip(&clip.events, &raised);
-                        clip_result(clip.file.clone(), &raised, score, stats)
+                        let view_ok = view_as_labelled(clip.view.as_ref(), &stats.views);
+                        clip_result(clip.file.clone(), &raised, score, view_ok, stats)
                     });
                     results.lock().expect("not poisoned")[i] = Some(outcome);
                 }
@@ -132,7 +135,8 @@ pub fn evaluate(
     }
     let scores: Vec<ClipScore> = clips.iter().map(|c| c.score.clone()).collect();
     let video_s: f64 = clips.iter().map(|c| c.stats.duration_s).sum();
-    let summary = summarize(&scores, video_s);
+    let mut summary = summarize(&scores, video_s);
+    summary.views_not_as_labelled = clips.iter().filter(|c| !c.view_as_labelled).count();
     Ok(EvalRun { clips, summary })
 }
 
@@ -140,6 +144,7 @@ fn clip_result(
     file: PathBuf,
     raised: &[Raised],
     score: ClipScore,
+    view_as_labelled: bool,
     stats: ReplayStats,
 ) -> ClipResult {
     ClipResult {
@@ -158,6 +163,7 @@ fn clip_result(
             })
             .collect(),
         score,
+        view_as_labelled,
         stats,
     }
 }

@@ -2,7 +2,30 @@
 //! matches the first unmatched labelled event of its kind whose window `[start_s, end_s]` holds the
 //! incident's time; unmatched incidents are false alarms; unmatched events are misses.
 
-use super::dataset::{EventKind, LabelledEvent};
+use super::dataset::{EventKind, LabelledEvent, LabelledView, ViewKind};
+use crate::analyze::view::View;
+
+/// How long after a camera is turned or covered the analyzer must say so.
+pub const VIEW_WITHIN_S: f64 = 60.0;
+
+/// Whether the views the analyzer reported in a clip (time, view) are as `label` says: the
+/// labelled view within [`VIEW_WITHIN_S`] of its start; without a label, never moved or covered.
+pub fn view_as_labelled(label: Option<&LabelledView>, views: &[(f64, View)]) -> bool {
+    match label {
+        Some(l) => {
+            let wanted = match l.kind {
+                ViewKind::Moved => View::Moved,
+                ViewKind::Covered => View::Covered,
+            };
+            views
+                .iter()
+                .any(|(t, v)| *v == wanted && *t >= l.start_s && *t <= l.start_s + VIEW_WITHIN_S)
+        }
+        None => views
+            .iter()
+            .all(|(_, v)| matches!(v, View::Home | View::Learning)),
+    }
+}
 
 /// An event the system raised in a clip.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,6 +92,9 @@ pub struct Summary {
     /// Total matched, false alarms and misses.
     #[serde(flatten)]
     pub counts: ClipScore,
+    /// Clips whose camera view the analyzer reported otherwise than labelled (a turned or
+    /// covered camera not said within a minute, or a view lost that was not).
+    pub views_not_as_labelled: usize,
 }
 
 /// Adds up clip scores; `video_s` is the total duration of the clips.
@@ -108,6 +134,7 @@ pub fn summarize(scores: &[ClipScore], video_s: f64) -> Summary {
         },
         video_hours: video_s / 3600.0,
         counts: t,
+        views_not_as_labelled: 0,
     }
 }
 
@@ -126,6 +153,27 @@ mod tests {
 
     fn raised(kind: EventKind, at_s: f64) -> Raised {
         Raised { kind, at_s }
+    }
+
+    #[test]
+    fn a_view_counts_when_said_within_a_minute_and_none_is_lost_unlabelled() {
+        let moved = LabelledView {
+            kind: ViewKind::Moved,
+            start_s: 40.0,
+        };
+        let said = [(10.0, View::Home), (60.5, View::Moved)];
+        assert!(view_as_labelled(Some(&moved), &said));
+        assert!(!view_as_labelled(
+            Some(&moved),
+            &[(10.0, View::Home), (101.0, View::Moved)]
+        ));
+        assert!(!view_as_labelled(
+            Some(&moved),
+            &[(10.0, View::Home), (60.0, View::Covered)]
+        ));
+        assert!(!view_as_labelled(Some(&moved), &[(10.0, View::Home)]));
+        assert!(view_as_labelled(None, &[(10.0, View::Home)]));
+        assert!(!view_as_labelled(None, &said));
     }
 
     #[test]
