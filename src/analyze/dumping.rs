@@ -58,7 +58,7 @@ const OCCLUDED_SHARE: f32 = 0.3;
 const ACTOR_RECENT_S: f64 = 2.0;
 /// At start-up, static foreground within this share of an actor's box size of the box (a
 /// person's legs or shadow beyond the detector's box) is not learned as the scene while the
-/// actor stays there (slower than [`LINGER_SPEED`]).
+/// actor is there.
 const STARTUP_ACTOR_MARGIN: f32 = 0.25;
 /// At start-up, static foreground is learned as the scene only once no actor has been by it
 /// for this many seconds (a standing person the detector misses now and then is still there).
@@ -450,15 +450,19 @@ impl Analyzer {
 
         if now - started < self.cfg.startup_grace_s {
             // Whatever is static now was there before the camera started: it is the scene. Not
-            // what stands by an actor who stays, or did a moment ago (a person waiting there:
-            // their legs, their shadow, beyond the detector's box, or while the detector missed
-            // them): not the ground; learned once they have been away from it for a while. By
-            // people walking past (a busy pavement) it is learned at once: what they leave
-            // static is the ground the first picture showed them on.
+            // what stands by an actor, or did a moment ago (a person waiting there: their legs,
+            // their shadow, beyond the detector's box, or while the detector missed them): not
+            // the ground; learned once the actors have been away from it for a while.
             let by_actors: Vec<(f64, BBox)> = actors
                 .iter()
-                .filter(|(t, _)| t.velocity.0.hypot(t.velocity.1) <= LINGER_SPEED * t.bbox.height())
-                .map(|(_, a)| (now, a.grown(STARTUP_ACTOR_MARGIN)))
+                .map(|(_, a)| *a)
+                .chain(
+                    usable
+                        .iter()
+                        .filter(|d| self.is_actor(d.class_id))
+                        .map(|d| d.bbox),
+                )
+                .map(|a| (now, a.grown(STARTUP_ACTOR_MARGIN)))
                 .collect();
             self.startup_actors.extend(by_actors);
             self.startup_actors
@@ -486,7 +490,7 @@ impl Analyzer {
             self.startup_actors = Vec::new();
         }
 
-        if matches!(self.view.view().0, View::Home | View::Learning) {
+        if !self.view.in_doubt() {
             self.update_presence(now, &blobs, &actors);
             self.grow_and_discover(now, &mut blobs, &actors, &mut out);
             self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
@@ -494,8 +498,8 @@ impl Analyzer {
             self.advance(now, &mut out);
             self.clear_incidents(now, &mut out);
         }
-        // Moved or covered: the zones do not fit what the camera sees. Nothing is found,
-        // raised or cleared; what is followed waits for the home view.
+        // Moved or covered, or looking so: the zones may not fit what the camera sees. Nothing
+        // is found, raised or cleared; what is followed waits for the home view.
 
         out.incident_open = self
             .candidates

@@ -177,6 +177,14 @@ impl ViewWatch {
         (self.view, self.since)
     }
 
+    /// Whether the pictures are not known to show the home view: the view is moved or covered,
+    /// or the latest pictures have shown another scene (or nothing) without a break, not yet
+    /// for long enough to say so. Nothing is judged on such pictures.
+    pub fn in_doubt(&self) -> bool {
+        !matches!(self.view, View::Home | View::Learning)
+            || self.leaning.is_some_and(|(v, _)| v != View::Home)
+    }
+
     /// The share of the home view's edges still in place in the latest picture (for traces).
     pub fn similarity(&self) -> f32 {
         self.similarity
