@@ -134,16 +134,17 @@ impl Structure {
         self.blocks.iter().map(|b| *b >= cut).collect()
     }
 
-    /// The share (0…1) of `home`'s strongest edges ([`HOME_EDGES`] of its blocks) that are
-    /// among this picture's strong edges ([`PICTURE_EDGES`] of its blocks) at the same place.
+    /// The share (0…1) of a home view's strongest edges (`home_edges`: [`HOME_EDGES`] of its
+    /// blocks, [`Structure::strong`]) that are among this picture's strong edges
+    /// ([`PICTURE_EDGES`] of its blocks) at the same place.
     /// Light, dusk and the infrared switch change how strong the edges are, not where they
     /// are; things put down or passing add edges or hide a few; a turned camera keeps only
     /// those that fall in place by chance (about [`PICTURE_EDGES`]). 0 when the sizes differ.
-    fn kept_from(&self, home: &Structure) -> f32 {
-        if self.blocks.len() != home.blocks.len() || self.blocks.is_empty() {
+    fn kept_from(&self, home_edges: &[bool]) -> f32 {
+        if self.blocks.len() != home_edges.len() || self.blocks.is_empty() {
             return 0.0;
         }
-        let (theirs, ours) = (home.strong(HOME_EDGES), self.strong(PICTURE_EDGES));
+        let (theirs, ours) = (home_edges, self.strong(PICTURE_EDGES));
         let total = theirs.iter().filter(|s| **s).count();
         if total == 0 {
             return 1.0;
@@ -157,6 +158,8 @@ impl Structure {
 #[derive(Clone, Debug, Default)]
 pub struct ViewWatch {
     home: Structure,
+    /// The home view's strongest edges (made once per home view, not per picture).
+    home_edges: Vec<bool>,
     home_at: f64,
     view: View,
     since: f64,
@@ -206,18 +209,16 @@ impl ViewWatch {
             return None;
         }
         if self.view == View::Learning || self.home.blocks.is_empty() {
-            self.home = Structure::of(long, grid);
-            self.home_at = now;
+            self.set_home(Structure::of(long, grid), now);
             return self.switch(View::Home, now);
         }
         let picture = Structure::of(current, grid);
         if picture.blocks.len() != self.home.blocks.len() {
             // The picture changed size (a new stream profile): a new home view.
-            self.home = Structure::of(long, grid);
-            self.home_at = now;
+            self.set_home(Structure::of(long, grid), now);
             return None;
         }
-        self.similarity = picture.kept_from(&self.home);
+        self.similarity = picture.kept_from(&self.home_edges);
         let seen = if picture.detail < COVERED_MAX_DETAIL
             && picture.detail < COVERED_SHARE * self.home.detail
         {
@@ -252,12 +253,18 @@ impl ViewWatch {
         };
         if self.view == View::Home && now - self.home_at >= HOME_REFRESH_S {
             let background = Structure::of(long, grid);
-            if background.kept_from(&self.home) >= HOME_REFRESH_ABOVE {
-                self.home = background;
+            if background.kept_from(&self.home_edges) >= HOME_REFRESH_ABOVE {
+                self.set_home(background, now);
             }
             self.home_at = now;
         }
         changed
+    }
+
+    fn set_home(&mut self, home: Structure, now: f64) {
+        self.home_edges = home.strong(HOME_EDGES);
+        self.home = home;
+        self.home_at = now;
     }
 
     fn switch(&mut self, view: View, now: f64) -> Option<View> {
