@@ -124,14 +124,22 @@ impl Structure {
     /// Which blocks hold the picture's strongest edges: those at or above the `share`-quantile
     /// of its own blocks (a share of them, whatever the light), and not flat.
     fn strong(&self, share: f32) -> Vec<bool> {
+        let cut = self.edge_cut(share);
+        self.blocks.iter().map(|b| *b >= cut).collect()
+    }
+
+    /// The gradient at and above which a block holds one of the `share` strongest edges (never
+    /// below [`MIN_EDGE`]).
+    fn edge_cut(&self, share: f32) -> f32 {
         let mut sorted = self.blocks.clone();
         if sorted.is_empty() {
-            return Vec::new();
+            return MIN_EDGE;
         }
         let k = (((1.0 - share) * sorted.len() as f32) as usize).min(sorted.len() - 1);
-        let cut = *sorted.select_nth_unstable_by(k, f32::total_cmp).1;
-        let cut = cut.max(MIN_EDGE);
-        self.blocks.iter().map(|b| *b >= cut).collect()
+        sorted
+            .select_nth_unstable_by(k, f32::total_cmp)
+            .1
+            .max(MIN_EDGE)
     }
 
     /// The share (0…1) of a home view's strongest edges (`home_edges`: [`HOME_EDGES`] of its
@@ -144,12 +152,16 @@ impl Structure {
         if self.blocks.len() != home_edges.len() || self.blocks.is_empty() {
             return 0.0;
         }
-        let (theirs, ours) = (home_edges, self.strong(PICTURE_EDGES));
-        let total = theirs.iter().filter(|s| **s).count();
+        let total = home_edges.iter().filter(|s| **s).count();
         if total == 0 {
             return 1.0;
         }
-        let kept = theirs.iter().zip(&ours).filter(|(t, o)| **t && **o).count();
+        let cut = self.edge_cut(PICTURE_EDGES);
+        let kept = home_edges
+            .iter()
+            .zip(&self.blocks)
+            .filter(|(home, ours)| **home && **ours >= cut)
+            .count();
         kept as f32 / total as f32
     }
 }
@@ -157,9 +169,10 @@ impl Structure {
 /// Follows one camera's view against its home view.
 #[derive(Clone, Debug, Default)]
 pub struct ViewWatch {
-    home: Structure,
-    /// The home view's strongest edges (made once per home view, not per picture).
+    /// The home view's strongest edges, block by block (empty: no home view yet).
     home_edges: Vec<bool>,
+    /// The home view's detail ([`Structure::detail`]).
+    home_detail: f32,
     home_at: f64,
     view: View,
     since: f64,
@@ -208,19 +221,19 @@ impl ViewWatch {
         if !settled {
             return None;
         }
-        if self.view == View::Learning || self.home.blocks.is_empty() {
+        if self.view == View::Learning || self.home_edges.is_empty() {
             self.set_home(Structure::of(long, grid), now);
             return self.switch(View::Home, now);
         }
         let picture = Structure::of(current, grid);
-        if picture.blocks.len() != self.home.blocks.len() {
+        if picture.blocks.len() != self.home_edges.len() {
             // The picture changed size (a new stream profile): a new home view.
             self.set_home(Structure::of(long, grid), now);
             return None;
         }
         self.similarity = picture.kept_from(&self.home_edges);
         let seen = if picture.detail < COVERED_MAX_DETAIL
-            && picture.detail < COVERED_SHARE * self.home.detail
+            && picture.detail < COVERED_SHARE * self.home_detail
         {
             Some(View::Covered)
         } else if self.similarity < MOVED_BELOW {
@@ -263,7 +276,7 @@ impl ViewWatch {
 
     fn set_home(&mut self, home: Structure, now: f64) {
         self.home_edges = home.strong(HOME_EDGES);
-        self.home = home;
+        self.home_detail = home.detail;
         self.home_at = now;
     }
 
