@@ -164,10 +164,13 @@ SMALL = [
 ]
 
 # Clips served as live cameras (end-to-end tests, demo): a bag left at 33 s, stays; the same bag
-# there from the start and taken away at 20 s (the spot cleaned after a restart of the service).
+# there from the start and taken away at 20 s (the spot cleaned after a restart of the service);
+# the camera turned by about 20° at 15 s and turned back at 45 s.
 LIVE = [
     ("l01_bag_left", [dump("bag", 336, 262, 33.0)], [("dumping", 33.0)], {"length": 60.0}),
     ("l02_bag_taken", [dump("bag", 336, 262, 0.0, 20.0)], [], {"length": 60.0}),
+    ("l03_turned_and_back", [], [], {"length": 60.0, "turn": (15.0, 45.0, 0.2),
+                                     "view": ("moved", 15.0)}),
 ]
 
 # The demo's eight cameras (scripts/demo.sh), each looped by the RTSP server. On d01 a bag is

@@ -410,15 +410,9 @@ impl Supervisor {
                         self.slots.status.update(slot, |s| {
                             s.name = cam.display_name().to_owned();
                         });
-                        if let Some(w) = self.slots.watch.camera(slot) {
-                            let outcome = w.reconfigure((*cam).clone(), cfg);
-                            if outcome != crate::analyze::Reconfigured::Kept {
-                                // A new analysis: its home view is learned anew.
-                                self.slots.status.update(slot, |s| {
-                                    s.view = crate::analyze::view::View::Learning;
-                                    s.view_since = None;
-                                });
-                            }
+                        if let Some(outcome) =
+                            self.slots.watch.reconfigure(slot, (*cam).clone(), cfg)
+                        {
                             info!(camera = %id, ?outcome, "reload: camera settings changed");
                         }
                         report.changed.push((*id).to_owned());

@@ -33,6 +33,7 @@ use crate::ingest::StatusBoard;
 use crate::metrics::{CameraMetrics, DropReason, Metrics};
 use crate::recording::{EventJob, IncidentRecorder, MainPicture, Recording};
 use crate::slots::SlotTable;
+use crate::store::camera_events::NewCameraEvent;
 
 /// Each camera slot's latest analysed picture, for the API.
 pub type LatestPictures = SlotTable<Arc<LatestPicture>>;
@@ -210,14 +211,13 @@ impl CameraWatch {
     /// start the analyzer over: objects still pending are forgotten, open incidents are followed
     /// on (one whose spot no zone holds any more is logged and stays open in the store until
     /// reviewed).
-    pub fn reconfigure(&self, camera: CameraConfig, cfg: AnalyzerConfig) -> Reconfigured {
+    fn reconfigure(&self, camera: CameraConfig, cfg: AnalyzerConfig) -> Reconfigured {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.sampler.reconfigure(cfg.sampling.clone(), false);
         state.zones = cfg.zones.iter().map(|z| z.polygon.clone()).collect();
         state.camera = camera;
         let outcome = state.analyzer.reconfigure(cfg);
         if let Reconfigured::Restarted { carried, dropped } = &outcome {
-            self.metrics.set_view(View::Learning);
             let before = std::mem::take(&mut state.incidents);
             state.incidents = carried
                 .iter()
@@ -353,8 +353,33 @@ impl Watch {
             .clone()
     }
 
+    /// Applies a reloaded configuration of the camera in `slot` without stopping its stream
+    /// ([`CameraWatch::reconfigure`]). New zones or masks start a new analysis, whose home view
+    /// is learned anew: shown as such, and told to the operations center when the camera's view
+    /// was lost. `None` when no camera is analysed in `slot`.
+    pub fn reconfigure(
+        &self,
+        slot: usize,
+        camera: CameraConfig,
+        cfg: AnalyzerConfig,
+    ) -> Option<Reconfigured> {
+        let cam = self.cameras.get(slot)?;
+        let id = camera.id.clone();
+        let outcome = cam.reconfigure(camera, cfg);
+        if outcome != Reconfigured::Kept {
+            let at = std::time::SystemTime::now();
+            if let Some(event) = self.report_view(slot, &cam, &id, View::Learning, at) {
+                self.recording.camera_event(event);
+            }
+            self.status.update(slot, |s| s.view_since = None);
+        }
+        Some(outcome)
+    }
+
     /// Shows camera `slot`'s new view (status, metric, log): moved or covered is an operator's
     /// matter (nothing is raised until the view is home again, or the zones are drawn anew).
+    /// Returns the camera event to record when the operations center is to be told
+    /// ([`NewCameraEvent::worth_telling`]); the caller hands it over outside the camera's lock.
     fn report_view(
         &self,
         slot: usize,
@@ -362,21 +387,30 @@ impl Watch {
         id: &str,
         view: View,
         at: std::time::SystemTime,
-    ) {
+    ) -> Option<NewCameraEvent> {
         cam.metrics.set_view(view);
-        self.status.update(slot, |s| {
+        let previous = self.status.update(slot, |s| {
+            let previous = s.view;
             s.view = view;
             s.view_since = Some(at);
-        });
+            previous
+        })?;
         match view {
             View::Moved => warn!(camera = %id,
                 "the camera no longer sees the scene it was set up for (turned, bumped or zoomed): nothing is raised until it is turned back, or its zones are drawn anew for the new view"),
             View::Covered => warn!(camera = %id,
                 "the camera's picture shows too little to watch (lens covered, sprayed or fogged): nothing is raised until it is clear"),
-            View::Home | View::Learning => {
-                info!(camera = %id, view = view.as_str(), "the camera sees its scene")
+            View::Learning => {
+                info!(camera = %id, "new zones or masks: the camera's home view is learned anew")
             }
+            View::Home => info!(camera = %id, "the camera sees its scene"),
         }
+        NewCameraEvent::worth_telling(previous, view).then(|| NewCameraEvent {
+            camera_id: id.to_owned(),
+            view,
+            previous,
+            at: unix_seconds(at),
+        })
     }
 
     /// Records the analysis gap of camera `slot` (metrics and status).
@@ -446,15 +480,15 @@ impl Watch {
             .analyzer
             .observe(now, &result.detected.detections, &grey);
         cam.sampler.report(now, out.active, out.incident_open);
-        if let Some(view) = out.view {
+        let camera_event = out.view.and_then(|view| {
             self.report_view(
                 result.camera,
                 &cam,
                 &state.camera.id,
                 view,
                 frame.captured_at,
-            );
-        }
+            )
+        });
         let events = state.frames.resolve(now, frame, &out);
         cam.metrics
             .active
@@ -529,6 +563,9 @@ impl Watch {
         // Handed over outside the camera's lock: a full queue must not hold up its other work.
         // A clip is asked for after its incident's event, so its row follows the incident's.
         drop(guard);
+        if let Some(event) = camera_event {
+            self.recording.camera_event(event);
+        }
         for job in jobs {
             self.recording.event(job);
         }

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use dumpwatch::analyze::view::View;
 use dumpwatch::analyze::{EventKind, FrameRole};
 use dumpwatch::config::CameraConfig;
 use dumpwatch::deliver::{Backoff, Deliverer, DeliveryMetrics, DeliverySettings, SnapshotMode};
@@ -21,6 +22,7 @@ use dumpwatch::incident::FrameSize;
 use dumpwatch::receiver::ReceiverSettings;
 use dumpwatch::recording::{Recording, RecordingMetrics};
 use dumpwatch::store::Store;
+use dumpwatch::store::camera_events::NewCameraEvent;
 use dumpwatch::store::writer::StoreHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -1019,8 +1021,7 @@ async fn a_store_locked_for_10_s_loses_no_event_and_keeps_each_incidents_order()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_the_store_refuses_until_shutdown_is_kept_on_disk_and_recorded_at_the_next_start()
-{
+async fn events_the_store_refuses_until_shutdown_are_kept_on_disk_and_recorded_at_the_next_start() {
     let storage = tempfile::tempdir().unwrap();
     let store = StoreHandle::open(storage.path()).unwrap();
     let registry = prometheus::Registry::new();
@@ -1031,18 +1032,26 @@ async fn an_event_the_store_refuses_until_shutdown_is_kept_on_disk_and_recorded_
     let lock = hold_write_lock(storage.path(), Duration::from_secs(8));
     let id = Uuid::now_v7();
     let now = dumpwatch::deliver::unix_now();
+    let turned = NewCameraEvent {
+        camera_id: "cam-1".into(),
+        view: View::Moved,
+        previous: View::Home,
+        at: now + 1.0,
+    };
+    let handed = turned.clone();
     tokio::task::spawn_blocking(move || {
         recording.event(job(&rec, id, event_of(1, EventKind::Raised, now)));
+        recording.camera_event(handed);
         // The service stops while the store still refuses: one attempt (5 s busy timeout),
         // then the grace is over.
         stage.shutdown(Duration::from_secs(1));
     })
     .await
     .unwrap();
-    assert_eq!(metrics.spooled.get(), 1);
+    assert_eq!(metrics.spooled.get(), 2);
     let spool = storage.path().join("unrecorded");
     let files: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
-    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files.len(), 2, "{files:?}");
     lock.join().unwrap();
     let missing = store.call(move |s| s.incident(id)).await.unwrap().unwrap();
     assert!(missing.is_none(), "not in the store before the next start");
@@ -1057,7 +1066,21 @@ async fn an_event_the_store_refuses_until_shutdown_is_kept_on_disk_and_recorded_
     };
     assert_eq!(
         (replayed.recorded, replayed.rejected, replayed.left),
-        (1, 0, 0)
+        (2, 0, 0)
+    );
+    let camera_events = store
+        .call(|s| s.camera_events(None, 10, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(camera_events.len(), 1, "{camera_events:?}");
+    assert_eq!(
+        (
+            camera_events[0].camera_id.as_str(),
+            camera_events[0].view,
+            camera_events[0].at
+        ),
+        (turned.camera_id.as_str(), View::Moved, turned.at)
     );
     let row = store
         .call(move |s| s.incident(id))

@@ -3,7 +3,8 @@
 //! within dwell + 10 s of the bag being put down; the operations center's dashboard, in headless
 //! chromium, shows the camera, the incident appears in its feed, and an operator dismisses it.
 //! The same clip encoded as H.265 (a city camera's default main stream) raises and delivers its
-//! incident too, with an HEVC evidence clip.
+//! incident too, with an HEVC evidence clip. A live camera turned away and back is told to the
+//! operations center (status, camera events, dashboard) and raises nothing.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::webdriver::Browser;
 use common::{RtspServer, Service, camera, fast_service};
+use dumpwatch::analyze::view::View;
 use dumpwatch::config::Config;
 use dumpwatch::receiver::ReceiverSettings;
 
@@ -382,6 +384,112 @@ async fn an_h265_camera_raises_and_delivers_its_incident_with_an_hevc_clip() {
     let frames = evidence_clip_frames(&service, &storage, key, "hevc").await;
     assert!((95..=125).contains(&frames), "{frames} frames");
     service.stop().await;
+}
+
+/// When the camera of `l03_turned_and_back` is turned away, and turned back.
+const TURNED_S: f64 = 15.0;
+const TURNED_BACK_S: f64 = 45.0;
+
+/// A live camera turned away by about 20° (a bump, a technician) stops watching its zones, and
+/// the operations center is told: within 60 s the status says `moved`, a camera event is
+/// recorded and the dashboard shows it as still lost; once turned back the view is home again,
+/// which is recorded too. Nothing reaches the city system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_turned_away_and_back_is_told_to_the_operations_center_and_raises_nothing() {
+    let clip = live_scenario("l03_turned_and_back", "h264");
+    let (inbox, receiver) = start_receiver().await;
+    let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
+    let service = Service::start(Config {
+        service: scenario_service(receiver),
+        cameras: vec![camera("square", &server.url("square"))],
+    })
+    .await;
+    let clip_start = first_frame(&service).await;
+    let browser = Browser::start(1400, 900).await;
+    browser.goto(&format!("http://{}/", service.addr)).await;
+
+    let view = |s: &Service| {
+        s.handles
+            .status
+            .snapshot()
+            .into_iter()
+            .find(|c| c.id == "square")
+            .map(|c| c.view)
+    };
+    let limit = Duration::from_secs_f64(TURNED_S + 60.0).saturating_sub(clip_start.elapsed());
+    service
+        .wait_for("the camera's view: moved", limit, |s| {
+            view(s) == Some(View::Moved)
+        })
+        .await;
+    let moved_after = clip_start.elapsed().as_secs_f64() - TURNED_S;
+    assert!(
+        moved_after > 0.0,
+        "said moved {:.1} s before the camera was turned",
+        -moved_after
+    );
+    let events = camera_events(&service).await;
+    assert_eq!(events[0]["view"], "moved", "{events:#?}");
+    assert_eq!(events[0]["previous"], "home", "{events:#?}");
+    browser
+        .wait_for(
+            r#"#camera-event-list li.moved.still-lost[data-camera="square"]"#,
+            Duration::from_secs(10),
+            "the camera event in the dashboard, shown as still lost",
+        )
+        .await;
+    browser
+        .wait_for(
+            r#"article.camera.view-lost[data-camera="square"]"#,
+            Duration::from_secs(5),
+            "the camera card, shown as not watching",
+        )
+        .await;
+    std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-camera-moved.png"),
+        browser.screenshot().await,
+    )
+    .unwrap();
+
+    let limit = Duration::from_secs_f64(TURNED_BACK_S + 30.0).saturating_sub(clip_start.elapsed());
+    service
+        .wait_for("the camera's view: home again", limit, |s| {
+            view(s) == Some(View::Home)
+        })
+        .await;
+    let events = camera_events(&service).await;
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["previous"].as_str().unwrap(), e["view"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("moved", "home"), ("home", "moved")], "{events:#?}");
+    browser
+        .wait_for(
+            r#"#camera-event-list li.home[data-camera="square"]"#,
+            Duration::from_secs(10),
+            "the camera back home in the dashboard",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelectorAll('#camera-event-list li.still-lost').length")
+            .await,
+        serde_json::json!(0)
+    );
+    assert!(
+        bodies(inbox.path()).is_empty(),
+        "an incident reached the city system"
+    );
+    browser.quit().await;
+    service.stop().await;
+}
+
+/// The service's camera events, newest first.
+async fn camera_events(service: &Service) -> Vec<serde_json::Value> {
+    let (status, json) = common::http_get(service.addr, "/api/v1/camera-events").await;
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    page["camera_events"].as_array().unwrap().clone()
 }
 
 /// The live clip at half size, as a camera's analysis sub-stream (same frame rate and GOP).

@@ -372,6 +372,17 @@ async fn every_path_of_the_openapi_document_is_served() {
         assert_eq!(resp.status().as_u16(), 400, "{query}");
         assert!(resp.text().await.unwrap().contains(field), "{query}");
     }
+    for (query, field) in [("limit=0", "limit"), ("cam=a", "cam")] {
+        let resp = client
+            .get(format!("http://{addr}/api/v1/camera-events?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "camera-events?{query}");
+        assert!(resp.text().await.unwrap().contains(field), "{query}");
+    }
+    let none = get_json(&addr, "/api/v1/camera-events?camera=a").await;
+    assert_eq!(none["camera_events"], serde_json::json!([]), "{none}");
     let resp = client
         .get(format!(
             "http://{addr}/api/v1/incidents/..%2F..%2Fetc%2Fpasswd/evidence/1"

@@ -420,7 +420,7 @@ impl Analyzer {
             self.background.grid(),
             now - started >= self.cfg.startup_grace_s,
         );
-        if matches!(out.view, Some(View::Moved | View::Covered)) {
+        if out.view.is_some_and(View::is_lost) {
             // What was pending cannot be watched to its dwell: given up. Open incidents stay.
             let (pending, kept): (Vec<Candidate>, Vec<Candidate>) =
                 std::mem::take(&mut self.candidates)

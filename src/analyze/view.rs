@@ -26,7 +26,7 @@
 //! a new home view.
 
 /// What a camera sees, against its home view.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum View {
     /// The home view is not known yet (it is taken at the end of the start-up grace).
@@ -52,6 +52,16 @@ impl View {
             View::Moved => "moved",
             View::Covered => "covered",
         }
+    }
+
+    /// The view named `name` (as [`View::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<View> {
+        View::ALL.into_iter().find(|v| v.as_str() == name)
+    }
+
+    /// Whether the camera no longer watches its zones (moved or covered): an operator's matter.
+    pub fn is_lost(self) -> bool {
+        matches!(self, View::Moved | View::Covered)
     }
 }
 

@@ -2,6 +2,7 @@
 //! feed with its evidence, and the city system's case reports. Reads shared state and the store;
 //! nothing in the pipeline depends on it.
 
+pub mod camera_events;
 pub mod dashboard;
 pub mod deliveries;
 pub mod incidents;
@@ -66,6 +67,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/cameras", get(cameras))
         .route("/api/v1/cameras/{id}", get(camera))
         .route("/api/v1/cameras/{id}/latest.jpg", get(latest_jpeg))
+        .route("/api/v1/camera-events", get(camera_events::list))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
         .route(

@@ -31,6 +31,7 @@ use crate::decode::DecodedFrame;
 use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
 use crate::incident::FrameSize;
+use crate::store::camera_events::NewCameraEvent;
 use crate::store::writer::StoreHandle;
 use crate::store::{EvidenceFile, NewEvent, StoreError};
 
@@ -81,6 +82,8 @@ enum Job {
         incident: Uuid,
         file: EvidenceFile,
     },
+    /// A camera's view lost or found again.
+    CameraEvent(NewCameraEvent),
     Stop,
 }
 
@@ -97,6 +100,8 @@ pub enum StoreWrite {
         /// The file.
         file: EvidenceFile,
     },
+    /// A camera's view lost or found again, for the operations center.
+    CameraEvent(NewCameraEvent),
 }
 
 impl StoreWrite {
@@ -109,22 +114,39 @@ impl StoreWrite {
                 let (incident, file) = (*incident, file.clone());
                 store.call_blocking(move |s| s.add_evidence(incident, &file, now))?
             }
+            StoreWrite::CameraEvent(event) => {
+                let event = event.clone();
+                store
+                    .call_blocking(move |s| s.record_camera_event(&event, now))?
+                    .map(|_| ())
+            }
         }
     }
 
-    /// The incident it belongs to.
-    pub fn incident(&self) -> Uuid {
+    /// The incident it belongs to (none for a camera event).
+    pub fn incident(&self) -> Option<Uuid> {
         match self {
-            StoreWrite::Event(new) => new.body.incident_id,
-            StoreWrite::Evidence { incident, .. } => *incident,
+            StoreWrite::Event(new) => Some(new.body.incident_id),
+            StoreWrite::Evidence { incident, .. } => Some(*incident),
+            StoreWrite::CameraEvent(_) => None,
         }
     }
 
-    /// What it is, for logs: `raised`, `updated`, `cleared` or the evidence file's role.
+    /// What it is about, for logs: the incident's id, or the camera of a camera event.
+    pub fn subject(&self) -> String {
+        match self {
+            StoreWrite::CameraEvent(event) => format!("camera {}", event.camera_id),
+            _ => self.incident().map(|id| id.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// What it is, for logs: `raised`, `updated`, `cleared`, the evidence file's role, or the
+    /// camera's new view.
     pub fn what(&self) -> &str {
         match self {
             StoreWrite::Event(new) => new.kind.as_str(),
             StoreWrite::Evidence { file, .. } => &file.role,
+            StoreWrite::CameraEvent(event) => event.view.as_str(),
         }
     }
 }
@@ -266,6 +288,12 @@ impl Recording {
         self.send(Job::Event(Box::new(job)));
     }
 
+    /// Hands over a camera event (a view lost or found again). Waits while the queue is full,
+    /// like an incident event.
+    pub fn camera_event(&self, event: NewCameraEvent) {
+        self.send(Job::CameraEvent(event));
+    }
+
     /// Hands over a file written for an incident after its event (the clip).
     pub fn evidence(&self, camera_id: &str, incident: Uuid, file: EvidenceFile) {
         self.send(Job::Evidence {
@@ -320,6 +348,7 @@ impl RecordingStage {
 fn job_write_now(job: Job) -> Option<StoreWrite> {
     match job {
         Job::Evidence { incident, file, .. } => Some(StoreWrite::Evidence { incident, file }),
+        Job::CameraEvent(event) => Some(StoreWrite::CameraEvent(event)),
         Job::Event(job) => {
             let main = job.main.and_then(|f| f());
             let shown = EventPictures {
@@ -344,6 +373,7 @@ fn record_loop(rx: &Receiver<Job>, store: &StoreHandle, shared: &Shared) {
         let camera_id = match &job {
             Job::Event(e) => e.camera.id.clone(),
             Job::Evidence { camera_id, .. } => camera_id.clone(),
+            Job::CameraEvent(event) => event.camera_id.clone(),
             Job::Stop => break,
         };
         if let Some(write) = job_write_now(job) {
@@ -362,8 +392,8 @@ fn write_until_taken(store: &StoreHandle, shared: &Shared, camera_id: &str, writ
         let err = match write.apply(store) {
             Ok(()) => {
                 if failures > 0 {
-                    info!(camera = camera_id, incident = %write.incident(), what = write.what(),
-                          failures, "the store took the incident event after refusing it");
+                    info!(camera = camera_id, about = %write.subject(), what = write.what(),
+                          failures, "the store took the write after refusing it");
                 }
                 return;
             }
@@ -380,10 +410,10 @@ fn write_until_taken(store: &StoreHandle, shared: &Shared, camera_id: &str, writ
         shared.metrics.failures.inc();
         let text = err.to_string();
         if failures == 1 {
-            error!(camera = camera_id, incident = %write.incident(), what = write.what(), error = %text,
-                   "the store refuses an incident event; retrying until it takes it (is another process holding the database, or the disk full?)");
+            error!(camera = camera_id, about = %write.subject(), what = write.what(), error = %text,
+                   "the store refuses a write (incident event, evidence or camera event); retrying until it takes it (is another process holding the database, or the disk full?)");
         } else {
-            debug!(camera = camera_id, incident = %write.incident(), failures, error = %text, "store still refuses");
+            debug!(camera = camera_id, about = %write.subject(), failures, error = %text, "store still refuses");
         }
         let give_up_at = {
             let mut st = shared.lock();
@@ -404,12 +434,12 @@ fn spool_one(shared: &Shared, write: &StoreWrite) {
     match spool::put(&shared.spool_dir, write) {
         Ok(path) => {
             shared.metrics.spooled.inc();
-            warn!(incident = %write.incident(), what = write.what(), path = %path.display(),
-                  "the store did not take the incident event before shutdown: kept for the next start");
+            warn!(about = %write.subject(), what = write.what(), path = %path.display(),
+                  "the store did not take the write before shutdown: kept for the next start");
         }
         Err(e) => {
-            error!(incident = %write.incident(), what = write.what(), error = %e,
-                   "INCIDENT EVENT LOST: the store refused it and it cannot be kept on disk either");
+            error!(about = %write.subject(), what = write.what(), error = %e,
+                   "WRITE LOST (incident event, evidence or camera event): the store refused it and it cannot be kept on disk either");
         }
     }
 }

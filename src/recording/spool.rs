@@ -22,7 +22,10 @@ pub fn put(dir: &Path, write: &StoreWrite) -> std::io::Result<PathBuf> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let path = dir.join(format!("{nanos:024}-{}.json", write.incident()));
+    let about = write
+        .incident()
+        .map_or_else(|| "camera-event".to_owned(), |id| id.to_string());
+    let path = dir.join(format!("{nanos:024}-{about}.json"));
     crate::durable::write(&path, &serde_json::to_vec(write).expect("plain data"))?;
     Ok(path)
 }

@@ -5,6 +5,7 @@
 //! the analyzer decided is either fully stored (and will be delivered) or not at all. The store
 //! is used from one thread, [`writer::StoreHandle`]'s; WAL mode lets readers look at it meanwhile.
 
+pub mod camera_events;
 pub mod dead_letters;
 pub mod open_spots;
 pub mod retention;

@@ -85,4 +85,16 @@ CREATE INDEX incidents_raised ON incidents (raised_at, id);
     r#"
 ALTER TABLE incidents ADD COLUMN spot TEXT;
 "#,
+    // 5: camera events for the operations center (a camera turned or covered, and back).
+    r#"
+CREATE TABLE camera_events (
+    id          INTEGER PRIMARY KEY,
+    camera_id   TEXT NOT NULL,
+    view        TEXT NOT NULL,           -- moved | covered | home | learning
+    previous    TEXT NOT NULL,           -- the view before
+    at          REAL NOT NULL,           -- when the view changed (unix seconds)
+    recorded_at REAL NOT NULL,
+    UNIQUE (camera_id, at, view)
+);
+"#,
 ];

@@ -20,6 +20,15 @@ const VIEW_TEXT = {
   covered: "lens covered: nothing is watched",
 };
 
+// What a camera event says (`view` in /api/v1/camera-events).
+const CAMERA_EVENT_TEXT = {
+  moved: "camera moved (turned, bumped or zoomed): its zones are not watched",
+  covered: "lens covered: nothing is watched",
+  home: "sees its scene again: watched",
+  learning: "zones drawn anew: learning its new view",
+};
+const CAMERA_EVENTS_SHOWN = 20;
+
 function setConn(ok) {
   $("#conn").className = "conn " + (ok ? "ok" : "bad");
 }
@@ -275,6 +284,32 @@ async function pollDeadLetters() {
   }
 }
 
+// Camera events: views lost and found again. One still lost stays highlighted.
+async function pollCameraEvents() {
+  try {
+    const page = await getJson(`/api/v1/camera-events?limit=${CAMERA_EVENTS_SHOWN}`);
+    const list = page.camera_events;
+    $("#camera-events").hidden = list.length === 0;
+    $("#camera-event-error").textContent = "";
+    const newest = new Map();
+    for (const e of list) if (!newest.has(e.camera_id)) newest.set(e.camera_id, e.id);
+    $("#camera-event-list").replaceChildren(...list.map((e) => {
+      const li = document.createElement("li");
+      const cam = state.cameras.get(e.camera_id);
+      const stillLost = newest.get(e.camera_id) === e.id && cam && cam.view === e.view &&
+        (e.view === "moved" || e.view === "covered");
+      li.className = e.view + (stillLost ? " still-lost" : "");
+      li.dataset.camera = e.camera_id;
+      li.textContent = `${fmtTime(e.at)} · ${cam ? cam.name : e.camera_id} · ${CAMERA_EVENT_TEXT[e.view] || e.view}`;
+      li.addEventListener("click", () => selectCamera(e.camera_id));
+      return li;
+    }));
+  } catch (e) {
+    $("#camera-events").hidden = false;
+    $("#camera-event-error").textContent = "camera events: " + e.message;
+  }
+}
+
 async function requeue(url) {
   const err = $("#dead-error");
   err.textContent = "";
@@ -290,7 +325,8 @@ $("#requeue-all").addEventListener("click", () => requeue("/api/v1/deliveries/re
 $("#filter-camera").addEventListener("change", (e) => selectCamera(e.target.value));
 $("#filter-review").addEventListener("change", pollIncidents);
 
-pollCameras().then(pollIncidents).then(pollDeadLetters);
+pollCameras().then(pollIncidents).then(pollDeadLetters).then(pollCameraEvents);
 setInterval(pollCameras, CAMERA_POLL_MS);
 setInterval(pollIncidents, INCIDENT_POLL_MS);
 setInterval(pollDeadLetters, INCIDENT_POLL_MS);
+setInterval(pollCameraEvents, INCIDENT_POLL_MS);
