@@ -112,6 +112,66 @@ fn the_deployment_configurations_are_valid() {
     }
 }
 
+/// The container image cannot be built here (no container runtime): what it installs is checked
+/// instead. The service file it copies is the deployment one (whose paths point into the image),
+/// and the model and ONNX Runtime library land where that file looks for them.
+#[test]
+fn the_container_image_ships_the_deployment_service_file_and_what_it_names() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let containerfile = std::fs::read_to_string(root.join("config/deploy/Containerfile")).unwrap();
+    // COPY [--from=...] SOURCE DEST: the destinations of the runtime stage, by source.
+    let copies: Vec<(&str, &str)> = containerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter_map(|l| {
+            let words: Vec<&str> = l
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            match words.as_slice() {
+                [source, dest] => Some((*source, *dest)),
+                _ => None,
+            }
+        })
+        .collect();
+    let dest_of = |source: &str| {
+        copies
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map(|(_, d)| *d)
+            .unwrap_or_else(|| panic!("the Containerfile copies no {source}: {copies:?}"))
+    };
+    assert_eq!(
+        dest_of("config/deploy/dumpwatch.toml"),
+        "/etc/dumpwatch/dumpwatch.toml"
+    );
+    assert!(
+        containerfile.contains("\"--config\", \"/etc/dumpwatch/dumpwatch.toml\""),
+        "the image runs another service file"
+    );
+    let service: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root.join("config/deploy/dumpwatch.toml")).unwrap(),
+    )
+    .unwrap();
+    let installed = |source: &str| {
+        let dest = dest_of(source);
+        let name = std::path::Path::new(source).file_name().unwrap();
+        if dest.ends_with('/') {
+            format!("{dest}{}", name.to_string_lossy())
+        } else {
+            dest.to_owned()
+        }
+    };
+    assert_eq!(
+        service["model"]["path"].as_str(),
+        Some(installed("/src/models/yolov12n.onnx").as_str())
+    );
+    assert_eq!(
+        service["model"]["ort_library"].as_str(),
+        Some(installed("/src/models/onnxruntime/libonnxruntime.so.1.31.1").as_str())
+    );
+}
+
 #[test]
 fn every_problem_is_printed_with_its_path_and_the_exit_code_is_non_zero() {
     let dir = tempfile::tempdir().unwrap();
