@@ -170,6 +170,20 @@ fn the_container_image_ships_the_deployment_service_file_and_what_it_names() {
         service["model"]["ort_library"].as_str(),
         Some(installed("/src/models/onnxruntime/libonnxruntime.so.1.31.1").as_str())
     );
+    // The storage directory is made in the image (owned by its user) and is its volume; the
+    // cameras file sits beside the service file, mounted by the operator (docs/deployment.md).
+    let storage = service["storage_dir"].as_str().unwrap();
+    assert!(
+        containerfile.contains(&format!("mkdir -p {storage} "))
+            && containerfile.contains(&format!("VOLUME {storage}")),
+        "the image does not make {storage} a volume of its own"
+    );
+    assert_eq!(
+        service["cameras_file"].as_str(),
+        Some("/etc/dumpwatch/cameras.toml")
+    );
+    let deployment = std::fs::read_to_string(root.join("docs/deployment.md")).unwrap();
+    assert!(deployment.contains(":/etc/dumpwatch/cameras.toml"));
 }
 
 #[test]
