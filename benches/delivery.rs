@@ -111,7 +111,7 @@ fn main() {
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        let now = dumpwatch::deliver::unix_now();
+        let now = dumpwatch::clock::unix_now();
         let event = Event {
             kind: EventKind::Raised,
             incident: i as u64 + 1,

@@ -13,22 +13,24 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::api::{ApiState, LatestPictures};
+use crate::api::ApiState;
 use crate::clip::ClipRecorder;
 use crate::config::Config;
 use crate::cpu_budget::{CpuBudgetMetrics, CpuGovernor};
+use crate::decode::FrameRun;
 use crate::decode::{DecodeError, DecodePool, DecodedFrame};
 use crate::deliver::{Deliverer, DeliveryMetrics, DeliverySettings};
 use crate::detect::worker::DetectPool;
 use crate::detect::{DetectError, Detector, ModelInfo};
 use crate::incident::ModelRef;
-use crate::ingest::{FrameRun, StatusBoard};
+use crate::ingest::StatusBoard;
 use crate::metrics::Metrics;
 use crate::recording::{IncidentRecorder, Recording, RecordingMetrics};
 use crate::slots::{LatestSlots, SlotTable};
 use crate::store::retention::RetentionLimits;
 use crate::store::writer::StoreHandle;
 use crate::supervisor::{ConfigSource, PipelineSlots, ReloadHandle, Supervisor};
+use crate::watch::LatestPictures;
 use crate::watch::Watch;
 
 /// Why the service could not run.
@@ -375,7 +377,7 @@ async fn retention_loop(store: StoreHandle, dir: std::path::PathBuf, limits: Ret
     loop {
         tick.tick().await;
         let dir = dir.clone();
-        let now = crate::deliver::unix_now();
+        let now = crate::clock::unix_now();
         match store
             .call(move |s| s.apply_retention(&dir, limits, now))
             .await

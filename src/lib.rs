@@ -13,6 +13,7 @@ pub mod annotate;
 pub mod api;
 pub mod app;
 pub mod clip;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod cpu_budget;

@@ -336,7 +336,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let since = since
                 .map(|t| {
                     humantime::parse_rfc3339_weak(&t)
-                        .map(dumpwatch::decode::unix_seconds)
+                        .map(dumpwatch::clock::unix_seconds)
                         .with_context(|| format!("--since {t:?}: not an RFC 3339 time"))
                 })
                 .transpose()?;

@@ -199,7 +199,7 @@ async fn handle(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response 
             .get("x-dumpwatch-signature")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let now = crate::deliver::unix_now().floor() as i64;
+        let now = crate::clock::unix_now().floor() as i64;
         let tolerance = i64::try_from(s.signature_tolerance.as_secs()).unwrap_or(i64::MAX);
         if let Err(e) = crate::hashing::verify_delivery(secret, sig, &key, &body, now, tolerance) {
             log_line(&s.dir, &key, "bad_signature", 401).await;
@@ -296,7 +296,7 @@ async fn log_line(dir: &Path, key: &str, outcome: &str, status: u16) {
         "key": key,
         "outcome": outcome,
         "status": status,
-        "at": crate::deliver::unix_now(),
+        "at": crate::clock::unix_now(),
     })
     .to_string()
         + "\n";

@@ -24,19 +24,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::analyze::AnalyzerConfig;
-use crate::api::LatestPictures;
 use crate::clip::ClipRecorder;
 use crate::config::{CameraConfig, Config, ConfigError, Problem, ZoneConfig, credentials_from_env};
 use crate::decode::DecodedFrame;
+use crate::decode::FrameRun;
 use crate::deliver::SettingsCell;
 use crate::detect::ModelInfo;
 use crate::geometry::Polygon;
 use crate::ingest::camera::CameraTask;
 use crate::ingest::record::RecordTask;
-use crate::ingest::{ConnectOptions, FrameRun, StatusBoard};
+use crate::ingest::{ConnectOptions, StatusBoard};
 use crate::metrics::{CameraMetrics, Metrics};
 use crate::recording::IncidentRecorder;
 use crate::slots::{LatestSlots, SlotTable};
+use crate::watch::LatestPictures;
 use crate::watch::Watch;
 
 /// The per-camera-slot state of the pipeline, shared with its stages and the API.

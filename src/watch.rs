@@ -22,8 +22,9 @@ use crate::analyze::{
     Analyzer, AnalyzerConfig, EventKind, FrameRole, GreyFrame, OpenSpot, Reconfigured,
 };
 use crate::clip::{ClipRecorder, ClipRequest};
+use crate::clock::unix_seconds;
 use crate::config::CameraConfig;
-use crate::decode::{AnalysisSink, DecodedFrame, KeptPicture, unix_seconds};
+use crate::decode::{AnalysisSink, DecodedFrame, KeptPicture};
 use crate::detect::Detected;
 use crate::detect::worker::{DetectionSink, FrameDetections};
 use crate::evidence::{EventPicture, EvidenceFrames};

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{access_units, codec_of, media};
+use dumpwatch::codec::EncodedFrame;
 use dumpwatch::codec::VideoCodec;
 use dumpwatch::config::DecodeMode;
+use dumpwatch::decode::FrameRun;
 use dumpwatch::decode::{DecodeError, DecodePool, DecodedFrame, KeptPicture, VideoDecoder};
-use dumpwatch::ingest::{EncodedFrame, FrameRun};
 use dumpwatch::metrics::Metrics;
 use dumpwatch::slots::LatestSlots;
 use rand::{Rng, SeedableRng};
@@ -389,7 +390,7 @@ fn a_busy_cameras_run_is_decoded_whole_and_in_order_and_kept_as_its_units(name: 
     for f in gop {
         assert!(matches!(
             FrameRun::offer(&mut slot, f),
-            dumpwatch::ingest::queue::Queued::Added
+            dumpwatch::decode::queue::Queued::Added
         ));
     }
     input.put(0, slot.take().unwrap());

@@ -34,7 +34,7 @@ const TOKEN: &str = "test-api-token";
 fn record_incidents(store: &StoreHandle, dir: &Path, n: u64) -> Vec<Uuid> {
     let rec = recorder(store, dir);
     let camera = CameraConfig::new("cam-01", "rtsp://127.0.0.1/x");
-    let now = dumpwatch::deliver::unix_now();
+    let now = dumpwatch::clock::unix_now();
     let pictures = vec![
         (FrameRole::Before, picture(90)),
         (FrameRole::Actor, picture(120)),
@@ -465,7 +465,7 @@ async fn an_unwritable_evidence_directory_still_stores_and_delivers_the_incident
             &CameraConfig::new("cam-01", "rtsp://127.0.0.1/x"),
             &Polygon::full_frame(),
             id,
-            &raised(1, dumpwatch::deliver::unix_now()),
+            &raised(1, dumpwatch::clock::unix_now()),
             dumpwatch::recording::EventPictures::analysed(&[
                 (FrameRole::Before, picture(90)),
                 (FrameRole::Event, picture(150)),
@@ -837,7 +837,7 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     };
     // Ten seconds of real video (test360, 10 fps) arrived up to now; the event is now, and the
     // clip wants a minute after it, which will never come: the service is stopping.
-    let now = dumpwatch::deliver::unix_now();
+    let now = dumpwatch::clock::unix_now();
     let units = common::access_units(&common::media("test360"));
     let (recording, recording_stage) = Recording::start(
         store.clone(),
@@ -948,7 +948,7 @@ async fn a_store_locked_for_10_s_loses_no_event_and_keeps_each_incidents_order()
     let lock = hold_write_lock(storage.path(), Duration::from_secs(10));
     // While the lock is held: incident A raised, updated and cleared; incident B raised.
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    let now = dumpwatch::deliver::unix_now();
+    let now = dumpwatch::clock::unix_now();
     let handed = {
         let (recording, rec) = (recording.clone(), rec.clone());
         tokio::task::spawn_blocking(move || {
@@ -1031,7 +1031,7 @@ async fn events_the_store_refuses_until_shutdown_are_kept_on_disk_and_recorded_a
     let rec = Arc::new(recorder(&store, storage.path()));
     let lock = hold_write_lock(storage.path(), Duration::from_secs(8));
     let id = Uuid::now_v7();
-    let now = dumpwatch::deliver::unix_now();
+    let now = dumpwatch::clock::unix_now();
     let turned = NewCameraEvent {
         camera_id: "cam-1".into(),
         view: View::Moved,
@@ -1245,7 +1245,7 @@ async fn the_receiver_refuses_replayed_requests_and_unsafe_keys() {
             .body(body.clone())
             .send()
     };
-    let now = dumpwatch::deliver::unix_now() as i64;
+    let now = dumpwatch::clock::unix_now() as i64;
     let key = "0190c2a0-0000-7000-8000-000000000001";
     let sign = |t: i64, key: &str| dumpwatch::hashing::sign_delivery(SECRET, t, key, &body);
     // Ten minutes old: a replay (tolerance 300 s).

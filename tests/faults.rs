@@ -330,7 +330,7 @@ fn worker(storage: &Path) {
 
         // Incident n is raised at step n, updated at step n + 1 and cleared at step n + 2.
         let rec = Arc::new(recorder(&store, &dir));
-        let at = dumpwatch::deliver::unix_now();
+        let at = dumpwatch::clock::unix_now();
         for step in 0..INCIDENTS + 2 {
             for (k, (kind, suffix)) in EVENTS.iter().enumerate() {
                 let Some(n) = step.checked_sub(k as u64).filter(|n| *n < INCIDENTS) else {
@@ -346,7 +346,7 @@ fn worker(storage: &Path) {
                         camera: 0,
                         camera_id: "cam-01".into(),
                         incident: id,
-                        at: dumpwatch::deliver::unix_now(),
+                        at: dumpwatch::clock::unix_now(),
                         size: (640, 360),
                     });
                 }
@@ -397,7 +397,7 @@ fn feed_ring(clips: Arc<ClipRecorder>, source: &Path) -> tokio::task::JoinHandle
                 all_frames: true,
                 codec,
             };
-            clips.rings[0].push(&frame, dumpwatch::deliver::unix_now());
+            clips.rings[0].push(&frame, dumpwatch::clock::unix_now());
         }
     })
 }

@@ -114,7 +114,7 @@ pub async fn requeue_all(State(s): State<ApiState>, headers: HeaderMap) -> Respo
 /// Puts dead letters back in the outbox and wakes the delivery worker; how many.
 async fn requeue(s: &ApiState, row: Option<i64>) -> Result<u64, Response> {
     let store = store_of(s)?.clone();
-    let now = crate::deliver::unix_now();
+    let now = crate::clock::unix_now();
     match store.call(move |st| st.requeue_dead(row, now)).await {
         Ok(Ok(n)) => {
             if n > 0 {

@@ -289,7 +289,7 @@ pub async fn case(
     if body.note.as_ref().is_some_and(|n| n.len() > 2000) {
         return problem(StatusCode::BAD_REQUEST, "note: longer than 2000 bytes");
     }
-    let now = crate::deliver::unix_now();
+    let now = crate::clock::unix_now();
     if body.at.is_some_and(|t| !t.is_finite() || t < 0.0) {
         return problem(StatusCode::BAD_REQUEST, "at: not a time (unix seconds)");
     }
@@ -380,7 +380,7 @@ async fn review(
         Ok(st) => st.clone(),
         Err(r) => return r,
     };
-    let now = crate::deliver::unix_now();
+    let now = crate::clock::unix_now();
     match store
         .call(move |st| st.review(id, verdict, body.by.as_deref(), body.note.as_deref(), now))
         .await

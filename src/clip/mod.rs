@@ -16,8 +16,8 @@ use std::time::Duration;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use crate::codec::EncodedFrame;
 use crate::decode::DecodedFrame;
-use crate::ingest::EncodedFrame;
 use crate::store::EvidenceFile;
 use ring::{ClipFrame, ClipRing};
 
@@ -122,7 +122,7 @@ impl ClipRecorder {
             ring.window_of(req.at - self.pre_s, f64::MAX)
         });
         self.pending.spawn_on(async move {
-            let wait = req.at + me.post_s + 0.5 - crate::deliver::unix_now();
+            let wait = req.at + me.post_s + 0.5 - crate::clock::unix_now();
             if wait > 0.0 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}

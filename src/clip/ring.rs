@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::ingest::EncodedFrame;
+use crate::codec::EncodedFrame;
 
 /// One access unit as kept for clips.
 #[derive(Clone, Debug)]

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::{DecodeError, DecodedFrame, VideoDecoder};
+use crate::codec::EncodedFrame;
 use crate::codec::VideoCodec;
-use crate::ingest::EncodedFrame;
 
 /// Most access units a picture is kept as: decoding them again takes at most about 0.4 s at
 /// 720p (a keyframe 25 ms, a P-frame 4 ms on the project's 2-core machine).

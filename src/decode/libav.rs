@@ -16,9 +16,9 @@ use ff::format::Pixel;
 use ffmpeg_next as ff;
 
 use super::frame::DecodedFrame;
+use crate::codec::EncodedFrame;
 use crate::codec::VideoCodec;
 use crate::config::HwAccel;
-use crate::ingest::EncodedFrame;
 
 /// Why an access unit produced no picture.
 #[derive(Debug, thiserror::Error)]

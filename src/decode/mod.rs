@@ -20,6 +20,7 @@
 pub mod frame;
 pub mod kept;
 mod libav;
+pub mod queue;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -30,11 +31,13 @@ use tracing::{debug, warn};
 pub use frame::DecodedFrame;
 pub use kept::{EncodedPicture, KeptPicture, decode_last};
 pub use libav::{DecodeError, VideoDecoder, hwaccel_available};
+pub use queue::FrameRun;
 
 use crate::analyze::sampling::{Decision, SharedSampler};
+use crate::clock::unix_seconds;
+use crate::codec::EncodedFrame;
 use crate::codec::VideoCodec;
 use crate::config::{DecodeMode, HwAccel};
-use crate::ingest::{EncodedFrame, FrameRun};
 use crate::metrics::{CameraMetrics, DropReason};
 use crate::slots::{LatestSlots, Priority, SlotTable};
 
@@ -260,13 +263,6 @@ fn release_camera_decoder(state: &Mutex<CameraDecoder>) {
 
 /// Width of the grey picture the gate and the analyzer work on.
 pub const GREY_WIDTH: u32 = 160;
-
-/// Seconds since the Unix epoch: the live pipeline's clock for sampling and analysis (stream
-/// timestamps restart when a camera reconnects; the wall clock does not).
-pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// A run of every frame: decodes with the camera's own decoder, skipping P-frames after a gap.
 fn decode_in_order(

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::clock::unix_now;
 use crate::incident::{IncidentBody, SnapshotRef};
 use crate::store::writer::StoreHandle;
 use crate::store::{OutboxItem, StoreError};
@@ -488,11 +489,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub fn install_tls_provider() {
     // An error means a provider is installed already, which is the point.
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -11,10 +11,10 @@ use tracing::{info, warn};
 use super::IngestError;
 use super::backoff::Backoff;
 use super::policy::{AccessUnit, Demand, FramePolicy, PolicyConfig, Skip, Verdict};
-use super::queue::{FrameRun, Queued};
 use super::rtsp::{ConnectOptions, RtspStream};
 use super::status::{CameraState, StatusBoard};
 use crate::config::{DecodeMode, IngestConfig};
+use crate::decode::queue::{FrameRun, Queued};
 use crate::metrics::{CameraMetrics, DropReason};
 use crate::redact::Redacted;
 use crate::slots::{LatestSlots, Priority};
@@ -140,7 +140,7 @@ impl CameraTask {
             streaming_since.get_or_insert_with(Instant::now);
             self.metrics.received.inc();
             let keyframe = frame.keyframe;
-            let at = crate::decode::unix_seconds(frame.captured_at);
+            let at = crate::clock::unix_seconds(frame.captured_at);
             let (demand, busy) = match &self.sampling {
                 Some(s) => (
                     Demand {

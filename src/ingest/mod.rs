@@ -8,12 +8,11 @@ pub mod camera;
 mod error;
 pub mod motion;
 pub mod policy;
-pub mod queue;
 pub mod record;
 pub mod rtsp;
 pub mod status;
 
+pub use crate::codec::EncodedFrame;
 pub use error::IngestError;
-pub use queue::FrameRun;
-pub use rtsp::{ConnectOptions, EncodedFrame, RtspStream, StreamInfo};
+pub use rtsp::{ConnectOptions, RtspStream, StreamInfo};
 pub use status::{CameraState, CameraStatus, RecordingStatus, StatusBoard};

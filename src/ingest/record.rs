@@ -117,7 +117,7 @@ impl RecordTask {
                 Ok(r) => r?.ok_or(IngestError::Ended)?,
             };
             streaming_since.get_or_insert_with(Instant::now);
-            let at = crate::decode::unix_seconds(frame.captured_at);
+            let at = crate::clock::unix_seconds(frame.captured_at);
             let busy = self.sampling.as_ref().is_some_and(|s| s.busy());
             self.ring.push_keeping(&frame, at, busy);
             self.metrics.recorded.inc();

@@ -3,7 +3,6 @@
 //! Annex B form with the parameter sets before every keyframe (`FrameFormat::SIMPLE`), so any
 //! decoder can start at any keyframe.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -12,33 +11,10 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec}
 use url::Url;
 
 use super::IngestError;
-use crate::codec::{VideoCodec, push_annex_b};
+use crate::codec::{EncodedFrame, VideoCodec, push_annex_b};
 use crate::config::{Credentials, Transport};
 use crate::metrics::CameraMetrics;
 use crate::redact::scrub;
-
-/// One encoded video frame (an H.264 or H.265 access unit) as it left the camera.
-#[derive(Debug)]
-pub struct EncodedFrame {
-    /// Annex B NAL units; keyframes start with the parameter sets ((VPS,) SPS, PPS). Shared, not
-    /// copied, by the clip ring, the camera's decoder run and the pictures kept as their units.
-    pub data: Arc<[u8]>,
-    /// Whether a decoder can start here (IDR).
-    pub keyframe: bool,
-    /// Presentation time in seconds since the start of the stream (RTP timestamp).
-    pub pts_s: f64,
-    /// Wall-clock time the frame arrived: the capture time used downstream.
-    pub captured_at: SystemTime,
-    /// Monotonic arrival time, for frame-age measurement.
-    pub received: Instant,
-    /// Per-camera sequence number of frames handed on (gaps mean frames were dropped).
-    pub seq: u64,
-    /// Part of a run of every frame from a keyframe on (the camera is sampled actively): decode
-    /// with the camera's own decoder, in order. False for keyframes decoded on their own.
-    pub all_frames: bool,
-    /// The stream's codec.
-    pub codec: VideoCodec,
-}
 
 /// What the session description says about the video.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -107,7 +107,7 @@ pub enum StoreWrite {
 impl StoreWrite {
     /// Makes the write (blocking, on the store thread).
     fn apply(&self, store: &StoreHandle) -> Result<(), StoreError> {
-        let now = crate::deliver::unix_now();
+        let now = crate::clock::unix_now();
         match self {
             StoreWrite::Event(new) => store.record_blocking((**new).clone(), now).map(|_| ()),
             StoreWrite::Evidence { incident, file } => {

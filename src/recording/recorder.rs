@@ -98,7 +98,7 @@ impl IncidentRecorder {
         frame: FrameSize,
     ) -> Result<i64, StoreError> {
         let new = self.prepare(camera, zone, id, event, pictures, frame);
-        self.store.record_blocking(new, crate::deliver::unix_now())
+        self.store.record_blocking(new, crate::clock::unix_now())
     }
 
     /// Writes the event's pictures and returns the event to record, with its body and evidence.

@@ -16,12 +16,12 @@ use std::time::{Instant, SystemTime};
 
 use crate::analyze::sampling::{Decision, DetectorShare, Sampler};
 use crate::analyze::{Analyzer, AnalyzerConfig, Event};
+use crate::codec::EncodedFrame;
 use crate::decode::VideoDecoder;
 use crate::detect::{DetectError, Detector};
 use crate::detection::Detection;
 use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
-use crate::ingest::EncodedFrame;
 use crate::ingest::policy::{AccessUnit, Demand, FramePolicy, PolicyConfig, Verdict};
 pub use video_file::{ClipError, ClipFrame, ClipReader};
 

@@ -8,7 +8,7 @@
 //! the run is refused, so the camera's policy skips the rest of its GOP. A keyframe is never
 //! replaced by a P-frame: the camera always gets its next picture.
 
-use super::EncodedFrame;
+use crate::codec::EncodedFrame;
 
 /// Most frames a run holds before the decoder takes it (about 2 s at 15 fps): beyond that the
 /// decoder is behind on this camera and the rest of the GOP is skipped.
