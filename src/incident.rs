@@ -147,6 +147,16 @@ pub struct Categories {
     pub cleared: String,
 }
 
+impl From<&crate::config::CategoryConfig> for Categories {
+    fn from(c: &crate::config::CategoryConfig) -> Categories {
+        Categories {
+            dumping: c.dumping.clone(),
+            accumulation: c.accumulation.clone(),
+            cleared: c.cleared.clone(),
+        }
+    }
+}
+
 impl Categories {
     /// The code for `kind`.
     pub fn code(&self, kind: EventKind) -> &str {
@@ -236,21 +246,6 @@ pub fn rfc3339(unix_s: f64, offset_min: i32) -> String {
     )
 }
 
-/// Parses a `+HH:MM` / `-HH:MM` offset into minutes.
-pub fn parse_utc_offset(text: &str) -> Option<i32> {
-    let (sign, rest) = match text.as_bytes().first()? {
-        b'+' => (1, &text[1..]),
-        b'-' => (-1, &text[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
-}
-
 /// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -277,9 +272,5 @@ mod tests {
             "2026-11-23T18:05:09.250+08:00"
         );
         assert_eq!(rfc3339(951_782_400.0, -90), "2000-02-28T22:30:00.000-01:30");
-        assert_eq!(parse_utc_offset("+08:00"), Some(480));
-        assert_eq!(parse_utc_offset("-05:30"), Some(-330));
-        assert_eq!(parse_utc_offset("08:00"), None);
-        assert_eq!(parse_utc_offset("+8"), None);
     }
 }

@@ -121,22 +121,7 @@ impl AnalyzerConfig {
     }
 }
 
-/// COCO classes that are dumped objects by default when they stay.
-pub const DEFAULT_DUMPABLE: &[&str] = &[
-    "suitcase",
-    "backpack",
-    "handbag",
-    "couch",
-    "chair",
-    "bed",
-    "tv",
-    "refrigerator",
-    "toilet",
-    "microwave",
-    "oven",
-];
-/// COCO classes that are actors by default.
-pub const DEFAULT_ACTORS: &[&str] = &["person", "bicycle", "motorcycle", "car", "truck", "bus"];
+pub use crate::config::{DEFAULT_ACTORS, DEFAULT_DUMPABLE};
 /// COCO classes that are vehicles (they park; a parked vehicle is never a dumped object).
 pub const VEHICLES: &[&str] = &[
     "bicycle",

@@ -6,6 +6,23 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// COCO classes that are dumped objects by default when they stay.
+pub const DEFAULT_DUMPABLE: &[&str] = &[
+    "suitcase",
+    "backpack",
+    "handbag",
+    "couch",
+    "chair",
+    "bed",
+    "tv",
+    "refrigerator",
+    "toilet",
+    "microwave",
+    "oven",
+];
+/// COCO classes that are actors by default.
+pub const DEFAULT_ACTORS: &[&str] = &["person", "bicycle", "motorcycle", "car", "truck", "bus"];
+
 /// Dumping rules and sampling. Every field has a default; times are in seconds, areas are shares
 /// of the frame area (0..1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,8 +96,8 @@ impl Default for AnalyzeConfig {
             cooldown_s: 120.0,
             min_object_area: 0.001,
             max_object_area: 0.15,
-            dumpable_classes: names(crate::analyze::DEFAULT_DUMPABLE),
-            actor_classes: names(crate::analyze::DEFAULT_ACTORS),
+            dumpable_classes: names(DEFAULT_DUMPABLE),
+            actor_classes: names(DEFAULT_ACTORS),
             class_confidence: BTreeMap::new(),
             active_fps: 2.0,
             active_hold_s: 10.0,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::Polygon;
-pub use analyze::{AnalyzeConfig, AnalyzeOverrides, MaskConfig};
+pub use analyze::{AnalyzeConfig, AnalyzeOverrides, DEFAULT_ACTORS, DEFAULT_DUMPABLE, MaskConfig};
 pub use cpu::CpuBudget;
 pub use validate::{ConfigError, Problem, validate};
 
@@ -329,7 +329,7 @@ pub struct DeliveryConfig {
     pub secret_env: Option<String>,
     /// How snapshots travel: `inline` (base64 in the body) or `url` (links to this service's
     /// API, fetched by the city system). Default `inline`.
-    pub snapshots: crate::deliver::SnapshotMode,
+    pub snapshots: SnapshotMode,
     /// Base URL under which the city system reaches this service's API, for `url` snapshots.
     /// Default: `http://` + `listen`.
     pub public_url: Option<String>,
@@ -357,7 +357,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             endpoint: "http://127.0.0.1:8090/api/incidents".into(),
             secret_env: None,
-            snapshots: crate::deliver::SnapshotMode::Inline,
+            snapshots: SnapshotMode::Inline,
             public_url: None,
             concurrency: 4,
             timeout_s: 10.0,
@@ -396,15 +396,15 @@ impl Default for CategoryConfig {
     }
 }
 
-impl CategoryConfig {
-    /// As the body builder wants them.
-    pub fn to_categories(&self) -> crate::incident::Categories {
-        crate::incident::Categories {
-            dumping: self.dumping.clone(),
-            accumulation: self.accumulation.clone(),
-            cleared: self.cleared.clone(),
-        }
-    }
+/// How snapshots travel with the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// `data_base64` in the body (self-contained; bodies of a few hundred kB).
+    #[default]
+    Inline,
+    /// `url` pointing at dumpwatch's API (small bodies; the city system fetches the files).
+    Url,
 }
 
 /// Evidence files and how long they are kept.

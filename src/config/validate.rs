@@ -196,7 +196,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     c.range("delivery.timeout_s", d.timeout_s, 0.1, 600.0);
     c.backoff("delivery", d.backoff_initial_s, d.backoff_max_s);
     c.range("delivery.shutdown_grace_s", d.shutdown_grace_s, 0.0, 60.0);
-    if crate::incident::parse_utc_offset(&d.utc_offset).is_none() {
+    if crate::clock::parse_utc_offset(&d.utc_offset).is_none() {
         c.add(
             "delivery.utc_offset",
             format!("{:?} is not an offset like +08:00 or -05:30", d.utc_offset),

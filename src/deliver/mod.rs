@@ -24,16 +24,7 @@ use crate::store::writer::StoreHandle;
 use crate::store::{OutboxItem, StoreError};
 pub use retry::{Backoff, Outcome};
 
-/// How snapshots travel with the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SnapshotMode {
-    /// `data_base64` in the body (self-contained; bodies of a few hundred kB).
-    #[default]
-    Inline,
-    /// `url` pointing at dumpwatch's API (small bodies; the city system fetches the files).
-    Url,
-}
+pub use crate::config::SnapshotMode;
 
 /// The worker's settings (from `[delivery]`).
 #[derive(Clone, Debug)]

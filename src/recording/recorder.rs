@@ -66,10 +66,10 @@ impl IncidentRecorder {
         IncidentRecorder {
             store,
             storage_dir,
-            categories: delivery.categories.to_categories(),
+            categories: (&delivery.categories).into(),
             model,
             // Validation accepted it; +08:00 (the city's zone) if it ever did not parse.
-            utc_offset_min: crate::incident::parse_utc_offset(&delivery.utc_offset).unwrap_or(480),
+            utc_offset_min: crate::clock::parse_utc_offset(&delivery.utc_offset).unwrap_or(480),
             evidence_errors,
         }
     }
