@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiState;
-use super::incidents::{MAX_PAGE, problem, store_of};
+use super::incidents::{page_size, problem, query_of, store_of};
 
 /// Query of `GET /api/v1/camera-events`.
 #[derive(Debug, Deserialize)]
@@ -28,17 +28,14 @@ pub async fn list(
     State(s): State<ApiState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match query {
+    let q = match query_of(query) {
         Ok(q) => q,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(r) => return r,
     };
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_PAGE {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!("limit: {limit} is out of range: must be between 1 and {MAX_PAGE}"),
-        );
-    }
+    let limit = match page_size(q.limit) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let offset = q.offset.unwrap_or(0);
     let store = match store_of(&s) {
         Ok(st) => st.clone(),

@@ -24,6 +24,27 @@ pub(super) fn problem(status: StatusCode, message: impl Into<String>) -> Respons
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// The query of a list endpoint, or the 400 that names what is wrong with it.
+pub(super) fn query_of<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, Response> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// A list's page size (default 50), or the 400 that says it is out of range.
+pub(super) fn page_size(limit: Option<u32>) -> Result<u32, Response> {
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("limit: {limit} is out of range: must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// The store, or the answer that there is none.
 pub(super) fn store_of(s: &ApiState) -> Result<&StoreHandle, Response> {
     s.store
@@ -103,21 +124,18 @@ pub async fn list(
     State(s): State<ApiState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match query {
+    let q = match query_of(query) {
         Ok(q) => q,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(r) => return r,
     };
     let store = match store_of(&s) {
         Ok(st) => st.clone(),
         Err(r) => return r,
     };
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_PAGE {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!("limit: {limit} is out of range: must be between 1 and {MAX_PAGE}"),
-        );
-    }
+    let limit = match page_size(q.limit) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     if let Some(state) = &q.state
         && !matches!(state.as_str(), "open" | "cleared")
     {

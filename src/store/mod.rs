@@ -317,6 +317,10 @@ pub struct OutboxCounts {
     pub cancelled: u64,
 }
 
+/// SQL condition on an outbox row `o`: no earlier event of its incident is still pending.
+const FIRST_OF_ITS_INCIDENT: &str = "NOT EXISTS (SELECT 1 FROM outbox p
+     WHERE p.incident_id = o.incident_id AND p.state = 'pending' AND p.id < o.id)";
+
 /// The open database.
 pub struct Store {
     conn: Connection,
@@ -578,7 +582,9 @@ impl Store {
     }
 
     /// Up to `limit` pending outbox rows due at `now`, oldest first, skipping `exclude` (rows
-    /// already being sent).
+    /// already being sent). Only the first pending event of each incident is due: its later
+    /// events wait until it is delivered (or given up), so that the city system receives an
+    /// incident's `raised`, `updated` and `cleared` in that order even when several wait at once.
     pub fn due(
         &self,
         now: f64,
@@ -589,8 +595,8 @@ impl Store {
             .conn
             .prepare(&format!(
                 "SELECT id, incident_id, event, idempotency_key, body, created_at, attempts
-                 FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1
-                   AND id NOT IN ({})
+                 FROM outbox o WHERE state = 'pending' AND next_attempt_at <= ?1
+                   AND id NOT IN ({}) AND {FIRST_OF_ITS_INCIDENT}
                  ORDER BY next_attempt_at, id LIMIT ?2",
                 id_list(exclude)
             ))
@@ -731,13 +737,13 @@ impl Store {
     }
 
     /// When the next pending row is due (unix seconds), if any, not counting `exclude` (rows
-    /// being sent).
+    /// being sent) nor events waiting behind an earlier one of their incident.
     pub fn next_due(&self, exclude: &[i64]) -> Result<Option<f64>, StoreError> {
         self.conn
             .query_row(
                 &format!(
-                    "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'
-                     AND id NOT IN ({})",
+                    "SELECT min(next_attempt_at) FROM outbox o WHERE state = 'pending'
+                     AND id NOT IN ({}) AND {FIRST_OF_ITS_INCIDENT}",
                     id_list(exclude)
                 ),
                 [],
@@ -1187,6 +1193,35 @@ mod tests {
     }
 
     #[test]
+    fn an_incidents_events_are_due_one_at_a_time_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let raised = s
+            .record(&event(a, EventKind::Raised, 10.0, &[]), 10.0)
+            .unwrap();
+        let updated = s
+            .record(&event(a, EventKind::Updated, 11.0, &[]), 11.0)
+            .unwrap();
+        s.record(&event(a, EventKind::Cleared, 12.0, &[]), 12.0)
+            .unwrap();
+        let other = s
+            .record(&event(b, EventKind::Raised, 13.0, &[]), 13.0)
+            .unwrap();
+        let ids = |due: Vec<OutboxItem>| due.iter().map(|d| d.id).collect::<Vec<_>>();
+        // Every row is due by time; only each incident's first is handed out.
+        assert_eq!(ids(s.due(100.0, 10, &[]).unwrap()), [raised, other]);
+        // While it is being sent, the incident's next waits, and is not "due next" either.
+        assert_eq!(
+            ids(s.due(100.0, 10, &[raised, other]).unwrap()),
+            Vec::<i64>::new()
+        );
+        assert_eq!(s.next_due(&[raised, other]).unwrap(), None);
+        s.mark_delivered(raised, 200, 101.0).unwrap();
+        assert_eq!(ids(s.due(101.0, 10, &[other]).unwrap()), [updated]);
+    }
+
+    #[test]
     fn events_get_their_own_keys_and_change_the_incident() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
@@ -1223,17 +1258,21 @@ mod tests {
             Err(StoreError::UnknownIncident(_))
         ));
         assert_eq!(s.outbox_counts().unwrap().pending, 4);
-        // Due rows come oldest first, without those being sent.
+        // The incident's events are due one at a time, oldest first: the others wait while it
+        // is being sent, and while it waits for a retry.
         let due = s.due(1000.0, 10, &[]).unwrap();
-        assert_eq!(due.len(), 4);
+        assert_eq!(due.len(), 1);
         assert_eq!(due[0].evidence.len(), 1);
         let first = due[0].id;
-        assert_eq!(s.due(1000.0, 10, &[first]).unwrap().len(), 3);
+        assert_eq!(s.due(1000.0, 10, &[first]).unwrap().len(), 0);
         s.mark_retry(first, Some(503), "HTTP 503", 2000.0).unwrap();
-        assert_eq!(s.due(1000.0, 10, &[]).unwrap().len(), 3);
+        assert_eq!(s.due(1000.0, 10, &[]).unwrap().len(), 0);
+        assert_eq!(s.next_due(&[]).unwrap(), Some(2000.0));
+        s.mark_delivered(first, 200, 2000.0).unwrap();
         assert_eq!(s.next_due(&[]).unwrap(), Some(150.0));
-        let second = s.due(1000.0, 1, &[]).unwrap()[0].id;
-        assert_eq!(s.next_due(&[second]).unwrap(), Some(160.0));
+        let second = s.due(2000.0, 10, &[]).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(s.next_due(&[second[0].id]).unwrap(), None);
     }
 
     #[test]
@@ -1272,10 +1311,21 @@ mod tests {
             s.record(&event(id, EventKind::Cleared, 10.0, &[]), 10.0)
                 .unwrap();
         }
-        // Everything delivered but `pending`'s cleared event.
-        for item in s.due(100.0, 10, &[]).unwrap() {
-            if item.incident_id != pending || item.event == "raised" {
-                s.mark_delivered(item.id, 201, 20.0).unwrap();
+        // Everything delivered but `pending`'s cleared event (an incident's events come due
+        // one after the other).
+        loop {
+            let deliverable: Vec<i64> = s
+                .due(100.0, 10, &[])
+                .unwrap()
+                .into_iter()
+                .filter(|item| item.incident_id != pending || item.event == "raised")
+                .map(|item| item.id)
+                .collect();
+            if deliverable.is_empty() {
+                break;
+            }
+            for id in deliverable {
+                s.mark_delivered(id, 201, 20.0).unwrap();
             }
         }
         let limit = |max_bytes| RetentionLimits {
