@@ -372,7 +372,6 @@ impl Watch {
             if let Some(event) = self.report_view(slot, &cam, &id, View::Learning, at) {
                 self.recording.camera_event(event);
             }
-            self.status.update(slot, |s| s.view_since = None);
         }
         Some(outcome)
     }
@@ -393,7 +392,8 @@ impl Watch {
         let previous = self.status.update(slot, |s| {
             let previous = s.view;
             s.view = view;
-            s.view_since = Some(at);
+            // A view being learned has no time of its own yet.
+            s.view_since = (view != View::Learning).then_some(at);
             previous
         })?;
         match view {

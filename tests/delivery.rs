@@ -1076,9 +1076,9 @@ async fn events_the_store_refuses_until_shutdown_are_kept_on_disk_and_recorded_a
     assert_eq!(camera_events.len(), 1, "{camera_events:?}");
     assert_eq!(
         (
-            camera_events[0].camera_id.as_str(),
-            camera_events[0].view,
-            camera_events[0].at
+            camera_events[0].event.camera_id.as_str(),
+            camera_events[0].event.view,
+            camera_events[0].event.at
         ),
         (turned.camera_id.as_str(), View::Moved, turned.at)
     );

@@ -32,20 +32,16 @@ impl NewCameraEvent {
     }
 }
 
-/// A recorded camera event, as `GET /api/v1/camera-events` lists it.
+/// A recorded camera event, as `GET /api/v1/camera-events` lists it: the event's fields, with
+/// its row id and when the store took it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CameraEventRow {
     /// Row id (newest is highest).
     pub id: i64,
-    /// The camera's id.
-    pub camera_id: String,
-    /// What it sees now: `moved`, `covered`, `home` (back) or `learning` (a new view, after its
-    /// zones were drawn anew).
-    pub view: View,
-    /// What it saw before.
-    pub previous: View,
-    /// When the view changed, unix seconds.
-    pub at: f64,
+    /// The change: camera, view now (`moved`, `covered`, `home` back, or `learning` a new view
+    /// after its zones were drawn anew), view before, and when.
+    #[serde(flatten)]
+    pub event: NewCameraEvent,
     /// When the store took it, unix seconds.
     pub recorded_at: f64,
 }
@@ -106,10 +102,12 @@ impl Store {
             };
             Ok(CameraEventRow {
                 id: r.get(0)?,
-                camera_id: r.get(1)?,
-                view: view(2)?,
-                previous: view(3)?,
-                at: r.get(4)?,
+                event: NewCameraEvent {
+                    camera_id: r.get(1)?,
+                    view: view(2)?,
+                    previous: view(3)?,
+                    at: r.get(4)?,
+                },
                 recorded_at: r.get(5)?,
             })
         })
@@ -158,7 +156,10 @@ mod tests {
         );
 
         let all = store.camera_events(None, 10, 0).unwrap();
-        let seen: Vec<(&str, View)> = all.iter().map(|e| (e.camera_id.as_str(), e.view)).collect();
+        let seen: Vec<(&str, View)> = all
+            .iter()
+            .map(|e| (e.event.camera_id.as_str(), e.event.view))
+            .collect();
         assert_eq!(
             seen,
             [("b", View::Moved), ("a", View::Home), ("a", View::Moved)]
@@ -166,10 +167,10 @@ mod tests {
         assert_eq!(all[2].recorded_at, 101.0);
         let of_a = store.camera_events(Some("a"), 10, 0).unwrap();
         assert_eq!(of_a.len(), 2);
-        assert_eq!(of_a[0].previous, View::Moved);
+        assert_eq!(of_a[0].event.previous, View::Moved);
         let paged = store.camera_events(None, 1, 1).unwrap();
-        assert_eq!(paged[0].camera_id, "a");
-        assert_eq!(paged[0].view, View::Home);
+        assert_eq!(paged[0].event.camera_id, "a");
+        assert_eq!(paged[0].event.view, View::Home);
     }
 
     #[test]
