@@ -428,7 +428,7 @@ async fn a_camera_turned_away_and_back_is_told_to_the_operations_center_and_rais
         "said moved {:.1} s before the camera was turned",
         -moved_after
     );
-    let events = camera_events(&service).await;
+    let events = camera_events_once_there_are(&service, 1).await;
     assert_eq!(events[0]["view"], "moved", "{events:#?}");
     assert_eq!(events[0]["previous"], "home", "{events:#?}");
     browser
@@ -457,7 +457,7 @@ async fn a_camera_turned_away_and_back_is_told_to_the_operations_center_and_rais
             view(s) == Some(View::Home)
         })
         .await;
-    let events = camera_events(&service).await;
+    let events = camera_events_once_there_are(&service, 2).await;
     let seen: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["previous"].as_str().unwrap(), e["view"].as_str().unwrap()))
@@ -484,12 +484,25 @@ async fn a_camera_turned_away_and_back_is_told_to_the_operations_center_and_rais
     service.stop().await;
 }
 
-/// The service's camera events, newest first.
-async fn camera_events(service: &Service) -> Vec<serde_json::Value> {
-    let (status, json) = common::http_get(service.addr, "/api/v1/camera-events").await;
-    assert_eq!(status, 200);
-    let page: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    page["camera_events"].as_array().unwrap().clone()
+/// The service's camera events, newest first, once at least `count` are recorded: the status
+/// changes as the camera's view is judged, the event is stored a moment later by the recorder.
+/// Panics after 10 s.
+async fn camera_events_once_there_are(service: &Service, count: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, json) = common::http_get(service.addr, "/api/v1/camera-events").await;
+        assert_eq!(status, 200);
+        let page: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let events = page["camera_events"].as_array().unwrap().clone();
+        if events.len() >= count {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} camera event(s) not recorded within 10 s: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The live clip at half size, as a camera's analysis sub-stream (same frame rate and GOP).

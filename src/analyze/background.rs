@@ -92,6 +92,24 @@ impl Default for BackgroundConfig {
     }
 }
 
+/// What the background must not learn from a picture (boxes in source pixels).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Held {
+    /// The objects the analyzer follows, each with its patch: they stay foreground however long
+    /// they stay.
+    pub objects: Vec<BBox>,
+    /// The actors seen now or a moment ago (people, vehicles): what they stand on is learned once
+    /// they have left it.
+    pub actors: Vec<BBox>,
+}
+
+impl Held {
+    /// Every held box, objects and actors.
+    fn all(&self) -> impl Iterator<Item = &BBox> {
+        self.objects.iter().chain(&self.actors)
+    }
+}
+
 /// A static foreground region.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StaticBlob {
@@ -481,12 +499,12 @@ impl BackgroundModel {
         grey.max(colour)
     }
 
-    /// Feeds the grey picture taken at `now` (seconds). Cells inside the `hold` boxes (source
-    /// pixels: objects the analyzer is following, actors) keep their long-term background, so an
-    /// object that stays for hours, or a car parked on the spot, is never learned into the scene.
-    /// Returns what changed.
+    /// Feeds the grey picture taken at `now` (seconds). Cells inside the `hold` boxes (objects the
+    /// analyzer is following, actors) keep their long-term background, so an object that stays
+    /// for hours, or a car parked on the spot, is never learned into the scene. Returns what
+    /// changed.
     #[allow(clippy::needless_range_loop)] // four grids indexed in step
-    pub fn update(&mut self, now: f64, grey: &GreyFrame, hold: &[BBox]) -> BackgroundUpdate {
+    pub fn update(&mut self, now: f64, grey: &GreyFrame, hold: &Held) -> BackgroundUpdate {
         let (width, height) = (grey.width, grey.height);
         if width == 0 || height == 0 || grey.data.len() < width as usize * height as usize {
             return BackgroundUpdate::Blobs(vec![]);
@@ -510,7 +528,7 @@ impl BackgroundModel {
             self.long_c = self.current_c.clone();
             // What stands in held boxes (people, vehicles) now is not the background: those cells
             // take the first picture that shows them free.
-            self.trusted = self.cells_in(hold).iter().map(|h| !h).collect();
+            self.trusted = self.cells_in(hold.all()).iter().map(|h| !h).collect();
             self.provisional_until = Vec::new();
             self.last = Some(now);
             return BackgroundUpdate::Learned;
@@ -568,9 +586,9 @@ impl BackgroundModel {
             })
             .count();
         let share = changed as f32 / self.current.len() as f32;
-        let held = self.cells_in(hold);
+        let held = self.cells_in(hold.all());
         if share >= self.cfg.global_change_share {
-            self.relearn_all(now, &held);
+            self.relearn_all(now, &held, hold);
             return BackgroundUpdate::GlobalChange { share };
         }
 
@@ -583,6 +601,11 @@ impl BackgroundModel {
                     self.short_c[i] = self.current_c[i];
                 }
                 self.trusted[i] = true;
+                if let Some(until) = self.provisional_until.get_mut(i) {
+                    // After a scene re-learn, like every cell learned from one picture: the
+                    // actor may still stand there, missed by the detector a moment.
+                    *until = until.max(now + PROVISIONAL_S);
+                }
             }
         }
         let a_short = (1.0 - (-dt / self.cfg.short_tau_s).exp()) as f32;
@@ -639,7 +662,7 @@ impl BackgroundModel {
             .count() as f32
             / self.current.len() as f32;
         if differing > self.cfg.max_differing_share {
-            self.relearn_all(now, &held);
+            self.relearn_all(now, &held, hold);
             return BackgroundUpdate::GlobalChange { share: differing };
         }
         let mask = remove_isolated(&mask, self.grid);
@@ -647,7 +670,7 @@ impl BackgroundModel {
         // camera knocked): a scene change, not an object. Re-learn.
         let static_share = mask.iter().filter(|m| **m).count() as f32 / mask.len() as f32;
         if static_share > self.cfg.max_share {
-            self.relearn_all(now, &held);
+            self.relearn_all(now, &held, hold);
             return BackgroundUpdate::GlobalChange {
                 share: static_share,
             };
@@ -666,16 +689,19 @@ impl BackgroundModel {
     /// Anything else (the camera moved, the day/night IR switch) re-learns every cell from the
     /// current picture.
     ///
-    /// Held cells (objects followed, actors) are never learned from the picture: their long-term
-    /// background is mapped to the new light (or shifted by the median change when the light
-    /// does not follow a line), so a person who walks away after a cloud passed leaves no
-    /// "hole", and a followed object stays foreground.
+    /// Held cells (objects followed, actors) are never learned from the picture. After a change of
+    /// light their long-term background is mapped to the new light, so a person who walks away
+    /// after a cloud passed leaves no "hole", and a followed object stays foreground. After any
+    /// other change a followed object's background is shifted by the median change (it stays
+    /// foreground), and an actor's cells take the first picture that shows them free: the old
+    /// ground, shifted, would not match the new picture (the IR switch greys the colours and
+    /// changes their order of brightness) and stand out where the actor stood.
     ///
     /// Cells learned from the picture are provisional for [`PROVISIONAL_S`]: the picture may show
     /// someone the detector missed, who leaves a "ghost" of themselves in the background when
     /// they walk on.
     #[allow(clippy::needless_range_loop)] // three grids indexed in step
-    fn relearn_all(&mut self, now: f64, held: &[bool]) {
+    fn relearn_all(&mut self, now: f64, held: &[bool], hold: &Held) {
         if self.provisional_until.len() != self.current.len() {
             self.provisional_until = vec![f64::NEG_INFINITY; self.current.len()];
         }
@@ -690,6 +716,11 @@ impl BackgroundModel {
             .filter(|&i| in_light(self, i))
             .count();
         let a_change_of_light = following * 10 >= self.current.len() * 7;
+        let object = if a_change_of_light {
+            Vec::new()
+        } else {
+            self.cells_in(hold.objects.iter())
+        };
         let shift = if a_change_of_light {
             0.0
         } else {
@@ -707,8 +738,15 @@ impl BackgroundModel {
         for i in 0..self.current.len() {
             if a_change_of_light && (held[i] || in_light(self, i)) {
                 self.long[i] = (self.long[i] * gain + offset).clamp(0.0, 255.0);
-            } else if held[i] {
+            } else if !a_change_of_light && object[i] {
                 self.long[i] = (self.long[i] + shift).clamp(0.0, 255.0);
+            } else if held[i] {
+                // An actor's cells: learned from the first picture that shows them free.
+                self.long[i] = self.current[i];
+                if colour {
+                    self.long_c[i] = self.current_c[i];
+                }
+                self.trusted[i] = false;
             } else {
                 self.long[i] = self.current[i];
                 if colour {
@@ -775,7 +813,7 @@ impl BackgroundModel {
         (y0..y1).flat_map(move |y| y * gw + x0..y * gw + x1)
     }
 
-    fn cells_in(&self, boxes: &[BBox]) -> Vec<bool> {
+    fn cells_in<'a>(&self, boxes: impl IntoIterator<Item = &'a BBox>) -> Vec<bool> {
         let gw = self.grid.0;
         let mut held = vec![false; self.current.len()];
         for b in boxes {
@@ -1180,7 +1218,7 @@ mod tests {
                 // A bag put down at 150 s (it shakes with the scene).
                 paint(&mut img, (230 + dx) as u32, (140 + dy) as u32, 24, 18, 200);
             }
-            match m.update(t, &grey(img), &[]) {
+            match m.update(t, &grey(img), &Held::default()) {
                 BackgroundUpdate::Blobs(blobs) if t < 150.0 => {
                     assert!(
                         blobs.is_empty(),
@@ -1212,14 +1250,22 @@ mod tests {
         // Still, with a 3-pixel jolt every fifth picture: never shaking, never moved back.
         for k in 0..60u32 {
             let jolt = if k % 5 == 4 { 3 } else { 0 };
-            m.update(f64::from(k) * 0.5, &grey(street(jolt, 0, k)), &[]);
+            m.update(
+                f64::from(k) * 0.5,
+                &grey(street(jolt, 0, k)),
+                &Held::default(),
+            );
             assert!(!m.shaking(), "picture {k}: shift {:?}", m.shift());
         }
         // Shaking: shaking from the third shifted picture of five on.
         let mut shaking_from = None;
         for k in 60..80u32 {
             let dx = if k % 2 == 0 { 3 } else { -3 };
-            m.update(f64::from(k) * 0.5, &grey(street(dx, 0, k)), &[]);
+            m.update(
+                f64::from(k) * 0.5,
+                &grey(street(dx, 0, k)),
+                &Held::default(),
+            );
             if m.shaking() && shaking_from.is_none() {
                 shaking_from = Some(k - 60);
             }
@@ -1240,7 +1286,7 @@ mod tests {
             source_height: h,
             chroma: vec![],
         };
-        m.update(now, &grey, &[])
+        m.update(now, &grey, &Held::default())
     }
 
     fn blobs(u: BackgroundUpdate) -> Vec<StaticBlob> {
@@ -1386,7 +1432,7 @@ mod tests {
             source_height: H,
             chroma: chroma.to_vec(),
         };
-        m.update(now, &grey, &[])
+        m.update(now, &grey, &Held::default())
     }
 
     #[test]
@@ -1717,16 +1763,73 @@ mod tests {
         };
         let mut m = BackgroundModel::new(BackgroundConfig::default());
         for t in 0..30 {
-            m.update(f64::from(t), &grey(picture(t, false)), &[]);
+            m.update(f64::from(t), &grey(picture(t, false)), &Held::default());
         }
         // Someone stands there while the analyzer re-learns the spot (an object it followed
         // there is gone), then walks on.
         for t in 30..40 {
-            m.update(f64::from(t), &grey(picture(t, true)), &[person]);
+            m.update(
+                f64::from(t),
+                &grey(picture(t, true)),
+                &Held {
+                    actors: vec![person],
+                    ..Held::default()
+                },
+            );
         }
         m.relearn_when_free(&person);
         for t in 40..=100 {
-            let b = blobs(m.update(f64::from(t), &grey(picture(t, false)), &[]));
+            let b = blobs(m.update(f64::from(t), &grey(picture(t, false)), &Held::default()));
+            assert!(b.is_empty(), "at {t} s: {b:?}");
+        }
+    }
+
+    #[test]
+    fn someone_who_walks_off_after_the_infrared_switch_leaves_no_ghost() {
+        // Three surfaces whose order of brightness the switch to infrared changes (no one line
+        // maps the day onto the night), and someone standing on the middle one at the switch.
+        let person = bbox(160.0, 60.0, 180.0, 110.0);
+        let picture = |t: u32, infrared: bool, standing: bool| {
+            let mut img = scene(100, t);
+            for (i, px) in img.iter_mut().enumerate() {
+                let x = i as u32 % W;
+                let delta: i32 = match (x * 10 / W, infrared) {
+                    (0..=3, false) => -20,
+                    (0..=3, true) => 70,
+                    (4..=6, false) => 50,
+                    (4..=6, true) => -10,
+                    (_, false) => 20,
+                    (_, true) => 40,
+                };
+                *px = (i32::from(*px) + delta).clamp(0, 255) as u8;
+            }
+            if standing {
+                paint(&mut img, 160, 60, 20, 50, 20);
+            }
+            img
+        };
+        let held = |standing: bool| Held {
+            actors: if standing { vec![person] } else { vec![] },
+            ..Held::default()
+        };
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        for t in 0..30 {
+            m.update(f64::from(t), &grey(picture(t, false, false)), &held(false));
+        }
+        for t in 30..40 {
+            m.update(f64::from(t), &grey(picture(t, false, true)), &held(true));
+        }
+        // The switch; they stand on until the scene is re-learned (a jump this large may first
+        // be held back as a camera moved), then walk off.
+        let relearned = (40..50).find(|t| {
+            matches!(
+                m.update(f64::from(*t), &grey(picture(*t, true, true)), &held(true)),
+                BackgroundUpdate::GlobalChange { .. }
+            )
+        });
+        let relearned = relearned.expect("the switch is a scene change");
+        for t in relearned + 1..=relearned + 60 {
+            let b = blobs(m.update(f64::from(t), &grey(picture(t, true, false)), &held(false)));
             assert!(b.is_empty(), "at {t} s: {b:?}");
         }
     }
@@ -1741,19 +1844,40 @@ mod tests {
         };
         let mut m = BackgroundModel::new(BackgroundConfig::default());
         for i in 0..30 {
-            m.update(f64::from(i), &grey(scene(100, i)), &[]);
+            m.update(f64::from(i), &grey(scene(100, i)), &Held::default());
         }
         for i in 30..50 {
-            m.update(f64::from(i), &grey(with_bag(100, i)), &[bag]);
+            m.update(
+                f64::from(i),
+                &grey(with_bag(100, i)),
+                &Held {
+                    objects: vec![bag],
+                    ..Held::default()
+                },
+            );
         }
         // The light drops by 40 levels while the analyzer follows the bag.
         assert!(matches!(
-            m.update(50.0, &grey(with_bag(60, 50)), &[bag]),
+            m.update(
+                50.0,
+                &grey(with_bag(60, 50)),
+                &Held {
+                    objects: vec![bag],
+                    ..Held::default()
+                }
+            ),
             BackgroundUpdate::GlobalChange { .. }
         ));
         let mut found = vec![];
         for i in 51..=60 {
-            found = blobs(m.update(f64::from(i), &grey(with_bag(60, i)), &[bag]));
+            found = blobs(m.update(
+                f64::from(i),
+                &grey(with_bag(60, i)),
+                &Held {
+                    objects: vec![bag],
+                    ..Held::default()
+                },
+            ));
         }
         assert!(
             found.iter().any(|b| b.bbox.iou(&bag) > 0.5),

@@ -31,7 +31,7 @@ mod carry;
 use std::collections::VecDeque;
 
 use super::background::{
-    BackgroundModel, BackgroundUpdate, Layer, Patch, StaticBlob, time_to_static,
+    BackgroundModel, BackgroundUpdate, Held, Layer, Patch, StaticBlob, time_to_static,
 };
 use super::grey::GreyFrame;
 use super::track::{Track, Tracker};
@@ -398,7 +398,7 @@ impl Analyzer {
 
         let mut hold = self.held_boxes(actors.iter().map(|(_, b)| *b));
         // Every actor detection, tracked or not (a low score still marks a person).
-        hold.extend(
+        hold.actors.extend(
             usable
                 .iter()
                 .filter(|d| self.is_actor(d.class_id))
@@ -542,12 +542,15 @@ impl Analyzer {
 
     /// The boxes whose long-term background is kept (see [`BackgroundModel::update`]): every
     /// followed object with its patch, and each of `actors` grown by a tenth.
-    fn held_boxes(&self, actors: impl Iterator<Item = BBox>) -> Vec<BBox> {
-        self.candidates
-            .iter()
-            .map(|c| c.patch_box.union(&c.bbox))
-            .chain(actors.map(|b| b.grown(0.1)))
-            .collect()
+    fn held_boxes(&self, actors: impl Iterator<Item = BBox>) -> Held {
+        Held {
+            objects: self
+                .candidates
+                .iter()
+                .map(|c| c.patch_box.union(&c.bbox))
+                .collect(),
+            actors: actors.map(|b| b.grown(0.1)).collect(),
+        }
     }
 
     fn is_actor(&self, class_id: usize) -> bool {
