@@ -76,6 +76,10 @@ const LINGER_SPEED: f32 = 0.4;
 /// An owner who leaves within this many seconds of the object appearing left it when it
 /// appeared: the unattended time counts from the appearance.
 pub const SETTLING_S: f64 = 15.0;
+/// A lingering actor whose box overlaps the owner's last box near the object by this much (IoU)
+/// is the owner found again under a new track (the detector missed them for longer than a track
+/// lives).
+const SAME_PLACE_IOU: f32 = 0.3;
 /// An owner who left must stay by their object this long to be back with it.
 const OWNER_BACK_S: f64 = 3.0;
 /// An owner who left is back with their object only within this many of their own heights of
@@ -494,7 +498,7 @@ impl Analyzer {
             self.update_presence(now, &blobs, &actors);
             self.grow_and_discover(now, &mut blobs, &actors, &mut out);
             self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
-            self.update_attendance(now, &tracks);
+            self.update_attendance(now, &tracks, &usable);
             self.advance(now, &mut out);
             self.clear_incidents(now, &mut out);
         }
@@ -1075,7 +1079,9 @@ impl Analyzer {
         });
     }
 
-    fn update_attendance(&mut self, now: f64, tracks: &[Track]) {
+    /// Follows whether each pending object's owner is still with it (`tracks`: this picture's
+    /// tracks; `detections`: its usable detections, tracked or not).
+    fn update_attendance(&mut self, now: f64, tracks: &[Track], detections: &[Detection]) {
         let radius = self.cfg.owner_radius;
         for c in self
             .candidates
@@ -1085,18 +1091,50 @@ impl Analyzer {
             let Some(owner) = c.owner.as_mut() else {
                 continue;
             };
-            let near = tracks
+            let lingering = |t: &Track| {
+                now - t.last_seen <= ACTOR_RECENT_S
+                    && t.velocity.0.hypot(t.velocity.1) <= LINGER_SPEED * t.bbox.height()
+            };
+            let near_it =
+                |t: &&Track| box_gap_in_heights(&c.bbox, &t.bbox) <= radius && lingering(t);
+            let at_owners_place = |class_id: usize, bbox: &BBox| {
+                class_id == owner.class_id && bbox.iou(&owner.bbox) >= SAME_PLACE_IOU
+            };
+            // Where the owner is seen near it now, when, and under which track.
+            let near: Option<(BBox, f64, Option<u64>)> = tracks
                 .iter()
                 .find(|t| t.id == owner.track && now - t.last_seen <= ACTOR_RECENT_S)
-                .filter(|t| {
-                    box_gap_in_heights(&c.bbox, &t.bbox) <= radius
-                        && t.velocity.0.hypot(t.velocity.1) <= LINGER_SPEED * t.bbox.height()
+                .filter(near_it)
+                .or_else(|| {
+                    // The owner's track was lost (the detector missed them for a while, or a
+                    // passer-by crossing them took it over) and the same person is found again
+                    // under another: someone of the owner's class lingering where the owner was
+                    // last near.
+                    tracks
+                        .iter()
+                        .filter(near_it)
+                        .find(|t| t.id != owner.track && at_owners_place(t.class_id, &t.bbox))
+                })
+                .map(|t| (t.bbox, t.last_seen, Some(t.id)))
+                .or_else(|| {
+                    // Or under none: found with too low a score to start a track (a person
+                    // sitting, half hidden), where the owner was last near.
+                    detections
+                        .iter()
+                        .find(|d| {
+                            at_owners_place(d.class_id, &d.bbox)
+                                && box_gap_in_heights(&c.bbox, &d.bbox) <= radius
+                        })
+                        .map(|d| (d.bbox, now, None))
                 });
             match near {
-                Some(t) => {
-                    owner.bbox = t.bbox;
-                    owner.last_near = t.last_seen;
-                    if box_gap_in_heights(&c.bbox, &t.bbox) > OWNER_REACH {
+                Some((bbox, seen_at, track)) => {
+                    if let Some(id) = track {
+                        owner.track = id;
+                    }
+                    owner.bbox = bbox;
+                    owner.last_near = seen_at;
+                    if box_gap_in_heights(&c.bbox, &bbox) > OWNER_REACH {
                         c.owner_back_since = None;
                         continue;
                     }
@@ -1109,7 +1147,10 @@ impl Analyzer {
                     }
                 }
                 None => {
-                    c.owner_back_since = None;
+                    if now - owner.last_near > ACTOR_RECENT_S {
+                        // Not a picture the detector missed them in: gone again.
+                        c.owner_back_since = None;
+                    }
                     let since = left_at(c.appeared_at, owner.last_near, c.owner_returned);
                     c.unattended_since.get_or_insert(since);
                 }
@@ -1648,6 +1689,28 @@ mod tests {
         let actor = events[0].actor.as_ref().expect("the owner is reported");
         assert_eq!(actor.class, "person");
         assert!(events[0].frames.iter().any(|f| f.role == FrameRole::Actor));
+    }
+
+    #[test]
+    fn an_owner_the_detector_misses_for_a_while_is_still_with_the_object() {
+        let mut a = Analyzer::new(config());
+        // The owner stands beside the bag from 15 s to 140 s, then walks off; the detector does
+        // not find them from 60 s to 70 s (longer than a track lives), and then finds them again.
+        let events = run(&mut a, 2.0, 200.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: if (15.0..60.0).contains(&t) || (70.0..140.0).contains(&t) {
+                vec![(PERSON, 125, 80, 20, 60)]
+            } else {
+                walker(t, 140.0, 125.0).into_iter().collect()
+            },
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert!(
+            events[0].at >= 169.0,
+            "raised at {} while the owner stood by it",
+            events[0].at
+        );
     }
 
     /// The owner stands by the bag when it appears (20 s), steps away at 25 s to wait at x = 20
