@@ -275,6 +275,20 @@ def toml_polygon(points):
     return "[" + ", ".join(f"[{x}, {y}]" for x, y in points) + "]"
 
 
+def clip_labels(rel, events, opts):
+    """A clip's entry in labels.toml: its file, its zone if not the whole frame, its labelled
+    events (each matched within 60 s of its start) and the view change it shows, if any."""
+    entry = f"\n[[clip]]\nfile = \"{rel}\"\n"
+    if "zone" in opts:
+        entry += f"zone = {toml_polygon(opts['zone'])}\n"
+    for kind, start in events:
+        entry += f"[[clip.event]]\nkind = \"{kind}\"\nstart_s = {start}\nend_s = {start + 60.0}\n"
+    if "view" in opts:
+        kind, start = opts["view"]
+        entry += f"[clip.view]\nkind = \"{kind}\"\nstart_s = {start}\n"
+    return entry
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -313,14 +327,7 @@ def main():
             if not os.path.exists(out):
                 make_clip(a.source, out + ".tmp.mp4", objects, opts, sprites, a)
                 os.replace(out + ".tmp.mp4", out)
-            labels.append(f"\n[[clip]]\nfile = \"{rel}\"\n")
-            if "zone" in opts:
-                labels.append(f"zone = {toml_polygon(opts['zone'])}\n")
-            for kind, start in events:
-                labels.append(f"[[clip.event]]\nkind = \"{kind}\"\nstart_s = {start}\nend_s = {start + 60.0}\n")
-            if "view" in opts:
-                kind, start = opts["view"]
-                labels.append(f"[clip.view]\nkind = \"{kind}\"\nstart_s = {start}\n")
+            labels.append(clip_labels(rel, events, opts))
             print(f"{rel}: {len(objects)} object(s), {len(events)} labelled event(s)", flush=True)
     with open(os.path.join(a.out, "labels.toml"), "w") as f:
         f.write("".join(labels))

@@ -406,9 +406,7 @@ def main():
             footage = footage or Footage()
             make_clip(footage, out + ".tmp.mp4", scene, objects, opts, seed=i + 1)
             os.replace(out + ".tmp.mp4", out)
-        labels.append(f"\n[[clip]]\nfile = \"{rel}\"\n")
-        for kind, start in events:
-            labels.append(f"[[clip.event]]\nkind = \"{kind}\"\nstart_s = {start}\nend_s = {start + 60.0}\n")
+        labels.append(make_scenarios.clip_labels(rel, events, opts))
         print(f"{rel}: {scene}, {len(objects)} object(s), {len(events)} labelled event(s)", flush=True)
     with open(os.path.join(a.out, "labels.toml"), "w") as f:
         f.write("".join(labels))
