@@ -498,7 +498,7 @@ impl Analyzer {
             self.update_presence(now, &blobs, &actors);
             self.grow_and_discover(now, &mut blobs, &actors, &mut out);
             self.discover_dumpable_detections(now, &tracks, &actors, &mut out);
-            self.update_attendance(now, &tracks, &usable);
+            self.update_attendance(now, &tracks);
             self.advance(now, &mut out);
             self.clear_incidents(now, &mut out);
         }
@@ -1079,9 +1079,8 @@ impl Analyzer {
         });
     }
 
-    /// Follows whether each pending object's owner is still with it (`tracks`: this picture's
-    /// tracks; `detections`: its usable detections, tracked or not).
-    fn update_attendance(&mut self, now: f64, tracks: &[Track], detections: &[Detection]) {
+    /// Follows whether each pending object's owner is still with it (`tracks`: this picture's).
+    fn update_attendance(&mut self, now: f64, tracks: &[Track]) {
         let radius = self.cfg.owner_radius;
         for c in self
             .candidates
@@ -1097,11 +1096,7 @@ impl Analyzer {
             };
             let near_it =
                 |t: &&Track| box_gap_in_heights(&c.bbox, &t.bbox) <= radius && lingering(t);
-            let at_owners_place = |class_id: usize, bbox: &BBox| {
-                class_id == owner.class_id && bbox.iou(&owner.bbox) >= SAME_PLACE_IOU
-            };
-            // Where the owner is seen near it now, when, and under which track.
-            let near: Option<(BBox, f64, Option<u64>)> = tracks
+            let near = tracks
                 .iter()
                 .find(|t| t.id == owner.track && now - t.last_seen <= ACTOR_RECENT_S)
                 .filter(near_it)
@@ -1110,31 +1105,18 @@ impl Analyzer {
                     // passer-by crossing them took it over) and the same person is found again
                     // under another: someone of the owner's class lingering where the owner was
                     // last near.
-                    tracks
-                        .iter()
-                        .filter(near_it)
-                        .find(|t| t.id != owner.track && at_owners_place(t.class_id, &t.bbox))
-                })
-                .map(|t| (t.bbox, t.last_seen, Some(t.id)))
-                .or_else(|| {
-                    // Or under none: found with too low a score to start a track (a person
-                    // sitting, half hidden), where the owner was last near.
-                    detections
-                        .iter()
-                        .find(|d| {
-                            at_owners_place(d.class_id, &d.bbox)
-                                && box_gap_in_heights(&c.bbox, &d.bbox) <= radius
-                        })
-                        .map(|d| (d.bbox, now, None))
+                    tracks.iter().filter(near_it).find(|t| {
+                        t.id != owner.track
+                            && t.class_id == owner.class_id
+                            && t.bbox.iou(&owner.bbox) >= SAME_PLACE_IOU
+                    })
                 });
             match near {
-                Some((bbox, seen_at, track)) => {
-                    if let Some(id) = track {
-                        owner.track = id;
-                    }
-                    owner.bbox = bbox;
-                    owner.last_near = seen_at;
-                    if box_gap_in_heights(&c.bbox, &bbox) > OWNER_REACH {
+                Some(t) => {
+                    owner.track = t.id;
+                    owner.bbox = t.bbox;
+                    owner.last_near = t.last_seen;
+                    if box_gap_in_heights(&c.bbox, &t.bbox) > OWNER_REACH {
                         c.owner_back_since = None;
                         continue;
                     }
@@ -1147,10 +1129,7 @@ impl Analyzer {
                     }
                 }
                 None => {
-                    if now - owner.last_near > ACTOR_RECENT_S {
-                        // Not a picture the detector missed them in: gone again.
-                        c.owner_back_since = None;
-                    }
+                    c.owner_back_since = None;
                     let since = left_at(c.appeared_at, owner.last_near, c.owner_returned);
                     c.unattended_since.get_or_insert(since);
                 }
