@@ -9,7 +9,7 @@ mod common;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dumpwatch::analyze::GreyFrame;
 use dumpwatch::analyze::align;
-use dumpwatch::analyze::background::{BackgroundConfig, BackgroundModel};
+use dumpwatch::analyze::background::{BackgroundConfig, BackgroundModel, Held};
 
 /// `grey` with its content moved `dx` pixels right (the edge repeated).
 fn shaken(grey: &GreyFrame, dx: usize) -> GreyFrame {
@@ -53,25 +53,25 @@ fn bench(c: &mut Criterion) {
         ..BackgroundConfig::default()
     });
     let mut t = 0.0;
-    model.update(t, &grey, &[]);
+    model.update(t, &grey, &Held::default());
     c.bench_function("background/update_720p_still", |b| {
         b.iter(|| {
             t += 0.5;
-            model.update(t, &grey, &[])
+            model.update(t, &grey, &Held::default())
         })
     });
     let mut model = BackgroundModel::new(BackgroundConfig {
         shake_compensation: true,
         ..BackgroundConfig::default()
     });
-    model.update(0.0, &grey, &[]);
+    model.update(0.0, &grey, &Held::default());
     let mut t = 0.0;
     let mut k = 0;
     c.bench_function("background/update_720p_shaking_1px", |b| {
         b.iter(|| {
             t += 0.5;
             k += 1;
-            model.update(t, if k % 2 == 0 { &grey } else { &moved }, &[])
+            model.update(t, if k % 2 == 0 { &grey } else { &moved }, &Held::default())
         })
     });
 }
