@@ -35,36 +35,27 @@ pub enum Queued {
 impl FrameRun {
     /// Offers `frame` to a camera's slot; see the module documentation.
     pub fn offer(slot: &mut Option<FrameRun>, frame: EncodedFrame) -> Queued {
-        if frame.keyframe {
-            let lost = slot.take().map_or(0, |run| run.frames.len());
-            *slot = Some(FrameRun {
-                frames: vec![frame],
-            });
-            return if lost == 0 {
+        if let Some(run) = slot.as_mut().filter(|_| !frame.keyframe) {
+            let follows = run
+                .frames
+                .last()
+                .is_some_and(|last| last.seq + 1 == frame.seq);
+            return if follows && run.frames.len() < MAX_RUN {
+                run.frames.push(frame);
                 Queued::Added
             } else {
-                Queued::Replaced(lost)
+                Queued::Refused(frame)
             };
         }
-        match slot {
-            None => {
-                *slot = Some(FrameRun {
-                    frames: vec![frame],
-                });
-                Queued::Added
-            }
-            Some(run) => {
-                let follows = run
-                    .frames
-                    .last()
-                    .is_some_and(|last| last.seq + 1 == frame.seq);
-                if follows && run.frames.len() < MAX_RUN {
-                    run.frames.push(frame);
-                    Queued::Added
-                } else {
-                    Queued::Refused(frame)
-                }
-            }
+        // A keyframe, or the first frame of an empty slot: a run of its own.
+        let lost = slot.take().map_or(0, |run| run.frames.len());
+        *slot = Some(FrameRun {
+            frames: vec![frame],
+        });
+        if lost == 0 {
+            Queued::Added
+        } else {
+            Queued::Replaced(lost)
         }
     }
 
