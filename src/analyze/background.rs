@@ -180,6 +180,19 @@ impl Patch {
         }
     }
 
+    /// Mean chroma (U, V), `None` for a grey patch.
+    pub fn mean_chroma(&self) -> Option<[f32; 2]> {
+        if self.chroma.is_empty() {
+            return None;
+        }
+        let n = self.chroma.len() as f32;
+        let sum = self
+            .chroma
+            .iter()
+            .fold([0.0, 0.0], |s, c| [s[0] + c[0], s[1] + c[1]]);
+        Some([sum[0] / n, sum[1] / n])
+    }
+
     /// How different two patches look: the mean absolute difference per cell of the grey levels
     /// plus that of the chroma, each after removing the patch's own mean (so a uniform change of
     /// brightness or tint does not count). Infinite if they do not match.
@@ -689,6 +702,11 @@ impl BackgroundModel {
     /// Anything else (the camera moved, the day/night IR switch) re-learns every cell from the
     /// current picture.
     ///
+    /// The colours are mapped with the grey levels ([`ChromaLight`]): dusk pales them, and the
+    /// infrared switch greys them, which at the end of a dusk is close enough to the line to count
+    /// as a change of light; kept as they were, the day's colours would stand out under every cell
+    /// that was held at the switch once the actor leaves it.
+    ///
     /// Held cells (objects followed, actors) are never learned from the picture. After a change of
     /// light their long-term background is mapped to the new light, so a person who walks away
     /// after a cloud passed leaves no "hole", and a followed object stays foreground. After any
@@ -708,9 +726,20 @@ impl BackgroundModel {
         let (t, tc) = (self.cfg.threshold, self.cfg.colour_threshold);
         let colour = self.colour();
         let (gain, offset) = light_line(&self.current, &self.long, t);
+        let grey_in_light =
+            |m: &Self, i: usize| (m.current[i] - (m.long[i] * gain + offset)).abs() <= t;
+        let chroma = if colour {
+            ChromaLight::fit(
+                &self.current_c,
+                &self.long_c,
+                (0..self.current.len()).filter(|&i| grey_in_light(self, i)),
+            )
+        } else {
+            ChromaLight::UNCHANGED
+        };
         let in_light = |m: &Self, i: usize| -> bool {
-            (m.current[i] - (m.long[i] * gain + offset)).abs() <= t
-                && (!colour || colour_diff(m.current_c[i], m.long_c[i]) <= tc)
+            grey_in_light(m, i)
+                && (!colour || colour_diff(m.current_c[i], chroma.map(m.long_c[i])) <= tc)
         };
         let following = (0..self.current.len())
             .filter(|&i| in_light(self, i))
@@ -738,6 +767,9 @@ impl BackgroundModel {
         for i in 0..self.current.len() {
             if a_change_of_light && (held[i] || in_light(self, i)) {
                 self.long[i] = (self.long[i] * gain + offset).clamp(0.0, 255.0);
+                if colour {
+                    self.long_c[i] = chroma.map(self.long_c[i]);
+                }
             } else if !a_change_of_light && object[i] {
                 self.long[i] = (self.long[i] + shift).clamp(0.0, 255.0);
             } else if held[i] {
@@ -1048,6 +1080,61 @@ fn scene_light(current: &[f32], long: &[f32], t: f32) -> (f32, f32) {
         (gain, offset)
     } else {
         (1.0, 0.0)
+    }
+}
+
+/// How a change of light moved the scene's colours: `current − 128 ≈ saturation × (long − 128) +
+/// tint` for each chroma channel. Dimmer light pales the colours (saturation below 1), a warm
+/// lamp or a cold dawn tints them, the infrared switch takes them away (saturation 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ChromaLight {
+    saturation: f32,
+    tint: [f32; 2],
+}
+
+impl ChromaLight {
+    /// No change of colour.
+    const UNCHANGED: ChromaLight = ChromaLight {
+        saturation: 1.0,
+        tint: [0.0, 0.0],
+    };
+
+    /// Least squares over `cells` (those whose grey level follows the light): one saturation for
+    /// both channels, one tint each. Unchanged if the cells have too little colour to tell.
+    fn fit(current: &[[f32; 2]], long: &[[f32; 2]], cells: impl Iterator<Item = usize>) -> Self {
+        let (mut n, mut sc, mut sl) = (0.0f64, [0.0f64; 2], [0.0f64; 2]);
+        let (mut sll, mut slc) = (0.0f64, 0.0f64);
+        for i in cells {
+            n += 1.0;
+            for k in 0..2 {
+                let (c, l) = (f64::from(current[i][k]), f64::from(long[i][k]));
+                sc[k] += c;
+                sl[k] += l;
+                sll += l * l;
+                slc += l * c;
+            }
+        }
+        if n < 16.0 {
+            return Self::UNCHANGED;
+        }
+        let var = sll - (sl[0] * sl[0] + sl[1] * sl[1]) / n;
+        if var < n * 4.0 {
+            // Under two levels of colour spread per cell: a grey scene, no saturation to fit.
+            return Self::UNCHANGED;
+        }
+        let cov = slc - (sl[0] * sc[0] + sl[1] * sc[1]) / n;
+        let saturation = (cov / var).clamp(0.0, 1.5);
+        let tint = [0, 1]
+            .map(|k| ((sc[k] - 128.0 * n) - saturation * (sl[k] - 128.0 * n)) as f32 / n as f32);
+        ChromaLight {
+            saturation: saturation as f32,
+            tint,
+        }
+    }
+
+    /// A chroma of the long-term background in the new light.
+    fn map(&self, c: [f32; 2]) -> [f32; 2] {
+        [0, 1].map(|k| (128.0 + self.saturation * (c[k] - 128.0) + self.tint[k]).clamp(0.0, 255.0))
     }
 }
 
@@ -1830,6 +1917,71 @@ mod tests {
         let relearned = relearned.expect("the switch is a scene change");
         for t in relearned + 1..=relearned + 60 {
             let b = blobs(m.update(f64::from(t), &grey(picture(t, true, false)), &held(false)));
+            assert!(b.is_empty(), "at {t} s: {b:?}");
+        }
+    }
+
+    #[test]
+    fn the_colours_of_a_spot_held_at_the_infrared_switch_leave_no_ghost() {
+        // Paving (nearly grey) with a lawn strip, at the end of a dusk; someone stands on the
+        // lawn when the camera switches to infrared: every colour goes, the grey levels follow
+        // one line (a change of light). Once they walk off, the lawn where they stood must not
+        // keep the day's green.
+        let person = bbox(100.0, 40.0, 140.0, 120.0);
+        let lawn = |x: u32, y: u32| (80..240).contains(&x) && (30..130).contains(&y);
+        let chroma = |infrared: bool| -> Vec<[u8; 2]> {
+            (0..W * H)
+                .map(|i| match (infrared, lawn(i % W, i / W)) {
+                    (true, _) => [128, 128],
+                    (false, true) => [112, 121],
+                    (false, false) => [127, 129],
+                })
+                .collect()
+        };
+        let luma = |t: u32, infrared: bool, standing: bool| {
+            let mut img = scene(90, t);
+            if infrared {
+                for px in img.iter_mut() {
+                    *px = (f32::from(*px) * 0.8 + 40.0) as u8;
+                }
+            }
+            if standing {
+                paint(&mut img, 100, 40, 40, 80, 20);
+            }
+            img
+        };
+        let held = |standing: bool| Held {
+            actors: if standing { vec![person] } else { vec![] },
+            ..Held::default()
+        };
+        let mut m = BackgroundModel::new(BackgroundConfig::default());
+        let up = |m: &mut BackgroundModel, t: u32, infrared: bool, standing: bool| {
+            let frame = GreyFrame {
+                width: W,
+                height: H,
+                data: luma(t, infrared, standing),
+                source_width: W,
+                source_height: H,
+                chroma: chroma(infrared),
+            };
+            m.update(f64::from(t), &frame, &held(standing))
+        };
+        for t in 0..30 {
+            up(&mut m, t, false, false);
+        }
+        for t in 30..40 {
+            up(&mut m, t, false, true);
+        }
+        let switch = up(&mut m, 40, true, true);
+        assert!(
+            matches!(switch, BackgroundUpdate::GlobalChange { .. }),
+            "{switch:?}"
+        );
+        for t in 41..=45 {
+            up(&mut m, t, true, true);
+        }
+        for t in 46..=100 {
+            let b = blobs(up(&mut m, t, true, false));
             assert!(b.is_empty(), "at {t} s: {b:?}");
         }
     }

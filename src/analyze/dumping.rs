@@ -206,6 +206,9 @@ pub struct Followed {
     /// Mean grey level inside its box now, and of the long-term background there in the
     /// current picture's light (what the picture is compared with).
     pub grey_now_vs_background: (f32, f32),
+    /// Mean chroma (U, V) inside its box now and of the long-term background there; `None` for
+    /// a grey picture.
+    pub chroma_now_vs_background: Option<([f32; 2], [f32; 2])>,
 }
 
 /// What new settings did to an analyzer.
@@ -355,8 +358,27 @@ impl Analyzer {
                         * self.background.light().0
                         + self.background.light().1,
                 ),
+                chroma_now_vs_background: self
+                    .background
+                    .patch(Layer::Current, &c.bbox, 0.0)
+                    .mean_chroma()
+                    .zip(
+                        self.background
+                            .patch(Layer::LongTerm, &c.bbox, 0.0)
+                            .mean_chroma(),
+                    ),
             })
             .collect()
+    }
+
+    /// When the earliest object still pending (not yet raised) was first seen, unix seconds:
+    /// the camera's video from then on is kept for its clip.
+    pub fn earliest_pending(&self) -> Option<f64> {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.state, State::Pending))
+            .map(|c| c.appeared_at)
+            .min_by(f64::total_cmp)
     }
 
     /// Number of open incidents.

@@ -93,9 +93,15 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
             .iter()
             .map(|f| {
                 format!(
-                    "{} [{:.0},{:.0},{:.0},{:.0}] appeared {:.1} seen {} grey {:.0} vs background {:.0}{}{}",
+                    "{} [{:.0},{:.0},{:.0},{:.0}] appeared {:.1} seen {} grey {:.0} vs background {:.0}{}{}{}",
                     f.state, f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2, f.appeared_at, f.sightings,
                     f.grey_now_vs_background.0, f.grey_now_vs_background.1,
+                    f.chroma_now_vs_background
+                        .map(|(now, bg)| format!(
+                            " chroma {:.0},{:.0} vs {:.0},{:.0}",
+                            now[0], now[1], bg[0], bg[1]
+                        ))
+                        .unwrap_or_default(),
                     if f.owner_near { " owner-near" } else { "" },
                     f.absent_since.map(|s| format!(" absent-since {s:.1}")).unwrap_or_default()
                 )
