@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::api::ApiState;
 use crate::clip::ClipRecorder;
+use crate::clip::ring::ActBudget;
 use crate::config::Config;
 use crate::cpu_budget::{CpuBudgetMetrics, CpuGovernor};
 use crate::decode::FrameRun;
@@ -206,12 +207,17 @@ pub async fn run_with_reload(
     let clips = Arc::new(ClipRecorder {
         rings: ClipRecorder::rings(
             capacity,
-            svc.evidence.clip_pre_s,
+            (svc.evidence.clip_pre_s, svc.evidence.clip_before_put_down_s),
             (svc.evidence.clip_ring_max_mb * 1e6) as usize,
+            &ActBudget::new(
+                (svc.evidence.clip_act_max_mb * 1e6) as usize,
+                (svc.evidence.clip_act_total_mb * 1e6) as usize,
+            ),
         ),
         recording: Arc::new(recording.clone()),
         storage_dir: svc.storage_dir.clone(),
         pre_s: svc.evidence.clip_pre_s,
+        before_put_down_s: svc.evidence.clip_before_put_down_s,
         post_s: svc.evidence.clip_post_s,
         errors: metrics.evidence_errors.clone(),
         runtime: tokio::runtime::Handle::current(),

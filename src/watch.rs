@@ -537,7 +537,7 @@ impl Watch {
             // A camera analysed on its sub-stream: the event picture from the main stream.
             let main = self.main_stream_picture(result.camera, &state.camera, &pictures);
             let raised = event.kind == EventKind::Raised;
-            let at = event.at;
+            let (at, appeared_at) = (event.at, event.appeared_at);
             // Kept with the incident, to follow it on after a restart.
             let spot = state.analyzer.open_spot(event.incident);
             jobs.push(EventJob {
@@ -557,10 +557,12 @@ impl Watch {
                     camera_id: state.camera.id.clone(),
                     incident: id,
                     at,
+                    appeared_at,
                     size: (size.width, size.height),
                 });
             }
         }
+        let pending_since = state.analyzer.earliest_pending();
         // Handed over outside the camera's lock: a full queue must not hold up its other work.
         // A clip is asked for after its incident's event, so its row follows the incident's.
         drop(guard);
@@ -571,7 +573,10 @@ impl Watch {
             self.recording.event(job);
         }
         if let Some(clips) = &self.clips {
+            // The clips first: they take their video from the ring before a raised object's
+            // put-down is let go.
             clip_requests.into_iter().for_each(|r| clips.request(r));
+            clips.keep_act_from(result.camera, pending_since);
         }
     }
 }

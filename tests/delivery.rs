@@ -846,10 +846,16 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     )
     .unwrap();
     let clips = std::sync::Arc::new(dumpwatch::clip::ClipRecorder {
-        rings: dumpwatch::clip::ClipRecorder::rings(1, 20.0, usize::MAX),
+        rings: dumpwatch::clip::ClipRecorder::rings(
+            1,
+            (20.0, 5.0),
+            usize::MAX,
+            &dumpwatch::clip::ring::ActBudget::none(),
+        ),
         recording: Arc::new(recording),
         storage_dir: storage.path().to_path_buf(),
         pre_s: 20.0,
+        before_put_down_s: 5.0,
         post_s: 60.0,
         errors: prometheus::IntCounter::new("e", "e").unwrap(),
         runtime: tokio::runtime::Handle::current(),
@@ -874,6 +880,7 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
         camera_id: "cam-01".into(),
         incident: id,
         at: now,
+        appeared_at: now - 5.0,
         size: (640, 360),
     });
     let started = Instant::now();

@@ -208,8 +208,9 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
 
     let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
     let mut svc = scenario_service(receiver);
-    // Long enough before the raise to show the spot before the bag (for export-feedback).
-    svc.evidence.clip_pre_s = 20.0;
+    // Only 4 s before the alert: the clip's start comes from the put-down
+    // (`clip_before_put_down_s`, 5 s by default), kept while the bag was pending.
+    svc.evidence.clip_pre_s = 4.0;
     svc.evidence.clip_post_s = 4.0;
     // SAFETY: set before the service starts, read by it once; no other thread reads it.
     unsafe { std::env::set_var("DUMPWATCH_E2E_TOKEN", "operator-secret") };
@@ -279,10 +280,33 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(row["deliveries"][0]["state"], "delivered");
     // The evidence clip: written once the 4 s after the event have arrived, an MP4 that ffprobe
-    // reads, from the keyframe before the 20 s ahead of the event.
+    // reads, from the keyframe before the 5 s ahead of the put-down: it shows the act.
     let frames = evidence_clip_frames(&service, &storage, key, "h264").await;
-    // 10 fps: at least the 24 s asked for, at most a GOP (2 s) more before.
-    assert!((230..=265).contains(&frames), "{frames} frames");
+    let (status, json) =
+        common::http_get(service.addr, &format!("/api/v1/incidents/{key}/clip")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&json));
+    let clip: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let appeared_at = row["appeared_at"].as_f64().unwrap();
+    let (start, put_down, alert) = (
+        clip["start"].as_f64().unwrap(),
+        clip["put_down_s"].as_f64().unwrap(),
+        clip["alert_s"].as_f64().unwrap(),
+    );
+    assert!(
+        start <= appeared_at - 3.0,
+        "the clip starts {:.1} s before the put-down: {clip:#}",
+        appeared_at - start
+    );
+    assert!((4.5..=8.0).contains(&put_down), "{clip:#}");
+    assert!(alert - put_down >= DWELL_S - 1.0, "{clip:#}");
+    // Everything from there to 4 s after the alert, at 10 fps.
+    let duration = clip["duration_s"].as_f64().unwrap();
+    assert!(duration >= alert + 3.5, "{clip:#}");
+    assert_eq!(clip["frames"].as_u64(), Some(frames), "{clip:#}");
+    assert!(
+        (frames as f64 - duration * 10.0).abs() <= 3.0,
+        "{frames} frames in {duration} s"
+    );
 
     // The incident appeared in the page without a reload, with its pictures; dismiss it.
     let selector = format!(r#"article.incident[data-incident="{key}"]"#);
@@ -293,6 +317,62 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
             "the incident in the feed",
         )
         .await;
+    // The clip plays in the card, from just before the put-down, both moments marked.
+    let play = browser
+        .wait_for(
+            &format!("{selector} button.clip:not([hidden])"),
+            Duration::from_secs(20),
+            "the clip button",
+        )
+        .await;
+    browser.click(&play).await;
+    let video_time = format!(
+        "const v = document.querySelector('{selector} video'); \
+         return v && v.readyState >= 2 ? v.currentTime : -1;"
+    );
+    let started = Instant::now();
+    let first = loop {
+        let t = browser.eval(&video_time).await.as_f64().unwrap_or(-1.0);
+        if t >= 0.0 {
+            break t;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the clip did not load in the page"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        (put_down - 2.5..put_down).contains(&first),
+        "the player starts at {first} s, the put-down is at {put_down} s"
+    );
+    loop {
+        let t = browser.eval(&video_time).await.as_f64().unwrap_or(-1.0);
+        if t >= first + 1.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the clip does not play: currentTime {t} (from {first})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let marks = browser
+        .eval(&format!(
+            "return [...document.querySelectorAll('{selector} .timeline .mark')] \
+             .map((m) => m.hidden ? '' : m.style.left);"
+        ))
+        .await;
+    let marks: Vec<f64> = marks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().trim_end_matches('%').parse().unwrap())
+        .collect();
+    assert!(
+        marks.len() == 2 && marks[0] > 0.0 && marks[0] < marks[1] && marks[1] < 100.0,
+        "put-down and alert marks: {marks:?}"
+    );
     let screenshot = browser.screenshot().await;
     std::fs::write(
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png"),

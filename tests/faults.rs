@@ -315,10 +315,16 @@ fn worker(storage: &Path) {
         let stop_delivery = CancellationToken::new();
         let delivery = tokio::spawn(deliverer.run(stop_delivery.clone(), Duration::from_secs(1)));
         let clips = Arc::new(ClipRecorder {
-            rings: ClipRecorder::rings(1, 1.0, 4_000_000),
+            rings: ClipRecorder::rings(
+                1,
+                (1.0, 0.0),
+                4_000_000,
+                &dumpwatch::clip::ring::ActBudget::none(),
+            ),
             recording: Arc::new(recording.clone()),
             storage_dir: dir.clone(),
             pre_s: 1.0,
+            before_put_down_s: 0.0,
             post_s: 0.5,
             errors: prometheus::IntCounter::new("clip_errors", "test").unwrap(),
             runtime: tokio::runtime::Handle::current(),
@@ -347,6 +353,7 @@ fn worker(storage: &Path) {
                         camera_id: "cam-01".into(),
                         incident: id,
                         at: dumpwatch::clock::unix_now(),
+                        appeared_at: dumpwatch::clock::unix_now(),
                         size: (640, 360),
                     });
                 }

@@ -52,7 +52,7 @@ pub(super) fn store_of(s: &ApiState) -> Result<&StoreHandle, Response> {
         .ok_or_else(|| problem(StatusCode::SERVICE_UNAVAILABLE, "no incident store"))
 }
 
-fn parse_id(id: &str) -> Result<Uuid, Response> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid, Response> {
     id.parse::<Uuid>().map_err(|_| {
         problem(
             StatusCode::BAD_REQUEST,
@@ -199,61 +199,6 @@ pub async fn one(State(s): State<ApiState>, Path(id): Path<String>) -> Response 
         Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
-}
-
-/// `GET /api/v1/incidents/{id}/evidence/{file}`: an evidence file by its number. Only files the
-/// store lists for that incident are served, so no request reaches outside the storage directory.
-pub async fn evidence(
-    State(s): State<ApiState>,
-    Path((id, file)): Path<(String, String)>,
-) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Ok(file) = file.parse::<i64>() else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            format!("{file:?} is not an evidence file number"),
-        );
-    };
-    let store = match store_of(&s) {
-        Ok(st) => st.clone(),
-        Err(r) => return r,
-    };
-    let row = match store.read(move |st| st.evidence_file(id, file)).await {
-        Ok(Ok(Some(row))) => row,
-        Ok(Ok(None)) => {
-            return problem(
-                StatusCode::NOT_FOUND,
-                format!("incident {id} has no evidence file {file}"),
-            );
-        }
-        Ok(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    let rel = std::path::Path::new(&row.path);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return problem(StatusCode::NOT_FOUND, "evidence path refused");
-    }
-    match tokio::fs::read(s.storage_dir.join(rel)).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, row.content_type.clone()),
-                (header::CACHE_CONTROL, "private, max-age=86400".to_owned()),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(e) => problem(
-            StatusCode::NOT_FOUND,
-            format!("evidence file {file} of incident {id} cannot be read: {e}"),
-        ),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod camera_events;
 pub mod dashboard;
 pub mod deliveries;
+pub mod evidence;
 pub mod incidents;
 pub mod listen;
 pub mod serve;
@@ -72,8 +73,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::one))
         .route(
             "/api/v1/incidents/{id}/evidence/{file}",
-            get(incidents::evidence),
+            get(evidence::file),
         )
+        .route("/api/v1/incidents/{id}/clip", get(evidence::clip))
         .route("/api/v1/incidents/{id}/case", post(incidents::case))
         .route("/api/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/api/v1/incidents/{id}/dismiss", post(incidents::dismiss))

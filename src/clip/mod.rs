@@ -5,6 +5,12 @@
 //! evidence. So the ring only needs the pre-event seconds and a GOP, not the post-event ones too.
 //! For a camera analysed on its sub-stream the ring holds the main stream, and the event picture
 //! is decoded from it on demand ([`ClipRecorder::picture_at`]).
+//!
+//! A raised incident's clip shows the act: it starts `before_put_down_s` before the object was
+//! first seen, some `dwell_s` before the alert. While an object is pending, its camera's ring
+//! keeps everything from that moment on ([`ClipRecorder::keep_act_from`]), out of a budget shared
+//! by all cameras ([`ring::ActBudget`]); when the object is raised the clip takes it, when it is
+//! taken back the ring lets it go.
 
 pub mod mux;
 pub mod ring;
@@ -19,7 +25,7 @@ use uuid::Uuid;
 use crate::codec::EncodedFrame;
 use crate::decode::DecodedFrame;
 use crate::store::EvidenceFile;
-use ring::{ClipFrame, ClipRing};
+use ring::{ActBudget, ClipFrame, ClipRing};
 
 /// Writes incident clips.
 pub struct ClipRecorder {
@@ -32,6 +38,9 @@ pub struct ClipRecorder {
     pub storage_dir: PathBuf,
     /// Seconds before the event.
     pub pre_s: f64,
+    /// Seconds before the object was first seen (its put-down) at the start of a raised
+    /// incident's clip, as far as the ring kept them.
+    pub before_put_down_s: f64,
     /// Seconds after the event.
     pub post_s: f64,
     /// Counts clips that could not be written (`dumpwatch_evidence_errors_total`).
@@ -56,6 +65,8 @@ pub struct ClipRequest {
     pub incident: Uuid,
     /// The event's time, unix seconds.
     pub at: f64,
+    /// When the incident's objects were first seen (put down), unix seconds.
+    pub appeared_at: f64,
     /// Picture size of the analysed stream; the clip takes its own from its first keyframe (a
     /// camera analysed on its sub-stream records its main stream).
     pub size: (u32, u32),
@@ -87,13 +98,36 @@ fn decode_last(frames: &[ClipFrame]) -> Result<DecodedFrame, String> {
 
 impl ClipRecorder {
     /// Rings that keep enough for `pre_s` before an event (and the seconds it takes to decide
-    /// it), at most `max_bytes` each.
-    pub fn rings(cameras: usize, pre_s: f64, max_bytes: usize) -> Arc<[Arc<ClipRing>]> {
+    /// it), and for `before_put_down_s` before an object found now, at most `max_bytes` each, and
+    /// more out of `act` while an object is pending.
+    pub fn rings(
+        cameras: usize,
+        (pre_s, before_put_down_s): (f64, f64),
+        max_bytes: usize,
+        act: &Arc<ActBudget>,
+    ) -> Arc<[Arc<ClipRing>]> {
         // The pre window is taken when the event is decided; a GOP of margin (up to 5 s) lets
-        // the clip start at the keyframe before it.
+        // the clip start at the keyframe before it. An object is found up to 10 s after it was
+        // put down (it must settle into the background first, and be seen by a detection).
+        let keep_s = pre_s.max(before_put_down_s + 10.0) + 5.0;
         (0..cameras)
-            .map(|_| Arc::new(ClipRing::new(pre_s + 5.0, max_bytes)))
+            .map(|_| Arc::new(ClipRing::with_act(keep_s, max_bytes, act.clone())))
             .collect()
+    }
+
+    /// Camera `camera`'s earliest pending object was first seen at `appeared_at` (unix seconds),
+    /// or none is pending: its ring keeps the video from `before_put_down_s` before it on, for
+    /// the clip should it be raised.
+    pub fn keep_act_from(&self, camera: usize, appeared_at: Option<f64>) {
+        if let Some(ring) = self.rings.get(camera) {
+            ring.keep_from(appeared_at.map(|a| a - self.before_put_down_s));
+        }
+    }
+
+    /// When `req`'s clip starts: `pre_s` before the event, or `before_put_down_s` before the
+    /// put-down if that is earlier.
+    fn start_of(&self, req: &ClipRequest) -> f64 {
+        (req.at - self.pre_s).min(req.appeared_at - self.before_put_down_s)
     }
 
     /// The picture of camera `camera`'s recorded stream at `at` (unix seconds): the ring's frames
@@ -119,7 +153,7 @@ impl ClipRecorder {
         let head = self.rings.get(req.camera).map(|ring| {
             // The post-event frames must still be there when they are taken, busy or not.
             ring.hold_until(req.at + self.post_s + 1.0);
-            ring.window_of(req.at - self.pre_s, f64::MAX)
+            ring.window_of(self.start_of(&req), f64::MAX)
         });
         self.pending.spawn_on(async move {
             let wait = req.at + me.post_s + 0.5 - crate::clock::unix_now();
@@ -159,7 +193,7 @@ impl ClipRecorder {
         frames.retain(|f| f.at <= to);
         let after = frames.last().map_or(f64::NEG_INFINITY, |f| f.at);
         if frames.is_empty() {
-            frames = ring.window(req.at - self.pre_s, to);
+            frames = ring.window(self.start_of(req), to);
         } else {
             frames.extend(ring.after(generation, after, to));
         }
@@ -200,6 +234,8 @@ impl ClipRecorder {
                 start: frames[0].at,
                 end: frames[frames.len() - 1].at,
                 frames: frames.len(),
+                appeared_at: Some(req.appeared_at),
+                raised_at: Some(req.at),
             };
             std::fs::write(
                 path.with_file_name(CLIP_SPAN_FILE),
@@ -240,4 +276,11 @@ pub struct ClipSpan {
     pub end: f64,
     /// Frames in the clip.
     pub frames: usize,
+    /// When the incident's objects were first seen (put down); absent in clips of older
+    /// versions.
+    #[serde(default)]
+    pub appeared_at: Option<f64>,
+    /// When the incident was raised; absent in clips of older versions.
+    #[serde(default)]
+    pub raised_at: Option<f64>,
 }

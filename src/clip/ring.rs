@@ -2,6 +2,7 @@
 //! on, so an incident's clip can start before the event without decoding anything.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::codec::EncodedFrame;
@@ -21,11 +22,47 @@ pub struct ClipFrame {
     pub codec: crate::codec::VideoCodec,
 }
 
+/// What the rings of all cameras may hold beyond their own limit to keep a pending object's
+/// put-down for its clip ([`ClipRing::keep_from`]): shared by every ring, so memory stays
+/// bounded when many cameras have objects pending at once.
+#[derive(Debug)]
+pub struct ActBudget {
+    /// Most bytes one ring holds while it keeps a put-down.
+    per_camera: usize,
+    /// Most bytes all rings hold beyond their own limit together.
+    total: usize,
+    /// Bytes held beyond their own limit now, all rings together.
+    used: AtomicUsize,
+}
+
+impl ActBudget {
+    /// A budget of `total` bytes for all rings, `per_camera` at most for one (its own limit
+    /// included).
+    pub fn new(per_camera: usize, total: usize) -> Arc<ActBudget> {
+        Arc::new(ActBudget {
+            per_camera,
+            total,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// No room beyond each ring's own limit: clips start `keep_s` before the event only.
+    pub fn none() -> Arc<ActBudget> {
+        ActBudget::new(0, 0)
+    }
+
+    /// Bytes held beyond the rings' own limits now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
 /// The ring of one camera. Cheap to share; pushed by the camera's ingest task.
 #[derive(Debug)]
 pub struct ClipRing {
     keep_s: f64,
     max_bytes: usize,
+    act: Arc<ActBudget>,
     inner: Mutex<Inner>,
 }
 
@@ -39,6 +76,11 @@ struct Inner {
     /// Until when (unix seconds) the ring keeps its full seconds whether or not the camera is
     /// busy: a clip is being cut from it ([`ClipRing::hold_until`]).
     held_until: f64,
+    /// Keep every frame from the keyframe at or before this (unix seconds): an object is pending
+    /// whose clip must show it being put down ([`ClipRing::keep_from`]).
+    keep_from: Option<f64>,
+    /// Bytes of the shared [`ActBudget`] this ring holds (beyond its own limit).
+    lent: usize,
 }
 
 impl ClipRing {
@@ -46,9 +88,16 @@ impl ClipRing {
     /// as `max_bytes` of video allow: whole GOPs are dropped, oldest first, while more is held
     /// (the newest GOP is always kept).
     pub fn new(keep_s: f64, max_bytes: usize) -> ClipRing {
+        ClipRing::with_act(keep_s, max_bytes, ActBudget::none())
+    }
+
+    /// [`ClipRing::new`] that may hold more than `max_bytes`, out of the shared `act` budget,
+    /// while it keeps a put-down ([`ClipRing::keep_from`]).
+    pub fn with_act(keep_s: f64, max_bytes: usize, act: Arc<ActBudget>) -> ClipRing {
         ClipRing {
             keep_s,
             max_bytes,
+            act,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -71,10 +120,11 @@ impl ClipRing {
     /// idle 2 Mb/s cameras hold nothing instead of 77 GOPs (≈ 27 MB) or 77 × 15 s (≈ 290 MB).
     pub fn push_keeping(&self, frame: &EncodedFrame, at: f64, full: bool) {
         let mut inner = self.lock();
-        if !full && at > inner.held_until {
+        if !full && at > inner.held_until && inner.keep_from.is_none() {
             if !inner.frames.is_empty() {
                 inner.frames.clear();
                 inner.bytes = 0;
+                self.settle(&mut inner);
             }
             return;
         }
@@ -91,15 +141,54 @@ impl ClipRing {
         });
         // Drop whole GOPs while the next keyframe still starts early enough, or while more
         // bytes than allowed are held.
-        let horizon = at - self.keep_s;
+        let horizon = match inner.keep_from {
+            Some(from) => (at - self.keep_s).min(from),
+            None => at - self.keep_s,
+        };
+        let limit = self.limit(&inner);
         while let Some(next_key) = inner.frames.iter().skip(1).position(|f| f.keyframe) {
             let old_enough = inner.frames[next_key + 1].at <= horizon;
-            if !old_enough && inner.bytes <= self.max_bytes {
+            if !old_enough && inner.bytes <= limit {
                 break;
             }
             let dropped: usize = inner.frames.drain(..=next_key).map(|f| f.data.len()).sum();
             inner.bytes -= dropped;
         }
+        self.settle(&mut inner);
+    }
+
+    /// The most bytes the ring may hold now: its own limit, and while it keeps a put-down, what
+    /// the shared budget still allows up to its share for one camera.
+    fn limit(&self, inner: &Inner) -> usize {
+        if inner.keep_from.is_none() || self.act.per_camera <= self.max_bytes {
+            return self.max_bytes;
+        }
+        let others = self.act.used().saturating_sub(inner.lent);
+        let room = self.act.total.saturating_sub(others);
+        (self.max_bytes + room).min(self.act.per_camera)
+    }
+
+    /// Books the bytes held beyond the ring's own limit in the shared budget.
+    fn settle(&self, inner: &mut Inner) {
+        let lent = inner.bytes.saturating_sub(self.max_bytes);
+        if lent > inner.lent {
+            self.act
+                .used
+                .fetch_add(lent - inner.lent, Ordering::Relaxed);
+        } else {
+            self.act
+                .used
+                .fetch_sub(inner.lent - lent, Ordering::Relaxed);
+        }
+        inner.lent = lent;
+    }
+
+    /// Keeps every frame from the keyframe at or before `from` (unix seconds) on, busy or idle,
+    /// as far as the shared budget allows: an object is pending, and its clip, cut when it is
+    /// raised, must show it being put down and who did it. `None` when nothing is pending: the
+    /// ring goes back to its own seconds and bytes at the next frame.
+    pub fn keep_from(&self, from: Option<f64>) {
+        self.lock().keep_from = from;
     }
 
     /// Keeps the ring's full seconds until `until` (unix seconds) even if the camera turns idle:
@@ -115,6 +204,7 @@ impl ClipRing {
         inner.frames.clear();
         inner.bytes = 0;
         inner.generation += 1;
+        self.settle(&mut inner);
     }
 
     /// The frames from the last keyframe at or before `from` up to `to` (unix seconds).
@@ -239,6 +329,50 @@ mod tests {
         assert_eq!(tail.len(), 11, "4.0 .. 5.0 s");
         ring.clear();
         assert!(ring.after(generation, last, f64::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_pending_put_down_is_kept_beyond_the_rings_seconds_within_the_budget() {
+        // 8-byte frames, 10 fps, a keyframe every 2 s (160 bytes a GOP). The ring keeps 5 s and
+        // 400 bytes; a camera may hold 1,000 bytes for a put-down, all cameras 1,200.
+        let budget = ActBudget::new(1_000, 1_200);
+        let ring = ClipRing::with_act(5.0, 400, budget.clone());
+        let push = |ring: &ClipRing, from: u32, to: u32, full: bool| {
+            for i in from..to {
+                let t = f64::from(i) / 10.0;
+                ring.push_keeping(&frame(i % 20 == 0, t), 1000.0 + t, full);
+            }
+        };
+        push(&ring, 0, 100, true);
+        // Something put down at 1009.5 s: kept from 3 s before it, while it is pending.
+        ring.keep_from(Some(1006.5));
+        push(&ring, 100, 150, true);
+        let kept = ring.window(0.0, f64::MAX);
+        assert!((kept[0].at - 1006.0).abs() < 1e-9, "{}", kept[0].at);
+        assert_eq!(budget.used(), ring.bytes() - 400);
+        // Pending for longer than a camera's share: the oldest GOPs go, the newest stay.
+        push(&ring, 150, 300, false);
+        assert!(ring.bytes() <= 1_000, "{}", ring.bytes());
+        assert!(ring.window(0.0, f64::MAX).last().unwrap().at >= 1029.9);
+        // A second camera's put-down gets what the budget has left, not its whole share.
+        let other = ClipRing::with_act(5.0, 400, budget.clone());
+        other.keep_from(Some(1000.0));
+        push(&other, 0, 300, true);
+        assert!(budget.used() <= 1_200, "{}", budget.used());
+        assert!(other.bytes() <= 400 + 1_200 - (ring.bytes() - 400) + 160);
+        // Raised or taken back: both rings go back to their own limits and lend nothing.
+        ring.keep_from(None);
+        other.keep_from(None);
+        push(&ring, 300, 301, true);
+        push(&other, 300, 301, true);
+        assert!(ring.bytes() <= 400 && other.bytes() <= 400);
+        assert_eq!(budget.used(), 0);
+        // An idle camera with nothing pending keeps nothing, and lends nothing.
+        ring.keep_from(Some(1029.0));
+        push(&ring, 301, 340, false);
+        ring.keep_from(None);
+        push(&ring, 340, 341, false);
+        assert_eq!((ring.bytes(), budget.used()), (0, 0));
     }
 
     #[test]

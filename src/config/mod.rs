@@ -425,6 +425,20 @@ pub struct EvidenceConfig {
     /// holds `clip_pre_s` and a GOP, or less when this is reached (whole GOPs are dropped,
     /// oldest first). At 2 Mb/s, 4 MB is 16 s; 77 cameras hold at most 77 × this. Default 4.
     pub clip_ring_max_mb: f64,
+    /// Seconds of video before an object was first seen (its put-down, and who put it down) at
+    /// the start of a raised incident's clip, which then runs from there to `clip_post_s` after
+    /// the alert: some `dwell_s` + 10 s. Kept while the object is pending, within
+    /// `clip_act_max_mb`. Default 5.
+    pub clip_before_put_down_s: f64,
+    /// Most video one camera keeps while an object is pending, MB, so that its clip can show the
+    /// put-down (this includes `clip_ring_max_mb`). At 2 Mb/s, 16 MB is 64 s: the put-down,
+    /// `dwell_s` and the seconds it takes to decide. Beyond it the oldest GOPs go and the clip
+    /// starts later. Default 16.
+    pub clip_act_max_mb: f64,
+    /// Most video all cameras keep together beyond `clip_ring_max_mb` for pending objects, MB:
+    /// the bound on this memory when many cameras have objects pending at once (a camera that
+    /// finds it spent keeps only its own ring, and its clip starts later). Default 64.
+    pub clip_act_total_mb: f64,
 }
 
 impl Default for EvidenceConfig {
@@ -435,6 +449,9 @@ impl Default for EvidenceConfig {
             clip_pre_s: 10.0,
             clip_post_s: 10.0,
             clip_ring_max_mb: 4.0,
+            clip_before_put_down_s: 5.0,
+            clip_act_max_mb: 16.0,
+            clip_act_total_mb: 64.0,
         }
     }
 }

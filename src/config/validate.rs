@@ -229,6 +229,19 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
     c.range("evidence.clip_pre_s", e.clip_pre_s, 0.0, 120.0);
     c.range("evidence.clip_post_s", e.clip_post_s, 0.0, 120.0);
     c.range("evidence.clip_ring_max_mb", e.clip_ring_max_mb, 0.1, 1000.0);
+    c.range(
+        "evidence.clip_before_put_down_s",
+        e.clip_before_put_down_s,
+        0.0,
+        60.0,
+    );
+    c.range("evidence.clip_act_max_mb", e.clip_act_max_mb, 0.0, 1000.0);
+    c.range(
+        "evidence.clip_act_total_mb",
+        e.clip_act_total_mb,
+        0.0,
+        100_000.0,
+    );
     if !(1..=65_536).contains(&svc.api.max_connections) {
         c.add(
             "api.max_connections",

@@ -138,7 +138,8 @@ pub fn export_feedback(
                     inc.id,
                     format!(
                         "the clip starts {:.0} s after the object appeared; it must start {LEAD_IN_S} s before: \
-                         raise evidence.clip_pre_s above the dwell time plus 15 s",
+                         raise evidence.clip_before_put_down_s to {LEAD_IN_S} s or more (or clip_act_max_mb, \
+                         if the camera's video outgrew it while the object was pending)",
                         -appears + LEAD_IN_S
                     ),
                 ));
@@ -228,6 +229,8 @@ mod tests {
             start: clip_start,
             end: raised + 10.0,
             frames: 100,
+            appeared_at: None,
+            raised_at: Some(raised),
         };
         std::fs::write(
             path.with_file_name(CLIP_SPAN_FILE),
@@ -295,7 +298,7 @@ mod tests {
         assert_eq!(summary.skipped.len(), 1);
         assert_eq!(summary.skipped[0].0, late);
         assert!(
-            summary.skipped[0].1.contains("clip_pre_s"),
+            summary.skipped[0].1.contains("clip_before_put_down_s"),
             "{}",
             summary.skipped[0].1
         );

@@ -1038,19 +1038,14 @@ impl Store {
         )
     }
 
-    /// The evidence file with row id `id` of incident `incident`, if stored and not deleted.
-    pub fn evidence_file(
-        &self,
-        incident: Uuid,
-        id: i64,
-    ) -> Result<Option<EvidenceRow>, StoreError> {
+    /// The evidence files of incident `incident`, oldest first, those retention removed included
+    /// (`deleted`).
+    pub fn evidence_rows(&self, incident: Uuid) -> Result<Vec<EvidenceRow>, StoreError> {
         let incident = incident.to_string();
         Ok(self
             .evidence_of(std::slice::from_ref(&incident))?
             .remove(&incident)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|e| e.id == id && !e.deleted))
+            .unwrap_or_default())
     }
 
     pub(crate) fn conn(&self) -> &Connection {

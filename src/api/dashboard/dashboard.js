@@ -147,7 +147,52 @@ function incidentCard(inc) {
   node.dataset.incident = inc.id;
   node.querySelector(".ack").addEventListener("click", () => review(inc.id, "ack", node));
   node.querySelector(".dismiss").addEventListener("click", () => review(inc.id, "dismiss", node));
+  node.querySelector(".clip").addEventListener("click", () => toggleClip(inc.id, node));
   return node;
+}
+
+// Seconds of the clip shown before a marker when the operator jumps to it.
+const LEAD_S = 2;
+
+// Opens (or closes) the incident's clip in its card: the act, from a few seconds before the
+// object was put down to after the alert, with both moments marked on a bar under the player.
+async function toggleClip(id, node) {
+  const player = node.querySelector(".player");
+  if (!player.hidden) {
+    player.hidden = true;
+    player.querySelector("video").pause();
+    return;
+  }
+  player.hidden = false;
+  if (player.dataset.loaded) return;
+  const err = player.querySelector(".clip-error");
+  err.textContent = "";
+  try {
+    const clip = await getJson(`/api/v1/incidents/${id}/clip`);
+    player.dataset.loaded = "1";
+    const video = player.querySelector("video");
+    video.src = clip.url;
+    player.querySelector(".download").href = clip.url;
+    const marks = [["put-down", clip.put_down_s], ["alert", clip.alert_s]];
+    for (const [name, at] of marks) {
+      const mark = player.querySelector(".mark." + name);
+      const jump = player.querySelector(".to-" + name);
+      const known = typeof at === "number" && clip.duration_s > 0;
+      mark.hidden = jump.hidden = !known;
+      if (!known) continue;
+      const share = Math.min(1, Math.max(0, at / clip.duration_s));
+      mark.style.left = (share * 100).toFixed(2) + "%";
+      mark.title = `${name} at ${at.toFixed(1)} s`;
+      jump.onclick = () => {
+        video.currentTime = Math.max(0, at - LEAD_S);
+        video.play().catch(() => {});
+      };
+    }
+    video.currentTime = Math.max(0, (clip.put_down_s ?? 0) - LEAD_S);
+    video.play().catch(() => {});
+  } catch (e) {
+    err.textContent = "clip: " + e.message;
+  }
 }
 
 function drawIncident(node, inc) {
@@ -179,9 +224,7 @@ function drawIncident(node, inc) {
       pics.appendChild(fig);
     }
     const clip = inc.evidence.find((e) => e.role === "clip" && !e.deleted);
-    const link = node.querySelector(".clip");
-    link.hidden = !clip;
-    if (clip) link.href = evidenceUrl(inc, clip);
+    node.querySelector(".clip").hidden = !clip;
   }
   const objects = (inc.objects || []).map((o) => o.class).join(", ") || "object";
   const delivery = inc.deliveries.map((d) => d.event + ": " + d.state).join(", ");
