@@ -142,7 +142,8 @@ async fn first_body(
 }
 
 /// Waits for the incident's evidence clip and checks it with ffprobe: the codec, the clip's
-/// size, and how many frames it holds. Returns the frame count.
+/// size, and how many frames it holds; and that it shows the act: it starts at least 3 s before
+/// the object appeared (`GET /api/v1/incidents/{id}/clip`). Returns the frame count.
 async fn evidence_clip_frames(
     service: &Service,
     storage: &std::path::Path,
@@ -188,6 +189,25 @@ async fn evidence_clip_frames(
         probe.status.success() && probe.stderr.is_empty(),
         "ffprobe: {}",
         String::from_utf8_lossy(&probe.stderr)
+    );
+    let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
+    let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let (status, json) =
+        common::http_get(service.addr, &format!("/api/v1/incidents/{key}/clip")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&json));
+    let span: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let before = row["appeared_at"].as_f64().unwrap() - span["start"].as_f64().unwrap();
+    assert!(
+        before >= 3.0,
+        "the clip starts {before:.1} s before the object appeared: {span:#}"
+    );
+    let (frames, duration) = (
+        span["frames"].as_u64().unwrap(),
+        span["duration_s"].as_f64().unwrap(),
+    );
+    assert!(
+        (frames as f64 - duration * 10.0).abs() <= 3.0,
+        "{frames} frames in {duration} s at 10 fps: {span:#}"
     );
     let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
     let stream = &info["streams"][0];
@@ -317,6 +337,27 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
             "the incident in the feed",
         )
         .await;
+    // The alarm: the page heard of the incident over the live feed within 2 s of the store
+    // recording it, played its tones, and highlights the card until it is reviewed.
+    let alarms = browser.eval("return window.dumpwatchAlarms;").await;
+    let alarm = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["incident"] == key)
+        .unwrap_or_else(|| panic!("no alarm for {key}: {alarms:#}"))
+        .clone();
+    let heard_after = alarm["heard_at"].as_f64().unwrap() - alarm["recorded_at"].as_f64().unwrap();
+    eprintln!("the page heard of the incident {heard_after:.3} s after the store recorded it");
+    assert!(heard_after <= 2.0, "{alarm:#}");
+    assert_eq!(alarm["sound"], true, "{alarm:#}");
+    browser
+        .wait_for(
+            &format!("{selector}.alarm"),
+            Duration::from_secs(5),
+            "the incident highlighted",
+        )
+        .await;
     // The clip plays in the card, from just before the put-down, both moments marked.
     let play = browser
         .wait_for(
@@ -394,6 +435,12 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
             "the incident shown dismissed",
         )
         .await;
+    let still_alarmed = browser
+        .eval(&format!(
+            "return document.querySelector('{selector}.alarm') !== null;"
+        ))
+        .await;
+    assert_eq!(still_alarmed, false, "the alarm ends with the review");
     let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
     let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(row["review"]["verdict"], "dismissed", "{row:#}");
@@ -460,9 +507,10 @@ async fn an_h265_camera_raises_and_delivers_its_incident_with_an_hevc_clip() {
     let event_jpg =
         std::fs::read(inbox.path().join("snapshots").join(key).join("event.jpg")).unwrap();
     assert_eq!(&event_jpg[..2], &[0xff, 0xd8]);
-    // 10 fps: at least the 10 s asked for (≥ 5 s of video), at most a GOP (2 s) more before.
+    // 10 fps, from 5 s before the put-down (the keyframe before) to 4 s after the alert, which
+    // comes some 10 s (the dwell) after the put-down: about 20 s.
     let frames = evidence_clip_frames(&service, &storage, key, "hevc").await;
-    assert!((95..=125).contains(&frames), "{frames} frames");
+    assert!((150..=300).contains(&frames), "{frames} frames");
     service.stop().await;
 }
 
@@ -669,9 +717,9 @@ async fn a_camera_analysed_on_its_sub_stream_sends_main_stream_evidence() {
         .iter()
         .any(|s| s["role"] == "before" || s["role"] == "actor");
     assert!(before, "{body:#}");
-    // The clip is the main stream's: at least the 10 s asked for, at most a GOP more.
+    // The clip is the main stream's, from 5 s before the put-down to 4 s after the alert.
     let frames = evidence_clip_frames(&service, &storage, key, "h264").await;
-    assert!((95..=125).contains(&frames), "{frames} frames");
+    assert!((150..=300).contains(&frames), "{frames} frames");
     service.stop().await;
 }
 

@@ -13,6 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::ApiState;
+use crate::store::changes::Change;
 use crate::store::writer::StoreHandle;
 use crate::store::{CASE_STATUSES, CaseReport, IncidentQuery, ReviewFilter, Verdict};
 
@@ -344,11 +345,19 @@ async fn review(
         Err(r) => return r,
     };
     let now = crate::clock::unix_now();
+    let changes = store.changes().clone();
     match store
         .call(move |st| st.review(id, verdict, body.by.as_deref(), body.note.as_deref(), now))
         .await
     {
-        Ok(Ok(Some(row))) => Json(row).into_response(),
+        Ok(Ok(Some(row))) => {
+            changes.tell(Change::Review {
+                incident: id,
+                verdict: verdict.as_str().to_owned(),
+                recorded_at: now,
+            });
+            Json(row).into_response()
+        }
         Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

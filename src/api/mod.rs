@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod evidence;
 pub mod incidents;
 pub mod listen;
+pub mod live;
 pub mod serve;
 
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/cameras/{id}", get(camera))
         .route("/api/v1/cameras/{id}/latest.jpg", get(latest_jpeg))
         .route("/api/v1/camera-events", get(camera_events::list))
+        .route("/api/v1/live", get(live::feed))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
         .route(

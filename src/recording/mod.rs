@@ -32,6 +32,7 @@ use crate::evidence::EventPicture;
 use crate::geometry::Polygon;
 use crate::incident::FrameSize;
 use crate::store::camera_events::NewCameraEvent;
+use crate::store::changes::Change;
 use crate::store::writer::StoreHandle;
 use crate::store::{EvidenceFile, NewEvent, StoreError};
 
@@ -120,6 +121,31 @@ impl StoreWrite {
                     .call_blocking(move |s| s.record_camera_event(&event, now))?
                     .map(|_| ())
             }
+        }
+    }
+
+    /// What the store took, for the live feed ([`crate::store::changes`]).
+    fn change(&self, camera_id: &str) -> Change {
+        let recorded_at = crate::clock::unix_now();
+        match self {
+            StoreWrite::Event(new) => Change::Incident {
+                incident: new.body.incident_id,
+                camera_id: camera_id.to_owned(),
+                event: new.kind.as_str().to_owned(),
+                at: new.at,
+                recorded_at,
+            },
+            StoreWrite::Evidence { incident, file } => Change::Evidence {
+                incident: *incident,
+                camera_id: camera_id.to_owned(),
+                role: file.role.clone(),
+                recorded_at,
+            },
+            StoreWrite::CameraEvent(event) => Change::Camera {
+                camera_id: event.camera_id.clone(),
+                view: event.view,
+                recorded_at,
+            },
         }
     }
 
@@ -391,6 +417,7 @@ fn write_until_taken(store: &StoreHandle, shared: &Shared, camera_id: &str, writ
     loop {
         let err = match write.apply(store) {
             Ok(()) => {
+                store.changes().tell(write.change(camera_id));
                 if failures > 0 {
                     info!(camera = camera_id, about = %write.subject(), what = write.what(),
                           failures, "the store took the write after refusing it");

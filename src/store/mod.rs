@@ -6,6 +6,7 @@
 //! is used from one thread, [`writer::StoreHandle`]'s; WAL mode lets readers look at it meanwhile.
 
 pub mod camera_events;
+pub mod changes;
 pub mod dead_letters;
 pub mod open_spots;
 pub mod retention;

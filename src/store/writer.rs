@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::changes::Changes;
 use super::{NewEvent, Store, StoreError};
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
@@ -23,6 +24,7 @@ const IDLE_READERS: usize = 4;
 pub struct StoreHandle {
     jobs: mpsc::Sender<Job>,
     recorded: Arc<Notify>,
+    changes: Changes,
     readers: Arc<Readers>,
 }
 
@@ -49,6 +51,7 @@ impl StoreHandle {
         Ok(StoreHandle {
             jobs: tx,
             recorded: Arc::new(Notify::new()),
+            changes: Changes::default(),
             readers: Arc::new(Readers {
                 dir: dir.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
@@ -133,6 +136,11 @@ impl StoreHandle {
     /// Notified whenever an event was recorded.
     pub fn recorded(&self) -> Arc<Notify> {
         self.recorded.clone()
+    }
+
+    /// Where the writers tell what the store took, and the live feed listens.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 }
 

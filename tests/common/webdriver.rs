@@ -53,7 +53,10 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
+                // Sound without a click first: the alarm's tones are checked, as if the operator
+                // had allowed them.
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--autoplay-policy=no-user-gesture-required",
                          format!("--window-size={width},{height}")]
             }
         }}});

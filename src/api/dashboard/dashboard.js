@@ -4,11 +4,12 @@
 
 const CAMERA_POLL_MS = 2000;
 const INCIDENT_POLL_MS = 3000;
+const LIVE_POLL_MS = 30000;
 const THUMB_REFRESH_MS = 5000;
 const PAGE = 50;
 
 const $ = (sel) => document.querySelector(sel);
-const state = { cameras: new Map(), selected: "", thumbsAt: 0, incidentsKey: "" };
+const state = { cameras: new Map(), selected: "", thumbsAt: 0, incidentsKey: "", live: false, alarmed: new Set() };
 
 const tokenInput = $("#token");
 tokenInput.value = localStorage.getItem("dumpwatch.token") || "";
@@ -197,7 +198,10 @@ async function toggleClip(id, node) {
 
 function drawIncident(node, inc) {
   const verdict = inc.review ? inc.review.verdict : "";
-  node.className = "incident " + inc.state + (verdict ? " " + verdict : "");
+  // An alarm stays on its card until the incident is reviewed.
+  if (verdict) state.alarmed.delete(inc.id);
+  const alarmed = state.alarmed.has(inc.id) ? " alarm" : "";
+  node.className = "incident " + inc.state + (verdict ? " " + verdict : "") + alarmed;
   const cam = state.cameras.get(inc.camera_id);
   node.querySelector(".camera-name").textContent = cam ? cam.name : inc.camera_id;
   node.querySelector(".zone").textContent = inc.zone;
@@ -368,8 +372,111 @@ $("#requeue-all").addEventListener("click", () => requeue("/api/v1/deliveries/re
 $("#filter-camera").addEventListener("change", (e) => selectCamera(e.target.value));
 $("#filter-review").addEventListener("change", pollIncidents);
 
+// ---- the live feed and the alarm --------------------------------------------------------------
+
+// Every alarm raised on this page: the incident, when the store recorded it and when the page
+// heard of it (unix seconds), and whether the sound played and a notification was shown.
+const alarms = [];
+window.dumpwatchAlarms = alarms;
+let audio = null;
+
+// Browsers let a page play sound and notify only after the operator allowed it once: the
+// "Alarm" button does both (and is pressed again to test the sound).
+function enableAlarm() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    audio.resume();
+  } catch (_) {}
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission().then(drawAlarmButton);
+  }
+  beep();
+  drawAlarmButton();
+}
+
+function drawAlarmButton() {
+  const b = $("#alarm");
+  const sound = audio && audio.state === "running";
+  const notify = "Notification" in window && Notification.permission === "granted";
+  b.className = sound ? "on" : "off";
+  b.textContent = sound ? (notify ? "🔔 alarm: sound + notification" : "🔔 alarm: sound") : "🔕 alarm off: click to allow sound";
+}
+
+// Three short tones; whether they could play.
+function beep() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+  } catch (_) {
+    return false;
+  }
+  if (audio.state !== "running") return false;
+  const t0 = audio.currentTime;
+  for (let i = 0; i < 3; i++) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, t0 + i * 0.3);
+    gain.gain.setValueAtTime(0, t0 + i * 0.3 + 0.18);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t0 + i * 0.3);
+    osc.stop(t0 + i * 0.3 + 0.2);
+  }
+  return true;
+}
+
+// A new incident: sound, a notification, and its card highlighted until it is reviewed.
+function raiseAlarm(change) {
+  const cam = state.cameras.get(change.camera_id);
+  const name = cam ? cam.name : change.camera_id;
+  const sound = beep();
+  let notified = false;
+  if ("Notification" in window && Notification.permission === "granted") {
+    const n = new Notification("dumpwatch: dumping at " + name, { tag: change.incident, requireInteraction: true });
+    n.onclick = () => { window.focus(); showIncident(change.incident); };
+    notified = true;
+  }
+  state.alarmed.add(change.incident);
+  alarms.push({ incident: change.incident, recorded_at: change.recorded_at, heard_at: Date.now() / 1000, sound, notified });
+  pollIncidents();
+}
+
+function showIncident(id) {
+  const node = document.querySelector(`article.incident[data-incident="${id}"]`);
+  if (node) node.scrollIntoView({ block: "center" });
+}
+
+// Server-sent events: the page learns of a change the moment the store takes it; the lists are
+// then read again. Polling goes on, slower, in case the feed is cut (EventSource reconnects).
+function connectLive() {
+  const live = new EventSource("/api/v1/live");
+  live.addEventListener("incident", (e) => {
+    const change = JSON.parse(e.data);
+    if (change.event === "raised") raiseAlarm(change);
+    else pollIncidents();
+  });
+  for (const name of ["evidence", "review", "resync"]) live.addEventListener(name, pollIncidents);
+  live.addEventListener("camera", () => { pollCameras().then(pollCameraEvents); });
+  live.onopen = () => { state.live = true; };
+  live.onerror = () => { state.live = false; };
+}
+
+// Polls the incidents every INCIDENT_POLL_MS without the live feed, every LIVE_POLL_MS with it.
+function pollWhileNeeded(poll) {
+  let last = 0;
+  setInterval(() => {
+    const every = state.live ? LIVE_POLL_MS : INCIDENT_POLL_MS;
+    if (Date.now() - last >= every) {
+      last = Date.now();
+      poll();
+    }
+  }, INCIDENT_POLL_MS);
+}
+
+$("#alarm").addEventListener("click", enableAlarm);
+drawAlarmButton();
+connectLive();
 pollCameras().then(pollIncidents).then(pollDeadLetters).then(pollCameraEvents);
 setInterval(pollCameras, CAMERA_POLL_MS);
-setInterval(pollIncidents, INCIDENT_POLL_MS);
-setInterval(pollDeadLetters, INCIDENT_POLL_MS);
-setInterval(pollCameraEvents, INCIDENT_POLL_MS);
+pollWhileNeeded(pollIncidents);
+pollWhileNeeded(pollDeadLetters);
+pollWhileNeeded(pollCameraEvents);
