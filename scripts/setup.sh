@@ -19,12 +19,13 @@ die() { printf '\033[31msetup: error:\033[0m %s\n' "$*" >&2; exit 1; }
 # python3-gi + gir1.2-gst-rtsp-server-1.0 + plugins: the local RTSP test server (scripts/rtsp_server.py).
 # ffmpeg (libx264): test media. opencv-doc: real footage (vtest.avi). darknet: real photos.
 # fonts-dejavu-core: the font of `eval --plot`. python3-numpy: scripts/make_scenes.py (scenes
-# composited from photos).
+# composited from photos). fonts-wqy-microhei: a Chinese font, for the dashboard's zh-CN page in
+# the browser tests (and its screenshots in docs/).
 APT_PACKAGES=(pkg-config ffmpeg curl unzip ca-certificates
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev clang libclang-dev
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  opencv-doc darknet fonts-dejavu-core python3-numpy)
+  opencv-doc darknet fonts-dejavu-core python3-numpy fonts-wqy-microhei)
 if [ "${1:-}" = "--test" ]; then
   APT_PACKAGES+=(chromium chromium-driver prometheus)
 fi

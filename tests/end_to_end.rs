@@ -414,6 +414,24 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         marks.len() == 2 && marks[0] > 0.0 && marks[0] < marks[1] && marks[1] < 100.0,
         "put-down and alert marks: {marks:?}"
     );
+    // The page is Chinese first: no English word on it but the names the city gave (the
+    // camera, its zone), the product's, and the switch to English.
+    let english = browser
+        .eval(
+            "const allowed = new Set(['dumpwatch', 'square', 'frame', 'English']); \
+             return (document.body.innerText.match(/[A-Za-z][A-Za-z]{2,}/g) || []) \
+             .filter((w) => !allowed.has(w));",
+        )
+        .await;
+    assert_eq!(
+        english,
+        serde_json::json!([]),
+        "English words on the zh-CN page"
+    );
+    assert_eq!(
+        browser.eval("return document.documentElement.lang;").await,
+        "zh-CN"
+    );
     let screenshot = browser.screenshot().await;
     std::fs::write(
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png"),
@@ -441,6 +459,22 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         ))
         .await;
     assert_eq!(still_alarmed, false, "the alarm ends with the review");
+    // The English switch: the same page in English, kept for this browser.
+    let switch = browser
+        .wait_for("#language", Duration::from_secs(5), "the language switch")
+        .await;
+    browser.click(&switch).await;
+    browser
+        .wait_for(
+            r#"html[lang="en"] section.incidents h2"#,
+            Duration::from_secs(10),
+            "the page in English",
+        )
+        .await;
+    let heading = browser
+        .eval("return document.querySelector('section.incidents h2').textContent;")
+        .await;
+    assert_eq!(heading, "Incidents");
     let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
     let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(row["review"]["verdict"], "dismissed", "{row:#}");

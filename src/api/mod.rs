@@ -53,6 +53,9 @@ pub struct ApiState {
     pub reload: Option<crate::supervisor::ReloadHandle>,
     /// Longest time a request may take to be answered (503 after it).
     pub request_timeout: std::time::Duration,
+    /// The site's offset from UTC in minutes (`delivery.utc_offset`): the dashboard shows its
+    /// times in it.
+    pub utc_offset_min: i32,
 }
 
 /// The router with every endpoint.
@@ -60,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
     let timeout = state.request_timeout;
     Router::new()
         .route("/", get(dashboard::index))
+        .route("/dashboard/texts.js", get(dashboard::texts))
         .route("/dashboard/dashboard.js", get(dashboard::script))
         .route("/dashboard/dashboard.css", get(dashboard::style))
         .route("/api/v1/openapi.json", get(openapi))

@@ -15,20 +15,11 @@ const tokenInput = $("#token");
 tokenInput.value = localStorage.getItem("dumpwatch.token") || "";
 tokenInput.addEventListener("change", () => localStorage.setItem("dumpwatch.token", tokenInput.value));
 
-// What a camera's view means for the operator (`view` in /api/v1/cameras).
-const VIEW_TEXT = {
-  moved: "camera moved: its zones are not watched",
-  covered: "lens covered: nothing is watched",
-};
-
-// What a camera event says (`view` in /api/v1/camera-events).
-const CAMERA_EVENT_TEXT = {
-  moved: "camera moved (turned, bumped or zoomed): its zones are not watched",
-  covered: "lens covered: nothing is watched",
-  home: "sees its scene again: watched",
-  learning: "zones drawn anew: learning its new view",
-};
 const CAMERA_EVENTS_SHOWN = 20;
+
+// Times as the operations center reads them: 24-hour, in the site's UTC offset (the service's
+// delivery.utc_offset), whatever the browser's own zone and locale.
+const UTC_OFFSET_MIN = Number(document.documentElement.dataset.utcOffsetMin) || 0;
 
 function setConn(ok) {
   $("#conn").className = "conn " + (ok ? "ok" : "bad");
@@ -45,21 +36,23 @@ async function getJson(url) {
 }
 
 function fmtTime(unix) {
-  return new Date(unix * 1000).toLocaleString();
+  const local = new Date((unix + UTC_OFFSET_MIN * 60) * 1000).toISOString();
+  return local.slice(0, 10) + " " + local.slice(11, 19);
 }
 
 function ago(iso) {
-  if (!iso) return "never";
+  if (!iso) return t("never");
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 90) return Math.round(s) + " s ago";
-  if (s < 5400) return Math.round(s / 60) + " min ago";
-  return Math.round(s / 3600) + " h ago";
+  if (s < 90) return t("ago.s", { n: Math.round(s) });
+  if (s < 5400) return t("ago.min", { n: Math.round(s / 60) });
+  return t("ago.h", { n: Math.round(s / 3600) });
 }
 
 // ---- cameras -----------------------------------------------------------------------------
 
 function cameraCard(cam) {
   const node = $("#camera-card").content.firstElementChild.cloneNode(true);
+  applyTexts(node);
   node.dataset.camera = cam.id;
   node.querySelector(".name").textContent = cam.name;
   node.querySelector(".id").textContent = cam.id;
@@ -86,19 +79,19 @@ function drawCameras(list) {
     node.className = "camera " + cam.state + (cam.busy ? " active" : "") +
       (viewLost ? " view-lost" : "") + (state.selected === cam.id ? " selected" : "");
     node.querySelector(".name").textContent = cam.name;
-    node.querySelector(".state").textContent = cam.state.replace("_", " ");
-    node.querySelector(".mode").textContent = cam.decode;
-    node.querySelector(".codec").textContent = cam.codec ? cam.codec.toUpperCase().replace("H26", "H.26") : "codec ?";
+    node.querySelector(".state").textContent = tValue("state", cam.state);
+    node.querySelector(".mode").textContent = tValue("decode", cam.decode);
+    node.querySelector(".codec").textContent = cam.codec ? cam.codec.toUpperCase().replace("H26", "H.26") : t("codec.unknown");
     node.querySelector(".codec").title = cam.codec_string || "";
-    node.querySelector(".fps").textContent = cam.fps != null ? cam.fps + " fps" : "no frames";
+    node.querySelector(".fps").textContent = cam.fps != null ? t("fps", { n: cam.fps }) : t("no-frames");
     node.querySelector(".gap").textContent =
-      cam.since_analysed_s != null ? "analysed " + Math.round(cam.since_analysed_s) + " s ago" : "not analysed yet";
-    node.querySelector(".view").textContent = VIEW_TEXT[cam.view] || "";
-    node.querySelector(".view").title = viewLost ? "since " + ago(cam.view_since) : "";
+      cam.since_analysed_s != null ? t("analysed", { n: Math.round(cam.since_analysed_s) }) : t("not-analysed");
+    node.querySelector(".view").textContent = viewLost ? t("view." + cam.view) : "";
+    node.querySelector(".view").title = viewLost ? t("since", { when: ago(cam.view_since) }) : "";
     const err = node.querySelector(".err");
     err.textContent = cam.state === "streaming" ? "" : (cam.last_error || "");
     err.title = cam.last_error || "";
-    node.title = "last frame " + ago(cam.last_frame_at) + ", " + cam.reconnects + " reconnects";
+    node.title = t("last-frame", { when: ago(cam.last_frame_at), n: cam.reconnects });
     const img = node.querySelector("img");
     if (cam.state === "streaming" && (refreshThumbs || !img.src)) {
       img.src = `/api/v1/cameras/${encodeURIComponent(cam.id)}/latest.jpg?width=320&t=${Date.now()}`;
@@ -115,7 +108,7 @@ function drawCameras(list) {
   }
   const up = list.filter((c) => c.state === "streaming").length;
   const busy = list.filter((c) => c.busy).length;
-  $("#camera-count").textContent = `${up} / ${list.length} streaming, ${busy} busy`;
+  $("#camera-count").textContent = t("cameras.count", { up, all: list.length, busy });
   state.cameras = new Map(list.map((c) => [c.id, c]));
 }
 
@@ -145,6 +138,7 @@ function evidenceUrl(inc, ev) {
 
 function incidentCard(inc) {
   const node = $("#incident-card").content.firstElementChild.cloneNode(true);
+  applyTexts(node);
   node.dataset.incident = inc.id;
   node.querySelector(".ack").addEventListener("click", () => review(inc.id, "ack", node));
   node.querySelector(".dismiss").addEventListener("click", () => review(inc.id, "dismiss", node));
@@ -183,7 +177,7 @@ async function toggleClip(id, node) {
       if (!known) continue;
       const share = Math.min(1, Math.max(0, at / clip.duration_s));
       mark.style.left = (share * 100).toFixed(2) + "%";
-      mark.title = `${name} at ${at.toFixed(1)} s`;
+      mark.title = t("clip.mark", { name: t("clip." + name), at: at.toFixed(1) });
       jump.onclick = () => {
         video.currentTime = Math.max(0, at - LEAD_S);
         video.play().catch(() => {});
@@ -192,7 +186,7 @@ async function toggleClip(id, node) {
     video.currentTime = Math.max(0, (clip.put_down_s ?? 0) - LEAD_S);
     video.play().catch(() => {});
   } catch (e) {
-    err.textContent = "clip: " + e.message;
+    err.textContent = t("clip.error", { error: e.message });
   }
 }
 
@@ -205,8 +199,8 @@ function drawIncident(node, inc) {
   const cam = state.cameras.get(inc.camera_id);
   node.querySelector(".camera-name").textContent = cam ? cam.name : inc.camera_id;
   node.querySelector(".zone").textContent = inc.zone;
-  node.querySelector(".state").textContent = inc.state;
-  node.querySelector(".review").textContent = verdict;
+  node.querySelector(".state").textContent = tValue("incident", inc.state);
+  node.querySelector(".review").textContent = verdict ? tValue("review", verdict) : "";
   node.querySelector(".raised").textContent = fmtTime(inc.raised_at);
   const pics = node.querySelector(".pictures");
   const key = inc.evidence.map((e) => e.id + (e.deleted ? "d" : "")).join(",");
@@ -223,19 +217,20 @@ function drawIncident(node, inc) {
       img.alt = role;
       img.src = evidenceUrl(inc, ev);
       const cap = document.createElement("figcaption");
-      cap.textContent = role;
+      cap.textContent = tValue("role", role);
       fig.append(img, cap);
       pics.appendChild(fig);
     }
     const clip = inc.evidence.find((e) => e.role === "clip" && !e.deleted);
     node.querySelector(".clip").hidden = !clip;
   }
-  const objects = (inc.objects || []).map((o) => o.class).join(", ") || "object";
-  const delivery = inc.deliveries.map((d) => d.event + ": " + d.state).join(", ");
-  const cases = inc.case_reports.length ? " · case " + inc.case_reports[inc.case_reports.length - 1].case_number +
-    " " + inc.case_reports[inc.case_reports.length - 1].status : "";
-  node.querySelector(".facts").textContent =
-    `${objects} · unattended ${Math.round(inc.dwell_s)} s · confidence ${inc.confidence.toFixed(2)} · ${delivery}${cases}`;
+  const objects = (inc.objects || []).map((o) => tValue("class", o.class)).join(", ") || t("object");
+  const delivery = inc.deliveries.map((d) => tValue("event", d.event) + ": " + tValue("delivery", d.state)).join(", ");
+  const last = inc.case_reports[inc.case_reports.length - 1];
+  const cases = last ? t("case", { number: last.case_number, status: tValue("case", last.status) }) : "";
+  node.querySelector(".facts").textContent = t("facts", {
+    objects, dwell: Math.round(inc.dwell_s), confidence: inc.confidence.toFixed(2), delivery, case: cases,
+  });
   node.querySelector(".ack").disabled = verdict === "acknowledged";
   node.querySelector(".dismiss").disabled = verdict === "dismissed";
 }
@@ -259,7 +254,7 @@ function drawIncidents(list) {
   if (!list.length) {
     const p = document.createElement("p");
     p.className = "empty";
-    p.textContent = "No incidents.";
+    p.textContent = t("incidents.none");
     feed.replaceChildren(p);
   } else {
     for (const n of [...feed.children]) if (!n.dataset.incident) n.remove();
@@ -277,16 +272,16 @@ async function pollIncidents() {
     drawIncidents(page.incidents);
     $("#incident-error").textContent = "";
     const open = page.incidents.filter((i) => i.state === "open" && !(i.review && i.review.verdict === "dismissed")).length;
-    $("#summary").textContent = `${open} open incident${open === 1 ? "" : "s"} on this page`;
+    $("#summary").textContent = t("incidents.open", { n: open });
   } catch (e) {
-    $("#incident-error").textContent = "incidents: " + e.message;
+    $("#incident-error").textContent = t("incidents.error", { error: e.message });
   }
 }
 
 // POSTs with the operator's API token; throws with the service's own error text.
 async function postWithToken(url, body) {
   const token = tokenInput.value.trim();
-  if (!token) throw new Error("enter the API token (top right) first");
+  if (!token) throw new Error(t("token.missing"));
   const headers = { "Authorization": "Bearer " + token };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(url, { method: "POST", headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -304,7 +299,7 @@ async function review(id, action, node) {
   try {
     drawIncident(node, await postWithToken(`/api/v1/incidents/${id}/${action}`, { by: "dashboard" }));
   } catch (e) {
-    err.textContent = action + ": " + e.message;
+    err.textContent = t("action.error", { action: t(action), error: e.message });
   }
 }
 
@@ -314,20 +309,20 @@ async function pollDeadLetters() {
     const page = await getJson("/api/v1/deliveries?state=dead&limit=50");
     const list = page.deliveries;
     $("#dead-letters").hidden = list.length === 0;
-    $("#dead-count").textContent = list.length >= 50 ? "(50 or more)" : `(${list.length})`;
+    $("#dead-count").textContent = list.length >= 50 ? t("dead.many") : t("dead.count", { n: list.length });
     const ul = $("#dead-list");
     ul.replaceChildren(...list.map((d) => {
       const li = document.createElement("li");
       const text = document.createElement("span");
-      text.textContent = `${fmtTime(d.created_at)} · ${d.camera_id} · ${d.event} · ${d.last_error || "HTTP " + d.last_status} `;
+      text.textContent = `${fmtTime(d.created_at)} · ${d.camera_id} · ${tValue("event", d.event)} · ${d.last_error || "HTTP " + d.last_status} `;
       const again = document.createElement("button");
-      again.textContent = "Send again";
+      again.textContent = t("dead.send");
       again.addEventListener("click", () => requeue(`/api/v1/deliveries/${d.id}/requeue`));
       li.append(text, again);
       return li;
     }));
   } catch (e) {
-    $("#dead-error").textContent = "dead letters: " + e.message;
+    $("#dead-error").textContent = t("dead.error", { error: e.message });
   }
 }
 
@@ -347,13 +342,13 @@ async function pollCameraEvents() {
         (e.view === "moved" || e.view === "covered");
       li.className = e.view + (stillLost ? " still-lost" : "");
       li.dataset.camera = e.camera_id;
-      li.textContent = `${fmtTime(e.at)} · ${cam ? cam.name : e.camera_id} · ${CAMERA_EVENT_TEXT[e.view] || e.view}`;
+      li.textContent = `${fmtTime(e.at)} · ${cam ? cam.name : e.camera_id} · ${tValue("view-event", e.view)}`;
       li.addEventListener("click", () => selectCamera(e.camera_id));
       return li;
     }));
   } catch (e) {
     $("#camera-events").hidden = false;
-    $("#camera-event-error").textContent = "camera events: " + e.message;
+    $("#camera-event-error").textContent = t("camera-events.error", { error: e.message });
   }
 }
 
@@ -364,7 +359,7 @@ async function requeue(url) {
     await postWithToken(url);
     await pollDeadLetters();
   } catch (e) {
-    err.textContent = "send again: " + e.message;
+    err.textContent = t("dead.send-error", { error: e.message });
   }
 }
 
@@ -399,7 +394,7 @@ function drawAlarmButton() {
   const sound = audio && audio.state === "running";
   const notify = "Notification" in window && Notification.permission === "granted";
   b.className = sound ? "on" : "off";
-  b.textContent = sound ? (notify ? "🔔 alarm: sound + notification" : "🔔 alarm: sound") : "🔕 alarm off: click to allow sound";
+  b.textContent = sound ? t(notify ? "alarm.both" : "alarm.sound") : t("alarm.off");
 }
 
 // Three short tones; whether they could play.
@@ -429,9 +424,10 @@ function raiseAlarm(change) {
   const cam = state.cameras.get(change.camera_id);
   const name = cam ? cam.name : change.camera_id;
   const sound = beep();
+  drawAlarmButton();
   let notified = false;
   if ("Notification" in window && Notification.permission === "granted") {
-    const n = new Notification("dumpwatch: dumping at " + name, { tag: change.incident, requireInteraction: true });
+    const n = new Notification(t("alarm.notification", { camera: name }), { tag: change.incident, requireInteraction: true });
     n.onclick = () => { window.focus(); showIncident(change.incident); };
     notified = true;
   }
@@ -473,6 +469,7 @@ function pollWhileNeeded(poll) {
 }
 
 $("#alarm").addEventListener("click", enableAlarm);
+$("#language").addEventListener("click", switchLanguage);
 drawAlarmButton();
 connectLive();
 pollCameras().then(pollIncidents).then(pollDeadLetters).then(pollCameraEvents);
