@@ -15,7 +15,6 @@ use tracing::info;
 
 use crate::api::ApiState;
 use crate::clip::ClipRecorder;
-use crate::clip::ring::ActBudget;
 use crate::config::Config;
 use crate::cpu_budget::{CpuBudgetMetrics, CpuGovernor};
 use crate::decode::FrameRun;
@@ -209,10 +208,10 @@ pub async fn run_with_reload(
             capacity,
             (svc.evidence.clip_pre_s, svc.evidence.clip_before_put_down_s),
             (svc.evidence.clip_ring_max_mb * 1e6) as usize,
-            &ActBudget::new(
-                (svc.evidence.clip_act_max_mb * 1e6) as usize,
-                (svc.evidence.clip_act_total_mb * 1e6) as usize,
-            ),
+            Some((
+                &svc.storage_dir.join(crate::clip::ACT_DIR),
+                (svc.evidence.clip_act_max_mb * 1e6) as u64,
+            )),
         ),
         recording: Arc::new(recording.clone()),
         storage_dir: svc.storage_dir.clone(),

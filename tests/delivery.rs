@@ -846,12 +846,7 @@ async fn a_clip_still_waiting_at_shutdown_is_written_with_the_video_received() {
     )
     .unwrap();
     let clips = std::sync::Arc::new(dumpwatch::clip::ClipRecorder {
-        rings: dumpwatch::clip::ClipRecorder::rings(
-            1,
-            (20.0, 5.0),
-            usize::MAX,
-            &dumpwatch::clip::ring::ActBudget::none(),
-        ),
+        rings: dumpwatch::clip::ClipRecorder::rings(1, (20.0, 5.0), usize::MAX, None),
         recording: Arc::new(recording),
         storage_dir: storage.path().to_path_buf(),
         pre_s: 20.0,

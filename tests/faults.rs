@@ -315,12 +315,7 @@ fn worker(storage: &Path) {
         let stop_delivery = CancellationToken::new();
         let delivery = tokio::spawn(deliverer.run(stop_delivery.clone(), Duration::from_secs(1)));
         let clips = Arc::new(ClipRecorder {
-            rings: ClipRecorder::rings(
-                1,
-                (1.0, 0.0),
-                4_000_000,
-                &dumpwatch::clip::ring::ActBudget::none(),
-            ),
+            rings: ClipRecorder::rings(1, (1.0, 0.0), 4_000_000, None),
             recording: Arc::new(recording.clone()),
             storage_dir: dir.clone(),
             pre_s: 1.0,

@@ -8,9 +8,9 @@
 //!
 //! A raised incident's clip shows the act: it starts `before_put_down_s` before the object was
 //! first seen, some `dwell_s` before the alert. While an object is pending, its camera's ring
-//! keeps everything from that moment on ([`ClipRecorder::keep_act_from`]), out of a budget shared
-//! by all cameras ([`ring::ActBudget`]); when the object is raised the clip takes it, when it is
-//! taken back the ring lets it go.
+//! keeps everything from that moment on ([`ClipRecorder::keep_act_from`]), what outgrows its memory
+//! in a file ([`ring::ActSpill`]); when the object is raised the clip takes it, when it is taken
+//! back the ring lets it go.
 
 pub mod mux;
 pub mod ring;
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::codec::EncodedFrame;
 use crate::decode::DecodedFrame;
 use crate::store::EvidenceFile;
-use ring::{ActBudget, ClipFrame, ClipRing};
+use ring::{ActSpill, ClipFrame, ClipRing};
 
 /// Writes incident clips.
 pub struct ClipRecorder {
@@ -98,20 +98,27 @@ fn decode_last(frames: &[ClipFrame]) -> Result<DecodedFrame, String> {
 
 impl ClipRecorder {
     /// Rings that keep enough for `pre_s` before an event (and the seconds it takes to decide
-    /// it), and for `before_put_down_s` before an object found now, at most `max_bytes` each, and
-    /// more out of `act` while an object is pending.
+    /// it), and for `before_put_down_s` before an object found now, at most `max_bytes` each in
+    /// memory; while an object is pending, what outgrows that goes to a file of at most
+    /// `act_max_bytes` per camera in `act_dir` (none: not kept).
     pub fn rings(
         cameras: usize,
         (pre_s, before_put_down_s): (f64, f64),
         max_bytes: usize,
-        act: &Arc<ActBudget>,
+        act: Option<(&std::path::Path, u64)>,
     ) -> Arc<[Arc<ClipRing>]> {
         // The pre window is taken when the event is decided; a GOP of margin (up to 5 s) lets
         // the clip start at the keyframe before it. An object is found up to 10 s after it was
         // put down (it must settle into the background first, and be seen by a detection).
         let keep_s = pre_s.max(before_put_down_s + 10.0) + 5.0;
         (0..cameras)
-            .map(|_| Arc::new(ClipRing::with_act(keep_s, max_bytes, act.clone())))
+            .map(|slot| {
+                let spill = act.map(|(dir, max_bytes)| ActSpill {
+                    path: dir.join(format!("{slot}.video")),
+                    max_bytes,
+                });
+                Arc::new(ClipRing::with_spill(keep_s, max_bytes, spill))
+            })
             .collect()
     }
 
@@ -263,6 +270,10 @@ pub trait ClipSink: Send + Sync {
     /// Takes the clip file of `incident` (camera `camera_id`), written and synced.
     fn clip_written(&self, camera_id: &str, incident: uuid::Uuid, file: EvidenceFile);
 }
+
+/// Directory under the storage directory where rings keep pending objects' put-downs that
+/// outgrew their memory (a file per camera slot, emptied when nothing is pending).
+pub const ACT_DIR: &str = "pending-act";
 
 /// Name of the file next to `clip.mp4` that says when the clip starts and ends.
 pub const CLIP_SPAN_FILE: &str = "clip.json";

@@ -1,9 +1,16 @@
 //! Each camera's recent encoded video: every access unit of the last seconds, from a keyframe
-//! on, so an incident's clip can start before the event without decoding anything.
+//! on, so an incident's clip can start before the event without decoding anything. While an
+//! object is pending, the video from just before its put-down is kept too: what outgrows the
+//! ring's memory goes to a file on disk ([`ActSpill`]), so the clip can show the act without
+//! the ring holding 45 s of every camera in memory.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+use tracing::warn;
 
 use crate::codec::EncodedFrame;
 
@@ -22,39 +29,15 @@ pub struct ClipFrame {
     pub codec: crate::codec::VideoCodec,
 }
 
-/// What the rings of all cameras may hold beyond their own limit to keep a pending object's
-/// put-down for its clip ([`ClipRing::keep_from`]): shared by every ring, so memory stays
-/// bounded when many cameras have objects pending at once.
-#[derive(Debug)]
-pub struct ActBudget {
-    /// Most bytes one ring holds while it keeps a put-down.
-    per_camera: usize,
-    /// Most bytes all rings hold beyond their own limit together.
-    total: usize,
-    /// Bytes held beyond their own limit now, all rings together.
-    used: AtomicUsize,
-}
-
-impl ActBudget {
-    /// A budget of `total` bytes for all rings, `per_camera` at most for one (its own limit
-    /// included).
-    pub fn new(per_camera: usize, total: usize) -> Arc<ActBudget> {
-        Arc::new(ActBudget {
-            per_camera,
-            total,
-            used: AtomicUsize::new(0),
-        })
-    }
-
-    /// No room beyond each ring's own limit: clips start `keep_s` before the event only.
-    pub fn none() -> Arc<ActBudget> {
-        ActBudget::new(0, 0)
-    }
-
-    /// Bytes held beyond the rings' own limits now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
+/// Where a ring keeps a pending object's put-down once it outgrows the ring's memory: a file of
+/// whole GOPs, oldest first, at most `max_bytes`; emptied when nothing is pending any more.
+#[derive(Clone, Debug)]
+pub struct ActSpill {
+    /// The file (created on first use).
+    pub path: PathBuf,
+    /// Most bytes of video in it; beyond, the put-down is given up (the clip starts later,
+    /// from what the ring holds).
+    pub max_bytes: u64,
 }
 
 /// The ring of one camera. Cheap to share; pushed by the camera's ingest task.
@@ -62,7 +45,7 @@ impl ActBudget {
 pub struct ClipRing {
     keep_s: f64,
     max_bytes: usize,
-    act: Arc<ActBudget>,
+    spill: Option<ActSpill>,
     inner: Mutex<Inner>,
 }
 
@@ -79,8 +62,13 @@ struct Inner {
     /// Keep every frame from the keyframe at or before this (unix seconds): an object is pending
     /// whose clip must show it being put down ([`ClipRing::keep_from`]).
     keep_from: Option<f64>,
-    /// Bytes of the shared [`ActBudget`] this ring holds (beyond its own limit).
-    lent: usize,
+    /// The put-down's GOPs that outgrew the ring's memory, in the spill file, oldest first:
+    /// each frame without its data, and where the data lies in the file.
+    spilled: Vec<(ClipFrame, u64, usize)>,
+    /// Bytes of video in the spill file.
+    spilled_bytes: u64,
+    /// The spill file, open while something is in it.
+    spill_file: Option<File>,
 }
 
 impl ClipRing {
@@ -88,16 +76,16 @@ impl ClipRing {
     /// as `max_bytes` of video allow: whole GOPs are dropped, oldest first, while more is held
     /// (the newest GOP is always kept).
     pub fn new(keep_s: f64, max_bytes: usize) -> ClipRing {
-        ClipRing::with_act(keep_s, max_bytes, ActBudget::none())
+        ClipRing::with_spill(keep_s, max_bytes, None)
     }
 
-    /// [`ClipRing::new`] that may hold more than `max_bytes`, out of the shared `act` budget,
-    /// while it keeps a put-down ([`ClipRing::keep_from`]).
-    pub fn with_act(keep_s: f64, max_bytes: usize, act: Arc<ActBudget>) -> ClipRing {
+    /// [`ClipRing::new`] that, while it keeps a put-down ([`ClipRing::keep_from`]), writes what
+    /// outgrows `max_bytes` to `spill` instead of dropping it.
+    pub fn with_spill(keep_s: f64, max_bytes: usize, spill: Option<ActSpill>) -> ClipRing {
         ClipRing {
             keep_s,
             max_bytes,
-            act,
+            spill,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -124,7 +112,6 @@ impl ClipRing {
             if !inner.frames.is_empty() {
                 inner.frames.clear();
                 inner.bytes = 0;
-                self.settle(&mut inner);
             }
             return;
         }
@@ -145,46 +132,97 @@ impl ClipRing {
             Some(from) => (at - self.keep_s).min(from),
             None => at - self.keep_s,
         };
-        let limit = self.limit(&inner);
         while let Some(next_key) = inner.frames.iter().skip(1).position(|f| f.keyframe) {
             let old_enough = inner.frames[next_key + 1].at <= horizon;
-            if !old_enough && inner.bytes <= limit {
+            if !old_enough && inner.bytes <= self.max_bytes {
                 break;
             }
-            let dropped: usize = inner.frames.drain(..=next_key).map(|f| f.data.len()).sum();
-            inner.bytes -= dropped;
+            let gop: Vec<ClipFrame> = inner.frames.drain(..=next_key).collect();
+            inner.bytes -= gop.iter().map(|f| f.data.len()).sum::<usize>();
+            if !old_enough && inner.keep_from.is_some() {
+                // Part of a pending object's put-down that memory cannot hold: to disk.
+                self.spill_gop(&mut inner, gop);
+            }
         }
-        self.settle(&mut inner);
+        if inner.keep_from.is_none() && !inner.spilled.is_empty() {
+            self.drop_spill(&mut inner);
+        }
     }
 
-    /// The most bytes the ring may hold now: its own limit, and while it keeps a put-down, what
-    /// the shared budget still allows up to its share for one camera.
-    fn limit(&self, inner: &Inner) -> usize {
-        if inner.keep_from.is_none() || self.act.per_camera <= self.max_bytes {
-            return self.max_bytes;
+    /// Appends a GOP to the spill file; if there is none, it is full or cannot be written, the
+    /// spill is given up whole (a clip must not have a hole: it starts later instead).
+    fn spill_gop(&self, inner: &mut Inner, gop: Vec<ClipFrame>) {
+        let Some(spill) = &self.spill else {
+            return;
+        };
+        let bytes: u64 = gop.iter().map(|f| f.data.len() as u64).sum();
+        if inner.spilled_bytes + bytes > spill.max_bytes {
+            self.drop_spill(inner);
+            return;
         }
-        let others = self.act.used().saturating_sub(inner.lent);
-        let room = self.act.total.saturating_sub(others);
-        (self.max_bytes + room).min(self.act.per_camera)
+        if inner.spill_file.is_none() {
+            let opened = spill
+                .path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .read(true)
+                        .write(true)
+                        .truncate(true)
+                        .open(&spill.path)
+                });
+            match opened {
+                Ok(f) => inner.spill_file = Some(f),
+                Err(e) => {
+                    warn!(path = %spill.path.display(), error = %e,
+                          "cannot keep a pending object's put-down on disk: its clip will start later");
+                    return;
+                }
+            }
+        }
+        let file = inner.spill_file.as_ref().expect("opened above");
+        let mut at = inner.spilled_bytes;
+        let mut written = Vec::with_capacity(gop.len());
+        for f in gop {
+            if let Err(e) = file.write_all_at(&f.data, at) {
+                warn!(path = %spill.path.display(), error = %e,
+                      "cannot keep a pending object's put-down on disk: its clip will start later");
+                self.drop_spill(inner);
+                return;
+            }
+            let len = f.data.len();
+            written.push((
+                ClipFrame {
+                    data: Arc::from(&[][..]),
+                    ..f
+                },
+                at,
+                len,
+            ));
+            at += len as u64;
+        }
+        inner.spilled.extend(written);
+        inner.spilled_bytes = at;
     }
 
-    /// Books the bytes held beyond the ring's own limit in the shared budget.
-    fn settle(&self, inner: &mut Inner) {
-        let lent = inner.bytes.saturating_sub(self.max_bytes);
-        if lent > inner.lent {
-            self.act
-                .used
-                .fetch_add(lent - inner.lent, Ordering::Relaxed);
-        } else {
-            self.act
-                .used
-                .fetch_sub(inner.lent - lent, Ordering::Relaxed);
+    /// Forgets the spilled put-down and empties its file.
+    fn drop_spill(&self, inner: &mut Inner) {
+        inner.spilled.clear();
+        inner.spilled_bytes = 0;
+        if let Some(file) = inner.spill_file.take() {
+            let _ = file.set_len(0);
         }
-        inner.lent = lent;
+    }
+
+    /// Bytes of video kept on disk for a pending object's put-down.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.lock().spilled_bytes
     }
 
     /// Keeps every frame from the keyframe at or before `from` (unix seconds) on, busy or idle,
-    /// as far as the shared budget allows: an object is pending, and its clip, cut when it is
+    /// what outgrows the ring's memory on disk, as far as the spill allows: an object is pending, and its clip, cut when it is
     /// raised, must show it being put down and who did it. `None` when nothing is pending: the
     /// ring goes back to its own seconds and bytes at the next frame.
     pub fn keep_from(&self, from: Option<f64>) {
@@ -204,7 +242,7 @@ impl ClipRing {
         inner.frames.clear();
         inner.bytes = 0;
         inner.generation += 1;
-        self.settle(&mut inner);
+        self.drop_spill(&mut inner);
     }
 
     /// The frames from the last keyframe at or before `from` up to `to` (unix seconds).
@@ -223,13 +261,48 @@ impl ClipRing {
         let Some(start) = start else {
             return (inner.generation, vec![]);
         };
-        let window = frames
-            .iter()
-            .skip(start)
-            .take_while(|f| f.at <= to)
-            .cloned()
-            .collect();
+        // Earlier than memory holds: from the spilled put-down, read back from disk.
+        let mut window = if start == 0 && frames[0].at > from {
+            self.read_spilled(&inner, from, to)
+        } else {
+            Vec::new()
+        };
+        window.extend(
+            frames
+                .iter()
+                .skip(start)
+                .take_while(|f| f.at <= to)
+                .cloned(),
+        );
         (inner.generation, window)
+    }
+
+    /// The spilled frames from the keyframe at or before `from` up to `to`, with their data read
+    /// back; none if it cannot be read (the clip then starts where memory does).
+    fn read_spilled(&self, inner: &Inner, from: f64, to: f64) -> Vec<ClipFrame> {
+        let spilled = &inner.spilled;
+        let (Some(file), Some(start)) = (
+            inner.spill_file.as_ref(),
+            spilled
+                .iter()
+                .rposition(|(f, _, _)| f.keyframe && f.at <= from)
+                .or_else(|| spilled.iter().position(|(f, _, _)| f.keyframe)),
+        ) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (f, offset, len) in spilled[start..].iter().take_while(|(f, _, _)| f.at <= to) {
+            let mut data = vec![0u8; *len];
+            if let Err(e) = file.read_exact_at(&mut data, *offset) {
+                warn!(error = %e, "cannot read a pending object's put-down back from disk: the clip starts later");
+                return Vec::new();
+            }
+            out.push(ClipFrame {
+                data: data.into(),
+                ..f.clone()
+            });
+        }
+        out
     }
 
     /// The frames that arrived after `after` up to `to`, if the ring still holds the connection
@@ -332,47 +405,64 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_put_down_is_kept_beyond_the_rings_seconds_within_the_budget() {
+    fn a_pending_put_down_that_outgrows_memory_is_kept_on_disk_without_a_hole() {
         // 8-byte frames, 10 fps, a keyframe every 2 s (160 bytes a GOP). The ring keeps 5 s and
-        // 400 bytes; a camera may hold 1,000 bytes for a put-down, all cameras 1,200.
-        let budget = ActBudget::new(1_000, 1_200);
-        let ring = ClipRing::with_act(5.0, 400, budget.clone());
+        // 400 bytes in memory; a put-down may take 1,000 bytes on disk.
+        let dir = tempfile::tempdir().unwrap();
+        let spill = ActSpill {
+            path: dir.path().join("act/0.video"),
+            max_bytes: 1_000,
+        };
+        let ring = ClipRing::with_spill(5.0, 400, Some(spill));
         let push = |ring: &ClipRing, from: u32, to: u32, full: bool| {
             for i in from..to {
                 let t = f64::from(i) / 10.0;
-                ring.push_keeping(&frame(i % 20 == 0, t), 1000.0 + t, full);
+                let mut f = frame(i % 20 == 0, t);
+                f.data = (i as u64).to_le_bytes().to_vec().into();
+                ring.push_keeping(&f, 1000.0 + t, full);
             }
         };
         push(&ring, 0, 100, true);
-        // Something put down at 1009.5 s: kept from 3 s before it, while it is pending.
+        // Something put down at 1009.5 s: kept from 3 s before it while it is pending, busy or
+        // idle; memory stays within the ring's 400 bytes.
         ring.keep_from(Some(1006.5));
-        push(&ring, 100, 150, true);
-        let kept = ring.window(0.0, f64::MAX);
+        push(&ring, 100, 140, true);
+        push(&ring, 140, 150, false);
+        assert!(ring.bytes() <= 400, "{}", ring.bytes());
+        assert!(ring.spilled_bytes() > 0);
+        let (_, kept) = ring.window_of(1006.5, f64::MAX);
         assert!((kept[0].at - 1006.0).abs() < 1e-9, "{}", kept[0].at);
-        assert_eq!(budget.used(), ring.bytes() - 400);
-        // Pending for longer than a camera's share: the oldest GOPs go, the newest stay.
-        push(&ring, 150, 300, false);
-        assert!(ring.bytes() <= 1_000, "{}", ring.bytes());
-        assert!(ring.window(0.0, f64::MAX).last().unwrap().at >= 1029.9);
-        // A second camera's put-down gets what the budget has left, not its whole share.
-        let other = ClipRing::with_act(5.0, 400, budget.clone());
-        other.keep_from(Some(1000.0));
-        push(&other, 0, 300, true);
-        assert!(budget.used() <= 1_200, "{}", budget.used());
-        assert!(other.bytes() <= 400 + 1_200 - (ring.bytes() - 400) + 160);
-        // Raised or taken back: both rings go back to their own limits and lend nothing.
+        assert!(kept[0].keyframe);
+        // Every frame from there on, once, in order, with its own data back from disk.
+        for (k, f) in kept.iter().enumerate() {
+            let i = 60 + k as u64;
+            assert_eq!(&f.data[..], &i.to_le_bytes()[..], "frame {k}");
+            assert!((f.at - (1000.0 + i as f64 / 10.0)).abs() < 1e-9);
+        }
+        assert_eq!(kept.len(), 90);
+        // Pending for longer than the spill holds: given up whole (no hole), memory goes on.
+        push(&ring, 150, 300, true);
+        let (_, kept) = ring.window_of(1006.5, f64::MAX);
+        assert!(kept[0].keyframe && kept[0].at > 1006.5);
+        let ats: Vec<f64> = kept.iter().map(|f| f.at).collect();
+        assert!(
+            ats.windows(2).all(|w| (w[1] - w[0] - 0.1).abs() < 1e-6),
+            "a hole"
+        );
+        // Raised or taken back: the file is emptied at the next frame.
+        ring.keep_from(Some(1020.0));
+        push(&ring, 300, 340, true);
+        assert!(ring.spilled_bytes() > 0);
         ring.keep_from(None);
-        other.keep_from(None);
-        push(&ring, 300, 301, true);
-        push(&other, 300, 301, true);
-        assert!(ring.bytes() <= 400 && other.bytes() <= 400);
-        assert_eq!(budget.used(), 0);
-        // An idle camera with nothing pending keeps nothing, and lends nothing.
-        ring.keep_from(Some(1029.0));
-        push(&ring, 301, 340, false);
-        ring.keep_from(None);
-        push(&ring, 340, 341, false);
-        assert_eq!((ring.bytes(), budget.used()), (0, 0));
+        push(&ring, 340, 341, true);
+        assert_eq!(ring.spilled_bytes(), 0);
+        assert!(ring.bytes() <= 400);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("act/0.video"))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[test]

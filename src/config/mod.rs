@@ -430,15 +430,12 @@ pub struct EvidenceConfig {
     /// the alert: some `dwell_s` + 10 s. Kept while the object is pending, within
     /// `clip_act_max_mb`. Default 5.
     pub clip_before_put_down_s: f64,
-    /// Most video one camera keeps while an object is pending, MB, so that its clip can show the
-    /// put-down (this includes `clip_ring_max_mb`). At 2 Mb/s, 16 MB is 64 s: the put-down,
-    /// `dwell_s` and the seconds it takes to decide. Beyond it the oldest GOPs go and the clip
-    /// starts later. Default 16.
+    /// Most video one camera keeps on disk while an object is pending, MB, so that its clip can
+    /// show the put-down: what outgrows `clip_ring_max_mb` in memory goes to a file under
+    /// `storage_dir/pending-act/`, emptied when nothing is pending. At 2 Mb/s, 16 MB is 64 s:
+    /// the put-down, `dwell_s` and the seconds it takes to decide. Beyond it the put-down is
+    /// given up and the clip starts later. 0: nothing kept on disk. Default 16.
     pub clip_act_max_mb: f64,
-    /// Most video all cameras keep together beyond `clip_ring_max_mb` for pending objects, MB:
-    /// the bound on this memory when many cameras have objects pending at once (a camera that
-    /// finds it spent keeps only its own ring, and its clip starts later). Default 64.
-    pub clip_act_total_mb: f64,
 }
 
 impl Default for EvidenceConfig {
@@ -451,7 +448,6 @@ impl Default for EvidenceConfig {
             clip_ring_max_mb: 4.0,
             clip_before_put_down_s: 5.0,
             clip_act_max_mb: 16.0,
-            clip_act_total_mb: 64.0,
         }
     }
 }

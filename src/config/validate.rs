@@ -235,13 +235,7 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         0.0,
         60.0,
     );
-    c.range("evidence.clip_act_max_mb", e.clip_act_max_mb, 0.0, 1000.0);
-    c.range(
-        "evidence.clip_act_total_mb",
-        e.clip_act_total_mb,
-        0.0,
-        100_000.0,
-    );
+    c.range("evidence.clip_act_max_mb", e.clip_act_max_mb, 0.0, 10_000.0);
     if !(1..=65_536).contains(&svc.api.max_connections) {
         c.add(
             "api.max_connections",
