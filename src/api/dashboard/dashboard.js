@@ -130,7 +130,9 @@ function selectCamera(id) {
 
 // ---- incidents ---------------------------------------------------------------------------
 
-const PICTURE_ROLES = ["before", "event", "after"];
+// The incident's pictures shown in its card, in this order: the spot before, who put it down
+// (when seen), the alert, the spot after.
+const PICTURE_ROLES = ["before", "actor", "event", "after"];
 
 function evidenceUrl(inc, ev) {
   return `/api/v1/incidents/${inc.id}/evidence/${ev.id}`;
