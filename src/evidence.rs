@@ -51,6 +51,44 @@ pub fn picture(
     img
 }
 
+/// Longer side of a crop, pixels: big enough for an operator to judge a bag or a face.
+const CROP_SIDE: u32 = 320;
+
+/// A zoomed crop of `img` around `bbox` (pixels of a picture of size `boxes_in`), the box grown
+/// by half its size on every side (at least 48 px) to show what lies around it, scaled so its
+/// longer side is [`CROP_SIDE`]. `None` for a box outside the picture.
+pub fn crop(
+    img: &RgbImage,
+    bbox: &crate::geometry::BBox,
+    boxes_in: (u32, u32),
+) -> Option<RgbImage> {
+    let sx = img.width() as f32 / boxes_in.0.max(1) as f32;
+    let sy = img.height() as f32 / boxes_in.1.max(1) as f32;
+    let (x1, y1, x2, y2) = (bbox.x1 * sx, bbox.y1 * sy, bbox.x2 * sx, bbox.y2 * sy);
+    let grow_x = ((x2 - x1) * 0.5).max(48.0);
+    let grow_y = ((y2 - y1) * 0.5).max(48.0);
+    let left = (x1 - grow_x).max(0.0).floor() as u32;
+    let top = (y1 - grow_y).max(0.0).floor() as u32;
+    let right = ((x2 + grow_x).ceil() as u32).min(img.width());
+    let bottom = ((y2 + grow_y).ceil() as u32).min(img.height());
+    if right <= left + 1 || bottom <= top + 1 {
+        return None;
+    }
+    let (w, h) = (right - left, bottom - top);
+    let part = image::imageops::crop_imm(img, left, top, w, h).to_image();
+    let scale = CROP_SIDE as f32 / w.max(h) as f32;
+    let (cw, ch) = (
+        ((w as f32 * scale).round() as u32).max(1),
+        ((h as f32 * scale).round() as u32).max(1),
+    );
+    Some(image::imageops::resize(
+        &part,
+        cw,
+        ch,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
 /// Encodes a picture as JPEG.
 pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
     let mut out = std::io::Cursor::new(Vec::new());
@@ -192,6 +230,39 @@ mod tests {
             )
             .expect("consistent planes"),
         )
+    }
+
+    #[test]
+    fn a_crop_zooms_on_the_box_with_its_surroundings_in_the_shown_pictures_pixels() {
+        // The shown picture is the main stream (1280x720); the box was found in the sub-stream
+        // (640x360) at [300, 200, 320, 220]: [600, 400, 640, 440] here, painted red.
+        let mut img = RgbImage::from_pixel(1280, 720, Rgb([40, 40, 40]));
+        for y in 400..440 {
+            for x in 600..640 {
+                img.put_pixel(x, y, Rgb([250, 0, 0]));
+            }
+        }
+        let bbox = crate::geometry::BBox {
+            x1: 300.0,
+            y1: 200.0,
+            x2: 320.0,
+            y2: 220.0,
+        };
+        let c = crop(&img, &bbox, (640, 360)).expect("a crop");
+        assert_eq!(c.width().max(c.height()), CROP_SIDE);
+        // 40 px grown by 48 px each side: 136 px shown as 320, the red square in its middle.
+        let centre = c.get_pixel(c.width() / 2, c.height() / 2);
+        assert!(centre[0] > 200 && centre[1] < 50, "{centre:?}");
+        let corner = c.get_pixel(2, 2);
+        assert!(corner[0] < 60, "{corner:?}");
+        // A box outside the picture has no crop.
+        let outside = crate::geometry::BBox {
+            x1: 700.0,
+            y1: 400.0,
+            x2: 720.0,
+            y2: 420.0,
+        };
+        assert!(crop(&img, &outside, (640, 360)).is_none());
     }
 
     #[test]

@@ -136,6 +136,13 @@ pub fn role_name(role: FrameRole) -> &'static str {
     }
 }
 
+/// Whether evidence of `role` goes to the city system with the incident: the crops made for the
+/// operations center (`object_crop`, `actor_crop`) do not (the contract's snapshots are the
+/// pictures: event, event_clean, before, actor, after, and the clip).
+pub fn sent_to_city(role: &str) -> bool {
+    !role.ends_with("_crop")
+}
+
 /// The city's category code for each kind of event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Categories {

@@ -285,6 +285,11 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     for role in ["event", "event_clean"] {
         assert!(roles.contains(&role), "snapshots {roles:?} lack {role}");
     }
+    // The crops are the operations center's, not the city's.
+    assert!(
+        roles.iter().all(|r| !r.ends_with("_crop")),
+        "snapshots {roles:?}"
+    );
     assert!(
         roles.contains(&"before") || roles.contains(&"actor"),
         "snapshots {roles:?}"
@@ -328,13 +333,14 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         "{frames} frames in {duration} s"
     );
 
-    // The incident appeared in the page without a reload, with its pictures; dismiss it.
+    // The incident appeared in the page without a reload, with its pictures and a zoomed crop
+    // of the object; dismiss it.
     let selector = format!(r#"article.incident[data-incident="{key}"]"#);
     browser
         .wait_for(
-            &format!("{selector} .pictures img"),
+            &format!(r#"{selector} .pictures img[alt="object_crop"]"#),
             Duration::from_secs(10),
-            "the incident in the feed",
+            "the incident in the feed, with the object's crop",
         )
         .await;
     // The alarm: the page heard of the incident over the live feed within 2 s of the store

@@ -369,7 +369,11 @@ impl Attempt {
     async fn body(&self, item: &OutboxItem) -> Vec<u8> {
         let mut body: IncidentBody = item.body.clone();
         body.snapshots.clear();
-        for f in &item.evidence {
+        for f in item
+            .evidence
+            .iter()
+            .filter(|f| crate::incident::sent_to_city(&f.role))
+        {
             let mut snap = SnapshotRef {
                 role: f.role.clone(),
                 content_type: f.content_type.clone(),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use image::RgbImage;
 use tracing::error;
 use uuid::Uuid;
 
@@ -167,8 +168,29 @@ impl IncidentRecorder {
                     }
                 },
             };
-            for (name, annotate) in variants {
-                let img = crate::evidence::picture(shown, event, zone, annotate, boxes_in);
+            let mut pictures: Vec<(&str, RgbImage)> = variants
+                .into_iter()
+                .map(|(name, annotate)| {
+                    (
+                        name,
+                        crate::evidence::picture(shown, event, zone, annotate, boxes_in),
+                    )
+                })
+                .collect();
+            // Zoomed crops for the operator (not sent to the city: see `sent_to_city`): the
+            // objects in the clean event picture, the actor in theirs.
+            let crop_of = match role {
+                FrameRole::Event => objects_box(event).map(|b| ("object_crop", b)),
+                FrameRole::Actor => event.actor.as_ref().map(|a| ("actor_crop", a.bbox)),
+                _ => None,
+            };
+            if let Some((name, bbox)) = crop_of
+                && let Some(clean) = pictures.last().map(|(_, img)| img)
+                && let Some(img) = crate::evidence::crop(clean, &bbox, boxes_in)
+            {
+                pictures.push((name, img));
+            }
+            for (name, img) in pictures {
                 let file = format!("{}-{stamp}-{name}.jpg", event.kind.as_str());
                 let path = dir.join(&file);
                 match crate::evidence::write_jpeg(&img, &path) {
@@ -208,6 +230,7 @@ impl IncidentRecorder {
         let mut body = crate::incident::body(id, event, &ctx);
         body.snapshots = evidence
             .iter()
+            .filter(|f| crate::incident::sent_to_city(&f.role))
             .map(|f| SnapshotRef {
                 role: f.role.clone(),
                 content_type: f.content_type.clone(),
@@ -225,4 +248,13 @@ impl IncidentRecorder {
             spot: None,
         }
     }
+}
+
+/// The box around all of the event's objects (a pile is cropped whole); none without objects.
+fn objects_box(event: &Event) -> Option<crate::geometry::BBox> {
+    event
+        .objects
+        .iter()
+        .map(|o| o.bbox)
+        .reduce(|a, b| a.union(&b))
 }

@@ -130,9 +130,9 @@ function selectCamera(id) {
 
 // ---- incidents ---------------------------------------------------------------------------
 
-// The incident's pictures shown in its card, in this order: the spot before, who put it down
-// (when seen), the alert, the spot after.
-const PICTURE_ROLES = ["before", "actor", "event", "after"];
+// The incident's pictures shown in its card, in this order: the alert, zoomed crops of the
+// object and of who put it down (when seen), the spot before, who put it down, the spot after.
+const PICTURE_ROLES = ["event", "object_crop", "actor_crop", "before", "actor", "after"];
 
 function evidenceUrl(inc, ev) {
   return `/api/v1/incidents/${inc.id}/evidence/${ev.id}`;
