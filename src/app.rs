@@ -321,7 +321,7 @@ pub async fn run_with_reload(
         storage_dir: svc.storage_dir.clone(),
         reload: Some(reload),
         request_timeout: Duration::from_secs_f64(svc.api.request_timeout_s),
-        utc_offset_min: crate::clock::parse_utc_offset(&svc.delivery.utc_offset).unwrap_or(480),
+        utc_offset_min: svc.delivery.utc_offset_min(),
     });
     let addr = listener
         .local_addr()

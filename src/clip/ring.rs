@@ -137,11 +137,14 @@ impl ClipRing {
             if !old_enough && inner.bytes <= self.max_bytes {
                 break;
             }
-            let gop: Vec<ClipFrame> = inner.frames.drain(..=next_key).collect();
-            inner.bytes -= gop.iter().map(|f| f.data.len()).sum::<usize>();
-            if !old_enough && inner.keep_from.is_some() {
+            if !old_enough && inner.keep_from.is_some() && self.spill.is_some() {
                 // Part of a pending object's put-down that memory cannot hold: to disk.
+                let gop: Vec<ClipFrame> = inner.frames.drain(..=next_key).collect();
+                inner.bytes -= gop.iter().map(|f| f.data.len()).sum::<usize>();
                 self.spill_gop(&mut inner, gop);
+            } else {
+                let dropped: usize = inner.frames.drain(..=next_key).map(|f| f.data.len()).sum();
+                inner.bytes -= dropped;
             }
         }
         if inner.keep_from.is_none() && !inner.spilled.is_empty() {

@@ -352,6 +352,13 @@ pub struct DeliveryConfig {
     pub shutdown_grace_s: f64,
 }
 
+impl DeliveryConfig {
+    /// `utc_offset` in minutes (validated at load; +08:00 if it were not).
+    pub fn utc_offset_min(&self) -> i32 {
+        crate::clock::parse_utc_offset(&self.utc_offset).unwrap_or(480)
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {

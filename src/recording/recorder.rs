@@ -70,7 +70,7 @@ impl IncidentRecorder {
             categories: (&delivery.categories).into(),
             model,
             // Validation accepted it; +08:00 (the city's zone) if it ever did not parse.
-            utc_offset_min: crate::clock::parse_utc_offset(&delivery.utc_offset).unwrap_or(480),
+            utc_offset_min: delivery.utc_offset_min(),
             evidence_errors,
         }
     }
