@@ -275,6 +275,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             shard,
         } => {
+            dumpwatch::allocator::start_trimming(std::time::Duration::from_secs(1));
             // Listen for SIGHUP before anything else: its default action ends the process, and
             // an operator's reload sent while the model loads must not stop the service (it is
             // applied once the service runs).

@@ -477,9 +477,12 @@ impl Watch {
         }
         state.last_at = now;
         cam.handoff().last_detected = Some(result.detected.clone());
-        let out = state
-            .analyzer
-            .observe(now, &result.detected.detections, &grey);
+        let out = {
+            let _camera = tracing::debug_span!(target: "dumpwatch::analyze", "analyze", camera = %state.camera.id).entered();
+            state
+                .analyzer
+                .observe(now, &result.detected.detections, &grey)
+        };
         cam.sampler.report(now, out.active, out.incident_open);
         let camera_event = out.view.and_then(|view| {
             self.report_view(

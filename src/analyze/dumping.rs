@@ -30,6 +30,8 @@ mod carry;
 
 use std::collections::VecDeque;
 
+use tracing::debug;
+
 use super::background::{
     BackgroundModel, BackgroundUpdate, Held, Layer, Patch, StaticBlob, time_to_static,
 };
@@ -727,7 +729,9 @@ impl Analyzer {
             match verdict {
                 Presence::Present | Presence::PresentAsCore => {
                     c.sightings += 1;
-                    c.absent_since = None;
+                    if let Some(since) = c.absent_since.take() {
+                        debug!(zone = c.zone, bbox = ?c.bbox, now, absent_s = now - since, "pending object: seen again");
+                    }
                     // Follow slow light changes on the object itself.
                     if let Some(cur) = current {
                         c.object_patch.follow(&cur, 0.1);
@@ -737,6 +741,9 @@ impl Analyzer {
                     }
                 }
                 Presence::Absent => {
+                    if c.absent_since.is_none() {
+                        debug!(zone = c.zone, bbox = ?c.bbox, now, "pending object: not seen");
+                    }
                     c.absent_since.get_or_insert(now);
                 }
                 Presence::Occluded | Presence::Unknown => {}
@@ -1065,6 +1072,7 @@ impl Analyzer {
                 return;
             };
             let c = self.candidates.remove(oldest);
+            debug!(zone = c.zone, bbox = ?c.bbox, now, "pending object: forgotten, too many pending");
             out.release.extend(c.frames.iter().map(|f| f.at));
         }
         out.keep.extend(frames.iter().map(|f| f.at));
@@ -1077,6 +1085,7 @@ impl Analyzer {
                     .map_or(appeared_at, |o| left_at(appeared_at, o.last_near, false)),
             )
         };
+        debug!(zone, bbox = ?bbox, now, appeared_at, owner = owner.is_some(), unattended_since, "pending object: found");
         self.candidates.push(Candidate {
             zone,
             bbox,
@@ -1146,6 +1155,7 @@ impl Analyzer {
                     // Once left, the owner is back only when they stay by it: someone passing
                     // by (or a track that switched to another person) does not restart the dwell.
                     if now - since >= OWNER_BACK_S && c.unattended_since.is_some() {
+                        debug!(zone = c.zone, bbox = ?c.bbox, now, owner_bbox = ?t.bbox, "pending object: its owner is back, the dwell restarts");
                         c.unattended_since = None;
                         c.owner_returned = true;
                     }
@@ -1153,6 +1163,9 @@ impl Analyzer {
                 None => {
                     c.owner_back_since = None;
                     let since = left_at(c.appeared_at, owner.last_near, c.owner_returned);
+                    if c.unattended_since.is_none() {
+                        debug!(zone = c.zone, bbox = ?c.bbox, now, since, "pending object: left by its owner");
+                    }
                     c.unattended_since.get_or_insert(since);
                 }
             }
@@ -1170,6 +1183,7 @@ impl Analyzer {
                 State::Pending if gone_for >= self.cfg.reclaim_after_s => {
                     // Taken away before its dwell ended: reclaimed.
                     let c = self.candidates.remove(k);
+                    debug!(zone = c.zone, bbox = ?c.bbox, now, gone_for, "pending object: taken away");
                     self.background.relearn_when_free(&c.bbox);
                     out.release.extend(c.frames.iter().map(|f| f.at));
                     continue;
