@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from procstat import cpu_seconds, free_port, get_json, get_text, peak_rss_mb
+from procstat import TOKEN, TOKEN_ENV, cpu_seconds, free_port, get_json, get_text, peak_rss_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,9 +96,10 @@ def run_one(binary, media, n, seconds, spread, keyframe_interval):
     svc_cfg = os.path.join(tmp, "dumpwatch.toml")
     with open(svc_cfg, "w") as f:
         f.write(f'cameras_file = "cameras.toml"\n[ingest]\nstartup_spread_s = {spread}\n'
-                f'[decode]\nmin_keyframe_interval_s = {keyframe_interval}\n')
+                f'[decode]\nmin_keyframe_interval_s = {keyframe_interval}\n'
+                f'[api]\ntoken_env = "{TOKEN_ENV}"\n')
     http = free_port()
-    env = dict(os.environ, RUST_LOG="warn")
+    env = dict(os.environ, RUST_LOG="warn", **{TOKEN_ENV: TOKEN})
     svc = subprocess.Popen([binary, "run", "--config", svc_cfg, "--listen", f"127.0.0.1:{http}"], env=env,
                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "dumpwatch.log"), "w"))
     base = f"http://127.0.0.1:{http}"

@@ -3,6 +3,7 @@ process's CPU seconds and peak RSS from /proc, and HTTP GETs of the service's AP
 
 import json
 import os
+import secrets
 import socket
 import urllib.request
 
@@ -32,9 +33,20 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
+# The service token the scripts give the dumpwatch they start (`api.token_env = TOKEN_ENV`, the
+# environment of the process holding TOKEN): reads of the API need a caller.
+TOKEN_ENV = "DW_SCRIPT_SERVICE_TOKEN"
+TOKEN = secrets.token_hex(16)
+
+
+def authorized(url):
+    """A GET request of url with the service token."""
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
 def get_text(url):
-    """The body of a GET, as text."""
-    with urllib.request.urlopen(url, timeout=5) as r:
+    """The body of a GET (with the service token), as text."""
+    with urllib.request.urlopen(authorized(url), timeout=5) as r:
         return r.read().decode()
 
 

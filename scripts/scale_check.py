@@ -45,7 +45,7 @@ import time
 import tomllib
 from datetime import datetime
 
-from procstat import cpu_seconds, free_port, get_json, get_text, peak_rss_mb
+from procstat import TOKEN, TOKEN_ENV, authorized, cpu_seconds, free_port, get_json, get_text, peak_rss_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALE = os.path.join(ROOT, "target", "scale")
@@ -230,7 +230,7 @@ class ApiLoad:
                 url = f"{self.base}/api/v1/incidents?limit=50"
             t = time.time()
             try:
-                with urllib.request.urlopen(url, timeout=30) as r:
+                with urllib.request.urlopen(authorized(url), timeout=30) as r:
                     r.read()
                 ok = True
             except OSError as e:
@@ -374,12 +374,13 @@ def main():
             sections["ingest"] = ingest
             delivery = [f'endpoint = "http://127.0.0.1:{recv_port}/api/incidents"'] + sections.pop("delivery", [])
             sections["delivery"] = delivery
+            sections["api"] = [f'token_env = "{TOKEN_ENV}"'] + sections.pop("api", [])
             for section, lines in sections.items():
                 if section:
                     f.write(f"[{section}]\n" + "\n".join(lines) + "\n")
         http = free_port()
         base = f"http://127.0.0.1:{http}"
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn,dumpwatch=info"))
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn,dumpwatch=info"), **{TOKEN_ENV: TOKEN})
         env.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, "models", "onnxruntime", "libonnxruntime.so.1.31.1"))
         # A session of its own: a --binary wrapper (heaptrack, perf) and the dumpwatch it starts
         # are stopped together at the end.

@@ -54,6 +54,9 @@ pub enum AppError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The users file (`api.users_file`) cannot be used.
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountsError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -110,6 +113,13 @@ pub async fn run_with_reload(
     let enabled = config.cameras.iter().filter(|c| c.enabled).count();
     // Slots for the cameras of a reload too; never fewer than the cameras of the start.
     let capacity = (svc.max_cameras as usize).max(enabled).max(1);
+    // Read before the model loads: an unusable users file stops the start-up at once.
+    let accounts = svc
+        .api
+        .users_file
+        .as_deref()
+        .map(crate::accounts::Accounts::open)
+        .transpose()?;
 
     // One detector session per worker thread, loaded (and warmed up) before any camera starts,
     // so a missing model or runtime stops the service at once with a clear error.
@@ -312,12 +322,13 @@ pub async fn run_with_reload(
         model,
         store: Some(store.clone()),
         recording: Some(recording),
-        api_token: svc
-            .api
-            .token_env
-            .as_ref()
-            .and_then(|n| std::env::var(n).ok())
-            .filter(|t| !t.is_empty()),
+        auth: Arc::new(crate::api::auth::Auth::new(
+            accounts,
+            from_env(&svc.api.token_env),
+            from_env(&svc.api.case_token_env),
+            Duration::from_secs_f64(svc.api.session_timeout_h * 3600.0),
+            svc.api.secure_cookie,
+        )),
         storage_dir: svc.storage_dir.clone(),
         reload: Some(reload),
         request_timeout: Duration::from_secs_f64(svc.api.request_timeout_s),
@@ -378,6 +389,13 @@ pub async fn run_with_reload(
 }
 
 /// Applies evidence retention at start and every ten minutes.
+/// The value of the environment variable named `name`, if set and not empty.
+fn from_env(name: &Option<String>) -> Option<String> {
+    name.as_ref()
+        .and_then(|n| std::env::var(n).ok())
+        .filter(|t| !t.is_empty())
+}
+
 async fn retention_loop(store: StoreHandle, dir: std::path::PathBuf, limits: RetentionLimits) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {

@@ -1,4 +1,4 @@
-//! Digests used for evidence files, model identity and signed deliveries.
+//! Digests used for evidence files, model identity, signed deliveries and session tokens.
 
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -14,9 +14,14 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// sha256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// sha256 of `bytes`, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex(&sha256(bytes))
 }
 
 /// HMAC-SHA256 of `body` under `key`, hex.

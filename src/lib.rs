@@ -7,6 +7,7 @@
 //! [`app`] wires it all. Ground floor: [`config`], [`metrics`], [`slots`], [`geometry`],
 //! [`detection`], [`codec`], [`annotate`], [`redact`], [`restart`], [`durable`].
 
+pub mod accounts;
 pub mod allocator;
 pub mod analyze;
 pub mod annotate;

@@ -39,21 +39,9 @@ enum Command {
         shard: dumpwatch::shard::Shard,
     },
     /// Check the configuration and print every problem with its path.
-    CheckConfig {
-        /// Service file (TOML). Without it, embedded defaults are used.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Cameras file, overriding `cameras_file` of the service file.
-        #[arg(long)]
-        cameras: Option<PathBuf>,
-        /// Also connect to every enabled camera and print its codec, profile and resolution (or
-        /// why it cannot be watched); exits 3 if any cannot.
-        #[arg(long)]
-        probe: bool,
-        /// Limit of each RTSP step of `--probe`, seconds.
-        #[arg(long, default_value_t = 10.0)]
-        probe_timeout: f64,
-    },
+    CheckConfig(cmd::check::CheckArgs),
+    /// Add, remove or list the operations center's accounts (api.users_file).
+    Users(cmd::users::UsersArgs),
     /// Run the detector on image files: print each detection and write annotated JPEGs.
     Detect {
         /// Image files (JPEG, PNG).
@@ -226,49 +214,8 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig {
-            config,
-            cameras,
-            probe,
-            probe_timeout,
-        } => match Config::load(config.as_deref(), cameras.as_deref()) {
-            Ok(c) => {
-                println!(
-                    "configuration OK: {} camera(s), {} enabled, {} zone(s)",
-                    c.cameras.len(),
-                    c.cameras.iter().filter(|c| c.enabled).count(),
-                    c.cameras.iter().map(|c| c.zones.len()).sum::<usize>()
-                );
-                let hwaccel = c.service.decode.hwaccel;
-                match dumpwatch::decode::VideoDecoder::new() {
-                    Ok(_) => println!("decoder: libavcodec, H.264 and H.265"),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(ExitCode::from(2));
-                    }
-                }
-                match dumpwatch::decode::hwaccel_available(hwaccel) {
-                    Ok(()) => println!("decode.hwaccel = {:?}: ok", hwaccel.name()),
-                    Err(reason) => println!(
-                        "decode.hwaccel = {:?}: unavailable here ({reason}); the service will decode in software",
-                        hwaccel.name()
-                    ),
-                }
-                if probe {
-                    let timeout = Duration::from_secs_f64(probe_timeout.max(0.1));
-                    let bad = cmd::check::probe_cameras(&c, timeout).await;
-                    if bad > 0 {
-                        println!("{bad} camera(s) cannot be watched");
-                        return Ok(ExitCode::from(3));
-                    }
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                print_config_error(&e);
-                Ok(ExitCode::from(2))
-            }
-        },
+        Command::CheckConfig(args) => cmd::check::run(args).await,
+        Command::Users(args) => cmd::users::run(args),
         Command::Run {
             config,
             cameras,

@@ -98,6 +98,7 @@ fn the_deployment_configurations_are_valid() {
                 ("DW_DAHUA_USER", "u"),
                 ("DW_DAHUA_PASSWORD", "p"),
                 ("DUMPWATCH_API_TOKEN", "t"),
+                ("DUMPWATCH_CASE_TOKEN", "c"),
                 ("DUMPWATCH_DELIVERY_SECRET", "s"),
             ])
             .output()

@@ -29,6 +29,8 @@ use uuid::Uuid;
 
 const SECRET: &[u8] = b"test-secret";
 const TOKEN: &str = "test-api-token";
+/// The city system's own token for its case callbacks.
+const CASE_TOKEN: &str = "test-case-token";
 
 /// Records `n` raised incidents with before / actor / event pictures; returns their ids.
 fn record_incidents(store: &StoreHandle, dir: &Path, n: u64) -> Vec<Uuid> {
@@ -515,7 +517,7 @@ fn start_service_with(
         format!(
             "listen = \"127.0.0.1:0\"\nstorage_dir = {storage:?}\ncameras_file = \"cameras.toml\"\n\
              [model]\npath = {model:?}\nsessions = 1\n\
-             [api]\ntoken_env = \"DW_TEST_TOKEN\"\n\
+             [api]\ntoken_env = \"DW_TEST_TOKEN\"\ncase_token_env = \"DW_TEST_CASE_TOKEN\"\n\
              [delivery]\nendpoint = {endpoint:?}\nsecret_env = \"DW_TEST_SECRET\"\nconcurrency = 4\n\
              backoff_initial_s = 0.2\nbackoff_max_s = 1.0\n{delivery_extra}",
             model = common::root().join("models/yolov12n.onnx"),
@@ -534,6 +536,7 @@ fn start_service_with(
             .arg(&service)
             .env("DW_TEST_SECRET", std::str::from_utf8(SECRET).unwrap())
             .env("DW_TEST_TOKEN", TOKEN)
+            .env("DW_TEST_CASE_TOKEN", CASE_TOKEN)
             .stderr(log)
             .spawn()
             .unwrap(),
@@ -626,7 +629,7 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
             .all(|(_, o, _)| o == "accepted" || o == "duplicate")
     );
 
-    // The city system reports its case steps back (bearer token); the API shows them.
+    // The city system reports its case steps back (with its own token); the API shows them.
     let text = std::fs::read_to_string(&log).unwrap();
     let api = common::served_address(&text).expect("the service prints its address");
     let id = &recorded[7];
@@ -639,33 +642,51 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
             .send()
     };
     let report = serde_json::json!({"status": "registered", "case_number": "2026-GL-000123"});
-    let r = case(TOKEN, id, report.clone()).await.unwrap();
+    let r = case(CASE_TOKEN, id, report.clone()).await.unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    // Each token opens its own door only: the service token reports no case, the city
+    // system's token reads nothing, and nothing is read without a token or session.
+    assert_eq!(case(TOKEN, id, report.clone()).await.unwrap().status(), 401);
+    let incident_url = format!("http://{api}/api/v1/incidents/{id}");
+    let read = |token: Option<&'static str>| {
+        let req = http.get(&incident_url);
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+        .send()
+    };
+    assert_eq!(read(Some(CASE_TOKEN)).await.unwrap().status(), 401);
+    assert_eq!(read(None).await.unwrap().status(), 401);
+    assert_eq!(read(Some(TOKEN)).await.unwrap().status(), 200);
     let dispatched = serde_json::json!({
         "status": "dispatched", "case_number": "2026-GL-000123", "note": "城管三中队"
     });
-    assert_eq!(case(TOKEN, id, dispatched).await.unwrap().status(), 201);
+    assert_eq!(
+        case(CASE_TOKEN, id, dispatched).await.unwrap().status(),
+        201
+    );
     assert_eq!(
         case("wrong", id, report.clone()).await.unwrap().status(),
         401
     );
     let unknown = Uuid::now_v7().to_string();
     assert_eq!(
-        case(TOKEN, &unknown, report.clone())
+        case(CASE_TOKEN, &unknown, report.clone())
             .await
             .unwrap()
             .status(),
         404
     );
     assert_eq!(
-        case(TOKEN, "not-an-id", report.clone())
+        case(CASE_TOKEN, "not-an-id", report.clone())
             .await
             .unwrap()
             .status(),
         400
     );
     let bad = serde_json::json!({"status": "lost", "case_number": "x"});
-    let r = case(TOKEN, id, bad).await.unwrap();
+    let r = case(CASE_TOKEN, id, bad).await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(
         r.text()
@@ -673,7 +694,11 @@ async fn a_service_killed_in_a_burst_of_200_delivers_each_exactly_once_after_res
             .unwrap()
             .contains("registered, dispatched, handled, closed")
     );
-    let get = |path: String| http.get(format!("http://{api}{path}")).send();
+    let get = |path: String| {
+        http.get(format!("http://{api}{path}"))
+            .bearer_auth(TOKEN)
+            .send()
+    };
     let row: serde_json::Value = get(format!("/api/v1/incidents/{id}"))
         .await
         .unwrap()
@@ -1151,6 +1176,7 @@ async fn dead_letters_are_listed_and_sent_again_through_the_api() {
         async move {
             let v: serde_json::Value = http
                 .get(format!("http://{api}/api/v1/deliveries?state={state}"))
+                .bearer_auth(TOKEN)
                 .send()
                 .await
                 .unwrap()

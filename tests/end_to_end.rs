@@ -18,6 +18,54 @@ use dumpwatch::analyze::view::View;
 use dumpwatch::config::Config;
 use dumpwatch::receiver::ReceiverSettings;
 
+/// Adds an account to the users file `file` with the CLI, the password on standard input.
+fn add_user(file: &std::path::Path, name: &str, shown: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = common::dumpwatch_command()
+        .args([
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--display-name",
+            shown,
+            "--file",
+        ])
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "dumpwatch users add failed"
+    );
+}
+
+/// Logs in on the dashboard's form and waits for the page.
+async fn log_in(browser: &Browser, name: &str, password: &str) {
+    let field = browser
+        .wait_for("#login-name", Duration::from_secs(10), "the login form")
+        .await;
+    browser.type_into(&field, name).await;
+    let field = browser
+        .wait_for(
+            "#login-password",
+            Duration::from_secs(5),
+            "the password field",
+        )
+        .await;
+    browser.type_into(&field, &format!("{password}\n")).await;
+    browser
+        .wait_for(
+            "#who:not([hidden])",
+            Duration::from_secs(10),
+            "the page after logging in",
+        )
+        .await;
+}
+
 /// When the bag appears in `l01_bag_left` (see scripts/make_scenarios.py, set `live`).
 const PUT_DOWN_S: f64 = 33.0;
 const DWELL_S: f64 = 10.0;
@@ -232,9 +280,10 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     // (`clip_before_put_down_s`, 5 s by default), kept while the bag was pending.
     svc.evidence.clip_pre_s = 4.0;
     svc.evidence.clip_post_s = 4.0;
-    // SAFETY: set before the service starts, read by it once; no other thread reads it.
-    unsafe { std::env::set_var("DUMPWATCH_E2E_TOKEN", "operator-secret") };
-    svc.api.token_env = Some("DUMPWATCH_E2E_TOKEN".into());
+    // The operator's account, made as an administrator would, with the CLI.
+    let users = svc.storage_dir.with_extension("users.toml");
+    add_user(&users, "wang.fang", "王芳", "operator", "night-shift-7");
+    svc.api.users_file = Some(users);
     let storage = svc.storage_dir.clone();
     let service = Service::start(Config {
         service: svc,
@@ -248,6 +297,47 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     let browser = Browser::start(1400, 900).await;
     let page = format!("http://{}/", service.addr);
     browser.goto(&page).await;
+    // Nothing is shown before logging in; a wrong password is refused on the page.
+    let name = browser
+        .wait_for("#login-name", Duration::from_secs(10), "the login form")
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('main').hidden;")
+            .await,
+        true
+    );
+    std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-login.png"),
+        browser.screenshot().await,
+    )
+    .unwrap();
+    browser.type_into(&name, "wang.fang").await;
+    let password = browser
+        .wait_for(
+            "#login-password",
+            Duration::from_secs(5),
+            "the password field",
+        )
+        .await;
+    browser.type_into(&password, "wrong-password\n").await;
+    let refused = browser
+        .wait_for(
+            "#login-error:not(:empty)",
+            Duration::from_secs(10),
+            "the login refused",
+        )
+        .await;
+    assert!(browser.text(&refused).await.contains("密码"));
+    browser.type_into(&password, "night-shift-7\n").await;
+    let who = browser
+        .wait_for(
+            "#who:not([hidden]) #who-name",
+            Duration::from_secs(10),
+            "the operator's name",
+        )
+        .await;
+    assert_eq!(browser.text(&who).await, "王芳");
     let card = browser
         .wait_for(
             r#"article.camera.streaming[data-camera="square"]"#,
@@ -263,10 +353,6 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
             "the camera's latest picture",
         )
         .await;
-    let token = browser
-        .wait_for("#token", Duration::from_secs(5), "the token field")
-        .await;
-    browser.type_into(&token, "operator-secret\n").await;
     let deadline = Duration::from_secs_f64(PUT_DOWN_S + DWELL_S + 10.0);
     let body = first_body(inbox.path(), clip_start, deadline, &service).await;
     let took = clip_start.elapsed().as_secs_f64();
@@ -444,6 +530,13 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         &screenshot,
     )
     .unwrap();
+    // Dismissed as a shadow: the reason from the list, the operator's name from the session.
+    browser
+        .eval(&format!(
+            "const s = document.querySelector('{selector} select.reason'); \
+             s.value = 'shadow'; return s.value;"
+        ))
+        .await;
     let dismiss = browser
         .wait_for(
             &format!("{selector} button.dismiss"),
@@ -484,7 +577,8 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     let (_, json) = common::http_get(service.addr, &format!("/api/v1/incidents/{key}")).await;
     let row: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(row["review"]["verdict"], "dismissed", "{row:#}");
-    assert_eq!(row["review"]["by"], "dashboard");
+    assert_eq!(row["review"]["by"], "王芳", "{row:#}");
+    assert_eq!(row["review"]["reason"], "shadow", "{row:#}");
     // The dismissal is kept for tuning: export-feedback makes it a negative clip of a dataset
     // that eval loads.
     let dataset_dir = tempfile::tempdir().unwrap();
@@ -567,14 +661,19 @@ async fn a_camera_turned_away_and_back_is_told_to_the_operations_center_and_rais
     let clip = live_scenario("l03_turned_and_back", "h264");
     let (inbox, receiver) = start_receiver().await;
     let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
+    let mut svc = scenario_service(receiver);
+    let users = svc.storage_dir.with_extension("users.toml");
+    add_user(&users, "zhao.lei", "赵磊", "viewer", "look-but-not-touch");
+    svc.api.users_file = Some(users);
     let service = Service::start(Config {
-        service: scenario_service(receiver),
+        service: svc,
         cameras: vec![camera("square", &server.url("square"))],
     })
     .await;
     let clip_start = first_frame(&service).await;
     let browser = Browser::start(1400, 900).await;
     browser.goto(&format!("http://{}/", service.addr)).await;
+    log_in(&browser, "zhao.lei", "look-but-not-touch").await;
 
     let view = |s: &Service| {
         s.handles

@@ -63,7 +63,10 @@ fn camera_entry(id: &str, url: &str, extra: &str) -> String {
 }
 
 async fn get_json(addr: &str, path: &str) -> Value {
-    reqwest::get(format!("http://{addr}{path}"))
+    reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
         .await
         .unwrap()
         .json()
@@ -336,7 +339,7 @@ async fn every_path_of_the_openapi_document_is_served() {
         for method in methods.as_object().unwrap().keys() {
             let url = format!("http://{addr}{concrete}");
             let resp = match method.as_str() {
-                "get" => client.get(&url),
+                "get" => client.get(&url).bearer_auth(TOKEN),
                 "post" => client
                     .post(&url)
                     .bearer_auth(TOKEN)
@@ -375,6 +378,7 @@ async fn every_path_of_the_openapi_document_is_served() {
     ] {
         let resp = client
             .get(format!("http://{addr}/api/v1/incidents?{query}"))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap();
@@ -384,6 +388,7 @@ async fn every_path_of_the_openapi_document_is_served() {
     for (query, field) in [("limit=0", "limit"), ("cam=a", "cam")] {
         let resp = client
             .get(format!("http://{addr}/api/v1/camera-events?{query}"))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap();
@@ -396,12 +401,14 @@ async fn every_path_of_the_openapi_document_is_served() {
         .get(format!(
             "http://{addr}/api/v1/incidents/..%2F..%2Fetc%2Fpasswd/evidence/1"
         ))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let resp = client
         .get(format!("http://{addr}/api/v1/cameras/a/latest.jpg?width=5"))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
@@ -439,4 +446,155 @@ async fn a_sighup_during_start_up_does_not_stop_the_service() {
     );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("SIGHUP: reloading"), "log:\n{text}");
+}
+
+/// The operations center's accounts, on the running service: nothing but the public pages is
+/// served without a session or token; a viewer reads but cannot review; five wrong passwords
+/// lock a name out for a while; logging out ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_need_a_session_and_each_role_does_what_it_may() {
+    let dir = tempfile::tempdir().unwrap();
+    write_service(dir.path(), "http://127.0.0.1:9/api/incidents");
+    let users = dir.path().join("users.toml");
+    for (name, role, password) in [
+        ("li.na", "viewer", "viewer-pass-1"),
+        ("wu.gang", "operator", "operator-pass-1"),
+    ] {
+        let mut child = dumpwatch_command()
+            .args(["users", "add", name, "--role", role, "--file"])
+            .arg(&users)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let mut text = std::fs::read_to_string(dir.path().join("dumpwatch.toml")).unwrap();
+    text = text.replace("[api]\n", "[api]\nusers_file = \"users.toml\"\n");
+    std::fs::write(dir.path().join("dumpwatch.toml"), text).unwrap();
+    std::fs::write(
+        dir.path().join("cameras.toml"),
+        camera_entry("a", "rtsp://127.0.0.1:1/x", ""),
+    )
+    .unwrap();
+    let (_service, addr) = start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let status =
+        |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
+
+    for path in [
+        "/api/v1/cameras",
+        "/api/v1/cameras/a/latest.jpg",
+        "/api/v1/incidents",
+        "/api/v1/live",
+        "/api/v1/me",
+    ] {
+        assert_eq!(
+            status(client.get(format!("http://{addr}{path}"))).await,
+            401,
+            "{path}"
+        );
+    }
+    for path in ["/", "/metrics", "/healthz", "/api/v1/openapi.json"] {
+        assert_eq!(
+            status(client.get(format!("http://{addr}{path}"))).await,
+            200,
+            "{path}"
+        );
+    }
+    let login = |name: &'static str, password: &'static str| {
+        client
+            .post(format!("http://{addr}/api/v1/login"))
+            .json(&serde_json::json!({ "name": name, "password": password }))
+            .send()
+    };
+    assert_eq!(login("li.na", "wrong-pass").await.unwrap().status(), 401);
+    assert_eq!(
+        login("nobody", "viewer-pass-1").await.unwrap().status(),
+        401
+    );
+    let ok = login("li.na", "viewer-pass-1").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let me: Value = ok.json().await.unwrap();
+    assert_eq!(me["role"], "viewer");
+    let me: Value = client
+        .get(format!("http://{addr}/api/v1/me"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "li.na");
+    assert_eq!(
+        status(
+            client
+                .get(format!("http://{addr}/api/v1/cameras"))
+                .header("cookie", &session)
+        )
+        .await,
+        200
+    );
+    // A viewer cannot review: 403, naming the role needed.
+    let incident = "0190c2a0-0000-7000-8000-000000000000";
+    let r = client
+        .post(format!("http://{addr}/api/v1/incidents/{incident}/dismiss"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("operator"));
+    // An operator can; the reason must be one of the list.
+    let op = login("wu.gang", "operator-pass-1").await.unwrap();
+    let op_session = op.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let review = |reason: &'static str| {
+        client
+            .post(format!("http://{addr}/api/v1/incidents/{incident}/dismiss"))
+            .header("cookie", &op_session)
+            .json(&serde_json::json!({ "reason": reason }))
+            .send()
+    };
+    let r = review("boredom").await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("belongs_there"));
+    assert_eq!(review("shadow").await.unwrap().status().as_u16(), 404);
+    // Logged out: the session is gone.
+    let r = client
+        .post(format!("http://{addr}/api/v1/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        status(
+            client
+                .get(format!("http://{addr}/api/v1/cameras"))
+                .header("cookie", &session)
+        )
+        .await,
+        401
+    );
+    // Five wrong passwords lock the name out, the right one included, for a while.
+    for _ in 0..5 {
+        assert_eq!(login("wu.gang", "guess").await.unwrap().status(), 401);
+    }
+    let r = login("wu.gang", "operator-pass-1").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
 }

@@ -1,18 +1,20 @@
 //! Delivery endpoints: the outbox by state (above all the dead letters: events the city system
-//! refused), and sending dead letters again once the city side is fixed (bearer token).
+//! refused), and sending dead letters again once the city side is fixed (admin).
 
 // The helpers fail with the response to send; it is built once per request, never copied.
 #![allow(clippy::result_large_err)]
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiState;
-use super::incidents::{authorize, page_size, problem, query_of, store_of};
+use super::auth::Caller;
+use super::incidents::{page_size, problem, query_of, store_of};
+use crate::accounts::Role;
 use crate::store::dead_letters::DELIVERY_STATES;
 
 /// Query of `GET /api/v1/deliveries`.
@@ -72,13 +74,13 @@ pub async fn list(
     }
 }
 
-/// `POST /api/v1/deliveries/{id}/requeue` (bearer token): sends one dead letter again.
+/// `POST /api/v1/deliveries/{id}/requeue` (admin): sends one dead letter again.
 pub async fn requeue_one(
     State(s): State<ApiState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    axum::Extension(caller): axum::Extension<Caller>,
 ) -> Response {
-    if let Err(r) = authorize(&s, &headers) {
+    if let Err(r) = caller.needs(Role::Admin) {
         return r;
     }
     let Ok(row) = id.parse::<i64>() else {
@@ -97,9 +99,12 @@ pub async fn requeue_one(
     }
 }
 
-/// `POST /api/v1/deliveries/requeue` (bearer token): sends every dead letter again.
-pub async fn requeue_all(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&s, &headers) {
+/// `POST /api/v1/deliveries/requeue` (admin): sends every dead letter again.
+pub async fn requeue_all(
+    State(s): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    if let Err(r) = caller.needs(Role::Admin) {
         return r;
     }
     match requeue(&s, None).await {

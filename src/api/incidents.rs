@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,9 +13,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::ApiState;
+use super::auth::Caller;
+use crate::accounts::Role;
 use crate::store::changes::Change;
 use crate::store::writer::StoreHandle;
-use crate::store::{CASE_STATUSES, CaseReport, IncidentQuery, ReviewFilter, Verdict};
+use crate::store::{
+    CASE_STATUSES, CaseReport, IncidentQuery, Review, ReviewFilter, ReviewReason, Verdict,
+};
 
 /// Largest page of the incident feed.
 pub const MAX_PAGE: u32 = 500;
@@ -60,44 +64,6 @@ pub(super) fn parse_id(id: &str) -> Result<Uuid, Response> {
             format!("{id:?} is not an incident id (a UUID)"),
         )
     })
-}
-
-/// Checks `Authorization: Bearer <token>` against the configured token.
-pub fn authorize(s: &ApiState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &s.api_token else {
-        return Err(problem(
-            StatusCode::FORBIDDEN,
-            "changes through the API are disabled: set api.token_env to the name of an environment variable holding a token",
-        ));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Constant-time comparison of equal-length prefixes; lengths may leak, contents do not.
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({ "error": "missing or wrong bearer token" })),
-        )
-            .into_response())
-    }
-}
-
-/// The incident a change request names, once its bearer token is checked.
-fn change_of(s: &ApiState, headers: &HeaderMap, id: &str) -> Result<Uuid, Response> {
-    authorize(s, headers)?;
-    parse_id(id)
 }
 
 /// Query of `GET /api/v1/incidents`.
@@ -219,14 +185,28 @@ pub struct CaseBody {
     at: Option<f64>,
 }
 
-/// `POST /api/v1/incidents/{id}/case` (bearer token): the city system reports a case step.
+/// `POST /api/v1/incidents/{id}/case` (the city system's case token): the city system reports a case step.
 pub async fn case(
     State(s): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CaseBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let id = match change_of(&s, &headers, &id) {
+    if !s.auth.case_token_set() {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "case reports are disabled: set api.case_token_env to the name of an environment variable holding the city system's token",
+        );
+    }
+    if !s.auth.is_case_system(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": "case reports need the city system's token (api.case_token_env)" })),
+        )
+            .into_response();
+    }
+    let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -281,43 +261,50 @@ pub async fn case(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
-    /// Who reviewed (e.g. the operator's name), up to 100 bytes.
+    /// Who reviewed, up to 100 bytes: for the service token only (a logged-in operator's
+    /// review carries their shown name).
     #[serde(default)]
     by: Option<String>,
-    /// Why, up to 2000 bytes.
+    /// Why, from the list: `lighting`, `shadow`, `belongs_there`, `animal`, `other`.
+    #[serde(default)]
+    reason: Option<String>,
+    /// Why, in the operator's words, up to 2000 bytes.
     #[serde(default)]
     note: Option<String>,
 }
 
-/// `POST /api/v1/incidents/{id}/ack` (bearer token): an operator confirms the incident.
+/// `POST /api/v1/incidents/{id}/ack` (operator): an operator confirms the incident.
 pub async fn ack(
     s: State<ApiState>,
     id: Path<String>,
-    h: HeaderMap,
+    caller: Extension<Caller>,
     b: axum::body::Bytes,
 ) -> Response {
-    review(s, id, h, b, Verdict::Acknowledged).await
+    review(s, id, caller, b, Verdict::Acknowledged).await
 }
 
-/// `POST /api/v1/incidents/{id}/dismiss` (bearer token): an operator marks the incident a false
+/// `POST /api/v1/incidents/{id}/dismiss` (operator): an operator marks the incident a false
 /// positive. It is kept (for `dumpwatch export-feedback`); its pending deliveries are cancelled.
 pub async fn dismiss(
     s: State<ApiState>,
     id: Path<String>,
-    h: HeaderMap,
+    caller: Extension<Caller>,
     b: axum::body::Bytes,
 ) -> Response {
-    review(s, id, h, b, Verdict::Dismissed).await
+    review(s, id, caller, b, Verdict::Dismissed).await
 }
 
 async fn review(
     State(s): State<ApiState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
     verdict: Verdict,
 ) -> Response {
-    let id = match change_of(&s, &headers, &id) {
+    if let Err(r) = caller.needs(Role::Operator) {
+        return r;
+    }
+    let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -329,7 +316,7 @@ async fn review(
             Err(e) => {
                 return problem(
                     StatusCode::BAD_REQUEST,
-                    format!("body: not a review ({{\"by\": ..., \"note\": ...}}): {e}"),
+                    format!("body: not a review ({{\"reason\": ..., \"note\": ...}}): {e}"),
                 );
             }
         }
@@ -340,16 +327,35 @@ async fn review(
     if body.note.as_ref().is_some_and(|n| n.len() > 2000) {
         return problem(StatusCode::BAD_REQUEST, "note: longer than 2000 bytes");
     }
+    let reason = match body.reason.as_deref().map(|r| (r, ReviewReason::parse(r))) {
+        None => None,
+        Some((_, Some(reason))) => Some(reason),
+        Some((other, None)) => {
+            let names: Vec<&str> = ReviewReason::ALL.iter().map(|r| r.as_str()).collect();
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("reason: {other:?} is not one of {}", names.join(", ")),
+            );
+        }
+    };
+    let by = match &caller {
+        Caller::User { shown, .. } => Some(shown.clone()),
+        Caller::ServiceToken => body.by,
+    };
     let store = match store_of(&s) {
         Ok(st) => st.clone(),
         Err(r) => return r,
     };
     let now = crate::clock::unix_now();
     let changes = store.changes().clone();
-    match store
-        .call(move |st| st.review(id, verdict, body.by.as_deref(), body.note.as_deref(), now))
-        .await
-    {
+    let review = Review {
+        verdict,
+        at: now,
+        by,
+        reason,
+        note: body.note,
+    };
+    match store.call(move |st| st.review(id, &review)).await {
         Ok(Ok(Some(row))) => {
             changes.tell(Change::Review {
                 incident: id,

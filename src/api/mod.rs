@@ -2,6 +2,7 @@
 //! feed with its evidence, and the city system's case reports. Reads shared state and the store;
 //! nothing in the pipeline depends on it.
 
+pub mod auth;
 pub mod camera_events;
 pub mod dashboard;
 pub mod deliveries;
@@ -45,8 +46,8 @@ pub struct ApiState {
     pub store: Option<crate::store::writer::StoreHandle>,
     /// The recording stage, whose backlog `/readyz` reports (`None`: not checked).
     pub recording: Option<crate::recording::Recording>,
-    /// Bearer token for changes (case reports, ack, dismiss); `None`: changes are refused.
-    pub api_token: Option<String>,
+    /// Who may read and change what: sessions, the service token, the case token.
+    pub auth: Arc<auth::Auth>,
     /// The storage directory (evidence paths are relative to it).
     pub storage_dir: std::path::PathBuf,
     /// Reloads the configuration (`None`: reload is not available).
@@ -58,10 +59,12 @@ pub struct ApiState {
     pub utc_offset_min: i32,
 }
 
-/// The router with every endpoint.
+/// The router with every endpoint. The dashboard's files, `/metrics`, `/healthz`, `/readyz`, the
+/// OpenAPI document, login and logout are public; case reports check the city system's token;
+/// everything else needs a caller ([`auth::require_caller`]) and the role its handler asks.
 pub fn router(state: ApiState) -> Router {
     let timeout = state.request_timeout;
-    Router::new()
+    let public = Router::new()
         .route("/", get(dashboard::index))
         .route("/dashboard/texts.js", get(dashboard::texts))
         .route("/dashboard/dashboard.js", get(dashboard::script))
@@ -70,6 +73,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout))
+        .route("/api/v1/incidents/{id}/case", post(incidents::case));
+    let callers = Router::new()
+        .route("/api/v1/me", get(auth::me))
         .route("/api/v1/cameras", get(cameras))
         .route("/api/v1/cameras/{id}", get(camera))
         .route("/api/v1/cameras/{id}/latest.jpg", get(latest_jpeg))
@@ -77,12 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/live", get(live::feed))
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::one))
-        .route(
-            "/api/v1/incidents/{id}/evidence/{file}",
-            get(evidence::file),
-        )
         .route("/api/v1/incidents/{id}/clip", get(evidence::clip))
-        .route("/api/v1/incidents/{id}/case", post(incidents::case))
         .route("/api/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/api/v1/incidents/{id}/dismiss", post(incidents::dismiss))
         .route("/api/v1/deliveries", get(deliveries::list))
@@ -92,6 +95,24 @@ pub fn router(state: ApiState) -> Router {
             post(deliveries::requeue_one),
         )
         .route("/api/v1/config/reload", post(reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_caller,
+        ));
+    // Evidence files: for the operations center, and for the city system fetching the snapshots
+    // of `delivery.snapshots = "url"` with its case token.
+    let evidence = Router::new()
+        .route(
+            "/api/v1/incidents/{id}/evidence/{file}",
+            get(evidence::file),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_caller_or_city,
+        ));
+    public
+        .merge(callers)
+        .merge(evidence)
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| async move {
                 match tokio::time::timeout(timeout, next.run(req)).await {
@@ -176,10 +197,13 @@ async fn camera(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
     }
 }
 
-/// `POST /api/v1/config/reload` (bearer token): what SIGHUP does. 200 with what changed; 422
+/// `POST /api/v1/config/reload` (admin): what SIGHUP does. 200 with what changed; 422
 /// with every problem of the new configuration (the running one stays).
-async fn reload(State(s): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(r) = incidents::authorize(&s, &headers) {
+async fn reload(
+    State(s): State<ApiState>,
+    axum::Extension(caller): axum::Extension<auth::Caller>,
+) -> Response {
+    if let Err(r) = caller.needs(crate::accounts::Role::Admin) {
         return r;
     }
     let Some(handle) = &s.reload else {

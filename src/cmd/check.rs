@@ -1,6 +1,9 @@
-//! `dumpwatch check-config --probe`: connects to every enabled camera of a checked configuration
-//! and prints what it sends (codec and profile, resolution), or why it cannot be watched.
+//! `dumpwatch check-config`: checks the configuration (every problem with its path), the decoder,
+//! the users file; with `--probe` also connects to every enabled camera and prints what it sends
+//! (codec and profile, resolution), or why it cannot be watched.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -8,6 +11,75 @@ use futures::StreamExt;
 use dumpwatch::codec::profile_name;
 use dumpwatch::config::{CameraConfig, Config, credentials_from_env};
 use dumpwatch::ingest::{ConnectOptions, IngestError, RtspStream};
+
+/// Arguments of `dumpwatch check-config`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Service file (TOML). Without it, embedded defaults are used.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Cameras file, overriding `cameras_file` of the service file.
+    #[arg(long)]
+    cameras: Option<PathBuf>,
+    /// Also connect to every enabled camera and print its codec, profile and resolution (or
+    /// why it cannot be watched); exits 3 if any cannot.
+    #[arg(long)]
+    probe: bool,
+    /// Limit of each RTSP step of `--probe`, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    probe_timeout: f64,
+}
+
+/// Runs `check-config`: exit 0 when the service can start with this configuration, 2 when it
+/// cannot (each problem printed), 3 when `--probe` found cameras that cannot be watched.
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let c = match Config::load(args.config.as_deref(), args.cameras.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!(
+        "configuration OK: {} camera(s), {} enabled, {} zone(s)",
+        c.cameras.len(),
+        c.cameras.iter().filter(|c| c.enabled).count(),
+        c.cameras.iter().map(|c| c.zones.len()).sum::<usize>()
+    );
+    if let Some(path) = &c.service.api.users_file {
+        match dumpwatch::accounts::UsersFile::load(path) {
+            Ok(f) => println!("api.users_file: {} account(s)", f.users.len()),
+            Err(e) => {
+                eprintln!("api.users_file: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let hwaccel = c.service.decode.hwaccel;
+    match dumpwatch::decode::VideoDecoder::new() {
+        Ok(_) => println!("decoder: libavcodec, H.264 and H.265"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    match dumpwatch::decode::hwaccel_available(hwaccel) {
+        Ok(()) => println!("decode.hwaccel = {:?}: ok", hwaccel.name()),
+        Err(reason) => println!(
+            "decode.hwaccel = {:?}: unavailable here ({reason}); the service will decode in software",
+            hwaccel.name()
+        ),
+    }
+    if args.probe {
+        let timeout = Duration::from_secs_f64(args.probe_timeout.max(0.1));
+        let bad = probe_cameras(&c, timeout).await;
+        if bad > 0 {
+            println!("{bad} camera(s) cannot be watched");
+            return Ok(ExitCode::from(3));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Cameras connected to at once.
 const CONCURRENCY: usize = 8;

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod eval;
 pub mod replay;
+pub mod users;
 
 use std::path::Path;
 

@@ -98,7 +98,7 @@ pub struct ServiceConfig {
 
 impl ServiceConfig {
     /// Reads a service file (`None`: the embedded defaults) and resolves its relative paths
-    /// (storage, cameras file, model, runtime library) against the file's directory.
+    /// (storage, cameras file, users file, model, runtime library) against the file's directory.
     /// Values are not validated here; [`Config::load`] does that.
     pub fn load(path: Option<&Path>) -> Result<ServiceConfig, ConfigError> {
         let Some(path) = path else {
@@ -108,6 +108,7 @@ impl ServiceConfig {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         svc.storage_dir = base.join(&svc.storage_dir);
         svc.cameras_file = base.join(&svc.cameras_file);
+        svc.api.users_file = svc.api.users_file.map(|p| base.join(p));
         svc.model.path = base.join(&svc.model.path);
         svc.model.ort_library = svc.model.ort_library.map(|p| base.join(p));
         Ok(svc)
@@ -410,7 +411,8 @@ pub enum SnapshotMode {
     /// `data_base64` in the body (self-contained; bodies of a few hundred kB).
     #[default]
     Inline,
-    /// `url` pointing at dumpwatch's API (small bodies; the city system fetches the files).
+    /// `url` pointing at dumpwatch's API (small bodies; the city system fetches the files with
+    /// its case token, `api.case_token_env`).
     Url,
 }
 
@@ -463,9 +465,25 @@ impl Default for EvidenceConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Name of the environment variable holding the bearer token that mutations (case reports,
-    /// ack, dismiss, reload) need. Unset: mutations are refused.
+    /// Name of the environment variable holding the service token: a bearer token with the
+    /// rights of an admin, for automation (scripts, monitoring that reads the API). Unset: only
+    /// logged-in operators use the API.
     pub token_env: Option<String>,
+    /// The operators' accounts (`dumpwatch users add NAME --role ROLE --file FILE`): login
+    /// names, roles (`viewer`, `operator`, `admin`) and argon2 password hashes; re-read when it
+    /// changes. Relative to the service file's directory. Unset: no one can log in, and the API
+    /// answers the service token alone.
+    pub users_file: Option<PathBuf>,
+    /// Name of the environment variable holding the token the city system's case callbacks
+    /// (`POST /api/v1/incidents/{id}/case`) send, theirs alone: it allows nothing else but
+    /// fetching evidence files (snapshots sent as URLs), and no other token or session allows
+    /// case reports. Unset: case reports are refused.
+    pub case_token_env: Option<String>,
+    /// A logged-in session unused for this long ends, hours (one shift by default). Default 12.
+    pub session_timeout_h: f64,
+    /// Mark the session cookie `Secure` (sent over HTTPS only): set it when the dashboard is
+    /// served through a TLS proxy. Default false (plain HTTP on the center's network).
+    pub secure_cookie: bool,
     /// Most client connections open at once; further clients wait in the listen queue until
     /// one closes. Default 256.
     pub max_connections: u32,
@@ -489,6 +507,10 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             token_env: None,
+            users_file: None,
+            case_token_env: None,
+            session_timeout_h: 12.0,
+            secure_cookie: false,
             max_connections: 256,
             idle_timeout_s: 10.0,
             header_read_timeout_s: 10.0,

@@ -267,14 +267,30 @@ pub fn validate(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result
         0.1,
         3600.0,
     );
-    if let Some(name) = &svc.api.token_env
-        && env(name).is_none_or(|v| v.is_empty())
+    for (field, name) in [
+        ("api.token_env", &svc.api.token_env),
+        ("api.case_token_env", &svc.api.case_token_env),
+    ] {
+        if let Some(name) = name
+            && env(name).is_none_or(|v| v.is_empty())
+        {
+            c.add(field, format!("environment variable {name} is not set"));
+        }
+    }
+    if let (Some(a), Some(b)) = (&svc.api.token_env, &svc.api.case_token_env)
+        && env(a).is_some_and(|t| !t.is_empty() && env(b).as_deref() == Some(t.as_str()))
     {
         c.add(
-            "api.token_env",
-            format!("environment variable {name} is not set"),
+            "api.case_token_env",
+            "holds the same token as api.token_env: give the city system a token of its own",
         );
     }
+    c.range(
+        "api.session_timeout_h",
+        svc.api.session_timeout_h,
+        0.01,
+        24.0 * 30.0,
+    );
 
     c.range("max_cameras", f64::from(svc.max_cameras), 1.0, 4096.0);
     validate_analyze(&mut c, "analyze", &AnalyzeOverrides::from(&svc.analyze));

@@ -153,7 +153,7 @@ pub fn export_feedback(
             let review = inc.review.as_ref();
             let _ = writeln!(
                 labels,
-                "\n# incident {} on camera {:?}, zone {:?}: {}{}{}",
+                "\n# incident {} on camera {:?}, zone {:?}: {}{}{}{}",
                 inc.id,
                 inc.camera_id,
                 inc.zone,
@@ -161,6 +161,10 @@ pub fn export_feedback(
                 review
                     .and_then(|r| r.by.as_deref())
                     .map(|b| format!(" by {}", comment(b)))
+                    .unwrap_or_default(),
+                review
+                    .and_then(|r| r.reason)
+                    .map(|r| format!(" ({})", r.as_str()))
                     .unwrap_or_default(),
                 review
                     .and_then(|r| r.note.as_deref())
@@ -246,7 +250,16 @@ mod tests {
         };
         store.add_evidence(id, &file, raised + 11.0).unwrap();
         store
-            .review(id, verdict, Some("op\nnight shift"), None, raised + 20.0)
+            .review(
+                id,
+                &crate::store::Review {
+                    verdict,
+                    at: raised + 20.0,
+                    by: Some("op\nnight shift".into()),
+                    reason: Some(crate::store::ReviewReason::Shadow),
+                    note: None,
+                },
+            )
             .unwrap();
         id
     }
@@ -305,6 +318,9 @@ mod tests {
 
         let dataset = crate::eval::dataset::Dataset::load(&out).unwrap();
         assert_eq!(dataset.clips.len(), 2);
+        // Each review's reason from the list is written with it.
+        let labels = std::fs::read_to_string(out.join("labels.toml")).unwrap();
+        assert_eq!(labels.matches("(shadow)").count(), 2, "{labels}");
         let by_file = |id: Uuid| {
             dataset
                 .clips

@@ -207,6 +207,49 @@ impl Verdict {
     }
 }
 
+/// Why an operator reviewed an incident so, from the operations center's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewReason {
+    /// A change of light (a lamp, headlights, the sun) looked like an object.
+    Lighting,
+    /// A shadow looked like an object.
+    Shadow,
+    /// The object belongs there (a bin, a bench, goods of a shop).
+    BelongsThere,
+    /// An animal.
+    Animal,
+    /// Something else (the note says what).
+    Other,
+}
+
+impl ReviewReason {
+    /// Every reason, in the order the dashboard lists them.
+    pub const ALL: [ReviewReason; 5] = [
+        ReviewReason::Lighting,
+        ReviewReason::Shadow,
+        ReviewReason::BelongsThere,
+        ReviewReason::Animal,
+        ReviewReason::Other,
+    ];
+
+    /// The stored and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewReason::Lighting => "lighting",
+            ReviewReason::Shadow => "shadow",
+            ReviewReason::BelongsThere => "belongs_there",
+            ReviewReason::Animal => "animal",
+            ReviewReason::Other => "other",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(s: &str) -> Option<ReviewReason> {
+        ReviewReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
 /// An operator's review of an incident.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Review {
@@ -214,9 +257,12 @@ pub struct Review {
     pub verdict: Verdict,
     /// Unix seconds.
     pub at: f64,
-    /// Who (free text from the request, e.g. the operator's name).
+    /// Who: the logged-in operator's shown name (or what an automation with the service token
+    /// said).
     pub by: Option<String>,
-    /// Why (free text).
+    /// Why, from the list.
+    pub reason: Option<ReviewReason>,
+    /// Why, in the operator's words.
     pub note: Option<String>,
 }
 
@@ -785,11 +831,15 @@ impl Store {
     pub fn review(
         &mut self,
         incident: Uuid,
-        verdict: Verdict,
-        by: Option<&str>,
-        note: Option<&str>,
-        now: f64,
+        review: &Review,
     ) -> Result<Option<IncidentRow>, StoreError> {
+        let Review {
+            verdict,
+            at: now,
+            ref by,
+            reason,
+            ref note,
+        } = *review;
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -800,8 +850,15 @@ impl Store {
         let changed = tx
             .execute(
                 "UPDATE incidents SET review = ?2, reviewed_at = ?3, reviewed_by = ?4,
-                     review_note = ?5 WHERE id = ?1",
-                params![id, verdict.as_str(), now, by, note],
+                     review_note = ?5, review_reason = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    verdict.as_str(),
+                    now,
+                    by,
+                    note,
+                    reason.map(ReviewReason::as_str)
+                ],
             )
             .map_err(err)?;
         if changed == 0 {
@@ -882,7 +939,7 @@ impl Store {
         let sql = format!(
             "SELECT id, camera_id, zone, state, category_code, appeared_at, raised_at, updated_at,
                  cleared_at, dwell_s, confidence, objects, actor, review, reviewed_at, reviewed_by,
-                 review_note
+                 review_note, review_reason
              FROM incidents {filter} ORDER BY raised_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
@@ -916,6 +973,10 @@ impl Store {
                                 verdict,
                                 at: r.get(14)?,
                                 by: r.get(15)?,
+                                reason: r
+                                    .get::<_, Option<String>>(17)?
+                                    .as_deref()
+                                    .and_then(ReviewReason::parse),
                                 note: r.get(16)?,
                             }),
                             _ => None,
@@ -1135,6 +1196,16 @@ mod tests {
     use super::testing::event;
     use super::*;
 
+    fn reviewed(verdict: Verdict, at: f64) -> Review {
+        Review {
+            verdict,
+            at,
+            by: None,
+            reason: None,
+            note: None,
+        }
+    }
+
     #[test]
     fn a_dismissal_cancels_pending_deliveries_and_later_events_and_an_ack_puts_them_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -1145,17 +1216,30 @@ mod tests {
         let row = s
             .review(
                 id,
-                Verdict::Dismissed,
-                Some("op"),
-                Some("a parked cart"),
-                110.0,
+                &Review {
+                    verdict: Verdict::Dismissed,
+                    at: 110.0,
+                    by: Some("op".into()),
+                    reason: Some(ReviewReason::BelongsThere),
+                    note: Some("a parked cart".into()),
+                },
             )
             .unwrap()
             .unwrap();
         let review = row.review.unwrap();
         assert_eq!(
-            (review.verdict, review.by.as_deref(), review.note.as_deref()),
-            (Verdict::Dismissed, Some("op"), Some("a parked cart"))
+            (
+                review.verdict,
+                review.by.as_deref(),
+                review.reason,
+                review.note.as_deref()
+            ),
+            (
+                Verdict::Dismissed,
+                Some("op"),
+                Some(ReviewReason::BelongsThere),
+                Some("a parked cart")
+            )
         );
         assert_eq!(row.deliveries[0].state, "cancelled");
         s.record(&event(id, EventKind::Cleared, 200.0, &[]), 200.0)
@@ -1170,7 +1254,7 @@ mod tests {
         };
         assert_eq!(s.incidents(&dismissed).unwrap().len(), 1);
         // The operator changes their mind: both events go out after all.
-        s.review(id, Verdict::Acknowledged, None, None, 300.0)
+        s.review(id, &reviewed(Verdict::Acknowledged, 300.0))
             .unwrap()
             .unwrap();
         assert_eq!(s.outbox_counts().unwrap().pending, 2);
@@ -1182,7 +1266,7 @@ mod tests {
         };
         assert!(s.incidents(&unreviewed).unwrap().is_empty());
         assert!(
-            s.review(Uuid::now_v7(), Verdict::Dismissed, None, None, 1.0)
+            s.review(Uuid::now_v7(), &reviewed(Verdict::Dismissed, 1.0))
                 .unwrap()
                 .is_none()
         );

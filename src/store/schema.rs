@@ -97,4 +97,8 @@ CREATE TABLE camera_events (
     UNIQUE (camera_id, at, view)
 );
 "#,
+    // 6: why an operator reviewed an incident so, from a fixed list (for tuning and feedback).
+    r#"
+ALTER TABLE incidents ADD COLUMN review_reason TEXT; -- NULL | lighting | shadow | belongs_there | animal | other
+"#,
 ];

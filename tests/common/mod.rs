@@ -181,12 +181,30 @@ pub fn fresh_storage_dir() -> PathBuf {
     dir
 }
 
-/// Service settings with short timeouts for tests, and a storage directory of its own.
+/// The service token of the services the tests start ([`fast_service`]): [`http_get`] sends it.
+pub const TEST_TOKEN: &str = "test-service-token";
+/// The environment variable holding [`TEST_TOKEN`].
+pub const TEST_TOKEN_ENV: &str = "DW_TEST_SERVICE_TOKEN";
+
+/// Puts [`TEST_TOKEN`] in the environment, once per test binary.
+pub fn set_test_token() {
+    static SET: OnceLock<()> = OnceLock::new();
+    SET.get_or_init(|| {
+        // SAFETY: set once, before the first service of this binary reads it; always the same
+        // value.
+        unsafe { std::env::set_var(TEST_TOKEN_ENV, TEST_TOKEN) };
+    });
+}
+
+/// Service settings with short timeouts for tests, a storage directory of its own, and the
+/// service token [`TEST_TOKEN`] (reads of the API need a caller).
 pub fn fast_service() -> ServiceConfig {
+    set_test_token();
     let mut s = ServiceConfig {
         storage_dir: fresh_storage_dir(),
         ..ServiceConfig::default()
     };
+    s.api.token_env = Some(TEST_TOKEN_ENV.into());
     s.ingest.connect_timeout_s = 3.0;
     s.ingest.frame_timeout_s = 3.0;
     s.ingest.backoff_initial_s = 0.2;
@@ -304,13 +322,19 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
         .unwrap_or(0)
 }
 
-/// A plain HTTP/1.0 GET on 127.0.0.1; returns (status, body).
+/// A plain HTTP/1.0 GET on 127.0.0.1 with the service token [`TEST_TOKEN`]; returns (status,
+/// body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!(
+            "GET {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let split = buf

@@ -11,9 +11,10 @@ const PAGE = 50;
 const $ = (sel) => document.querySelector(sel);
 const state = { cameras: new Map(), selected: "", thumbsAt: 0, incidentsKey: "", live: false, alarmed: new Set() };
 
-const tokenInput = $("#token");
-tokenInput.value = localStorage.getItem("dumpwatch.token") || "";
-tokenInput.addEventListener("change", () => localStorage.setItem("dumpwatch.token", tokenInput.value));
+// Who is logged in (GET /api/v1/me): { name, shown_name, role }.
+let me = null;
+const ROLES = ["viewer", "operator", "admin"];
+const may = (role) => me !== null && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
 
 const CAMERA_EVENTS_SHOWN = 20;
 
@@ -27,6 +28,7 @@ function setConn(ok) {
 
 async function getJson(url) {
   const r = await fetch(url, { cache: "no-store" });
+  if (r.status === 401) sessionEnded();
   if (!r.ok) {
     let msg = r.status + " " + r.statusText;
     try { msg = (await r.json()).error || msg; } catch (_) {}
@@ -202,7 +204,11 @@ function drawIncident(node, inc) {
   node.querySelector(".camera-name").textContent = cam ? cam.name : inc.camera_id;
   node.querySelector(".zone").textContent = inc.zone;
   node.querySelector(".state").textContent = tValue("incident", inc.state);
-  node.querySelector(".review").textContent = verdict ? tValue("review", verdict) : "";
+  const rev = inc.review;
+  node.querySelector(".review").textContent = verdict
+    ? [tValue("review", verdict), rev.by, rev.reason ? tValue("reason", rev.reason) : ""].filter(Boolean).join(" · ")
+    : "";
+  for (const el of node.querySelectorAll(".ack, .dismiss, .reason")) el.hidden = !may("operator");
   node.querySelector(".raised").textContent = fmtTime(inc.raised_at);
   const pics = node.querySelector(".pictures");
   const key = inc.evidence.map((e) => e.id + (e.deleted ? "d" : "")).join(",");
@@ -280,13 +286,12 @@ async function pollIncidents() {
   }
 }
 
-// POSTs with the operator's API token; throws with the service's own error text.
-async function postWithToken(url, body) {
-  const token = tokenInput.value.trim();
-  if (!token) throw new Error(t("token.missing"));
-  const headers = { "Authorization": "Bearer " + token };
+// POSTs in the operator's session; throws with the service's own error text.
+async function post(url, body) {
+  const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(url, { method: "POST", headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (r.status === 401) sessionEnded();
   if (!r.ok) {
     let msg = r.status + " " + r.statusText;
     try { msg = (await r.json()).error || msg; } catch (_) {}
@@ -299,7 +304,9 @@ async function review(id, action, node) {
   const err = node.querySelector(".action-error");
   err.textContent = "";
   try {
-    drawIncident(node, await postWithToken(`/api/v1/incidents/${id}/${action}`, { by: "dashboard" }));
+    const reason = node.querySelector(".reason").value;
+    const body = action === "dismiss" && reason ? { reason } : {};
+    drawIncident(node, await post(`/api/v1/incidents/${id}/${action}`, body));
   } catch (e) {
     err.textContent = t("action.error", { action: t(action), error: e.message });
   }
@@ -311,6 +318,7 @@ async function pollDeadLetters() {
     const page = await getJson("/api/v1/deliveries?state=dead&limit=50");
     const list = page.deliveries;
     $("#dead-letters").hidden = list.length === 0;
+    $("#requeue-all").hidden = !may("admin");
     $("#dead-count").textContent = list.length >= 50 ? t("dead.many") : t("dead.count", { n: list.length });
     const ul = $("#dead-list");
     ul.replaceChildren(...list.map((d) => {
@@ -319,6 +327,7 @@ async function pollDeadLetters() {
       text.textContent = `${fmtTime(d.created_at)} · ${d.camera_id} · ${tValue("event", d.event)} · ${d.last_error || "HTTP " + d.last_status} `;
       const again = document.createElement("button");
       again.textContent = t("dead.send");
+      again.hidden = !may("admin");
       again.addEventListener("click", () => requeue(`/api/v1/deliveries/${d.id}/requeue`));
       li.append(text, again);
       return li;
@@ -358,7 +367,7 @@ async function requeue(url) {
   const err = $("#dead-error");
   err.textContent = "";
   try {
-    await postWithToken(url);
+    await post(url);
     await pollDeadLetters();
   } catch (e) {
     err.textContent = t("dead.send-error", { error: e.message });
@@ -470,12 +479,75 @@ function pollWhileNeeded(poll) {
   }, INCIDENT_POLL_MS);
 }
 
+// ---- logging in ---------------------------------------------------------------------------
+
+// Every read needs a session: the page shows the login form until there is one.
+function showLogin() {
+  $("main").hidden = true;
+  $("#who").hidden = true;
+  $("#login").hidden = false;
+  $("#login-name").focus();
+}
+
+// A read or change answered 401: the session ended (timed out, logged out elsewhere, the
+// account removed). Back to the login form; the page reloads after the next login.
+function sessionEnded() {
+  if (me === null) return;
+  me = null;
+  showLogin();
+}
+
+let started = false;
+function startPage(who) {
+  me = who;
+  $("#login").hidden = true;
+  $("main").hidden = false;
+  $("#who").hidden = false;
+  $("#who-name").textContent = who.shown_name;
+  $("#who-role").textContent = tValue("role", who.role);
+  if (started) {
+    location.reload();
+    return;
+  }
+  started = true;
+  connectLive();
+  pollCameras().then(pollIncidents).then(pollDeadLetters).then(pollCameraEvents);
+  setInterval(pollCameras, CAMERA_POLL_MS);
+  pollWhileNeeded(pollIncidents);
+  pollWhileNeeded(pollDeadLetters);
+  pollWhileNeeded(pollCameraEvents);
+}
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    const r = await fetch("/api/v1/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: $("#login-name").value.trim(), password: $("#login-password").value }),
+    });
+    const answer = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      $("#login-password").value = "";
+      $("#login-error").textContent = t(r.status === 401 ? "login.wrong" : "login.error", { error: answer.error || r.status });
+      return;
+    }
+    $("#login-password").value = "";
+    startPage(answer);
+  } catch (err) {
+    $("#login-error").textContent = t("login.error", { error: err.message });
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  await fetch("/api/v1/logout", { method: "POST" }).catch(() => {});
+  location.reload();
+});
+
 $("#alarm").addEventListener("click", enableAlarm);
 $("#language").addEventListener("click", switchLanguage);
 drawAlarmButton();
-connectLive();
-pollCameras().then(pollIncidents).then(pollDeadLetters).then(pollCameraEvents);
-setInterval(pollCameras, CAMERA_POLL_MS);
-pollWhileNeeded(pollIncidents);
-pollWhileNeeded(pollDeadLetters);
-pollWhileNeeded(pollCameraEvents);
+fetch("/api/v1/me", { cache: "no-store" })
+  .then((r) => (r.ok ? r.json().then(startPage) : showLogin()))
+  .catch(showLogin);
