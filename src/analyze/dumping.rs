@@ -1135,11 +1135,15 @@ impl Analyzer {
                     // The owner's track was lost (the detector missed them for a while, or a
                     // passer-by crossing them took it over) and the same person is found again
                     // under another: someone of the owner's class lingering where the owner was
-                    // last near.
+                    // last near, whose track began there after the owner's was last seen. A
+                    // passer-by who pauses on that spot walked into it: their track began
+                    // elsewhere, and they are not the owner.
                     tracks.iter().filter(near_it).find(|t| {
                         t.id != owner.track
                             && t.class_id == owner.class_id
                             && t.bbox.iou(&owner.bbox) >= SAME_PLACE_IOU
+                            && t.first_seen >= owner.last_near
+                            && box_gap_in_heights(&t.first_bbox, &owner.bbox) <= OWNER_REACH
                     })
                 });
             match near {
@@ -1155,7 +1159,8 @@ impl Analyzer {
                     // Once left, the owner is back only when they stay by it: someone passing
                     // by (or a track that switched to another person) does not restart the dwell.
                     if now - since >= OWNER_BACK_S && c.unattended_since.is_some() {
-                        debug!(zone = c.zone, bbox = ?c.bbox, now, owner_bbox = ?t.bbox, "pending object: its owner is back, the dwell restarts");
+                        debug!(zone = c.zone, bbox = ?c.bbox, now, owner_track = owner.track, owner_bbox = ?t.bbox,
+                               track_began = t.first_seen, "pending object: its owner is back, the dwell restarts");
                         c.unattended_since = None;
                         c.owner_returned = true;
                     }
@@ -1762,6 +1767,41 @@ mod tests {
                 events[0].at
             );
         }
+    }
+
+    #[test]
+    fn a_passer_by_who_pauses_where_the_owner_stood_does_not_restart_the_dwell() {
+        let mut a = Analyzer::new(config());
+        // The owner walks in from the left, leaves the bag at 20 s and walks on out of view; at
+        // 30 s someone walks in from the right edge, stands where the owner passed the bag from
+        // 34 s to 46 s, and walks back out.
+        let passer_by = |t: f64| -> Option<(usize, u32, u32, u32, u32)> {
+            let x = if t < 30.0 {
+                return None;
+            } else if t < 34.0 {
+                f64::from(W) - (t - 30.0) * (f64::from(W) - 130.0) / 4.0
+            } else if t < 46.0 {
+                130.0
+            } else {
+                130.0 + (t - 46.0) * 40.0
+            };
+            (x < f64::from(W)).then_some((PERSON, x as u32, 80, 20, 60))
+        };
+        let events = run(&mut a, 2.0, 120.0, |t| Scene {
+            level: 100,
+            objects: if t >= 20.0 { vec![BAG] } else { vec![] },
+            detected: walker(t, 20.0, 130.0)
+                .into_iter()
+                .filter(|_| t < 30.0)
+                .chain(passer_by(t))
+                .collect(),
+        });
+        assert_eq!(kinds(&events), vec![(EventKind::Raised, 1)], "{events:#?}");
+        assert!(
+            events[0].at >= 49.0 && events[0].at <= 55.0,
+            "raised at {}: the passer-by was taken for the owner",
+            events[0].at
+        );
     }
 
     #[test]

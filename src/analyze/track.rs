@@ -61,6 +61,9 @@ pub struct Track {
     pub score: f32,
     /// When the track started (seconds).
     pub first_seen: f64,
+    /// Where the track started: a person found again after the detector lost them starts where
+    /// they were, a passer-by where they walked into view.
+    pub first_bbox: BBox,
     /// When it was last matched (seconds).
     pub last_seen: f64,
     /// Number of matches.
@@ -174,6 +177,7 @@ impl Tracker {
                     bbox: det.bbox,
                     score: det.score,
                     first_seen: now,
+                    first_bbox: det.bbox,
                     last_seen: now,
                     hits: 1,
                     velocity: (0.0, 0.0),
