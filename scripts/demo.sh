@@ -58,7 +58,10 @@ upper='[[0.0, 0.2], [1.0, 0.2], [1.0, 0.72], [0.0, 0.72]]'
   for i in "${!clips[@]}"; do
     n=$((i+1)); zone="$paths"; [ "$n" = 7 ] && zone="$upper"
     printf '[[cameras]]\nid = "demo-%02d"\nname = "%s"\nurl = "rtsp://127.0.0.1:%s/cam%d"\n' "$n" "${names[$i]}" "$port" "$n"
-    printf 'location = { lat = 30.52, lon = 114.31, address = "Demo street %d" }\n' "$n"
+    # Spread over two districts, for the dashboard's map.
+    district=$([ "$n" -le 4 ] && echo "江汉区" || echo "武昌区")
+    printf 'location = { lat = 30.5%d, lon = 114.3%d, address = "Demo street %d", district = "%s" }\n' \
+      "$((20 + n * 7))" "$((10 + (n % 4) * 9 + (n > 4 ? 40 : 0)))" "$n" "$district"
     # Camera 1's bag comes back at the same spot every loop: a short cooldown makes each return
     # a new incident (the default, 120 s, would call it a repeat of the one cleared just before).
     [ "$n" = 1 ] && printf '[cameras.analyze]\ncooldown_s = 20\n'

@@ -251,8 +251,12 @@ impl Supervisor {
             )),
         );
         s.api_zones.set(slot, Some(Arc::new(cam.zones.clone())));
-        s.status
-            .occupy(slot, cam.id.clone(), cam.display_name().to_owned());
+        s.status.occupy(
+            slot,
+            cam.id.clone(),
+            cam.display_name().to_owned(),
+            cam.location.clone(),
+        );
         s.watch
             .install(slot, cam.clone(), cfg.clone(), metrics.clone());
         let svc = &self.config.service;
@@ -410,6 +414,7 @@ impl Supervisor {
                             .set(slot, Some(Arc::new(cam.zones.clone())));
                         self.slots.status.update(slot, |s| {
                             s.name = cam.display_name().to_owned();
+                            s.location = cam.location.clone();
                         });
                         if let Some(outcome) =
                             self.slots.watch.reconfigure(slot, (*cam).clone(), cfg)

@@ -285,9 +285,16 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     add_user(&users, "wang.fang", "王芳", "operator", "night-shift-7");
     svc.api.users_file = Some(users);
     let storage = svc.storage_dir.clone();
+    let mut square = camera("square", &server.url("square"));
+    square.location = Some(dumpwatch::config::Location {
+        lat: 30.5928,
+        lon: 114.3055,
+        address: "江汉路 1 号".into(),
+        district: "江汉区".into(),
+    });
     let service = Service::start(Config {
         service: svc,
-        cameras: vec![camera("square", &server.url("square"))],
+        cameras: vec![square],
     })
     .await;
     // The server starts the clip for its first client: the first frame received is the clip's
@@ -530,6 +537,61 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
         &screenshot,
     )
     .unwrap();
+    // The map: the camera's point in its district; a click selects the camera.
+    let point = browser
+        .wait_for(
+            r#"#map .point[data-camera="square"]"#,
+            Duration::from_secs(5),
+            "the camera on the map",
+        )
+        .await;
+    let map_text = browser
+        .eval("return document.querySelector('#map-box').textContent;")
+        .await;
+    assert!(
+        map_text.as_str().unwrap_or_default().contains("江汉区"),
+        "the district's name on the map: {map_text}"
+    );
+    browser.click(&point).await;
+    browser
+        .wait_for(
+            r#"article.camera.selected[data-camera="square"]"#,
+            Duration::from_secs(5),
+            "the camera selected from the map",
+        )
+        .await;
+    // The feed's filters and pages: the open incident is found as delivered, not as cleared.
+    let feed_shows = |filter: &str, value: &str| {
+        format!(
+            "const s = document.querySelector('{filter}'); s.value = '{value}'; \
+             s.dispatchEvent(new Event('change')); return s.value;"
+        )
+    };
+    browser
+        .eval(&feed_shows("#filter-delivery", "delivered"))
+        .await;
+    browser
+        .wait_for(&selector, Duration::from_secs(5), "the incident, delivered")
+        .await;
+    browser.eval(&feed_shows("#filter-state", "cleared")).await;
+    browser
+        .wait_for(
+            ".feed p.empty",
+            Duration::from_secs(5),
+            "no cleared incident",
+        )
+        .await;
+    browser.eval(&feed_shows("#filter-state", "")).await;
+    browser
+        .wait_for(&selector, Duration::from_secs(5), "the incident again")
+        .await;
+    let info = browser
+        .eval("return document.querySelector('#page-info').textContent;")
+        .await;
+    assert!(
+        info.as_str().unwrap_or_default().contains("共 1 个事件"),
+        "{info}"
+    );
     // Dismissed as a shadow: the reason from the list, the operator's name from the session.
     browser
         .eval(&format!(

@@ -72,8 +72,13 @@ pub(super) fn parse_id(id: &str) -> Result<Uuid, Response> {
 pub struct ListQuery {
     /// Only this camera.
     camera: Option<String>,
+    /// Only this zone.
+    zone: Option<String>,
     /// `open` or `cleared`.
     state: Option<String>,
+    /// Incidents with an event in this delivery state: `pending`, `delivered`, `dead` (the city
+    /// system refused it) or `cancelled` (dismissed before it went out).
+    delivery: Option<String>,
     /// `unreviewed`, `acknowledged` or `dismissed`.
     review: Option<String>,
     /// Raised at or after, unix seconds.
@@ -111,6 +116,14 @@ pub async fn list(
             format!("state: {state:?} is not one of open, cleared"),
         );
     }
+    if let Some(d) = &q.delivery
+        && !matches!(d.as_str(), "pending" | "delivered" | "dead" | "cancelled")
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("delivery: {d:?} is not one of pending, delivered, dead, cancelled"),
+        );
+    }
     let review = match q.review.as_deref() {
         None => None,
         Some("unreviewed") => Some(ReviewFilter::Unreviewed),
@@ -131,7 +144,9 @@ pub async fn list(
     }
     let query = IncidentQuery {
         camera: q.camera,
+        zone: q.zone,
         state: q.state,
+        delivery: q.delivery,
         review,
         since: q.since,
         until: q.until,
@@ -139,11 +154,17 @@ pub async fn list(
         offset: q.offset.unwrap_or(0),
     };
     let (offset, limit) = (query.offset, query.limit);
-    match store.read(move |st| st.incidents(&query)).await {
-        Ok(Ok(rows)) => Json(json!({
+    match store
+        .read(move |st| {
+            Ok::<_, crate::store::StoreError>((st.incidents(&query)?, st.count_incidents(&query)?))
+        })
+        .await
+    {
+        Ok(Ok((rows, total))) => Json(json!({
             "incidents": rows,
             "offset": offset,
             "limit": limit,
+            "total": total,
         }))
         .into_response(),
         Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

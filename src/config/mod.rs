@@ -621,6 +621,10 @@ pub struct Location {
     /// Street address, as the city system shows it.
     #[serde(default)]
     pub address: String,
+    /// District (区) or other grouping the operations center knows the camera by: the
+    /// dashboard's map groups cameras by it. Default: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub district: String,
 }
 
 /// A watched zone inside a camera's frame.

@@ -35,6 +35,8 @@ pub struct CameraStatus {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Where the camera is (from the cameras file), for the dashboard's map.
+    pub location: Option<crate::config::Location>,
     /// Current state.
     pub state: CameraState,
     /// When the state last changed.
@@ -156,10 +158,11 @@ pub struct StatusBoard {
     cameras: Vec<Mutex<Option<CameraStatus>>>,
 }
 
-fn fresh(id: String, name: String) -> CameraStatus {
+fn fresh(id: String, name: String, location: Option<crate::config::Location>) -> CameraStatus {
     CameraStatus {
         id,
         name,
+        location,
         state: CameraState::Starting,
         since: SystemTime::now(),
         last_error: None,
@@ -198,8 +201,14 @@ impl StatusBoard {
     }
 
     /// Puts a new camera, `Starting`, in slot `i`.
-    pub fn occupy(&self, i: usize, id: String, name: String) {
-        *self.slot(i) = Some(fresh(id, name));
+    pub fn occupy(
+        &self,
+        i: usize,
+        id: String,
+        name: String,
+        location: Option<crate::config::Location>,
+    ) {
+        *self.slot(i) = Some(fresh(id, name, location));
     }
 
     /// Empties slot `i` (its camera was removed).

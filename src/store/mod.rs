@@ -337,8 +337,13 @@ pub const CASE_STATUSES: &[&str] = &["registered", "dispatched", "handled", "clo
 pub struct IncidentQuery {
     /// Only this camera.
     pub camera: Option<String>,
+    /// Only this zone.
+    pub zone: Option<String>,
     /// Only this state (`open`, `cleared`).
     pub state: Option<String>,
+    /// Only incidents with an event in this delivery state (`pending`, `delivered`, `dead`,
+    /// `cancelled`).
+    pub delivery: Option<String>,
     /// Only incidents with this review.
     pub review: Option<ReviewFilter>,
     /// Raised at or after (unix seconds).
@@ -894,15 +899,47 @@ impl Store {
 
     /// Incidents matching `q`, newest first.
     pub fn incidents(&self, q: &IncidentQuery) -> Result<Vec<IncidentRow>, StoreError> {
+        let (filter, args) = Self::incident_filter(q);
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        self.query_incidents(&filter, &refs, q.limit, q.offset)
+    }
+
+    /// How many incidents `q` finds over all its pages.
+    pub fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
+        let (filter, args) = Self::incident_filter(q);
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        self.conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM incidents {filter}"),
+                refs.as_slice(),
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(self.err())
+    }
+
+    /// The `WHERE` clause of `q` (empty when it filters nothing) and its arguments.
+    fn incident_filter(q: &IncidentQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
         let mut clauses = Vec::new();
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(c) = &q.camera {
             args.push(Box::new(c.clone()));
             clauses.push(format!("camera_id = ?{}", args.len()));
         }
+        if let Some(z) = &q.zone {
+            args.push(Box::new(z.clone()));
+            clauses.push(format!("zone = ?{}", args.len()));
+        }
         if let Some(s) = &q.state {
             args.push(Box::new(s.clone()));
             clauses.push(format!("state = ?{}", args.len()));
+        }
+        if let Some(d) = &q.delivery {
+            args.push(Box::new(d.clone()));
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM outbox o WHERE o.incident_id = incidents.id AND o.state = ?{})",
+                args.len()
+            ));
         }
         match q.review {
             None => {}
@@ -925,8 +962,7 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-        self.query_incidents(&filter, &refs, q.limit, q.offset)
+        (filter, args)
     }
 
     fn query_incidents(
@@ -1253,6 +1289,24 @@ mod tests {
             ..IncidentQuery::default()
         };
         assert_eq!(s.incidents(&dismissed).unwrap().len(), 1);
+        // The feed's other filters: by delivery state (the dismissal cancelled its events), by
+        // zone, with the count over all pages.
+        let by = |delivery: &str, zone: Option<&str>| IncidentQuery {
+            delivery: Some(delivery.into()),
+            zone: zone.map(str::to_owned),
+            limit: 10,
+            ..IncidentQuery::default()
+        };
+        assert_eq!(s.count_incidents(&dismissed).unwrap(), 1);
+        assert_eq!(s.count_incidents(&by("cancelled", None)).unwrap(), 1);
+        assert_eq!(s.count_incidents(&by("pending", None)).unwrap(), 0);
+        let zone = row.zone.clone();
+        assert_eq!(s.incidents(&by("cancelled", Some(&zone))).unwrap().len(), 1);
+        assert_eq!(
+            s.count_incidents(&by("cancelled", Some("elsewhere")))
+                .unwrap(),
+            0
+        );
         // The operator changes their mind: both events go out after all.
         s.review(id, &reviewed(Verdict::Acknowledged, 300.0))
             .unwrap()

@@ -9,7 +9,7 @@ const THUMB_REFRESH_MS = 5000;
 const PAGE = 50;
 
 const $ = (sel) => document.querySelector(sel);
-const state = { cameras: new Map(), selected: "", thumbsAt: 0, incidentsKey: "", live: false, alarmed: new Set() };
+const state = { cameras: new Map(), selected: "", thumbsAt: 0, incidentsKey: "", live: false, alarmed: new Set(), page: 0, total: 0 };
 
 // Who is logged in (GET /api/v1/me): { name, shown_name, role }.
 let me = null;
@@ -116,7 +116,9 @@ function drawCameras(list) {
 
 async function pollCameras() {
   try {
-    drawCameras(await getJson("/api/v1/cameras"));
+    const cams = await getJson("/api/v1/cameras");
+    drawCameras(cams);
+    drawMap(cams);
     setConn(true);
   } catch (e) {
     setConn(false);
@@ -125,9 +127,80 @@ async function pollCameras() {
 
 function selectCamera(id) {
   state.selected = id;
+  state.page = 0;
   $("#filter-camera").value = id;
   for (const n of $("#cameras").children) n.classList.toggle("selected", n.dataset.camera === id);
+  for (const n of document.querySelectorAll("#map .point")) n.classList.toggle("selected", n.dataset.camera === id);
   pollIncidents();
+}
+
+// ---- the map ------------------------------------------------------------------------------
+
+// The cameras with coordinates, drawn without map tiles (the center's network is often cut off
+// from the internet): each a point at its latitude and longitude, coloured by its state, the
+// points of one district framed together with its name. A click selects the camera.
+const SVG = "http://www.w3.org/2000/svg";
+const MAP_W = 600, MAP_H = 320, MAP_PAD = 24;
+
+function svg(tag, attrs, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function mapState(cam) {
+  if (cam.view === "moved" || cam.view === "covered") return "lost";
+  if (cam.state !== "streaming") return "down";
+  return cam.busy ? "busy" : "up";
+}
+
+function drawMap(cams) {
+  const placed = cams.filter((c) => c.location && Number.isFinite(c.location.lat) && Number.isFinite(c.location.lon));
+  $("#map-box").hidden = placed.length === 0;
+  if (!placed.length) return;
+  // Equirectangular around the cameras' mean latitude: fine over a city.
+  const lat0 = placed.reduce((s, c) => s + c.location.lat, 0) / placed.length;
+  const kx = Math.cos((lat0 * Math.PI) / 180);
+  const xs = placed.map((c) => c.location.lon * kx), ys = placed.map((c) => c.location.lat);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const span = Math.max(x1 - x0, y1 - y0, 1e-6);
+  const scale = Math.min((MAP_W - 2 * MAP_PAD) / Math.max(x1 - x0, span * 1e-3), (MAP_H - 2 * MAP_PAD) / Math.max(y1 - y0, span * 1e-3));
+  const px = (c) => MAP_PAD + (c.location.lon * kx - x0) * scale + ((MAP_W - 2 * MAP_PAD) - (x1 - x0) * scale) / 2;
+  const py = (c) => MAP_H - MAP_PAD - (c.location.lat - y0) * scale - ((MAP_H - 2 * MAP_PAD) - (y1 - y0) * scale) / 2;
+  const districts = new Map();
+  for (const c of placed) {
+    const d = c.location.district || "";
+    if (!districts.has(d)) districts.set(d, []);
+    districts.get(d).push(c);
+  }
+  const map = $("#map");
+  const nodes = [];
+  for (const [name, list] of [...districts].sort()) {
+    if (!name) continue;
+    const [dx, dy] = [list.map(px), list.map(py)];
+    const [l, r, t, b] = [Math.min(...dx) - 12, Math.max(...dx) + 12, Math.min(...dy) - 12, Math.max(...dy) + 12];
+    const g = svg("g", { class: "district" });
+    g.append(svg("rect", { x: l, y: t, width: r - l, height: b - t, rx: 6 }));
+    const down = list.filter((c) => mapState(c) !== "up" && mapState(c) !== "busy").length;
+    g.append(svg("text", { x: l + 4, y: t - 4 }, t_district(name, list.length, down)));
+    nodes.push(g);
+  }
+  for (const c of placed) {
+    const p = svg("circle", {
+      cx: px(c), cy: py(c), r: 6,
+      class: `point ${mapState(c)}${c.id === state.selected ? " selected" : ""}`,
+      "data-camera": c.id,
+    });
+    p.append(svg("title", {}, `${c.name} · ${tValue("state", c.state)}${c.location.address ? " · " + c.location.address : ""}`));
+    p.addEventListener("click", () => selectCamera(state.selected === c.id ? "" : c.id));
+    nodes.push(p);
+  }
+  map.replaceChildren(...nodes);
+}
+
+function t_district(name, n, down) {
+  return down ? t("map.district.down", { name, n, down }) : t("map.district", { name, n });
 }
 
 // ---- incidents ---------------------------------------------------------------------------
@@ -269,14 +342,34 @@ function drawIncidents(list) {
   }
 }
 
+// A date of the date inputs (YYYY-MM-DD, a day in the site's UTC offset) as unix seconds of
+// its midnight there.
+function siteMidnight(value) {
+  return value ? Date.parse(value + "T00:00:00Z") / 1000 - UTC_OFFSET_MIN * 60 : null;
+}
+
 async function pollIncidents() {
-  const params = new URLSearchParams({ limit: PAGE });
-  const cam = $("#filter-camera").value;
-  const rev = $("#filter-review").value;
-  if (cam) params.set("camera", cam);
-  if (rev) params.set("review", rev);
+  const params = new URLSearchParams({ limit: PAGE, offset: state.page * PAGE });
+  for (const [name, input] of [["camera", "#filter-camera"], ["zone", "#filter-zone"], ["state", "#filter-state"],
+                               ["review", "#filter-review"], ["delivery", "#filter-delivery"]]) {
+    const v = $(input).value.trim();
+    if (v) params.set(name, v);
+  }
+  const since = siteMidnight($("#filter-from").value);
+  const until = siteMidnight($("#filter-to").value);
+  if (since !== null) params.set("since", since);
+  if (until !== null) params.set("until", until + 86400);
   try {
     const page = await getJson("/api/v1/incidents?" + params);
+    state.total = page.total;
+    const pages = Math.max(1, Math.ceil(page.total / PAGE));
+    if (state.page >= pages && state.page > 0) {
+      state.page = pages - 1;
+      return pollIncidents();
+    }
+    $("#page-info").textContent = t("page.info", { page: state.page + 1, pages, total: page.total });
+    $("#page-prev").disabled = state.page === 0;
+    $("#page-next").disabled = state.page + 1 >= pages;
     drawIncidents(page.incidents);
     $("#incident-error").textContent = "";
     const open = page.incidents.filter((i) => i.state === "open" && !(i.review && i.review.verdict === "dismissed")).length;
@@ -376,7 +469,13 @@ async function requeue(url) {
 
 $("#requeue-all").addEventListener("click", () => requeue("/api/v1/deliveries/requeue"));
 $("#filter-camera").addEventListener("change", (e) => selectCamera(e.target.value));
-$("#filter-review").addEventListener("change", pollIncidents);
+// A changed filter shows its first page.
+const refilter = () => { state.page = 0; pollIncidents(); };
+for (const id of ["#filter-review", "#filter-state", "#filter-delivery", "#filter-from", "#filter-to", "#filter-zone"]) {
+  $(id).addEventListener("change", refilter);
+}
+$("#page-prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); pollIncidents(); });
+$("#page-next").addEventListener("click", () => { state.page += 1; pollIncidents(); });
 
 // ---- the live feed and the alarm --------------------------------------------------------------
 
