@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::ApiState;
 use crate::clip::ClipRecorder;
@@ -113,6 +113,15 @@ pub async fn run_with_reload(
     let enabled = config.cameras.iter().filter(|c| c.enabled).count();
     // Slots for the cameras of a reload too; never fewer than the cameras of the start.
     let capacity = (svc.max_cameras as usize).max(enabled).max(1);
+    match crate::annotate::load_label_font(svc.evidence.label_font.as_deref()) {
+        Ok(path) => info!(font = %path.display(), "text on pictures drawn with this font"),
+        Err(why) if svc.evidence.label_font.is_some() => {
+            warn!(why = %why, "evidence.label_font cannot be used: text on pictures falls back to the built-in Latin font")
+        }
+        Err(why) => {
+            warn!(why = %why, "no CJK font found (install fonts-wqy-microhei): text on pictures uses the built-in Latin font")
+        }
+    }
     // Read before the model loads: an unusable users file stops the start-up at once.
     let accounts = svc
         .api

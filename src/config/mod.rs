@@ -109,6 +109,7 @@ impl ServiceConfig {
         svc.storage_dir = base.join(&svc.storage_dir);
         svc.cameras_file = base.join(&svc.cameras_file);
         svc.api.users_file = svc.api.users_file.map(|p| base.join(p));
+        svc.evidence.label_font = svc.evidence.label_font.map(|p| base.join(p));
         svc.model.path = base.join(&svc.model.path);
         svc.model.ort_library = svc.model.ort_library.map(|p| base.join(p));
         Ok(svc)
@@ -445,6 +446,11 @@ pub struct EvidenceConfig {
     /// the put-down, `dwell_s` and the seconds it takes to decide. Beyond it the put-down is
     /// given up and the clip starts later. 0: nothing kept on disk. Default 16.
     pub clip_act_max_mb: f64,
+    /// Font of the text on evidence pictures and thumbnails (zone names, classes): a TrueType
+    /// or OpenType file or collection, relative to the service file. Unset: Debian's CJK fonts
+    /// are tried (`fonts-wqy-microhei`, `fonts-noto-cjk`), so Chinese names read; without any,
+    /// a built-in bitmap font that has Latin letters and digits only (logged at start).
+    pub label_font: Option<PathBuf>,
 }
 
 impl Default for EvidenceConfig {
@@ -457,6 +463,7 @@ impl Default for EvidenceConfig {
             clip_ring_max_mb: 4.0,
             clip_before_put_down_s: 5.0,
             clip_act_max_mb: 16.0,
+            label_font: None,
         }
     }
 }
