@@ -18,31 +18,6 @@ use dumpwatch::analyze::view::View;
 use dumpwatch::config::Config;
 use dumpwatch::receiver::ReceiverSettings;
 
-/// Adds an account to the users file `file` with the CLI, the password on standard input.
-fn add_user(file: &std::path::Path, name: &str, shown: &str, role: &str, password: &str) {
-    use std::io::Write;
-    let mut child = common::dumpwatch_command()
-        .args([
-            "users",
-            "add",
-            name,
-            "--role",
-            role,
-            "--display-name",
-            shown,
-            "--file",
-        ])
-        .arg(file)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "dumpwatch users add failed"
-    );
-}
-
 /// Logs in on the dashboard's form and waits for the page.
 async fn log_in(browser: &Browser, name: &str, password: &str) {
     let field = browser
@@ -282,7 +257,7 @@ async fn a_bag_left_in_front_of_a_live_camera_reaches_the_city_system_with_snaps
     svc.evidence.clip_post_s = 4.0;
     // The operator's account, made as an administrator would, with the CLI.
     let users = svc.storage_dir.with_extension("users.toml");
-    add_user(&users, "wang.fang", "王芳", "operator", "night-shift-7");
+    common::add_user(&users, "wang.fang", "王芳", "operator", "night-shift-7");
     svc.api.users_file = Some(users);
     let storage = svc.storage_dir.clone();
     let mut square = camera("square", &server.url("square"));
@@ -725,7 +700,7 @@ async fn a_camera_turned_away_and_back_is_told_to_the_operations_center_and_rais
     let server = RtspServer::start(&["--h264", &format!("square={}:fps=10", clip.display())]);
     let mut svc = scenario_service(receiver);
     let users = svc.storage_dir.with_extension("users.toml");
-    add_user(&users, "zhao.lei", "赵磊", "viewer", "look-but-not-touch");
+    common::add_user(&users, "zhao.lei", "赵磊", "viewer", "look-but-not-touch");
     svc.api.users_file = Some(users);
     let service = Service::start(Config {
         service: svc,

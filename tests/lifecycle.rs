@@ -456,20 +456,8 @@ async fn reads_need_a_session_and_each_role_does_what_it_may() {
     let dir = tempfile::tempdir().unwrap();
     write_service(dir.path(), "http://127.0.0.1:9/api/incidents");
     let users = dir.path().join("users.toml");
-    for (name, role, password) in [
-        ("li.na", "viewer", "viewer-pass-1"),
-        ("wu.gang", "operator", "operator-pass-1"),
-    ] {
-        let mut child = dumpwatch_command()
-            .args(["users", "add", name, "--role", role, "--file"])
-            .arg(&users)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    common::add_user(&users, "li.na", "李娜", "viewer", "viewer-pass-1");
+    common::add_user(&users, "wu.gang", "吴刚", "operator", "operator-pass-1");
     let mut text = std::fs::read_to_string(dir.path().join("dumpwatch.toml")).unwrap();
     text = text.replace("[api]\n", "[api]\nusers_file = \"users.toml\"\n");
     std::fs::write(dir.path().join("dumpwatch.toml"), text).unwrap();
@@ -534,15 +522,14 @@ async fn reads_need_a_session_and_each_role_does_what_it_may() {
         .await
         .unwrap();
     assert_eq!(me["name"], "li.na");
-    assert_eq!(
+    let cameras_with = |cookie: &str| {
         status(
             client
                 .get(format!("http://{addr}/api/v1/cameras"))
-                .header("cookie", &session)
+                .header("cookie", cookie),
         )
-        .await,
-        200
-    );
+    };
+    assert_eq!(cameras_with(&session).await, 200);
     // A viewer cannot review: 403, naming the role needed.
     let incident = "0190c2a0-0000-7000-8000-000000000000";
     let r = client
@@ -581,15 +568,7 @@ async fn reads_need_a_session_and_each_role_does_what_it_may() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    assert_eq!(
-        status(
-            client
-                .get(format!("http://{addr}/api/v1/cameras"))
-                .header("cookie", &session)
-        )
-        .await,
-        401
-    );
+    assert_eq!(cameras_with(&session).await, 401);
     // Five wrong passwords lock the name out, the right one included, for a while.
     for _ in 0..5 {
         assert_eq!(login("wu.gang", "guess").await.unwrap().status(), 401);

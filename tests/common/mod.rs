@@ -458,3 +458,28 @@ pub fn receiver_process(
     );
     (receiver, format!("http://127.0.0.1:{port}/api/incidents"))
 }
+
+/// Adds an account to the users file `file` with the CLI, the password on standard input.
+pub fn add_user(file: &std::path::Path, name: &str, shown: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = dumpwatch_command()
+        .args([
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--display-name",
+            shown,
+            "--file",
+        ])
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "dumpwatch users add failed"
+    );
+}
