@@ -31,6 +31,9 @@ pub const COOKIE: &str = "dw_session";
 const MAX_SESSIONS: usize = 10_000;
 /// Failed logins of one name within [`FAILURE_WINDOW`] before it is refused for the rest of it.
 const MAX_FAILURES: u32 = 5;
+/// Most names whose failed logins are remembered at once (a flood of made-up names cannot grow
+/// the table without bound).
+const MAX_FAILING_NAMES: usize = 10_000;
 /// How long failed logins are remembered.
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -205,7 +208,7 @@ impl Auth {
     fn count_failure(&self, name: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        if failures.len() < MAX_SESSIONS || failures.contains_key(name) {
+        if failures.len() < MAX_FAILING_NAMES || failures.contains_key(name) {
             failures
                 .entry(name.to_owned())
                 .or_insert((0, Instant::now()))

@@ -288,7 +288,7 @@ pub struct ReviewBody {
     by: Option<String>,
     /// Why, from the list: `lighting`, `shadow`, `belongs_there`, `animal`, `other`.
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<ReviewReason>,
     /// Why, in the operator's words, up to 2000 bytes.
     #[serde(default)]
     note: Option<String>,
@@ -348,17 +348,6 @@ async fn review(
     if body.note.as_ref().is_some_and(|n| n.len() > 2000) {
         return problem(StatusCode::BAD_REQUEST, "note: longer than 2000 bytes");
     }
-    let reason = match body.reason.as_deref().map(|r| (r, ReviewReason::parse(r))) {
-        None => None,
-        Some((_, Some(reason))) => Some(reason),
-        Some((other, None)) => {
-            let names: Vec<&str> = ReviewReason::ALL.iter().map(|r| r.as_str()).collect();
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("reason: {other:?} is not one of {}", names.join(", ")),
-            );
-        }
-    };
     let by = match &caller {
         Caller::User { shown, .. } => Some(shown.clone()),
         Caller::ServiceToken => body.by,
@@ -373,7 +362,7 @@ async fn review(
         verdict,
         at: now,
         by,
-        reason,
+        reason: body.reason,
         note: body.note,
     };
     match store.call(move |st| st.review(id, &review)).await {
